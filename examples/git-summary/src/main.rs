@@ -1,0 +1,49 @@
+//! `git-summary [REPOSITORY]`: prints the branch, the last commits and the
+//! changed files of a git repository (default: the policy's working
+//! directory), running `git` through the wasmproc process capability.
+//!
+//! Exits 2 if the policy denies running `git`, 1 on any other failure.
+
+mod changes;
+mod git;
+mod report;
+
+use std::process::ExitCode;
+
+use changes::Changes;
+use git::{Failure, Git};
+use report::Report;
+
+fn main() -> ExitCode {
+    let repository = std::env::args().nth(1);
+    let git = Git::new(repository.clone());
+    match summarize(&git) {
+        Ok(report) => {
+            print!("{}", report.render(repository.as_deref()));
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Denied { command, why }) => {
+            eprintln!("git-summary: wasmproc denied `{command}`: {why}");
+            eprintln!("git-summary needs to run git: run with --allow git");
+            ExitCode::from(2)
+        }
+        Err(failure) => {
+            eprintln!("git-summary: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks git for everything the report shows.
+fn summarize(git: &Git) -> Result<Report, Failure> {
+    let branch = git.run(&["rev-parse", "--abbrev-ref", "HEAD"])?;
+    let commit_count = git.run(&["rev-list", "--count", "HEAD"])?;
+    let last_commits = git.run(&["log", "--oneline", "-n", "5"])?;
+    let status = git.run(&["status", "--porcelain"])?;
+    Ok(Report {
+        branch: branch.trim().to_owned(),
+        commit_count: commit_count.trim().parse().ok(),
+        last_commits: last_commits.lines().map(str::to_owned).collect(),
+        changes: Changes::from_porcelain(&status),
+    })
+}

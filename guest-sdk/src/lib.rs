@@ -1,0 +1,80 @@
+//! Run host programs from a WebAssembly guest, with an API shaped like
+//! [`std::process`].
+//!
+//! A wasmproc host grants its guests a `wasmproc:process` capability: every
+//! call is checked against the guest's policy, and a refusal comes back as
+//! [`Error::Denied`] naming the missing grant. This crate wraps that
+//! capability in the familiar [`Command`], [`Child`] and [`Output`] types.
+//!
+//! Build guests for the `wasm32-wasip2` target. The crate also compiles for
+//! native targets so that tools and docs work, but calling into the host
+//! there panics.
+//!
+//! # Run a program to completion
+//!
+//! ```no_run
+//! use wasmproc_guest::Command;
+//!
+//! let output = Command::new("git").args(["log", "--oneline", "-n", "5"]).output()?;
+//! if output.status.success() {
+//!     print!("{}", String::from_utf8_lossy(&output.stdout));
+//! }
+//! # Ok::<(), wasmproc_guest::Error>(())
+//! ```
+//!
+//! # Talk to a program while it runs
+//!
+//! ```no_run
+//! use std::io::{BufRead, Write};
+//! use wasmproc_guest::{Command, Stdio};
+//!
+//! let mut child = Command::new("/usr/bin/sort").stdin(Stdio::piped()).spawn()?;
+//! let mut stdin = child.stdin();
+//! stdin.write_all(b"pear\napple\nfig\n")?;
+//! stdin.close()?;
+//! for line in child.stdout().lines() {
+//!     println!("sorted: {}", line?);
+//! }
+//! let status = child.wait()?;
+//! println!("sort finished with {status}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+mod child;
+mod child_output;
+mod child_stdin;
+mod command;
+mod error;
+mod info;
+mod output;
+mod processes;
+mod signal;
+mod status;
+mod stdio;
+
+pub use child::Child;
+pub use child_output::{ChildStderr, ChildStdout};
+pub use child_stdin::ChildStdin;
+pub use command::Command;
+pub use error::Error;
+pub use info::{ProcessInfo, State, StreamStats};
+pub use output::Output;
+pub use processes::list;
+pub use signal::Signal;
+pub use status::ExitStatus;
+pub use stdio::{Buffering, Stdio};
+
+/// Bindings generated from the `wasmproc:process` WIT package.
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "guest",
+    });
+}
+
+/// The generated host interface.
+use bindings::wasmproc::process::process as host;
+/// The generated types of the host interface.
+use bindings::wasmproc::process::types as wit;

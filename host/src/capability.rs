@@ -1,0 +1,398 @@
+//! The process capability for one guest session: [`ProcessCtx`] holds the
+//! guest's policy, quotas and a handle on the shared [`ProcessManager`], and
+//! implements each operation. `host_impl.rs` adapts it to the WIT bindings.
+
+use crate::audit::{Audit, AuditEvent};
+use crate::buffer::{Buffering, Chunk};
+use crate::capture::{self, Captured};
+use crate::error::CallError;
+use crate::managed::{self, Buffers, Exit, ManagedProcess, MonitorIo, ProcessFacts, ProcessSnapshot};
+use crate::manager::ProcessManager;
+use crate::policy::{Approved, CommandRequest, Operation, Policy};
+use crate::quota::StartRate;
+use crate::spawner::{StdioKind, StdioPlan};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest chunk one `read` returns.
+const MAX_READ_BYTES: usize = 4 << 20;
+
+/// A command as a guest asked for it.
+#[derive(Debug, Clone, Default)]
+pub struct CommandSpec {
+    /// Program name or path.
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Variables to set.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Bytes for stdin.
+    pub stdin: Option<Vec<u8>>,
+    /// Timeout in ms.
+    pub timeout_ms: Option<u64>,
+}
+
+/// Stdio and buffering of a background process.
+#[derive(Debug, Clone, Copy)]
+pub struct StartSpec {
+    /// Stdin mode.
+    pub stdin: StdioMode,
+    /// Stdout mode.
+    pub stdout: StdioMode,
+    /// Stderr mode.
+    pub stderr: StdioMode,
+    /// Buffering of piped output.
+    pub buffering: Buffering,
+    /// Buffer size per piped stream.
+    pub buffer_bytes: Option<u64>,
+}
+
+impl Default for StartSpec {
+    fn default() -> Self {
+        Self {
+            stdin: StdioMode::Null,
+            stdout: StdioMode::Piped,
+            stderr: StdioMode::Piped,
+            buffering: Buffering::Lossless,
+            buffer_bytes: None,
+        }
+    }
+}
+
+/// Where a background process's stream goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdioMode {
+    /// `/dev/null`.
+    Null,
+    /// A pipe to the host.
+    Piped,
+    /// The host's own stream (if the policy allows it).
+    Inherit,
+}
+
+impl StdioMode {
+    fn kind(self) -> StdioKind {
+        match self {
+            Self::Null => StdioKind::Null,
+            Self::Piped => StdioKind::Piped,
+            Self::Inherit => StdioKind::Inherit,
+        }
+    }
+}
+
+/// What `run` returns.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// How the process ended.
+    pub exit: Exit,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+    /// Stdout bytes dropped past the capture cap.
+    pub stdout_dropped: u64,
+    /// Stderr bytes dropped past the capture cap.
+    pub stderr_dropped: u64,
+}
+
+/// One guest session's process capability.
+///
+/// Dropping it stops every process the session started.
+#[derive(Debug)]
+pub struct ProcessCtx {
+    guest: String,
+    session: String,
+    policy: Arc<Policy>,
+    manager: Arc<ProcessManager>,
+    audit: Audit,
+    start_rate: StartRate,
+}
+
+impl ProcessCtx {
+    /// A session for the guest called `guest` (a name for audit records;
+    /// ownership is by session, so two guests of one name stay apart).
+    pub fn new(guest: impl Into<String>, policy: Arc<Policy>, manager: Arc<ProcessManager>, audit: Audit) -> Self {
+        let limits = policy.limits();
+        let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
+        Self {
+            guest: guest.into(),
+            session: uuid::Uuid::new_v4().to_string(),
+            policy,
+            manager,
+            audit,
+            start_rate,
+        }
+    }
+
+    /// The guest's name.
+    pub fn guest(&self) -> &str {
+        &self.guest
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn event(&self, op: &str) -> AuditEvent {
+        AuditEvent::new(&self.guest, op)
+    }
+
+    /// Checks a command against the policy and quotas, auditing the decision.
+    fn admit(&mut self, op: Operation, cmd: &CommandSpec) -> Result<Approved, CallError> {
+        let decided = self.policy.check(
+            op,
+            CommandRequest {
+                program: &cmd.program,
+                args: &cmd.args,
+                env: &cmd.env,
+                cwd: cmd.cwd.as_deref(),
+            },
+        );
+        let decided = decided.and_then(|approved| {
+            let limits = self.policy.limits();
+            if self.manager.registry.live(&self.session) >= limits.max_live_processes as usize {
+                return Err(CallError::LimitReached(format!(
+                    "{} processes running (max_live_processes)",
+                    limits.max_live_processes
+                )));
+            }
+            if !self.start_rate.try_take() {
+                return Err(CallError::LimitReached(format!(
+                    "more than {} starts per second (starts_per_second, start_burst = {})",
+                    limits.starts_per_second, limits.start_burst
+                )));
+            }
+            Ok(approved)
+        });
+        let event = self.event(op.name()).program(&cmd.program, &cmd.args);
+        match &decided {
+            Ok(_) => self.audit.record(event.allowed()),
+            Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
+        }
+        decided
+    }
+
+    fn timeout(&self, requested: Option<u64>, default: Option<u64>) -> Result<Option<Duration>, CallError> {
+        let max = self.policy.limits().max_timeout_ms;
+        match requested.or(default) {
+            Some(ms) if ms > max => Err(CallError::Invalid(format!(
+                "timeout of {ms} ms is above the maximum of {max} ms (max_timeout_ms)"
+            ))),
+            Some(ms) => Ok(Some(Duration::from_millis(ms))),
+            None => Ok(None),
+        }
+    }
+
+    fn call_wait(&self, requested_ms: Option<u64>) -> Duration {
+        let max = self.policy.limits().max_call_wait_ms;
+        Duration::from_millis(requested_ms.unwrap_or(max).min(max))
+    }
+
+    /// `run`: executes a command to completion and captures its output.
+    pub fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
+        let timeout = self
+            .timeout(cmd.timeout_ms, Some(self.policy.limits().default_run_timeout_ms))?
+            .unwrap_or(Duration::MAX);
+        let approved = self.admit(Operation::Run, &cmd)?;
+        let plan = StdioPlan {
+            stdin: if cmd.stdin.is_some() { StdioKind::Piped } else { StdioKind::Null },
+            stdout: StdioKind::Piped,
+            stderr: StdioKind::Piped,
+        };
+        let child = self.manager.spawn(&approved, plan).inspect_err(|e| self.audit_failure("run", &cmd, e))?;
+        let pid = child.pid();
+        let cap = self.policy.limits().max_capture_bytes as usize;
+        let Captured {
+            status,
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
+            timed_out,
+        } = capture::run_to_end(child, cmd.stdin, cap, timeout).map_err(|e| CallError::io("run", e))?;
+        let exit = Exit::from_status(status);
+        let mut event = self.event("exit").program(&approved.program.to_string_lossy(), &cmd.args).exit(exit);
+        event.pid = Some(pid);
+        if timed_out {
+            self.audit.record(event.reason("timed out".into()));
+            return Err(CallError::TimedOut);
+        }
+        self.audit.record(event);
+        Ok(RunOutput {
+            exit,
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
+        })
+    }
+
+    fn audit_failure(&self, op: &str, cmd: &CommandSpec, err: &CallError) {
+        self.audit
+            .record(self.event(op).program(&cmd.program, &cmd.args).reason(err.to_string()));
+    }
+
+    /// `start`: starts a command in the background; returns its id.
+    pub fn start(&mut self, cmd: CommandSpec, spec: StartSpec) -> Result<String, CallError> {
+        let limits = self.policy.limits().clone();
+        let deadline = self.timeout(cmd.timeout_ms, None)?.map(|t| Instant::now() + t);
+        let inherits = [spec.stdin, spec.stdout, spec.stderr].contains(&StdioMode::Inherit);
+        if inherits && !self.policy.allows_inherit_stdio() {
+            let err = CallError::Denied("inheriting the host's stdio is not granted (stdio.allow_inherit)".into());
+            self.audit_failure("start", &cmd, &err);
+            return Err(err);
+        }
+        let capacity = spec.buffer_bytes.unwrap_or(limits.default_stream_buffer_bytes);
+        if capacity == 0 || capacity > limits.max_stream_buffer_bytes {
+            return Err(CallError::Invalid(format!(
+                "buffer of {capacity} bytes is outside 1..={} (max_stream_buffer_bytes)",
+                limits.max_stream_buffer_bytes
+            )));
+        }
+        let initial_stdin = cmd.stdin.clone().unwrap_or_default();
+        if initial_stdin.len() as u64 > limits.max_stream_buffer_bytes {
+            return Err(CallError::Invalid(format!(
+                "{} bytes of stdin are above max_stream_buffer_bytes = {}",
+                initial_stdin.len(),
+                limits.max_stream_buffer_bytes
+            )));
+        }
+        self.manager
+            .registry
+            .reserve(&self.session, limits.max_registry_entries as usize)?;
+        let approved = self.admit(Operation::Start, &cmd)?;
+        let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
+        let plan = StdioPlan {
+            stdin: if stdin_piped { StdioKind::Piped } else { spec.stdin.kind() },
+            stdout: spec.stdout.kind(),
+            stderr: spec.stderr.kind(),
+        };
+        let mut child = self
+            .manager
+            .spawn(&approved, plan)
+            .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
+        let std_child = child.std_child();
+        let io = MonitorIo {
+            stdout: std_child.stdout.take().map(Into::into),
+            stderr: std_child.stderr.take().map(Into::into),
+            stdin: std_child.stdin.take().map(Into::into),
+            deadline,
+        };
+        let buffers = Buffers {
+            stdout: io.stdout.as_ref().map(|_| managed::buffer(capacity as usize, spec.buffering)),
+            stderr: io.stderr.as_ref().map(|_| managed::buffer(capacity as usize, spec.buffering)),
+            stdin: io.stdin.as_ref().map(|_| {
+                let size = (capacity as usize).max(initial_stdin.len());
+                let b = managed::buffer(size, Buffering::Lossless);
+                b.push(&initial_stdin);
+                b
+            }),
+            close_stdin_when_drained: spec.stdin != StdioMode::Piped,
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let facts = ProcessFacts {
+            id: id.clone(),
+            owner: self.session.clone(),
+            pid: child.pid(),
+            program: approved.program.to_string_lossy().into_owned(),
+            args: approved.args.clone(),
+            started_at_ms: crate::audit::now_ms(),
+        };
+        let pid = facts.pid;
+        let process = ManagedProcess::launch(facts, child, io, buffers, self.audit.clone())
+            .map_err(|e| CallError::io("start monitor", e))?;
+        self.manager.registry.insert(process);
+        self.audit.record(
+            self.event("started")
+                .program(&approved.program.to_string_lossy(), &approved.args)
+                .process(&id, pid),
+        );
+        Ok(id)
+    }
+
+    fn find(&self, id: &str) -> Result<Arc<ManagedProcess>, CallError> {
+        self.manager
+            .registry
+            .get(&self.session, id)
+            .ok_or_else(|| CallError::NotFound(id.to_string()))
+    }
+
+    fn audited<T>(&self, op: &str, id: &str, result: Result<T, CallError>) -> Result<T, CallError> {
+        let mut event = self.event(op);
+        event.id = Some(id.to_string());
+        match &result {
+            Ok(_) => self.audit.record(event.allowed()),
+            Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
+        }
+        result
+    }
+
+    /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped.
+    pub fn kill(&mut self, id: &str) -> Result<(), CallError> {
+        let result = self.find(id).and_then(|p| {
+            p.stop(self.policy.limits().kill_grace())
+                .map(|_| ())
+                .map_err(|e| CallError::io("kill", e))
+        });
+        self.audited("kill", id, result)
+    }
+
+    /// `signal`: sends a signal to a running process's group.
+    pub fn signal(&mut self, id: &str, signal: i32) -> Result<(), CallError> {
+        let result = self
+            .find(id)
+            .and_then(|p| p.signal(signal).map_err(|e| CallError::io("signal", e)));
+        self.audited("signal", id, result)
+    }
+
+    /// `list`: this session's ids in start order.
+    pub fn list(&self) -> Vec<String> {
+        self.manager.registry.ids(&self.session)
+    }
+
+    /// `get`: a snapshot of one of this session's processes.
+    pub fn get(&self, id: &str) -> Result<ProcessSnapshot, CallError> {
+        self.find(id).map(|p| p.snapshot())
+    }
+
+    /// `wait`: waits for a process to end, at most the given time.
+    pub fn wait(&self, id: &str, timeout_ms: Option<u64>) -> Result<Option<Exit>, CallError> {
+        let p = self.find(id)?;
+        Ok(p.wait_timeout(self.call_wait(timeout_ms)))
+    }
+
+    /// `read`: reads a piped output stream at a cursor.
+    pub fn read(&self, id: &str, stdout: bool, cursor: u64, max: u32, timeout_ms: u64) -> Result<Chunk, CallError> {
+        let p = self.find(id)?;
+        let max = (max as usize).clamp(1, MAX_READ_BYTES);
+        p.read(stdout, cursor, max, self.call_wait(Some(timeout_ms)))
+            .map_err(CallError::Invalid)
+    }
+
+    /// `write`: queues bytes for a piped stdin; returns how many were taken.
+    pub fn write(&self, id: &str, data: &[u8], timeout_ms: u64) -> Result<u64, CallError> {
+        let p = self.find(id)?;
+        p.write(data, self.call_wait(Some(timeout_ms)))
+            .map(|n| n as u64)
+            .map_err(CallError::Invalid)
+    }
+
+    /// `close-stdin`: closes a piped stdin after the queued bytes.
+    pub fn close_stdin(&self, id: &str) -> Result<(), CallError> {
+        self.find(id)?.close_stdin().map_err(CallError::Invalid)
+    }
+
+    /// `remove`: forgets an ended process's record.
+    pub fn remove(&self, id: &str) -> Result<(), CallError> {
+        self.manager.registry.remove(&self.session, id)
+    }
+}
+
+impl Drop for ProcessCtx {
+    fn drop(&mut self) {
+        self.manager.stop_owner(&self.session, self.policy.limits().kill_grace());
+    }
+}

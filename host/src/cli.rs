@@ -1,0 +1,59 @@
+//! The `wasmproc` command line.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// wasmproc: run WebAssembly components that may start processes, under a
+/// policy.
+#[derive(Debug, Parser)]
+#[command(name = "wasmproc", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run a `wasi:cli/command` component with the process capability.
+    Run(RunArgs),
+}
+
+/// Arguments of `wasmproc run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The component to run (built for wasm32-wasip2).
+    #[arg(value_name = "COMPONENT.wasm")]
+    pub component: PathBuf,
+    /// Policy file (TOML). Flags below add grants on top of it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Grant a program with any arguments (a bare name is resolved on PATH now).
+    #[arg(long = "allow", value_name = "PROGRAM")]
+    pub allow: Vec<String>,
+    /// Let the guest set this environment variable (`NAME` or `PREFIX*`).
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub allow_env: Vec<String>,
+    /// Pass this host environment variable through to every child.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Grant a working-directory root (children may run there and below).
+    #[arg(long = "allow-dir", value_name = "PATH")]
+    pub allow_dir: Vec<String>,
+    /// Write audit events as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Stop the guest after this many milliseconds (overrides the policy).
+    #[arg(long, value_name = "MS")]
+    pub guest_time_ms: Option<u64>,
+    /// Cap the guest's linear memory, in bytes (overrides the policy).
+    #[arg(long, value_name = "BYTES")]
+    pub guest_memory_bytes: Option<u64>,
+    /// Do not register the process capability at all.
+    #[arg(long)]
+    pub no_process: bool,
+    /// Arguments passed to the guest (after `--`).
+    #[arg(last = true, value_name = "GUEST_ARGS")]
+    pub guest_args: Vec<String>,
+}

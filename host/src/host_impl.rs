@@ -1,0 +1,150 @@
+//! The WIT bindings of `wasmproc:process/process`, implemented by
+//! [`ProcessCtx`]: conversions between WIT types and the library's.
+
+use crate::bindings::types::{
+    self, Buffering as WitBuffering, Chunk as WitChunk, Command, Error, ExitStatus, Output, OutputStream, ProcessInfo,
+    Signal, StartOptions, State, StdioMode as WitStdio, StreamStats as WitStats,
+};
+use crate::bindings::ProcessHost;
+use crate::buffer::{Buffering, StreamStats};
+use crate::capability::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
+use crate::managed::{Exit, ProcState};
+
+impl types::Host for ProcessCtx {}
+
+fn command(cmd: Command) -> CommandSpec {
+    CommandSpec {
+        program: cmd.program,
+        args: cmd.args,
+        env: cmd.env,
+        cwd: cmd.cwd,
+        stdin: cmd.stdin,
+        timeout_ms: cmd.timeout_ms,
+    }
+}
+
+fn exit_status(exit: Exit) -> ExitStatus {
+    match exit {
+        Exit::Code(c) => ExitStatus::Exited(c),
+        Exit::Signal(s) => ExitStatus::Signaled(s),
+    }
+}
+
+fn stdio(mode: WitStdio) -> StdioMode {
+    match mode {
+        WitStdio::Null => StdioMode::Null,
+        WitStdio::Piped => StdioMode::Piped,
+        WitStdio::Inherit => StdioMode::Inherit,
+    }
+}
+
+fn stats(s: StreamStats) -> WitStats {
+    WitStats {
+        received: s.received,
+        dropped: s.dropped,
+    }
+}
+
+/// The OS signal number of a WIT signal.
+pub(crate) fn signal_number(sig: Signal) -> i32 {
+    match sig {
+        Signal::Terminate => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+        Signal::Interrupt => libc::SIGINT,
+        Signal::Hangup => libc::SIGHUP,
+        Signal::Quit => libc::SIGQUIT,
+        Signal::User1 => libc::SIGUSR1,
+        Signal::User2 => libc::SIGUSR2,
+    }
+}
+
+impl ProcessHost for ProcessCtx {
+    fn run(&mut self, cmd: Command) -> Result<Output, Error> {
+        let out = ProcessCtx::run(self, command(cmd))?;
+        Ok(Output {
+            status: exit_status(out.exit),
+            stdout: out.stdout,
+            stderr: out.stderr,
+            stdout_dropped: out.stdout_dropped,
+            stderr_dropped: out.stderr_dropped,
+        })
+    }
+
+    fn start(&mut self, cmd: Command, options: StartOptions) -> Result<String, Error> {
+        let spec = StartSpec {
+            stdin: stdio(options.stdin),
+            stdout: stdio(options.stdout),
+            stderr: stdio(options.stderr),
+            buffering: match options.buffering {
+                WitBuffering::Lossless => Buffering::Lossless,
+                WitBuffering::Ring => Buffering::Ring,
+            },
+            buffer_bytes: options.buffer_bytes,
+        };
+        Ok(ProcessCtx::start(self, command(cmd), spec)?)
+    }
+
+    fn kill(&mut self, id: String) -> Result<(), Error> {
+        Ok(ProcessCtx::kill(self, &id)?)
+    }
+
+    fn list(&mut self) -> Vec<String> {
+        ProcessCtx::list(self)
+    }
+
+    fn get(&mut self, id: String) -> Result<ProcessInfo, Error> {
+        let s = ProcessCtx::get(self, &id)?;
+        Ok(ProcessInfo {
+            id: s.facts.id,
+            pid: s.facts.pid,
+            program: s.facts.program,
+            args: s.facts.args,
+            started_at_ms: s.facts.started_at_ms,
+            state: match s.state {
+                ProcState::Running => State::Running,
+                ProcState::Exited => State::Exited,
+                ProcState::Killed => State::Killed,
+            },
+            exit: s.exit.map(exit_status),
+            stdout: stats(s.stdout),
+            stderr: stats(s.stderr),
+        })
+    }
+
+    fn wait(&mut self, id: String, timeout_ms: Option<u64>) -> Result<Option<ExitStatus>, Error> {
+        Ok(ProcessCtx::wait(self, &id, timeout_ms)?.map(exit_status))
+    }
+
+    fn send_signal(&mut self, id: String, sig: Signal) -> Result<(), Error> {
+        Ok(ProcessCtx::signal(self, &id, signal_number(sig))?)
+    }
+
+    fn read(
+        &mut self,
+        id: String,
+        stream: OutputStream,
+        cursor: u64,
+        max_bytes: u32,
+        timeout_ms: u64,
+    ) -> Result<WitChunk, Error> {
+        let chunk = ProcessCtx::read(self, &id, stream == OutputStream::Stdout, cursor, max_bytes, timeout_ms)?;
+        Ok(WitChunk {
+            data: chunk.data,
+            next: chunk.next,
+            ended: chunk.ended,
+            dropped: chunk.dropped,
+        })
+    }
+
+    fn write(&mut self, id: String, data: Vec<u8>, timeout_ms: u64) -> Result<u64, Error> {
+        Ok(ProcessCtx::write(self, &id, &data, timeout_ms)?)
+    }
+
+    fn close_stdin(&mut self, id: String) -> Result<(), Error> {
+        Ok(ProcessCtx::close_stdin(self, &id)?)
+    }
+
+    fn remove(&mut self, id: String) -> Result<(), Error> {
+        Ok(ProcessCtx::remove(self, &id)?)
+    }
+}

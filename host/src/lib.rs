@@ -1,0 +1,57 @@
+//! # wasmproc-host
+//!
+//! A WebAssembly component host that is the only code allowed to start
+//! operating-system processes, and grants guests a WIT-defined `process`
+//! capability (`wasmproc:process/process`): run, start, kill, list, get,
+//! wait, signal, and streaming stdin/stdout/stderr.
+//!
+//! Permission is by registration, in two layers:
+//! 1. a guest gets the capability only if the host calls [`add_to_linker`];
+//! 2. each call is checked against the guest's [`Policy`], deny-by-default,
+//!    and audited ([`Audit`]). Denials are WIT errors, never traps.
+//!
+//! A guest sees and touches only the processes it started ([`ProcessCtx`]
+//! is one guest session); all processes live in a shared
+//! [`ProcessManager`], which stops them when a session or the host ends.
+//!
+//! Embed it with your own `Linker` and world through [`add_to_linker`] and
+//! [`ProcessView`], or use [`Runtime`] to run `wasi:cli/command` components.
+
+mod audit;
+mod bindings;
+mod buffer;
+mod capability;
+mod capture;
+mod error;
+mod fdio;
+mod guest_limits;
+mod host_impl;
+mod limits;
+mod linker;
+mod managed;
+mod manager;
+mod os_child;
+pub mod policy;
+mod quota;
+mod registry;
+mod runtime;
+mod spawner;
+mod watchdog;
+
+pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
+pub use bindings::CAPABILITY_NAME;
+pub use buffer::{Buffering, Chunk, StreamStats};
+pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
+pub use error::{CallError, PolicyError};
+pub use limits::Limits;
+pub use linker::{HasProcess, ProcessView, add_to_linker};
+pub use managed::{Exit, ProcState, ProcessFacts, ProcessSnapshot};
+pub use manager::ProcessManager;
+pub use policy::{Policy, PolicyBuilder};
+pub use runtime::{GuestError, GuestOptions, GuestOutcome, GuestState, GuestStdio, Runtime, RuntimeConfig};
+
+/// The generated WIT types of the capability, for hosts that build their
+/// own worlds around it.
+pub mod wit {
+    pub use crate::bindings::types;
+}

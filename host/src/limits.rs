@@ -1,0 +1,123 @@
+//! Per-guest limits: every cost a guest can trigger has a cap.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Caps on what one guest may make the host do. Each field documents its
+/// default; a policy file's `[limits]` table overrides any of them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Processes running at once (background and `run`). Default 32.
+    pub max_live_processes: u32,
+    /// Sustained `run`/`start` calls per second (token bucket). Default 50.
+    pub starts_per_second: u32,
+    /// Burst of `run`/`start` calls above the sustained rate. Default 100.
+    pub start_burst: u32,
+    /// Bytes `run` captures per stream; the rest is read and dropped.
+    /// Default 4 MiB.
+    pub max_capture_bytes: u64,
+    /// Default buffer per piped background stream. Default 256 KiB.
+    pub default_stream_buffer_bytes: u64,
+    /// Largest buffer a guest may ask for per stream. Default 8 MiB.
+    pub max_stream_buffer_bytes: u64,
+    /// Arguments per command. Default 4096.
+    pub max_args: u32,
+    /// Total bytes of program and arguments. Default 1 MiB.
+    pub max_args_bytes: u64,
+    /// Environment variables a guest may set per command. Default 256.
+    pub max_env_vars: u32,
+    /// Total bytes of guest-set environment. Default 256 KiB.
+    pub max_env_bytes: u64,
+    /// Timeout of `run` when the guest gives none, in ms. Default 60 000.
+    pub default_run_timeout_ms: u64,
+    /// Largest timeout a guest may ask for, in ms. Default 86 400 000 (a day).
+    pub max_timeout_ms: u64,
+    /// Longest a single `wait`, `read` or `write` call blocks, in ms.
+    /// Default 60 000.
+    pub max_call_wait_ms: u64,
+    /// Process records a guest may hold (running and ended). Ended records
+    /// are evicted oldest first when a new one needs room. Default 256.
+    pub max_registry_entries: u32,
+    /// Time between SIGTERM and SIGKILL when stopping a process, in ms.
+    /// Default 2 000.
+    pub kill_grace_ms: u64,
+    /// Linear memory a guest may grow to, in bytes. Default 1 GiB.
+    pub guest_memory_bytes: u64,
+    /// Wall-clock time a guest may run, in ms; 0 means no limit. Enforced
+    /// by epoch interruption. Default 0.
+    pub guest_time_ms: u64,
+    /// Table elements per table. Default 100 000.
+    pub guest_table_elements: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_live_processes: 32,
+            starts_per_second: 50,
+            start_burst: 100,
+            max_capture_bytes: 4 << 20,
+            default_stream_buffer_bytes: 256 << 10,
+            max_stream_buffer_bytes: 8 << 20,
+            max_args: 4096,
+            max_args_bytes: 1 << 20,
+            max_env_vars: 256,
+            max_env_bytes: 256 << 10,
+            default_run_timeout_ms: 60_000,
+            max_timeout_ms: 86_400_000,
+            max_call_wait_ms: 60_000,
+            max_registry_entries: 256,
+            kill_grace_ms: 2_000,
+            guest_memory_bytes: 1 << 30,
+            guest_time_ms: 0,
+            guest_table_elements: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The grace period between SIGTERM and SIGKILL.
+    pub fn kill_grace(&self) -> Duration {
+        Duration::from_millis(self.kill_grace_ms)
+    }
+
+    /// Checks that the limits are usable together; the error names the
+    /// offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive: [(&str, u64); 10] = [
+            ("max_live_processes", self.max_live_processes.into()),
+            ("starts_per_second", self.starts_per_second.into()),
+            ("start_burst", self.start_burst.into()),
+            ("max_stream_buffer_bytes", self.max_stream_buffer_bytes),
+            ("default_stream_buffer_bytes", self.default_stream_buffer_bytes),
+            ("max_args_bytes", self.max_args_bytes),
+            ("default_run_timeout_ms", self.default_run_timeout_ms),
+            ("max_timeout_ms", self.max_timeout_ms),
+            ("max_registry_entries", self.max_registry_entries.into()),
+            ("guest_memory_bytes", self.guest_memory_bytes),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("`{name}` must be greater than 0"));
+        }
+        if self.default_run_timeout_ms > self.max_timeout_ms {
+            return Err(format!(
+                "`default_run_timeout_ms = {}` is above `max_timeout_ms = {}`",
+                self.default_run_timeout_ms, self.max_timeout_ms
+            ));
+        }
+        if self.default_stream_buffer_bytes > self.max_stream_buffer_bytes {
+            return Err(format!(
+                "`default_stream_buffer_bytes = {}` is above `max_stream_buffer_bytes = {}`",
+                self.default_stream_buffer_bytes, self.max_stream_buffer_bytes
+            ));
+        }
+        if self.max_registry_entries < self.max_live_processes {
+            return Err(format!(
+                "`max_registry_entries = {}` is below `max_live_processes = {}`",
+                self.max_registry_entries, self.max_live_processes
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,61 @@
+//! Registration: how a host hands the process capability to its guests.
+//!
+//! A guest gets the capability only if the host calls [`add_to_linker`] on
+//! the `Linker` it instantiates with; a component importing
+//! `wasmproc:process/process` then fails to instantiate elsewhere, naming the
+//! missing import.
+
+use crate::bindings::Guest;
+use crate::capability::ProcessCtx;
+use wasmtime::component::{HasData, Linker};
+
+/// Implemented by a store's data type to hand out its guest's
+/// [`ProcessCtx`], like `wasmtime_wasi::WasiView` does for WASI.
+pub trait ProcessView: Send {
+    /// The process capability of this store's guest.
+    fn process_ctx(&mut self) -> &mut ProcessCtx;
+}
+
+/// Marker type connecting the generated bindings to [`ProcessCtx`].
+#[derive(Debug)]
+pub struct HasProcess;
+
+impl HasData for HasProcess {
+    type Data<'a> = &'a mut ProcessCtx;
+}
+
+/// Registers the process capability (`wasmproc:process/process` and its
+/// types) on `linker`.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use wasmproc_host::{add_to_linker, Audit, Policy, ProcessCtx, ProcessManager, ProcessView};
+/// use wasmtime::component::Linker;
+/// use wasmtime::Engine;
+///
+/// struct MyState {
+///     process: ProcessCtx,
+/// }
+/// impl ProcessView for MyState {
+///     fn process_ctx(&mut self) -> &mut ProcessCtx {
+///         &mut self.process
+///     }
+/// }
+///
+/// let engine = Engine::default();
+/// let mut linker = Linker::<MyState>::new(&engine);
+/// add_to_linker(&mut linker)?;
+///
+/// let manager = ProcessManager::new(std::time::Duration::from_secs(2));
+/// let policy = Arc::new(Policy::builder().allow_program("sh").build()?);
+/// let state = MyState {
+///     process: ProcessCtx::new("my-plugin", policy, manager, Audit::new()),
+/// };
+/// # let _ = state;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn add_to_linker<T: ProcessView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    Guest::add_to_linker::<T, HasProcess>(linker, |state| state.process_ctx())
+}

@@ -1,0 +1,151 @@
+//! The `wasmproc` binary. Exit codes: the guest's own exit code; 125 when
+//! wasmproc itself fails (bad flag, policy, or component); 126 when the
+//! guest traps; 130/143 when interrupted by SIGINT/SIGTERM.
+
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, CliCommand, RunArgs};
+use std::path::Path;
+use std::sync::Arc;
+use wasmproc_host::{
+    Audit, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Policy, PolicyBuilder, Runtime, RuntimeConfig,
+};
+
+/// Exit code when wasmproc itself fails.
+const EXIT_HOST_ERROR: i32 = 125;
+/// Exit code when the guest traps.
+const EXIT_GUEST_TRAP: i32 = 126;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMPROC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        CliCommand::Run(args) => run(args),
+    };
+    std::process::exit(code);
+}
+
+fn fail(message: impl std::fmt::Display) -> i32 {
+    eprintln!("wasmproc: error: {message}");
+    EXIT_HOST_ERROR
+}
+
+fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
+    let mut builder = match &args.policy {
+        Some(path) => PolicyBuilder::from_file(path)?,
+        None => Policy::builder(),
+    };
+    for program in &args.allow {
+        builder = builder.allow_program(program);
+    }
+    for name in &args.allow_env {
+        builder = builder.allow_env(name);
+    }
+    for name in &args.pass_env {
+        builder = builder.pass_env(name);
+    }
+    for dir in &args.allow_dir {
+        builder = builder.allow_dir(dir);
+    }
+    let mut policy = builder.build()?;
+    if args.guest_time_ms.is_some() || args.guest_memory_bytes.is_some() {
+        let mut limits = policy.limits().clone();
+        limits.guest_time_ms = args.guest_time_ms.unwrap_or(limits.guest_time_ms);
+        limits.guest_memory_bytes = args.guest_memory_bytes.unwrap_or(limits.guest_memory_bytes);
+        policy = policy.with_limits(limits).map_err(|reason| wasmproc_host::PolicyError::Entry {
+            entry: "--guest-time-ms/--guest-memory-bytes".into(),
+            reason,
+        })?;
+    }
+    Ok(policy)
+}
+
+fn run(args: RunArgs) -> i32 {
+    let policy = match build_policy(&args) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    for warning in policy.warnings() {
+        eprintln!("wasmproc: warning: {warning}");
+    }
+    let mut audit = Audit::new();
+    if let Some(path) = &args.audit {
+        match JsonLinesSink::open(path) {
+            Ok(sink) => audit = audit.with_sink(Arc::new(sink)),
+            Err(e) => return fail(format!("cannot open audit file {}: {e}", path.display())),
+        }
+    }
+    let config = RuntimeConfig {
+        register_process: !args.no_process,
+        audit,
+        ..RuntimeConfig::default()
+    };
+    let runtime = match Runtime::new(config) {
+        Ok(r) => Arc::new(r),
+        Err(e) => return fail(format!("cannot start the runtime: {e:#}")),
+    };
+    if let Err(e) = shutdown_on_signals(Arc::clone(&runtime)) {
+        return fail(format!("cannot install signal handlers: {e}"));
+    }
+    let component = match runtime.load(&args.component) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let name = guest_name(&args.component);
+    let options = GuestOptions {
+        name,
+        args: args.guest_args.clone(),
+        policy: Arc::new(policy),
+        stdio: GuestStdio::Inherit,
+    };
+    let code = match runtime.run(&component, options) {
+        Ok(outcome) => outcome.exit_code,
+        Err(e @ (GuestError::TimeLimit(_) | GuestError::MemoryLimit { .. } | GuestError::Trap(_))) => {
+            eprintln!("wasmproc: error: {e}");
+            EXIT_GUEST_TRAP
+        }
+        Err(e) => fail(e),
+    };
+    runtime.shutdown();
+    code
+}
+
+fn guest_name(component: &Path) -> String {
+    component
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "guest".into())
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: stop every managed process, then exit with
+/// 128 + the signal number.
+fn shutdown_on_signals(runtime: Arc<Runtime>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("wasmproc-signals".into()).spawn(move || {
+        rt.block_on(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            let number = tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+                _ = hup.recv() => libc::SIGHUP,
+            };
+            runtime.shutdown();
+            std::process::exit(128 + number);
+        });
+    })?;
+    Ok(())
+}

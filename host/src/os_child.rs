@@ -1,0 +1,108 @@
+//! A started child at the OS level: its pidfd, signals to its process group,
+//! and reaping. Reaping consumes the handle, so a reaped PID can never be
+//! signalled: the type system holds promise 1 of THREATS.md.
+
+use crate::watchdog::Watchdog;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Child, ExitStatus};
+use std::sync::Arc;
+
+/// A running (or exited but not yet reaped) child that leads its own
+/// process group.
+#[derive(Debug)]
+pub(crate) struct OsChild {
+    child: Option<Child>,
+    pid: u32,
+    pidfd: Arc<OwnedFd>,
+    watchdog: Arc<Watchdog>,
+}
+
+impl OsChild {
+    /// Takes ownership of a freshly spawned child and tells the watchdog.
+    pub(crate) fn new(mut child: Child, watchdog: Arc<Watchdog>) -> io::Result<Self> {
+        let pid = child.id();
+        // Opened before anything can reap the child, so the pidfd refers to
+        // this process and no other.
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // SAFETY: killpg has no memory-safety preconditions.
+                unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        watchdog.track(pid);
+        Ok(Self {
+            child: Some(child),
+            pid,
+            pidfd: Arc::new(pidfd),
+            watchdog,
+        })
+    }
+
+    /// The OS process id, which is also the process-group id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A pidfd that becomes readable when the leader exits.
+    pub(crate) fn pidfd(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.pidfd)
+    }
+
+    /// The spawned `std` child, to take its pipes.
+    pub(crate) fn std_child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child is present until reaped")
+    }
+
+    /// Sends a signal to the whole process group. Safe against PID reuse:
+    /// the leader is not reaped while `self` exists, so the group id stays
+    /// reserved.
+    pub(crate) fn signal_group(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: killpg has no memory-safety preconditions.
+        let rc = unsafe { libc::killpg(self.pid as libc::pid_t, signal) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            // The group is empty: nothing left to signal.
+            Some(libc::ESRCH) => Ok(()),
+            _ => Err(err),
+        }
+    }
+
+    /// Kills whatever is left of the group, then reaps the leader. Call once
+    /// the leader has exited; called early, it kills the group first.
+    pub(crate) fn reap(mut self) -> io::Result<ExitStatus> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> io::Result<ExitStatus> {
+        let mut child = self.child.take().expect("reaped once");
+        let _ = self.signal_group(libc::SIGKILL);
+        self.watchdog.untrack(self.pid);
+        child.wait()
+    }
+}
+
+impl Drop for OsChild {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.finish();
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns; pidfds
+    // are always close-on-exec.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

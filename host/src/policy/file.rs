@@ -1,0 +1,171 @@
+//! The policy file format (TOML) and its strict parsing.
+//!
+//! ```toml
+//! [[program]]
+//! name = "git"                       # bare name: resolved on PATH at load
+//! args = [["log", "**"], ["status", "--porcelain"]]
+//! operations = ["run"]               # default: ["run", "start"]
+//!
+//! [env]
+//! allow = ["GIT_AUTHOR_*", "LANG"]   # names the guest may set
+//! pass = ["HOME"]                    # host variables passed through
+//!
+//! [dirs]
+//! roots = ["."]                      # relative to the policy file
+//! default = "."
+//!
+//! [stdio]
+//! allow_inherit = false
+//!
+//! [limits]
+//! max_live_processes = 8
+//! ```
+
+use super::args::ArgPattern;
+use super::dirs::DirGrant;
+use super::env::EnvGrant;
+use super::program::{Operation, ProgramGrant, resolve};
+use super::Policy;
+use crate::error::PolicyError;
+use crate::limits::Limits;
+use serde::Deserialize;
+use std::ffi::OsStr;
+use std::path::Path;
+
+/// The policy as written, before anything is resolved.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Program grants (`[[program]]` tables).
+    #[serde(default, rename = "program")]
+    pub programs: Vec<ProgramSpec>,
+    /// Environment grants.
+    #[serde(default)]
+    pub env: EnvSpec,
+    /// Working-directory grants.
+    #[serde(default)]
+    pub dirs: DirsSpec,
+    /// Stdio grants.
+    #[serde(default)]
+    pub stdio: StdioSpec,
+    /// Limits; missing fields keep their defaults.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// One `[[program]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// A bare name (looked up on PATH at load) or an absolute path.
+    pub name: String,
+    /// Allowed argument lists; absent allows any.
+    pub args: Option<Vec<Vec<String>>>,
+    /// Allowed operations; absent allows `run` and `start`.
+    pub operations: Option<Vec<Operation>>,
+}
+
+/// The `[env]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSpec {
+    /// Variables the guest may set; a trailing `*` makes a prefix.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Host variables passed through to every child.
+    #[serde(default)]
+    pub pass: Vec<String>,
+}
+
+/// The `[dirs]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirsSpec {
+    /// Directories (and everything under them) children may run in.
+    #[serde(default)]
+    pub roots: Vec<String>,
+    /// Directory used when the guest gives none; defaults to the first root.
+    pub default: Option<String>,
+}
+
+/// The `[stdio]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioSpec {
+    /// Whether background processes may inherit the host's stdio.
+    #[serde(default)]
+    pub allow_inherit: bool,
+}
+
+impl PolicySpec {
+    /// Parses TOML strictly: unknown keys and wrong types are errors that
+    /// quote the offending line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn add_program(&mut self, name: &str, args: Option<Vec<Vec<String>>>) {
+        self.programs.push(ProgramSpec {
+            name: name.to_string(),
+            args,
+            operations: None,
+        });
+    }
+
+    /// Resolves programs against `search_path`, directories against `base`,
+    /// pass-through variables through `host_env`.
+    pub(crate) fn resolve(
+        self,
+        search_path: Option<&OsStr>,
+        base: &Path,
+        host_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Policy, PolicyError> {
+        self.limits
+            .validate()
+            .map_err(|reason| PolicyError::entry("[limits]", reason))?;
+        let mut programs: Vec<ProgramGrant> = Vec::new();
+        for spec in self.programs {
+            let quoted = format!("program `{}`", spec.name);
+            let path = resolve(&spec.name, search_path)?;
+            if let Some(other) = programs.iter().find(|g| g.name == spec.name || g.path == path) {
+                return Err(PolicyError::entry(
+                    quoted,
+                    format!(
+                        "grants {} again (already granted as `{}`); merge the two entries",
+                        path.display(),
+                        other.name
+                    ),
+                ));
+            }
+            let args = match spec.args {
+                None => None,
+                Some(lists) => Some(
+                    lists
+                        .iter()
+                        .map(|l| ArgPattern::parse(&spec.name, l))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            };
+            let operations = spec.operations.unwrap_or_else(|| vec![Operation::Run, Operation::Start]);
+            if operations.is_empty() {
+                return Err(PolicyError::entry(quoted, "`operations` is empty, so the entry grants nothing"));
+            }
+            programs.push(ProgramGrant {
+                name: spec.name,
+                path,
+                args,
+                operations,
+            });
+        }
+        let (env, warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, host_env)?;
+        let dirs = DirGrant::new(&self.dirs.roots, self.dirs.default.as_deref(), base)?;
+        Ok(Policy {
+            programs,
+            env,
+            dirs,
+            allow_inherit_stdio: self.stdio.allow_inherit,
+            limits: self.limits,
+            warnings,
+        })
+    }
+}

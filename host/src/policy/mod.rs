@@ -1,0 +1,280 @@
+//! Who may run what: the policy a guest's calls are checked against.
+//!
+//! A policy is deny-by-default. It grants programs (resolved to canonical
+//! absolute paths when it loads), argument patterns, environment variables,
+//! working-directory roots and limits. [`Policy::check`] turns a guest's
+//! request into an [`Approved`] command or a [`CallError`] naming what was
+//! missing.
+
+mod args;
+mod dirs;
+mod env;
+mod file;
+mod program;
+
+pub use args::ArgPattern;
+pub use env::is_hook;
+pub use file::PolicySpec;
+pub use program::{Operation, ProgramGrant};
+
+use crate::error::{CallError, PolicyError};
+use crate::limits::Limits;
+use dirs::DirGrant;
+use env::EnvGrant;
+use std::path::{Path, PathBuf};
+
+/// A loaded, resolved policy. Build one with [`Policy::builder`],
+/// [`Policy::from_file`], or use [`Policy::deny_all`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    programs: Vec<ProgramGrant>,
+    env: EnvGrant,
+    dirs: DirGrant,
+    allow_inherit_stdio: bool,
+    limits: Limits,
+    warnings: Vec<String>,
+}
+
+/// A guest's request, before the policy has looked at it.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandRequest<'a> {
+    /// Program name or path as the guest gave it.
+    pub program: &'a str,
+    /// Arguments.
+    pub args: &'a [String],
+    /// Variables the guest wants set.
+    pub env: &'a [(String, String)],
+    /// Working directory the guest asked for.
+    pub cwd: Option<&'a str>,
+}
+
+/// A request the policy allowed, with everything resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    /// The canonical absolute path to execute.
+    pub program: PathBuf,
+    /// `argv[0]`: the name the grant was written with.
+    pub arg0: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// The complete child environment.
+    pub env: Vec<(String, String)>,
+    /// The checked working directory (`None`: the host's own).
+    pub cwd: Option<PathBuf>,
+}
+
+impl Policy {
+    /// A policy that grants nothing: every `run` and `start` is denied.
+    pub fn deny_all() -> Self {
+        Self {
+            programs: Vec::new(),
+            env: EnvGrant::default(),
+            dirs: DirGrant::default(),
+            allow_inherit_stdio: false,
+            limits: Limits::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Starts building a policy in code; see [`PolicyBuilder`].
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// Loads a policy file (TOML); relative directories in it are taken
+    /// relative to the file's directory.
+    pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
+        PolicyBuilder::from_file(path)?.build()
+    }
+
+    /// The limits this policy sets.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The same grants with other limits; the error names an invalid field.
+    pub fn with_limits(mut self, limits: Limits) -> Result<Self, String> {
+        limits.validate()?;
+        self.limits = limits;
+        Ok(self)
+    }
+
+    /// Warnings raised while loading (grants of loader/shell hooks).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The program grants, in policy order.
+    pub fn programs(&self) -> &[ProgramGrant] {
+        &self.programs
+    }
+
+    /// Whether background processes may inherit the host's stdio.
+    pub fn allows_inherit_stdio(&self) -> bool {
+        self.allow_inherit_stdio
+    }
+
+    /// Checks a request: first its shape and sizes (`invalid`), then the
+    /// grants (`denied`). On success everything the spawn needs is resolved.
+    pub fn check(&self, op: Operation, req: CommandRequest<'_>) -> Result<Approved, CallError> {
+        self.check_shape(req)?;
+        let grant = self
+            .programs
+            .iter()
+            .find(|g| g.is_named_by(req.program))
+            .ok_or_else(|| CallError::Denied(format!("program `{}` is not granted", req.program)))?;
+        if !grant.operations.contains(&op) {
+            return Err(CallError::Denied(format!(
+                "program `{}` is not granted for `{}`",
+                grant.name,
+                op.name()
+            )));
+        }
+        grant.check_args(req.args)?;
+        let env = self.env.child_env(req.env)?;
+        let cwd = self.dirs.resolve(req.cwd)?;
+        Ok(Approved {
+            program: grant.path.clone(),
+            arg0: grant.name.clone(),
+            args: req.args.to_vec(),
+            env,
+            cwd,
+        })
+    }
+
+    fn check_shape(&self, req: CommandRequest<'_>) -> Result<(), CallError> {
+        let l = &self.limits;
+        if req.program.is_empty() {
+            return Err(CallError::Invalid("the program name is empty".into()));
+        }
+        if req.args.len() as u64 > u64::from(l.max_args) {
+            return Err(CallError::Invalid(format!(
+                "{} arguments exceed the limit of {}",
+                req.args.len(),
+                l.max_args
+            )));
+        }
+        let arg_bytes = req.program.len() + req.args.iter().map(|a| a.len() + 1).sum::<usize>();
+        if arg_bytes as u64 > l.max_args_bytes {
+            return Err(CallError::Invalid(format!(
+                "program and arguments take {arg_bytes} bytes, above the limit of {}",
+                l.max_args_bytes
+            )));
+        }
+        if req.program.contains('\0') || req.args.iter().any(|a| a.contains('\0')) {
+            return Err(CallError::Invalid("the program or an argument contains a NUL byte".into()));
+        }
+        if req.env.len() as u64 > u64::from(l.max_env_vars) {
+            return Err(CallError::Invalid(format!(
+                "{} environment variables exceed the limit of {}",
+                req.env.len(),
+                l.max_env_vars
+            )));
+        }
+        let env_bytes: usize = req.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        if env_bytes as u64 > l.max_env_bytes {
+            return Err(CallError::Invalid(format!(
+                "the environment takes {env_bytes} bytes, above the limit of {}",
+                l.max_env_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Policy`] from a file, from code, or both: grants added in code
+/// (as the CLI's `--allow` flags do) extend the file's.
+///
+/// ```
+/// use wasmproc_host::Policy;
+/// let policy = Policy::builder()
+///     .allow_program("sh")
+///     .allow_program_args("git", &[&["log", "**"], &["status"]])
+///     .allow_env("LANG")
+///     .build()
+///     .expect("sh is on PATH");
+/// assert!(!policy.programs().is_empty());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PolicyBuilder {
+    spec: PolicySpec,
+    base: Option<PathBuf>,
+}
+
+impl PolicyBuilder {
+    /// Starts from a policy file.
+    pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let spec = PolicySpec::parse(&text).map_err(|message| PolicyError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().map(Path::to_path_buf);
+        Ok(Self { spec, base })
+    }
+
+    /// Starts from a parsed specification.
+    pub fn from_spec(spec: PolicySpec) -> Self {
+        Self { spec, base: None }
+    }
+
+    /// Grants a program with any arguments, for `run` and `start`.
+    pub fn allow_program(mut self, name: &str) -> Self {
+        self.spec.add_program(name, None);
+        self
+    }
+
+    /// Grants a program with the given argument patterns.
+    pub fn allow_program_args(mut self, name: &str, patterns: &[&[&str]]) -> Self {
+        let patterns = patterns
+            .iter()
+            .map(|p| p.iter().map(|s| s.to_string()).collect())
+            .collect();
+        self.spec.add_program(name, Some(patterns));
+        self
+    }
+
+    /// Lets the guest set a variable (`NAME`, or a prefix such as `GIT_*`).
+    pub fn allow_env(mut self, name: &str) -> Self {
+        self.spec.env.allow.push(name.to_string());
+        self
+    }
+
+    /// Passes a host variable through to every child.
+    pub fn pass_env(mut self, name: &str) -> Self {
+        self.spec.env.pass.push(name.to_string());
+        self
+    }
+
+    /// Grants a working-directory root.
+    pub fn allow_dir(mut self, dir: &str) -> Self {
+        self.spec.dirs.roots.push(dir.to_string());
+        self
+    }
+
+    /// Replaces the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.spec.limits = limits;
+        self
+    }
+
+    /// Lets background processes inherit the host's stdio.
+    pub fn allow_inherit_stdio(mut self, allow: bool) -> Self {
+        self.spec.stdio.allow_inherit = allow;
+        self
+    }
+
+    /// Resolves every grant: programs on the host's `PATH`, directories
+    /// relative to the policy file (or the current directory).
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        let search_path = std::env::var_os("PATH");
+        let base = match self.base {
+            Some(b) if !b.as_os_str().is_empty() => b,
+            _ => std::env::current_dir().map_err(|e| PolicyError::entry("current directory", e.to_string()))?,
+        };
+        self.spec.resolve(search_path.as_deref(), &base, |name| std::env::var(name).ok())
+    }
+}

@@ -1,0 +1,98 @@
+//! Which processes exist, and who owns each. A guest sees only the records
+//! of its own session; ended records are evicted oldest first when a new one
+//! needs room.
+
+use crate::error::CallError;
+use crate::managed::ManagedProcess;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Managed processes by owner, in start order.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    by_owner: Mutex<HashMap<String, Vec<Arc<ManagedProcess>>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<ManagedProcess>>>> {
+        self.by_owner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes room for one more record of `owner`, evicting the oldest ended
+    /// record if the owner holds `max` already.
+    pub(crate) fn reserve(&self, owner: &str, max: usize) -> Result<(), CallError> {
+        let mut map = self.lock();
+        let Some(list) = map.get_mut(owner) else { return Ok(()) };
+        while list.len() >= max {
+            let Some(oldest_ended) = list.iter().position(|p| p.has_ended()) else {
+                return Err(CallError::LimitReached(format!(
+                    "{} process records held, all running (max_registry_entries = {max})",
+                    list.len()
+                )));
+            };
+            list.remove(oldest_ended).discard();
+        }
+        Ok(())
+    }
+
+    /// Adds a record.
+    pub(crate) fn insert(&self, process: Arc<ManagedProcess>) {
+        let owner = process.facts().owner.clone();
+        self.lock().entry(owner).or_default().push(process);
+    }
+
+    /// The record `id` if `owner` owns it.
+    pub(crate) fn get(&self, owner: &str, id: &str) -> Option<Arc<ManagedProcess>> {
+        self.lock()
+            .get(owner)?
+            .iter()
+            .find(|p| p.facts().id == id)
+            .cloned()
+    }
+
+    /// The ids `owner` holds, in start order.
+    pub(crate) fn ids(&self, owner: &str) -> Vec<String> {
+        self.lock()
+            .get(owner)
+            .map(|l| l.iter().map(|p| p.facts().id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many of `owner`'s processes are still running.
+    pub(crate) fn live(&self, owner: &str) -> usize {
+        self.lock()
+            .get(owner)
+            .map(|l| l.iter().filter(|p| !p.has_ended()).count())
+            .unwrap_or(0)
+    }
+
+    /// Removes an ended record.
+    pub(crate) fn remove(&self, owner: &str, id: &str) -> Result<(), CallError> {
+        let mut map = self.lock();
+        let list = map.get_mut(owner).ok_or_else(|| CallError::NotFound(id.to_string()))?;
+        let at = list
+            .iter()
+            .position(|p| p.facts().id == id)
+            .ok_or_else(|| CallError::NotFound(id.to_string()))?;
+        if !list[at].has_ended() {
+            return Err(CallError::Invalid(format!("process `{id}` is still running")));
+        }
+        list.remove(at).discard();
+        Ok(())
+    }
+
+    /// Takes every record of `owner` out of the registry.
+    pub(crate) fn take_owner(&self, owner: &str) -> Vec<Arc<ManagedProcess>> {
+        self.lock().remove(owner).unwrap_or_default()
+    }
+
+    /// Takes every record out of the registry.
+    pub(crate) fn take_all(&self) -> Vec<Arc<ManagedProcess>> {
+        self.lock().drain().flat_map(|(_, l)| l).collect()
+    }
+
+    /// A copy of every record, for the embedding host.
+    pub(crate) fn all(&self) -> Vec<Arc<ManagedProcess>> {
+        self.lock().values().flatten().cloned().collect()
+    }
+}

@@ -1,0 +1,345 @@
+//! The high-level runtime: load a `wasi:cli/command` component, link WASI
+//! p2 and (if registered) the process capability, run it under limits, and
+//! shut everything down.
+
+use crate::audit::Audit;
+use crate::bindings::CAPABILITY_NAME;
+use crate::capability::ProcessCtx;
+use crate::guest_limits::GuestLimiter;
+use crate::linker::{ProcessView, add_to_linker};
+use crate::manager::ProcessManager;
+use crate::policy::Policy;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+/// How often the engine's epoch advances; the unit of guest time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Most bytes of guest stdout/stderr kept when capturing.
+const CAPTURE_LIMIT: usize = 16 << 20;
+
+/// Why a guest could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a WebAssembly component.
+    #[error("{path} is not a WebAssembly component: {reason}")]
+    NotComponent {
+        /// The file.
+        path: String,
+        /// What it is instead, or why it failed to compile.
+        reason: String,
+    },
+    /// The guest imports the process capability but the host did not
+    /// register it.
+    #[error("the guest imports `{0}`, a capability this host did not register")]
+    CapabilityNotRegistered(String),
+    /// Instantiation failed for another reason (e.g. an unknown import).
+    #[error("cannot instantiate the guest: {0}")]
+    Instantiate(String),
+    /// The guest ran past its time limit.
+    #[error("the guest ran past its time limit of {0} ms (guest_time_ms) and was stopped")]
+    TimeLimit(u64),
+    /// The guest trapped after reaching its memory limit.
+    #[error("the guest trapped after reaching its memory limit of {limit} bytes (guest_memory_bytes): {trap}")]
+    MemoryLimit {
+        /// The limit.
+        limit: u64,
+        /// The trap.
+        trap: String,
+    },
+    /// The guest trapped.
+    #[error("the guest trapped: {0}")]
+    Trap(String),
+}
+
+/// The store data of a guest run by [`Runtime`].
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    process: Option<ProcessCtx>,
+    limiter: GuestLimiter,
+}
+
+impl std::fmt::Debug for GuestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestState").field("process", &self.process).finish_non_exhaustive()
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ProcessView for GuestState {
+    fn process_ctx(&mut self) -> &mut ProcessCtx {
+        self.process
+            .as_mut()
+            .expect("the capability is linked only when a ProcessCtx is present")
+    }
+}
+
+/// How a guest's own stdout and stderr are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuestStdio {
+    /// The host's stdio (stdin too).
+    #[default]
+    Inherit,
+    /// Captured into [`GuestOutcome`] (stdin empty).
+    Capture,
+}
+
+/// What to run and under which policy.
+#[derive(Debug, Clone)]
+pub struct GuestOptions {
+    /// Name for audit records and `argv[0]`.
+    pub name: String,
+    /// Arguments after `argv[0]`.
+    pub args: Vec<String>,
+    /// The policy of this guest.
+    pub policy: Arc<Policy>,
+    /// Guest stdio handling.
+    pub stdio: GuestStdio,
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, Default)]
+pub struct GuestOutcome {
+    /// The guest's exit code (0 for a normal return, 1 for an error return).
+    pub exit_code: i32,
+    /// Captured stdout ([`GuestStdio::Capture`] only).
+    pub stdout: Vec<u8>,
+    /// Captured stderr ([`GuestStdio::Capture`] only).
+    pub stderr: Vec<u8>,
+}
+
+/// Options of [`Runtime::new`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Whether guests get the process capability. Default `true`.
+    pub register_process: bool,
+    /// Where audit events go. Default: `tracing` only.
+    pub audit: Audit,
+    /// Wasm stack size of every guest, in bytes. Default 1 MiB.
+    pub max_wasm_stack: usize,
+    /// Grace between SIGTERM and SIGKILL at shutdown. Default 2 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            register_process: true,
+            audit: Audit::new(),
+            max_wasm_stack: 1 << 20,
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Loads and runs command components with the process capability.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use wasmproc_host::{GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig};
+///
+/// let runtime = Runtime::new(RuntimeConfig::default())?;
+/// let component = runtime.load("plugin.wasm".as_ref())?;
+/// let policy = Arc::new(Policy::builder().allow_program("git").build()?);
+/// let outcome = runtime.run(&component, GuestOptions {
+///     name: "plugin".into(),
+///     args: vec![],
+///     policy,
+///     stdio: GuestStdio::Inherit,
+/// })?;
+/// std::process::exit(outcome.exit_code);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    manager: Arc<ProcessManager>,
+    config: RuntimeConfig,
+    ticking: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Creates the engine, the linker (WASI p2, and the capability if
+    /// `config.register_process`), the process manager and the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> wasmtime::Result<Self> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true).max_wasm_stack(config.max_wasm_stack);
+        let engine = Engine::new(&wasm)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        if config.register_process {
+            add_to_linker(&mut linker)?;
+        }
+        let ticking = Arc::new(AtomicBool::new(true));
+        let (ticker_engine, flag) = (engine.clone(), Arc::clone(&ticking));
+        std::thread::Builder::new().name("wasmproc-epoch".into()).spawn(move || {
+            while flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                ticker_engine.increment_epoch();
+            }
+        })?;
+        Ok(Self {
+            engine,
+            linker,
+            manager: ProcessManager::new(config.shutdown_grace),
+            config,
+            ticking,
+        })
+    }
+
+    /// The engine guests are compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The shared process manager (every guest's processes).
+    pub fn manager(&self) -> &Arc<ProcessManager> {
+        &self.manager
+    }
+
+    /// Compiles a component file, with a clear error for a missing file, a
+    /// core module or anything else that is not a component.
+    pub fn load(&self, path: &Path) -> Result<Component, GuestError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| GuestError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let not_component = |reason: &str| GuestError::NotComponent {
+            path: shown.clone(),
+            reason: reason.to_string(),
+        };
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+                return Err(not_component(
+                    "it is a core wasm module; build the guest for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
+                ));
+            }
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(not_component("it does not start with the wasm magic bytes")),
+        }
+        Component::new(&self.engine, &bytes).map_err(|e| not_component(&format!("{e:#}")))
+    }
+
+    /// Runs a command component to its end and stops whatever processes it
+    /// left running.
+    pub fn run(&self, component: &Component, options: GuestOptions) -> Result<GuestOutcome, GuestError> {
+        let ty = component.component_type();
+        let imports_capability = ty.imports(&self.engine).any(|(name, _)| name == CAPABILITY_NAME);
+        if imports_capability && !self.config.register_process {
+            return Err(GuestError::CapabilityNotRegistered(CAPABILITY_NAME.to_string()));
+        }
+        let limits = options.policy.limits().clone();
+        let mut wasi = WasiCtx::builder();
+        let mut argv = vec![options.name.clone()];
+        argv.extend(options.args.iter().cloned());
+        wasi.args(&argv);
+        let (stdout, stderr) = match options.stdio {
+            GuestStdio::Inherit => {
+                wasi.inherit_stdio();
+                (None, None)
+            }
+            GuestStdio::Capture => {
+                let (out, err) = (MemoryOutputPipe::new(CAPTURE_LIMIT), MemoryOutputPipe::new(CAPTURE_LIMIT));
+                wasi.stdout(out.clone()).stderr(err.clone());
+                (Some(out), Some(err))
+            }
+        };
+        let process = self.config.register_process.then(|| {
+            ProcessCtx::new(
+                options.name.clone(),
+                Arc::clone(&options.policy),
+                Arc::clone(&self.manager),
+                self.config.audit.clone(),
+            )
+        });
+        let state = GuestState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            process,
+            limiter: GuestLimiter::new(&limits),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if limits.guest_time_ms > 0 {
+            let ticks = limits.guest_time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
+            store.set_epoch_deadline(ticks);
+            store.epoch_deadline_trap();
+        } else {
+            store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(u64::MAX / 2)));
+            store.set_epoch_deadline(u64::MAX / 2);
+        }
+        let command = Command::instantiate(&mut store, component, &self.linker).map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
+        let result = command.wasi_cli_run().call_run(&mut store);
+        let exit_code = match result {
+            Ok(Ok(())) => 0,
+            Ok(Err(())) => 1,
+            Err(e) => match e.downcast_ref::<I32Exit>() {
+                Some(exit) => exit.0,
+                None => return Err(classify_trap(e, &store, &limits)),
+            },
+        };
+        // Dropping the store drops the ProcessCtx, which stops the guest's
+        // processes.
+        drop(store);
+        Ok(GuestOutcome {
+            exit_code,
+            stdout: stdout.map(|p| p.contents().to_vec()).unwrap_or_default(),
+            stderr: stderr.map(|p| p.contents().to_vec()).unwrap_or_default(),
+        })
+    }
+
+    /// Stops every managed process of every guest.
+    pub fn shutdown(&self) {
+        self.manager.shutdown();
+    }
+}
+
+fn classify_trap(e: wasmtime::Error, store: &Store<GuestState>, limits: &crate::Limits) -> GuestError {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return GuestError::TimeLimit(limits.guest_time_ms);
+    }
+    if store.data().limiter.hit_memory_limit() {
+        return GuestError::MemoryLimit {
+            limit: limits.guest_memory_bytes,
+            trap: format!("{e:#}"),
+        };
+    }
+    GuestError::Trap(format!("{e:#}"))
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticking.store(false, Ordering::Relaxed);
+        self.manager.shutdown();
+    }
+}
