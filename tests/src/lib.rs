@@ -1,2 +1,6 @@
 /// Paths of the test guest components, built by build.rs.
 pub mod guests;
+/// Shared helpers: runtimes, policies, running guests, inspecting processes.
+pub mod harness;
+/// Observing the OS: processes by marker, zombies, fds, memory.
+pub mod os;

@@ -24,7 +24,12 @@ fn main() -> ExitCode {
         }
         Err(Failure::Denied { command, why }) => {
             eprintln!("git-summary: wasmproc denied `{command}`: {why}");
-            eprintln!("git-summary needs to run git: run with --allow git");
+            match &repository {
+                Some(dir) => eprintln!(
+                    "git-summary needs git in {dir}: run with --allow git --allow-dir {dir}"
+                ),
+                None => eprintln!("git-summary needs git: run with --allow git"),
+            }
             ExitCode::from(2)
         }
         Err(failure) => {

@@ -19,6 +19,7 @@ impl Report {
         let place = repository.unwrap_or("(working directory)");
         let _ = writeln!(text, "Repository  {place}");
         let _ = match self.commit_count {
+            Some(1) => writeln!(text, "Branch      {} (1 commit)", self.branch),
             Some(count) => writeln!(text, "Branch      {} ({count} commits)", self.branch),
             None => writeln!(text, "Branch      {}", self.branch),
         };

@@ -199,6 +199,7 @@ impl Policy {
 pub struct PolicyBuilder {
     spec: PolicySpec,
     base: Option<PathBuf>,
+    search_path: Option<std::ffi::OsString>,
 }
 
 impl PolicyBuilder {
@@ -213,12 +214,26 @@ impl PolicyBuilder {
             message,
         })?;
         let base = path.parent().map(Path::to_path_buf);
-        Ok(Self { spec, base })
+        Ok(Self {
+            spec,
+            base,
+            search_path: None,
+        })
     }
 
     /// Starts from a parsed specification.
     pub fn from_spec(spec: PolicySpec) -> Self {
-        Self { spec, base: None }
+        Self {
+            spec,
+            ..Self::default()
+        }
+    }
+
+    /// Resolves bare program names on this search path instead of the
+    /// host's `PATH`.
+    pub fn search_path(mut self, path: impl Into<std::ffi::OsString>) -> Self {
+        self.search_path = Some(path.into());
+        self
     }
 
     /// Grants a program with any arguments, for `run` and `start`.
@@ -270,7 +285,7 @@ impl PolicyBuilder {
     /// Resolves every grant: programs on the host's `PATH`, directories
     /// relative to the policy file (or the current directory).
     pub fn build(self) -> Result<Policy, PolicyError> {
-        let search_path = std::env::var_os("PATH");
+        let search_path = self.search_path.or_else(|| std::env::var_os("PATH"));
         let base = match self.base {
             Some(b) if !b.as_os_str().is_empty() => b,
             _ => std::env::current_dir().map_err(|e| PolicyError::entry("current directory", e.to_string()))?,

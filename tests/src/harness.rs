@@ -1,0 +1,131 @@
+//! Runtimes, policies and guest runs shared by the end-to-end tests.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use wasmproc_host::{
+    Audit, GuestOptions, GuestOutcome, GuestStdio, Limits, Policy, ProcessCtx, ProcessManager, Runtime,
+    RuntimeConfig,
+};
+use wasmtime::component::Component;
+
+/// The environment variable tests tag their children with, so they can be
+/// found (and their absence proven) by scanning `/proc`.
+pub const MARKER_VAR: &str = "WASMPROC_TEST_MARKER";
+
+/// A runtime shared by the tests of one binary.
+pub fn shared_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime"))
+}
+
+/// A fresh runtime of its own (for tests that shut a runtime down).
+pub fn own_runtime(config: RuntimeConfig) -> Runtime {
+    Runtime::new(config).expect("runtime")
+}
+
+/// Loads a guest, compiling each file once per test binary and reusing the
+/// compiled artifact on any runtime (all runtimes share one configuration).
+pub fn component(runtime: &Runtime, path: &str) -> Component {
+    static COMPILED: OnceLock<Mutex<HashMap<String, Vec<u8>>>> = OnceLock::new();
+    let cache = COMPILED.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap();
+    if let Some(bytes) = cache.get(path) {
+        // SAFETY: the bytes were produced by `Component::serialize` in this
+        // process, by an engine configured exactly like this one.
+        return unsafe { Component::deserialize(runtime.engine(), bytes) }.expect("deserialize");
+    }
+    let component = runtime.load(Path::new(path)).expect("load guest");
+    cache.insert(path.to_string(), component.serialize().expect("serialize"));
+    component
+}
+
+/// A policy granting `programs` (any arguments), the test marker variable,
+/// and the given limits.
+pub fn policy_with(programs: &[&str], limits: Limits) -> Arc<Policy> {
+    let mut builder = Policy::builder().allow_env(MARKER_VAR).limits(limits);
+    for p in programs {
+        builder = builder.allow_program(p);
+    }
+    Arc::new(builder.build().expect("policy"))
+}
+
+/// A policy granting `programs` with default limits.
+pub fn policy(programs: &[&str]) -> Arc<Policy> {
+    policy_with(programs, Limits::default())
+}
+
+/// Runs a guest with captured stdio.
+pub fn run_guest(runtime: &Runtime, guest: &str, args: &[&str], policy: Arc<Policy>) -> GuestOutcome {
+    let component = component(runtime, guest);
+    runtime
+        .run(
+            &component,
+            GuestOptions {
+                name: Path::new(guest).file_stem().unwrap().to_string_lossy().into_owned(),
+                args: args.iter().map(|s| s.to_string()).collect(),
+                policy,
+                stdio: GuestStdio::Capture,
+            },
+        )
+        .unwrap_or_else(|e| panic!("guest {guest} failed: {e}"))
+}
+
+/// Runs the `probe` guest with a JSON list of steps; returns one JSON value
+/// per step (`{"ok": …}` or `{"err": …}`).
+pub fn probe(runtime: &Runtime, policy: Arc<Policy>, steps: Value) -> Vec<Value> {
+    let outcome = run_guest(runtime, crate::guests::PROBE, &[&steps.to_string()], policy);
+    let stdout = String::from_utf8_lossy(&outcome.stdout);
+    assert_eq!(
+        outcome.exit_code,
+        0,
+        "probe exited {}; stdout: {stdout}; stderr: {}",
+        outcome.exit_code,
+        String::from_utf8_lossy(&outcome.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad probe line {l:?}: {e}")))
+        .collect()
+}
+
+/// The `ok` value of a probe result, or a panic showing the error.
+pub fn ok(result: &Value) -> &Value {
+    result.get("ok").unwrap_or_else(|| panic!("expected ok, got {result}"))
+}
+
+/// The error kind of a probe result, or a panic showing the success.
+pub fn err_kind(result: &Value) -> &str {
+    result
+        .get("err")
+        .and_then(|e| e.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("expected an error, got {result}"))
+}
+
+/// The error detail of a probe result.
+pub fn err_detail(result: &Value) -> String {
+    result["err"]["detail"].as_str().unwrap_or_default().to_string()
+}
+
+/// A guest session driven directly through the host API, without wasm.
+pub fn session(policy: Arc<Policy>) -> (Arc<ProcessManager>, ProcessCtx) {
+    let manager = ProcessManager::new(std::time::Duration::from_secs(2));
+    let ctx = ProcessCtx::new("direct", policy, Arc::clone(&manager), Audit::new());
+    (manager, ctx)
+}
+
+/// A unique marker value for one test.
+pub fn unique_marker(test: &str) -> String {
+    format!("{test}-{}-{}", std::process::id(), wasmproc_host::AuditEvent::new("", "").time_ms)
+}
+
+/// The `wasmproc` CLI binary built beside the test binaries.
+pub fn cli_path() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let cli = dir.join("wasmproc");
+    assert!(cli.exists(), "{} not built (cargo test --workspace builds it)", cli.display());
+    cli
+}

@@ -1,0 +1,64 @@
+use serde_json::{Value, json};
+use std::sync::Arc;
+use wasmproc_host::{Audit, CommandSpec, JsonLinesSink, ProcessCtx, ProcessManager, StartSpec};
+use wasmproc_tests::harness::policy;
+
+fn spec(program: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec {
+        program: program.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn audit_decisions_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).unwrap()));
+    let manager = ProcessManager::new(std::time::Duration::from_secs(2));
+    {
+        let mut ctx = ProcessCtx::new("auditor", policy(&["echo", "sleep"]), manager, audit);
+        ctx.run(spec("echo", &["hi"])).unwrap();
+        ctx.run(spec("rm", &["-rf", "/"])).unwrap_err();
+        let id = ctx.start(spec("sleep", &["30"]), StartSpec::default()).unwrap();
+        ctx.kill(&id).unwrap();
+        ctx.kill("nope").unwrap_err();
+    }
+    let events: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |op: &str, decision: Option<&str>| {
+        events
+            .iter()
+            .find(|e| e["operation"] == op && decision.is_none_or(|d| e["decision"] == d))
+            .unwrap_or_else(|| panic!("no {op}/{decision:?} event in {events:#?}"))
+            .clone()
+    };
+    for e in &events {
+        assert_eq!(e["guest"], "auditor");
+        assert!(e["time_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    }
+    let allowed = find("run", Some("allowed"));
+    assert_eq!(allowed["program"], "echo");
+    assert_eq!(allowed["args"], json!(["hi"]));
+    let denied = find("run", Some("denied"));
+    assert_eq!(denied["program"], "rm");
+    assert_eq!(denied["args"], json!(["-rf", "/"]));
+    assert!(denied["reason"].as_str().unwrap().contains("`rm` is not granted"));
+    let exit = find("exit", None);
+    assert_eq!(exit["exit"], "exit 0");
+    assert!(exit["pid"].as_u64().is_some());
+    let started = find("started", None);
+    let id = started["id"].as_str().unwrap().to_string();
+    assert!(started["pid"].as_u64().is_some());
+    let kill = find("kill", Some("allowed"));
+    assert_eq!(kill["id"], id.as_str());
+    let killed = find("killed", None);
+    assert_eq!(killed["id"], id.as_str());
+    assert_eq!(killed["exit"], "signal 15");
+    let missing = find("kill", Some("refused"));
+    assert!(missing["reason"].as_str().unwrap().starts_with("not-found"));
+}

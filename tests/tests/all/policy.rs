@@ -1,0 +1,98 @@
+use serde_json::json;
+use std::sync::Arc;
+use wasmproc_host::{Policy, PolicyBuilder};
+use wasmproc_tests::harness::{err_detail, err_kind, ok, probe, shared_runtime};
+
+fn load(text: &str) -> Result<Policy, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    PolicyBuilder::from_file(&path).and_then(|b| b.build()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn policy_parse_bad() {
+    let cases: &[(&str, &str)] = &[
+        // Not TOML at all: the parser's message quotes the line.
+        ("[[program]\nname = \"echo\"", "malformed"),
+        // An unknown key is an error, not silently ignored.
+        ("[[program]]\nname = \"echo\"\nargz = []", "argz"),
+        // A wrong type.
+        ("[[program]]\nname = 7", "invalid type"),
+        // `**` may only end a pattern.
+        ("[[program]]\nname = \"echo\"\nargs = [[\"**\", \"x\"]]", "`**` may only be the last element"),
+        // One program granted twice contradicts itself.
+        ("[[program]]\nname = \"echo\"\n[[program]]\nname = \"echo\"", "granted as `echo`"),
+        // A program that cannot be resolved fails at load, not at call.
+        ("[[program]]\nname = \"no-such-program-anywhere\"", "program `no-such-program-anywhere`"),
+        // A relative program path is ambiguous.
+        ("[[program]]\nname = \"bin/echo\"", "relative path"),
+        // An operation that does not exist.
+        ("[[program]]\nname = \"echo\"\noperations = [\"fly\"]", "fly"),
+        // No operation at all grants nothing.
+        ("[[program]]\nname = \"echo\"\noperations = []", "grants nothing"),
+        // Limits that contradict each other.
+        ("[limits]\ndefault_run_timeout_ms = 10\nmax_timeout_ms = 5", "default_run_timeout_ms = 10"),
+        ("[limits]\nmax_live_processes = 0", "max_live_processes"),
+        ("[limits]\nmax_processes = 3", "max_processes"),
+        // A default directory outside the roots.
+        ("[dirs]\nroots = [\"/usr\"]\ndefault = \"/etc\"", "dirs.default `/etc`"),
+        // A directory that does not exist.
+        ("[dirs]\nroots = [\"/no/such/dir\"]", "dirs.roots `/no/such/dir`"),
+        // Environment names are checked.
+        ("[env]\nallow = [\"BAD-NAME\"]", "env.allow `BAD-NAME`"),
+        ("[env]\npass = [\"HOME\", \"HOME\"]", "listed twice"),
+    ];
+    for (text, expected) in cases {
+        let err = load(text).expect_err(text);
+        assert!(err.contains(expected), "policy {text:?}: error {err:?} lacks {expected:?}");
+    }
+    assert!(load("[[program]]\nname = \"echo\"").is_ok());
+}
+
+#[test]
+fn policy_args_pattern_good() {
+    let policy = Arc::new(
+        Policy::builder()
+            .allow_program_args("echo", &[&["log", "**"], &["status", "*"], &["version"]])
+            .build()
+            .unwrap(),
+    );
+    let r = probe(
+        shared_runtime(),
+        policy,
+        json!([
+            {"op": "run", "program": "echo", "args": ["log"]},
+            {"op": "run", "program": "echo", "args": ["log", "--oneline", "-n", "5"]},
+            {"op": "run", "program": "echo", "args": ["status", "-s"]},
+            {"op": "run", "program": "echo", "args": ["version"]},
+            {"op": "run", "program": "echo", "args": ["status"]},
+            {"op": "run", "program": "echo", "args": ["version", "--force"]},
+            {"op": "run", "program": "echo", "args": ["push", "--force"]},
+        ]),
+    );
+    assert_eq!(ok(&r[0])["stdout"], "log\n");
+    assert_eq!(ok(&r[1])["stdout"], "log --oneline -n 5\n");
+    assert_eq!(ok(&r[2])["stdout"], "status -s\n");
+    assert_eq!(ok(&r[3])["stdout"], "version\n");
+    for result in &r[4..] {
+        assert_eq!(err_kind(result), "denied", "{result}");
+    }
+    assert!(err_detail(&r[4]).contains("grant `echo status *` needs 2"), "{}", r[4]);
+    assert_eq!(
+        err_detail(&r[5]),
+        "argument 2 `--force` does not match grant `echo version`",
+    );
+    assert!(err_detail(&r[6]).contains("argument 1 `push`"), "{}", r[6]);
+}
+
+#[test]
+fn policy_operations_restricted_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, "[[program]]\nname = \"sleep\"\noperations = [\"run\"]\n").unwrap();
+    let policy = Arc::new(Policy::from_file(&path).unwrap());
+    let r = probe(shared_runtime(), policy, json!([{"op": "start", "program": "sleep", "args": ["1"]}]));
+    assert_eq!(err_kind(&r[0]), "denied");
+    assert!(err_detail(&r[0]).contains("not granted for `start`"), "{}", r[0]);
+}

@@ -1,0 +1,143 @@
+//! Tests that measure process-wide resources (fds, zombies, memory). They
+//! run one at a time, in a binary of their own, so nothing else moves the
+//! numbers.
+
+use std::sync::{Arc, Mutex};
+use wasmproc_host::{CallError, CommandSpec, Limits, StartSpec};
+use wasmproc_tests::harness::{policy_with, session};
+use wasmproc_tests::os::{open_fds, rss_kib, zombie_children};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn cmd(program: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec {
+        program: program.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn generous() -> Limits {
+    Limits {
+        starts_per_second: 100_000,
+        start_burst: 100_000,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn security_start_kill_cycles_no_zombies_ugly() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let (_manager, mut ctx) = session(policy_with(&["sleep"], generous()));
+    // Warm up once so lazily opened fds are in the baseline.
+    let id = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
+    ctx.kill(&id).unwrap();
+    ctx.remove(&id).unwrap();
+    let fds = open_fds();
+    for _ in 0..2000 {
+        let id = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
+        ctx.kill(&id).unwrap();
+    }
+    assert_eq!(zombie_children(), 0);
+    // Ended records hold no fds once their monitors finish.
+    assert!(
+        wasmproc_tests::os::eventually(std::time::Duration::from_secs(5), || open_fds() <= fds),
+        "fds: {} before, {} after",
+        fds,
+        open_fds()
+    );
+}
+
+#[test]
+fn security_start_quota_bad() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let limits = Limits {
+        max_live_processes: 16,
+        ..generous()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["sleep"], limits));
+    let rss_before = rss_kib();
+    let mut started = 0;
+    let mut refused = 0;
+    for _ in 0..10_000 {
+        match ctx.start(cmd("sleep", &["30"]), StartSpec::default()) {
+            Ok(_) => started += 1,
+            Err(CallError::LimitReached(reason)) => {
+                assert!(reason.contains("max_live_processes"), "{reason}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(started, 16);
+    assert_eq!(refused, 10_000 - 16);
+    let grew = rss_kib().saturating_sub(rss_before);
+    assert!(grew < 20 * 1024, "RSS grew {grew} KiB");
+    drop(ctx);
+
+    // The start rate is capped too.
+    let limits = Limits {
+        starts_per_second: 1,
+        start_burst: 5,
+        ..Limits::default()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["true"], limits));
+    for _ in 0..5 {
+        ctx.run(cmd("true", &[])).unwrap();
+    }
+    let err = ctx.run(cmd("true", &[])).unwrap_err();
+    assert!(matches!(&err, CallError::LimitReached(r) if r.contains("starts per second")), "{err}");
+}
+
+#[test]
+fn security_oversized_args_bad() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let (_manager, mut ctx) = session(policy_with(&["echo"], Limits::default()));
+    let million = cmd("echo", &[]);
+    let million = CommandSpec {
+        args: vec!["x".to_string(); 1_000_000],
+        ..million
+    };
+    let huge = CommandSpec {
+        args: vec!["y".repeat(100 << 20)],
+        ..cmd("echo", &[])
+    };
+    let many_env = CommandSpec {
+        env: (0..100_000).map(|i| (format!("V{i}"), "1".to_string())).collect(),
+        ..cmd("echo", &[])
+    };
+    let rss_before = rss_kib();
+    for (what, spec) in [("a million args", million), ("a 100 MB arg", huge), ("100k env vars", many_env)] {
+        let err = ctx.run(spec).unwrap_err();
+        assert!(matches!(err, CallError::Invalid(_)), "{what}: {err}");
+    }
+    let grew = rss_kib().saturating_sub(rss_before);
+    assert!(grew < 10 * 1024, "RSS grew {grew} KiB");
+}
+
+#[test]
+fn security_registry_entries_evicted_good() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    // Ended records are evicted oldest first; running ones never are.
+    let limits = Limits {
+        max_registry_entries: 40,
+        max_live_processes: 32,
+        ..generous()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["true", "sleep"], limits));
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        let id = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+        ctx.wait(&id, Some(10_000)).unwrap();
+        ids.push(id);
+    }
+    assert_eq!(ctx.list().len(), 40);
+    assert_eq!(ctx.list(), ids[160..].to_vec());
+    let ctx = Arc::new(Mutex::new(ctx));
+    let mut ctx = ctx.lock().unwrap();
+    for _ in 0..32 {
+        ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
+    }
+    let err = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap_err();
+    assert!(matches!(err, CallError::LimitReached(_)), "{err}");
+}
