@@ -296,6 +296,7 @@ impl ProcessCtx {
         let facts = ProcessFacts {
             id: id.clone(),
             owner: self.session.clone(),
+            guest: self.guest.clone(),
             pid: child.pid(),
             program: approved.program.to_string_lossy().into_owned(),
             args: approved.args.clone(),

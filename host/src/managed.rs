@@ -82,8 +82,10 @@ pub(crate) struct MonitorIo {
 pub struct ProcessFacts {
     /// Host-issued id.
     pub id: String,
-    /// The guest that started it.
+    /// The session that started it (ownership key).
     pub owner: String,
+    /// The name of the guest that started it (for audit records).
+    pub guest: String,
     /// OS pid (and process-group id).
     pub pid: u32,
     /// Absolute program path.
@@ -120,7 +122,8 @@ pub struct ManagedProcess {
     stdin: Option<Arc<ByteBuffer>>,
     close_stdin: AtomicBool,
     discard: AtomicBool,
-    waker: OwnedFd,
+    /// Wakes the monitor; closed (None) once the monitor has finished.
+    waker: Mutex<Option<OwnedFd>>,
     audit: Audit,
 }
 
@@ -157,7 +160,7 @@ impl ManagedProcess {
             stdin: buffers.stdin,
             close_stdin: AtomicBool::new(buffers.close_stdin_when_drained),
             discard: AtomicBool::new(false),
-            waker: eventfd()?,
+            waker: Mutex::new(Some(eventfd()?)),
             audit,
         });
         let monitored = Arc::clone(&this);
@@ -283,9 +286,12 @@ impl ManagedProcess {
     }
 
     fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-        unsafe { libc::write(self.waker.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = waker.as_ref() {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
     }
 
     fn reap_now(&self) {
@@ -304,7 +310,7 @@ impl ManagedProcess {
         drop(life);
         self.changed.notify_all();
         self.audit.record(
-            AuditEvent::new(&self.facts.owner, if killed { "killed" } else { "exit" })
+            AuditEvent::new(&self.facts.guest, if killed { "killed" } else { "exit" })
                 .process(&self.facts.id, self.facts.pid)
                 .program(&self.facts.program, &self.facts.args)
                 .exit(exit),
@@ -312,6 +318,13 @@ impl ManagedProcess {
     }
 
     fn monitor(self: Arc<Self>, mut io: MonitorIo, pidfd: Arc<OwnedFd>) {
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|fd| fd.as_raw_fd())
+            .expect("the waker lives until the monitor ends");
         for fd in [&io.stdout, &io.stderr, &io.stdin].into_iter().flatten() {
             let _ = set_nonblocking(fd.as_fd());
         }
@@ -338,7 +351,7 @@ impl ManagedProcess {
                 pending_at = 0;
             }
             polls.clear();
-            let wake_slot = Some(polls.add(self.waker.as_raw_fd(), false));
+            let wake_slot = Some(polls.add(waker, false));
             let exit_slot = (!reaped).then(|| polls.add(pidfd.as_raw_fd(), false));
             let room = |b: &Option<Arc<ByteBuffer>>| b.as_ref().is_some_and(|b| b.room() > 0);
             let out_slot = io.stdout.as_ref().filter(|_| room(&self.stdout)).map(|fd| polls.add(fd.as_raw_fd(), false));
@@ -361,7 +374,7 @@ impl ManagedProcess {
             }
             if polls.ready(wake_slot) {
                 let mut counter = [0u8; 8];
-                let _ = read_some(self.waker.as_raw_fd(), &mut counter);
+                let _ = read_some(waker, &mut counter);
             }
             let mut progressed = false;
             progressed |= drain_into(&mut io.stdout, polls.ready(out_slot), self.stdout.as_deref(), &mut scratch);
@@ -408,6 +421,8 @@ impl ManagedProcess {
         for b in [&self.stdout, &self.stderr, &self.stdin].into_iter().flatten() {
             b.close();
         }
+        // An ended record keeps no fd open.
+        self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 

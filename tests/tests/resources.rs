@@ -2,7 +2,7 @@
 //! run one at a time, in a binary of their own, so nothing else moves the
 //! numbers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use wasmproc_host::{CallError, CommandSpec, Limits, StartSpec};
 use wasmproc_tests::harness::{policy_with, session};
 use wasmproc_tests::os::{open_fds, rss_kib, zombie_children};
@@ -27,7 +27,7 @@ fn generous() -> Limits {
 
 #[test]
 fn security_start_kill_cycles_no_zombies_ugly() {
-    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_manager, mut ctx) = session(policy_with(&["sleep"], generous()));
     // Warm up once so lazily opened fds are in the baseline.
     let id = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
@@ -50,7 +50,7 @@ fn security_start_kill_cycles_no_zombies_ugly() {
 
 #[test]
 fn security_start_quota_bad() {
-    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let limits = Limits {
         max_live_processes: 16,
         ..generous()
@@ -91,7 +91,7 @@ fn security_start_quota_bad() {
 
 #[test]
 fn security_oversized_args_bad() {
-    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_manager, mut ctx) = session(policy_with(&["echo"], Limits::default()));
     let million = cmd("echo", &[]);
     let million = CommandSpec {
@@ -117,7 +117,7 @@ fn security_oversized_args_bad() {
 
 #[test]
 fn security_registry_entries_evicted_good() {
-    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Ended records are evicted oldest first; running ones never are.
     let limits = Limits {
         max_registry_entries: 40,
@@ -133,8 +133,6 @@ fn security_registry_entries_evicted_good() {
     }
     assert_eq!(ctx.list().len(), 40);
     assert_eq!(ctx.list(), ids[160..].to_vec());
-    let ctx = Arc::new(Mutex::new(ctx));
-    let mut ctx = ctx.lock().unwrap();
     for _ in 0..32 {
         ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
     }

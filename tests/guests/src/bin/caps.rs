@@ -17,7 +17,7 @@ fn main() -> ExitCode {
 }
 
 fn exercise() -> Result<(), String> {
-    let output = Command::new("/bin/echo")
+    let output = Command::new("echo")
         .arg("caps")
         .output()
         .map_err(|e| format!("run: {e}"))?;
@@ -29,7 +29,7 @@ fn exercise() -> Result<(), String> {
     })?;
     println!("run ok");
 
-    let mut child = Command::new("/bin/sleep")
+    let mut child = Command::new("sleep")
         .arg("30")
         .spawn()
         .map_err(|e| format!("start: {e}"))?;

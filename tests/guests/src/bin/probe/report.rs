@@ -18,8 +18,8 @@ pub fn status(status: ExitStatus) -> Value {
 pub fn output(output: &Output) -> Value {
     json!({
         "status": status(output.status),
-        "stdout": String::from_utf8_lossy(&output.stdout),
-        "stderr": String::from_utf8_lossy(&output.stderr),
+        "stdout": text_prefix(&output.stdout),
+        "stderr": text_prefix(&output.stderr),
         "stdout_len": output.stdout.len(),
         "stderr_len": output.stderr.len(),
         "stdout_dropped": output.stdout_dropped,
@@ -55,4 +55,10 @@ pub fn state(state: State) -> &'static str {
         State::Exited => "exited",
         State::Killed => "killed",
     }
+}
+
+/// At most the first 64 KiB of captured output, as text (the full length
+/// is reported separately).
+fn text_prefix(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned()
 }
