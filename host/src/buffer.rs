@@ -147,6 +147,23 @@ impl ByteBuffer {
         self.lock().closed
     }
 
+    /// In lossless mode, releases the bytes before `cursor` (a reader has
+    /// consumed them), making room for the producer.
+    pub fn release(&self, cursor: u64) {
+        if self.mode != Buffering::Lossless {
+            return;
+        }
+        let mut s = self.lock();
+        let end = s.start + s.data.len() as u64;
+        if cursor > s.start && cursor <= end {
+            let n = (cursor - s.start) as usize;
+            s.data.drain(..n);
+            s.start = cursor;
+            drop(s);
+            self.changed.notify_all();
+        }
+    }
+
     /// Reads up to `max` bytes at `cursor`, waiting up to `timeout` when
     /// nothing is there yet. In lossless mode bytes before `cursor` are
     /// released. `Err` if the cursor is past what was ever received.

@@ -250,10 +250,11 @@ impl ManagedProcess {
         let buffer = if stdout { &self.stdout } else { &self.stderr };
         let name = if stdout { "stdout" } else { "stderr" };
         let buffer = buffer.as_ref().ok_or_else(|| format!("{name} is not piped"))?;
-        let chunk = buffer.read(cursor, max, timeout)?;
-        // Reading may have released room: let the monitor drain the pipe.
+        // Releasing consumed bytes makes room: let the monitor drain the
+        // pipe before this read waits for new data.
+        buffer.release(cursor);
         self.wake();
-        Ok(chunk)
+        buffer.read(cursor, max, timeout)
     }
 
     /// Queues bytes for stdin, waiting up to `timeout` for room; returns how
