@@ -74,7 +74,14 @@ impl AuditEvent {
 
     /// Marks the call refused (policy, quota or validation) with a reason.
     pub fn refused(mut self, kind: &str, reason: String) -> Self {
-        self.decision = Some(if kind == "denied" { "denied" } else { "refused" }.into());
+        self.decision = Some(
+            if kind == "denied" {
+                "denied"
+            } else {
+                "refused"
+            }
+            .into(),
+        );
         self.reason = Some(format!("{kind}: {reason}"));
         self
     }
@@ -122,7 +129,10 @@ pub struct JsonLinesSink {
 impl JsonLinesSink {
     /// Creates (or appends to) the file.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(Self {
             out: Mutex::new(BufWriter::new(file)),
         })

@@ -132,7 +132,11 @@ impl ByteBuffer {
             if left.is_zero() {
                 return 0;
             }
-            s = self.changed.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0;
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -196,7 +200,11 @@ impl ByteBuffer {
                     dropped: from - cursor,
                 });
             }
-            s = self.changed.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0;
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -233,7 +241,13 @@ mod tests {
         assert_eq!(c.data, b"cdef");
         assert_eq!(c.dropped, 2);
         assert_eq!(c.next, 6);
-        assert_eq!(b.stats(), StreamStats { received: 6, dropped: 2 });
+        assert_eq!(
+            b.stats(),
+            StreamStats {
+                received: 6,
+                dropped: 2
+            }
+        );
     }
 
     #[test]

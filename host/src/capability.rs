@@ -6,7 +6,9 @@ use crate::audit::{Audit, AuditEvent};
 use crate::buffer::{Buffering, Chunk};
 use crate::capture::{self, Captured};
 use crate::error::CallError;
-use crate::managed::{self, Buffers, Exit, ManagedProcess, MonitorIo, ProcessFacts, ProcessSnapshot};
+use crate::managed::{
+    self, Buffers, Exit, ManagedProcess, MonitorIo, ProcessFacts, ProcessSnapshot,
+};
 use crate::manager::ProcessManager;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
 use crate::quota::StartRate;
@@ -113,7 +115,12 @@ pub struct ProcessCtx {
 impl ProcessCtx {
     /// A session for the guest called `guest` (a name for audit records;
     /// ownership is by session, so two guests of one name stay apart).
-    pub fn new(guest: impl Into<String>, policy: Arc<Policy>, manager: Arc<ProcessManager>, audit: Audit) -> Self {
+    pub fn new(
+        guest: impl Into<String>,
+        policy: Arc<Policy>,
+        manager: Arc<ProcessManager>,
+        audit: Audit,
+    ) -> Self {
         let limits = policy.limits();
         let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
         Self {
@@ -175,7 +182,11 @@ impl ProcessCtx {
         decided
     }
 
-    fn timeout(&self, requested: Option<u64>, default: Option<u64>) -> Result<Option<Duration>, CallError> {
+    fn timeout(
+        &self,
+        requested: Option<u64>,
+        default: Option<u64>,
+    ) -> Result<Option<Duration>, CallError> {
         let max = self.policy.limits().max_timeout_ms;
         match requested.or(default) {
             Some(ms) if ms > max => Err(CallError::Invalid(format!(
@@ -194,15 +205,25 @@ impl ProcessCtx {
     /// `run`: executes a command to completion and captures its output.
     pub fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
         let timeout = self
-            .timeout(cmd.timeout_ms, Some(self.policy.limits().default_run_timeout_ms))?
+            .timeout(
+                cmd.timeout_ms,
+                Some(self.policy.limits().default_run_timeout_ms),
+            )?
             .unwrap_or(Duration::MAX);
         let approved = self.admit(Operation::Run, &cmd)?;
         let plan = StdioPlan {
-            stdin: if cmd.stdin.is_some() { StdioKind::Piped } else { StdioKind::Null },
+            stdin: if cmd.stdin.is_some() {
+                StdioKind::Piped
+            } else {
+                StdioKind::Null
+            },
             stdout: StdioKind::Piped,
             stderr: StdioKind::Piped,
         };
-        let child = self.manager.spawn(&approved, plan).inspect_err(|e| self.audit_failure("run", &cmd, e))?;
+        let child = self
+            .manager
+            .spawn(&approved, plan)
+            .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let pid = child.pid();
         let cap = self.policy.limits().max_capture_bytes as usize;
         let Captured {
@@ -212,9 +233,13 @@ impl ProcessCtx {
             stdout_dropped,
             stderr_dropped,
             timed_out,
-        } = capture::run_to_end(child, cmd.stdin, cap, timeout).map_err(|e| CallError::io("run", e))?;
+        } = capture::run_to_end(child, cmd.stdin, cap, timeout)
+            .map_err(|e| CallError::io("run", e))?;
         let exit = Exit::from_status(status);
-        let mut event = self.event("exit").program(&approved.program.to_string_lossy(), &cmd.args).exit(exit);
+        let mut event = self
+            .event("exit")
+            .program(&approved.program.to_string_lossy(), &cmd.args)
+            .exit(exit);
         event.pid = Some(pid);
         if timed_out {
             self.audit.record(event.reason("timed out".into()));
@@ -231,21 +256,30 @@ impl ProcessCtx {
     }
 
     fn audit_failure(&self, op: &str, cmd: &CommandSpec, err: &CallError) {
-        self.audit
-            .record(self.event(op).program(&cmd.program, &cmd.args).reason(err.to_string()));
+        self.audit.record(
+            self.event(op)
+                .program(&cmd.program, &cmd.args)
+                .reason(err.to_string()),
+        );
     }
 
     /// `start`: starts a command in the background; returns its id.
     pub fn start(&mut self, cmd: CommandSpec, spec: StartSpec) -> Result<String, CallError> {
         let limits = self.policy.limits().clone();
-        let deadline = self.timeout(cmd.timeout_ms, None)?.map(|t| Instant::now() + t);
+        let deadline = self
+            .timeout(cmd.timeout_ms, None)?
+            .map(|t| Instant::now() + t);
         let inherits = [spec.stdin, spec.stdout, spec.stderr].contains(&StdioMode::Inherit);
         if inherits && !self.policy.allows_inherit_stdio() {
-            let err = CallError::Denied("inheriting the host's stdio is not granted (stdio.allow_inherit)".into());
+            let err = CallError::Denied(
+                "inheriting the host's stdio is not granted (stdio.allow_inherit)".into(),
+            );
             self.audit_failure("start", &cmd, &err);
             return Err(err);
         }
-        let capacity = spec.buffer_bytes.unwrap_or(limits.default_stream_buffer_bytes);
+        let capacity = spec
+            .buffer_bytes
+            .unwrap_or(limits.default_stream_buffer_bytes);
         if capacity == 0 || capacity > limits.max_stream_buffer_bytes {
             return Err(CallError::Invalid(format!(
                 "buffer of {capacity} bytes is outside 1..={} (max_stream_buffer_bytes)",
@@ -266,7 +300,11 @@ impl ProcessCtx {
         let approved = self.admit(Operation::Start, &cmd)?;
         let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
         let plan = StdioPlan {
-            stdin: if stdin_piped { StdioKind::Piped } else { spec.stdin.kind() },
+            stdin: if stdin_piped {
+                StdioKind::Piped
+            } else {
+                spec.stdin.kind()
+            },
             stdout: spec.stdout.kind(),
             stderr: spec.stderr.kind(),
         };
@@ -282,8 +320,14 @@ impl ProcessCtx {
             deadline,
         };
         let buffers = Buffers {
-            stdout: io.stdout.as_ref().map(|_| managed::buffer(capacity as usize, spec.buffering)),
-            stderr: io.stderr.as_ref().map(|_| managed::buffer(capacity as usize, spec.buffering)),
+            stdout: io
+                .stdout
+                .as_ref()
+                .map(|_| managed::buffer(capacity as usize, spec.buffering)),
+            stderr: io
+                .stderr
+                .as_ref()
+                .map(|_| managed::buffer(capacity as usize, spec.buffering)),
             stdin: io.stdin.as_ref().map(|_| {
                 let size = (capacity as usize).max(initial_stdin.len());
                 let b = managed::buffer(size, Buffering::Lossless);
@@ -366,7 +410,14 @@ impl ProcessCtx {
     }
 
     /// `read`: reads a piped output stream at a cursor.
-    pub fn read(&self, id: &str, stdout: bool, cursor: u64, max: u32, timeout_ms: u64) -> Result<Chunk, CallError> {
+    pub fn read(
+        &self,
+        id: &str,
+        stdout: bool,
+        cursor: u64,
+        max: u32,
+        timeout_ms: u64,
+    ) -> Result<Chunk, CallError> {
         let p = self.find(id)?;
         let max = (max as usize).clamp(1, MAX_READ_BYTES);
         p.read(stdout, cursor, max, self.call_wait(Some(timeout_ms)))
@@ -394,6 +445,7 @@ impl ProcessCtx {
 
 impl Drop for ProcessCtx {
     fn drop(&mut self) {
-        self.manager.stop_owner(&self.session, self.policy.limits().kill_grace());
+        self.manager
+            .stop_owner(&self.session, self.policy.limits().kill_grace());
     }
 }

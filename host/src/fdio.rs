@@ -105,11 +105,19 @@ impl PollSet {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 // Round up so a deadline is never polled as "now" too early.
-                (left + Duration::from_micros(999)).as_millis().min(i32::MAX as u128) as i32
+                (left + Duration::from_micros(999))
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32
             }
         };
         // SAFETY: `fds` is a valid array of pollfd for the call.
-        let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as libc::nfds_t, timeout) };
+        let rc = unsafe {
+            libc::poll(
+                self.fds.as_mut_ptr(),
+                self.fds.len() as libc::nfds_t,
+                timeout,
+            )
+        };
         if rc < 0 {
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::Interrupted {

@@ -1,11 +1,12 @@
 //! The WIT bindings of `wasmproc:process/process`, implemented by
 //! [`ProcessCtx`]: conversions between WIT types and the library's.
 
-use crate::bindings::types::{
-    self, Buffering as WitBuffering, Chunk as WitChunk, Command, Error, ExitStatus, Output, OutputStream, ProcessInfo,
-    Signal, StartOptions, State, StdioMode as WitStdio, StreamStats as WitStats,
-};
 use crate::bindings::ProcessHost;
+use crate::bindings::types::{
+    self, Buffering as WitBuffering, Chunk as WitChunk, Command, Error, ExitStatus, Output,
+    OutputStream, ProcessInfo, Signal, StartOptions, State, StdioMode as WitStdio,
+    StreamStats as WitStats,
+};
 use crate::buffer::{Buffering, StreamStats};
 use crate::capability::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
 use crate::managed::{Exit, ProcState};
@@ -127,7 +128,14 @@ impl ProcessHost for ProcessCtx {
         max_bytes: u32,
         timeout_ms: u64,
     ) -> Result<WitChunk, Error> {
-        let chunk = ProcessCtx::read(self, &id, stream == OutputStream::Stdout, cursor, max_bytes, timeout_ms)?;
+        let chunk = ProcessCtx::read(
+            self,
+            &id,
+            stream == OutputStream::Stdout,
+            cursor,
+            max_bytes,
+            timeout_ms,
+        )?;
         Ok(WitChunk {
             data: chunk.data,
             next: chunk.next,

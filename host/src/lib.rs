@@ -48,7 +48,9 @@ pub use linker::{HasProcess, ProcessView, add_to_linker};
 pub use managed::{Exit, ProcState, ProcessFacts, ProcessSnapshot};
 pub use manager::ProcessManager;
 pub use policy::{Policy, PolicyBuilder};
-pub use runtime::{GuestError, GuestOptions, GuestOutcome, GuestState, GuestStdio, Runtime, RuntimeConfig};
+pub use runtime::{
+    GuestError, GuestOptions, GuestOutcome, GuestState, GuestStdio, Runtime, RuntimeConfig,
+};
 
 /// The generated WIT types of the capability, for hosts that build their
 /// own worlds around it.

@@ -90,7 +90,10 @@ impl Limits {
             ("starts_per_second", self.starts_per_second.into()),
             ("start_burst", self.start_burst.into()),
             ("max_stream_buffer_bytes", self.max_stream_buffer_bytes),
-            ("default_stream_buffer_bytes", self.default_stream_buffer_bytes),
+            (
+                "default_stream_buffer_bytes",
+                self.default_stream_buffer_bytes,
+            ),
             ("max_args_bytes", self.max_args_bytes),
             ("default_run_timeout_ms", self.default_run_timeout_ms),
             ("max_timeout_ms", self.max_timeout_ms),

@@ -9,7 +9,8 @@ use cli::{Cli, CliCommand, RunArgs};
 use std::path::Path;
 use std::sync::Arc;
 use wasmproc_host::{
-    Audit, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Policy, PolicyBuilder, Runtime, RuntimeConfig,
+    Audit, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Policy, PolicyBuilder, Runtime,
+    RuntimeConfig,
 };
 
 /// Exit code when wasmproc itself fails.
@@ -59,10 +60,13 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
         let mut limits = policy.limits().clone();
         limits.guest_time_ms = args.guest_time_ms.unwrap_or(limits.guest_time_ms);
         limits.guest_memory_bytes = args.guest_memory_bytes.unwrap_or(limits.guest_memory_bytes);
-        policy = policy.with_limits(limits).map_err(|reason| wasmproc_host::PolicyError::Entry {
-            entry: "--guest-time-ms/--guest-memory-bytes".into(),
-            reason,
-        })?;
+        policy =
+            policy
+                .with_limits(limits)
+                .map_err(|reason| wasmproc_host::PolicyError::Entry {
+                    entry: "--guest-time-ms/--guest-memory-bytes".into(),
+                    reason,
+                })?;
     }
     Ok(policy)
 }
@@ -107,7 +111,9 @@ fn run(args: RunArgs) -> i32 {
     };
     let code = match runtime.run(&component, options) {
         Ok(outcome) => outcome.exit_code,
-        Err(e @ (GuestError::TimeLimit(_) | GuestError::MemoryLimit { .. } | GuestError::Trap(_))) => {
+        Err(
+            e @ (GuestError::TimeLimit(_) | GuestError::MemoryLimit { .. } | GuestError::Trap(_)),
+        ) => {
             eprintln!("wasmproc: error: {e}");
             EXIT_GUEST_TRAP
         }
@@ -127,25 +133,29 @@ fn guest_name(component: &Path) -> String {
 /// On SIGINT, SIGTERM or SIGHUP: stop every managed process, then exit with
 /// 128 + the signal number.
 fn shutdown_on_signals(runtime: Arc<Runtime>) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("wasmproc-signals".into()).spawn(move || {
-        rt.block_on(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-                signal(SignalKind::hangup()),
-            ) else {
-                return;
-            };
-            let number = tokio::select! {
-                _ = int.recv() => libc::SIGINT,
-                _ = term.recv() => libc::SIGTERM,
-                _ = hup.recv() => libc::SIGHUP,
-            };
-            runtime.shutdown();
-            std::process::exit(128 + number);
-        });
-    })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("wasmproc-signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    return;
+                };
+                let number = tokio::select! {
+                    _ = int.recv() => libc::SIGINT,
+                    _ = term.recv() => libc::SIGTERM,
+                    _ = hup.recv() => libc::SIGHUP,
+                };
+                runtime.shutdown();
+                std::process::exit(128 + number);
+            });
+        })?;
     Ok(())
 }

@@ -205,7 +205,10 @@ impl ManagedProcess {
             return Ok(());
         };
         child.signal_group(signal)?;
-        if matches!(signal, libc::SIGTERM | libc::SIGKILL | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT) {
+        if matches!(
+            signal,
+            libc::SIGTERM | libc::SIGKILL | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
+        ) {
             life.stop_requested = true;
         }
         Ok(())
@@ -223,7 +226,11 @@ impl ManagedProcess {
             if left.is_zero() {
                 return None;
             }
-            life = self.changed.wait_timeout(life, left).unwrap_or_else(|e| e.into_inner()).0;
+            life = self
+                .changed
+                .wait_timeout(life, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -236,7 +243,10 @@ impl ManagedProcess {
         }
         self.signal(libc::SIGKILL)?;
         self.wait_timeout(KILL_WAIT).ok_or_else(|| {
-            io::Error::other(format!("process {} did not end after SIGKILL", self.facts.pid))
+            io::Error::other(format!(
+                "process {} did not end after SIGKILL",
+                self.facts.pid
+            ))
         })
     }
 
@@ -246,10 +256,18 @@ impl ManagedProcess {
     }
 
     /// Reads a piped output stream at a cursor.
-    pub fn read(&self, stdout: bool, cursor: u64, max: usize, timeout: Duration) -> Result<Chunk, String> {
+    pub fn read(
+        &self,
+        stdout: bool,
+        cursor: u64,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Chunk, String> {
         let buffer = if stdout { &self.stdout } else { &self.stderr };
         let name = if stdout { "stdout" } else { "stderr" };
-        let buffer = buffer.as_ref().ok_or_else(|| format!("{name} is not piped"))?;
+        let buffer = buffer
+            .as_ref()
+            .ok_or_else(|| format!("{name} is not piped"))?;
         // Releasing consumed bytes makes room: let the monitor drain the
         // pipe before this read waits for new data.
         buffer.release(cursor);
@@ -297,7 +315,9 @@ impl ManagedProcess {
 
     fn reap_now(&self) {
         let mut life = self.life();
-        let Some(child) = life.child.take() else { return };
+        let Some(child) = life.child.take() else {
+            return;
+        };
         let exit = match child.reap() {
             Ok(status) => Exit::from_status(status),
             Err(e) => {
@@ -306,7 +326,11 @@ impl ManagedProcess {
             }
         };
         life.exit = Some(exit);
-        life.state = if life.stop_requested { ProcState::Killed } else { ProcState::Exited };
+        life.state = if life.stop_requested {
+            ProcState::Killed
+        } else {
+            ProcState::Exited
+        };
         let killed = life.state == ProcState::Killed;
         drop(life);
         self.changed.notify_all();
@@ -344,7 +368,11 @@ impl ManagedProcess {
                 break;
             }
             if io.stdin.is_some() && pending_at == pending.len() {
-                let queued = self.stdin.as_ref().map(|b| b.take_front(scratch.len())).unwrap_or_default();
+                let queued = self
+                    .stdin
+                    .as_ref()
+                    .map(|b| b.take_front(scratch.len()))
+                    .unwrap_or_default();
                 if queued.is_empty() && self.close_stdin.load(Ordering::SeqCst) {
                     io.stdin = None;
                 }
@@ -355,8 +383,16 @@ impl ManagedProcess {
             let wake_slot = Some(polls.add(waker, false));
             let exit_slot = (!reaped).then(|| polls.add(pidfd.as_raw_fd(), false));
             let room = |b: &Option<Arc<ByteBuffer>>| b.as_ref().is_some_and(|b| b.room() > 0);
-            let out_slot = io.stdout.as_ref().filter(|_| room(&self.stdout)).map(|fd| polls.add(fd.as_raw_fd(), false));
-            let err_slot = io.stderr.as_ref().filter(|_| room(&self.stderr)).map(|fd| polls.add(fd.as_raw_fd(), false));
+            let out_slot = io
+                .stdout
+                .as_ref()
+                .filter(|_| room(&self.stdout))
+                .map(|fd| polls.add(fd.as_raw_fd(), false));
+            let err_slot = io
+                .stderr
+                .as_ref()
+                .filter(|_| room(&self.stderr))
+                .map(|fd| polls.add(fd.as_raw_fd(), false));
             let in_slot = io
                 .stdin
                 .as_ref()
@@ -378,8 +414,18 @@ impl ManagedProcess {
                 let _ = read_some(waker, &mut counter);
             }
             let mut progressed = false;
-            progressed |= drain_into(&mut io.stdout, polls.ready(out_slot), self.stdout.as_deref(), &mut scratch);
-            progressed |= drain_into(&mut io.stderr, polls.ready(err_slot), self.stderr.as_deref(), &mut scratch);
+            progressed |= drain_into(
+                &mut io.stdout,
+                polls.ready(out_slot),
+                self.stdout.as_deref(),
+                &mut scratch,
+            );
+            progressed |= drain_into(
+                &mut io.stderr,
+                polls.ready(err_slot),
+                self.stderr.as_deref(),
+                &mut scratch,
+            );
             if polls.ready(in_slot)
                 && let Some(fd) = &io.stdin
             {
@@ -419,7 +465,10 @@ impl ManagedProcess {
                 }
             }
         }
-        for b in [&self.stdout, &self.stderr, &self.stdin].into_iter().flatten() {
+        for b in [&self.stdout, &self.stderr, &self.stdin]
+            .into_iter()
+            .flatten()
+        {
             b.close();
         }
         // An ended record keeps no fd open.
@@ -431,7 +480,13 @@ impl Drop for ManagedProcess {
     fn drop(&mut self) {
         // The monitor holds an Arc until it has reaped, so by now the child
         // is gone; this only guards against a logic error.
-        if let Some(child) = self.life.get_mut().unwrap_or_else(|e| e.into_inner()).child.take() {
+        if let Some(child) = self
+            .life
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .child
+            .take()
+        {
             let _ = child.reap();
         }
     }
@@ -439,7 +494,12 @@ impl Drop for ManagedProcess {
 
 /// Moves what a ready pipe holds into its buffer; returns whether any byte
 /// moved or the pipe ended.
-fn drain_into(fd: &mut Option<OwnedFd>, ready: bool, buffer: Option<&ByteBuffer>, scratch: &mut [u8]) -> bool {
+fn drain_into(
+    fd: &mut Option<OwnedFd>,
+    ready: bool,
+    buffer: Option<&ByteBuffer>,
+    scratch: &mut [u8],
+) -> bool {
     let (Some(raw), Some(buffer)) = (fd.as_ref().map(|f| f.as_raw_fd()), buffer) else {
         return false;
     };

@@ -22,7 +22,9 @@ impl Registry {
     /// record if the owner holds `max` already.
     pub(crate) fn reserve(&self, owner: &str, max: usize) -> Result<(), CallError> {
         let mut map = self.lock();
-        let Some(list) = map.get_mut(owner) else { return Ok(()) };
+        let Some(list) = map.get_mut(owner) else {
+            return Ok(());
+        };
         while list.len() >= max {
             let Some(oldest_ended) = list.iter().position(|p| p.has_ended()) else {
                 return Err(CallError::LimitReached(format!(
@@ -69,13 +71,17 @@ impl Registry {
     /// Removes an ended record.
     pub(crate) fn remove(&self, owner: &str, id: &str) -> Result<(), CallError> {
         let mut map = self.lock();
-        let list = map.get_mut(owner).ok_or_else(|| CallError::NotFound(id.to_string()))?;
+        let list = map
+            .get_mut(owner)
+            .ok_or_else(|| CallError::NotFound(id.to_string()))?;
         let at = list
             .iter()
             .position(|p| p.facts().id == id)
             .ok_or_else(|| CallError::NotFound(id.to_string()))?;
         if !list[at].has_ended() {
-            return Err(CallError::Invalid(format!("process `{id}` is still running")));
+            return Err(CallError::Invalid(format!(
+                "process `{id}` is still running"
+            )));
         }
         list.remove(at).discard();
         Ok(())

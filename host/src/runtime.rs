@@ -10,8 +10,8 @@ use crate::linker::{ProcessView, add_to_linker};
 use crate::manager::ProcessManager;
 use crate::policy::Policy;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Trap};
@@ -54,7 +54,9 @@ pub enum GuestError {
     #[error("the guest ran past its time limit of {0} ms (guest_time_ms) and was stopped")]
     TimeLimit(u64),
     /// The guest trapped after reaching its memory limit.
-    #[error("the guest trapped after reaching its memory limit of {limit} bytes (guest_memory_bytes): {trap}")]
+    #[error(
+        "the guest trapped after reaching its memory limit of {limit} bytes (guest_memory_bytes): {trap}"
+    )]
     MemoryLimit {
         /// The limit.
         limit: u64,
@@ -76,7 +78,9 @@ pub struct GuestState {
 
 impl std::fmt::Debug for GuestState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestState").field("process", &self.process).finish_non_exhaustive()
+        f.debug_struct("GuestState")
+            .field("process", &self.process)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +187,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,7 +198,8 @@ impl Runtime {
     /// `config.register_process`), the process manager and the epoch ticker.
     pub fn new(config: RuntimeConfig) -> wasmtime::Result<Self> {
         let mut wasm = Config::new();
-        wasm.epoch_interruption(true).max_wasm_stack(config.max_wasm_stack);
+        wasm.epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack);
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -201,12 +208,14 @@ impl Runtime {
         }
         let ticking = Arc::new(AtomicBool::new(true));
         let (ticker_engine, flag) = (engine.clone(), Arc::clone(&ticking));
-        std::thread::Builder::new().name("wasmproc-epoch".into()).spawn(move || {
-            while flag.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                ticker_engine.increment_epoch();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("wasmproc-epoch".into())
+            .spawn(move || {
+                while flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
         Ok(Self {
             engine,
             linker,
@@ -252,11 +261,19 @@ impl Runtime {
 
     /// Runs a command component to its end and stops whatever processes it
     /// left running.
-    pub fn run(&self, component: &Component, options: GuestOptions) -> Result<GuestOutcome, GuestError> {
+    pub fn run(
+        &self,
+        component: &Component,
+        options: GuestOptions,
+    ) -> Result<GuestOutcome, GuestError> {
         let ty = component.component_type();
-        let imports_capability = ty.imports(&self.engine).any(|(name, _)| name == CAPABILITY_NAME);
+        let imports_capability = ty
+            .imports(&self.engine)
+            .any(|(name, _)| name == CAPABILITY_NAME);
         if imports_capability && !self.config.register_process {
-            return Err(GuestError::CapabilityNotRegistered(CAPABILITY_NAME.to_string()));
+            return Err(GuestError::CapabilityNotRegistered(
+                CAPABILITY_NAME.to_string(),
+            ));
         }
         let limits = options.policy.limits().clone();
         let mut wasi = WasiCtx::builder();
@@ -269,7 +286,10 @@ impl Runtime {
                 (None, None)
             }
             GuestStdio::Capture => {
-                let (out, err) = (MemoryOutputPipe::new(CAPTURE_LIMIT), MemoryOutputPipe::new(CAPTURE_LIMIT));
+                let (out, err) = (
+                    MemoryOutputPipe::new(CAPTURE_LIMIT),
+                    MemoryOutputPipe::new(CAPTURE_LIMIT),
+                );
                 wasi.stdout(out.clone()).stderr(err.clone());
                 (Some(out), Some(err))
             }
@@ -298,7 +318,8 @@ impl Runtime {
             store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(u64::MAX / 2)));
             store.set_epoch_deadline(u64::MAX / 2);
         }
-        let command = Command::instantiate(&mut store, component, &self.linker).map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
+        let command = Command::instantiate(&mut store, component, &self.linker)
+            .map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
         let result = command.wasi_cli_run().call_run(&mut store);
         let exit_code = match result {
             Ok(Ok(())) => 0,
@@ -324,7 +345,11 @@ impl Runtime {
     }
 }
 
-fn classify_trap(e: wasmtime::Error, store: &Store<GuestState>, limits: &crate::Limits) -> GuestError {
+fn classify_trap(
+    e: wasmtime::Error,
+    store: &Store<GuestState>,
+    limits: &crate::Limits,
+) -> GuestError {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return GuestError::TimeLimit(limits.guest_time_ms);
     }

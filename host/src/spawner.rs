@@ -81,12 +81,21 @@ pub(crate) fn spawn(cmd: &Approved, stdio: StdioPlan) -> io::Result<Child> {
 /// this call and the spawn can still leak; that is the remaining window.
 fn mark_inherited_fds_cloexec() {
     // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if rc == 0 {
         return;
     }
     // Kernels before 5.11: set the flag fd by fd.
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
     let fds: Vec<i32> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())

@@ -75,7 +75,12 @@ impl Watchdog {
     /// been reaped, so it has nothing left to kill.
     pub(crate) fn stop(&self) {
         self.pipe.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut child) = self.process.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(mut child) = self
+            .process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = child.wait();
         }
     }

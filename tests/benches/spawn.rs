@@ -1,1 +1,206 @@
-fn main(){}
+//! `cargo bench --bench spawn`: the cost of starting a process through the
+//! capability, against native Rust in the same run, plus streaming
+//! throughput. Prints `key: value` lines.
+//!
+//! - `native_spawn_ms`: median `std::process::Command::output()` of
+//!   `/bin/true`, host RSS small.
+//! - `guest_run_ms`: median guest `run` of the same, timed inside the guest.
+//! - `guest_run_ratio`: guest / native.
+//! - `guest_run_4gib_ms`, `guest_run_4gib_ratio`: the same guest run with
+//!   4 GiB of touched host memory, over native at small RSS.
+//! - `stream_native_mib_s`, `stream_guest_mib_s`, `stream_ratio`: reading
+//!   256 MiB of a child's stdout natively and through a guest.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the native baseline spawns directly"
+)]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmproc_host::{GuestOptions, GuestStdio, Limits, Policy, Runtime, RuntimeConfig};
+use wasmproc_tests::guests;
+
+const RUNS: usize = 400;
+const ROUNDS: usize = 3;
+const STREAM_BYTES: u64 = 256 << 20;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn native_spawn_ms() -> f64 {
+    let mut samples = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let out = Command::new("/bin/true").output().unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        assert!(out.status.success());
+    }
+    median(samples)
+}
+
+fn guest(
+    runtime: &Runtime,
+    component: &wasmtime::component::Component,
+    policy: &Arc<Policy>,
+    args: &[String],
+) -> String {
+    let outcome = runtime
+        .run(
+            component,
+            GuestOptions {
+                name: "bench".into(),
+                args: args.to_vec(),
+                policy: Arc::clone(policy),
+                stdio: GuestStdio::Capture,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        outcome.exit_code,
+        0,
+        "{}",
+        String::from_utf8_lossy(&outcome.stderr)
+    );
+    String::from_utf8(outcome.stdout).unwrap()
+}
+
+fn value(output: &str, key: &str) -> f64 {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in {output}"))
+        .parse()
+        .unwrap()
+}
+
+fn guest_run_ms(
+    runtime: &Runtime,
+    component: &wasmtime::component::Component,
+    policy: &Arc<Policy>,
+) -> f64 {
+    let out = guest(
+        runtime,
+        component,
+        policy,
+        &["run".into(), RUNS.to_string(), "/bin/true".into()],
+    );
+    value(&out, "median_ns") / 1e6
+}
+
+fn native_stream_mib_s() -> f64 {
+    let started = Instant::now();
+    let mut child = Command::new("head")
+        .args(["-c", &STREAM_BYTES.to_string(), "/dev/zero"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    child.wait().unwrap();
+    assert_eq!(total, STREAM_BYTES);
+    total as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn guest_stream_mib_s(
+    runtime: &Runtime,
+    component: &wasmtime::component::Component,
+    policy: &Arc<Policy>,
+) -> f64 {
+    let args = [
+        "stream",
+        "head",
+        "-c",
+        &STREAM_BYTES.to_string(),
+        "/dev/zero",
+    ]
+    .map(String::from);
+    let out = guest(runtime, component, policy, &args);
+    assert_eq!(value(&out, "bytes") as u64, STREAM_BYTES);
+    STREAM_BYTES as f64 / (1 << 20) as f64 / value(&out, "seconds")
+}
+
+/// Touches `bytes` of memory so the host's resident set really is that big.
+fn ballast(bytes: usize) -> Vec<u8> {
+    let mut v = vec![0u8; bytes];
+    for i in (0..bytes).step_by(4096) {
+        v[i] = 1;
+    }
+    v
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let component = runtime.load(guests::BENCH.as_ref()).unwrap();
+    let limits = Limits {
+        starts_per_second: 1_000_000,
+        start_burst: 1_000_000,
+        ..Limits::default()
+    };
+    let policy = Arc::new(
+        Policy::builder()
+            .allow_program("/bin/true")
+            .allow_program("head")
+            .limits(limits)
+            .build()
+            .unwrap(),
+    );
+    // Warm up both paths.
+    native_spawn_ms();
+    guest_run_ms(&runtime, &component, &policy);
+
+    let mut native = Vec::new();
+    let mut guest_small = Vec::new();
+    for _ in 0..ROUNDS {
+        native.push(native_spawn_ms());
+        guest_small.push(guest_run_ms(&runtime, &component, &policy));
+    }
+    let native = median(native);
+    let guest_small = median(guest_small);
+
+    let mut stream_native = Vec::new();
+    let mut stream_guest = Vec::new();
+    for _ in 0..ROUNDS {
+        stream_native.push(native_stream_mib_s());
+        stream_guest.push(guest_stream_mib_s(&runtime, &component, &policy));
+    }
+    let stream_native = median(stream_native);
+    let stream_guest = median(stream_guest);
+
+    let big = ballast(4 << 30);
+    let mut guest_big = Vec::new();
+    let mut native_big = Vec::new();
+    for _ in 0..ROUNDS {
+        guest_big.push(guest_run_ms(&runtime, &component, &policy));
+        native_big.push(native_spawn_ms());
+    }
+    let guest_big = median(guest_big);
+    let native_big = median(native_big);
+    std::hint::black_box(&big);
+    drop(big);
+
+    println!("native_spawn_ms: {native:.4}");
+    println!("guest_run_ms: {guest_small:.4}");
+    println!("guest_run_ratio: {:.3}", guest_small / native);
+    println!("native_spawn_4gib_ms: {native_big:.4}");
+    println!("guest_run_4gib_ms: {guest_big:.4}");
+    println!("guest_run_4gib_ratio: {:.3}", guest_big / native);
+    println!("stream_native_mib_s: {stream_native:.1}");
+    println!("stream_guest_mib_s: {stream_guest:.1}");
+    println!("stream_ratio: {:.3}", stream_guest / stream_native);
+}

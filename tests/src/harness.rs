@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use wasmproc_host::{
-    Audit, GuestOptions, GuestOutcome, GuestStdio, Limits, Policy, ProcessCtx, ProcessManager, Runtime,
-    RuntimeConfig,
+    Audit, GuestOptions, GuestOutcome, GuestStdio, Limits, Policy, ProcessCtx, ProcessManager,
+    Runtime, RuntimeConfig,
 };
 use wasmtime::component::Component;
 
@@ -57,13 +57,22 @@ pub fn policy(programs: &[&str]) -> Arc<Policy> {
 }
 
 /// Runs a guest with captured stdio.
-pub fn run_guest(runtime: &Runtime, guest: &str, args: &[&str], policy: Arc<Policy>) -> GuestOutcome {
+pub fn run_guest(
+    runtime: &Runtime,
+    guest: &str,
+    args: &[&str],
+    policy: Arc<Policy>,
+) -> GuestOutcome {
     let component = component(runtime, guest);
     runtime
         .run(
             &component,
             GuestOptions {
-                name: Path::new(guest).file_stem().unwrap().to_string_lossy().into_owned(),
+                name: Path::new(guest)
+                    .file_stem()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
                 args: args.iter().map(|s| s.to_string()).collect(),
                 policy,
                 stdio: GuestStdio::Capture,
@@ -92,7 +101,9 @@ pub fn probe(runtime: &Runtime, policy: Arc<Policy>, steps: Value) -> Vec<Value>
 
 /// The `ok` value of a probe result, or a panic showing the error.
 pub fn ok(result: &Value) -> &Value {
-    result.get("ok").unwrap_or_else(|| panic!("expected ok, got {result}"))
+    result
+        .get("ok")
+        .unwrap_or_else(|| panic!("expected ok, got {result}"))
 }
 
 /// The error kind of a probe result, or a panic showing the success.
@@ -106,7 +117,10 @@ pub fn err_kind(result: &Value) -> &str {
 
 /// The error detail of a probe result.
 pub fn err_detail(result: &Value) -> String {
-    result["err"]["detail"].as_str().unwrap_or_default().to_string()
+    result["err"]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A guest session driven directly through the host API, without wasm.
@@ -118,7 +132,11 @@ pub fn session(policy: Arc<Policy>) -> (Arc<ProcessManager>, ProcessCtx) {
 
 /// A unique marker value for one test.
 pub fn unique_marker(test: &str) -> String {
-    format!("{test}-{}-{}", std::process::id(), wasmproc_host::AuditEvent::new("", "").time_ms)
+    format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        wasmproc_host::AuditEvent::new("", "").time_ms
+    )
 }
 
 /// The `wasmproc` CLI binary built beside the test binaries.
@@ -126,6 +144,10 @@ pub fn cli_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let cli = dir.join("wasmproc");
-    assert!(cli.exists(), "{} not built (cargo test --workspace builds it)", cli.display());
+    assert!(
+        cli.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        cli.display()
+    );
     cli
 }

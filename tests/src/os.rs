@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 /// PIDs of processes whose environment holds `VAR=value`.
 pub fn pids_with_env(var: &str, value: &str) -> Vec<i32> {
     let needle = format!("{var}={value}");
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
@@ -33,7 +35,9 @@ fn stat_field(pid: i32, n: usize) -> Option<String> {
 /// Zombie children of this process.
 pub fn zombie_children() -> usize {
     let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
@@ -43,7 +47,9 @@ pub fn zombie_children() -> usize {
 
 /// Open fds of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Resident memory of this process, in KiB.

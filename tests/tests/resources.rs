@@ -30,12 +30,16 @@ fn security_start_kill_cycles_no_zombies_ugly() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_manager, mut ctx) = session(policy_with(&["sleep"], generous()));
     // Warm up once so lazily opened fds are in the baseline.
-    let id = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
+    let id = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
     ctx.kill(&id).unwrap();
     ctx.remove(&id).unwrap();
     let fds = open_fds();
     for _ in 0..2000 {
-        let id = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
+        let id = ctx
+            .start(cmd("sleep", &["30"]), StartSpec::default())
+            .unwrap();
         ctx.kill(&id).unwrap();
     }
     assert_eq!(zombie_children(), 0);
@@ -86,7 +90,10 @@ fn security_start_quota_bad() {
         ctx.run(cmd("true", &[])).unwrap();
     }
     let err = ctx.run(cmd("true", &[])).unwrap_err();
-    assert!(matches!(&err, CallError::LimitReached(r) if r.contains("starts per second")), "{err}");
+    assert!(
+        matches!(&err, CallError::LimitReached(r) if r.contains("starts per second")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,11 +110,17 @@ fn security_oversized_args_bad() {
         ..cmd("echo", &[])
     };
     let many_env = CommandSpec {
-        env: (0..100_000).map(|i| (format!("V{i}"), "1".to_string())).collect(),
+        env: (0..100_000)
+            .map(|i| (format!("V{i}"), "1".to_string()))
+            .collect(),
         ..cmd("echo", &[])
     };
     let rss_before = rss_kib();
-    for (what, spec) in [("a million args", million), ("a 100 MB arg", huge), ("100k env vars", many_env)] {
+    for (what, spec) in [
+        ("a million args", million),
+        ("a 100 MB arg", huge),
+        ("100k env vars", many_env),
+    ] {
         let err = ctx.run(spec).unwrap_err();
         assert!(matches!(err, CallError::Invalid(_)), "{what}: {err}");
     }
@@ -134,8 +147,11 @@ fn security_registry_entries_evicted_good() {
     assert_eq!(ctx.list().len(), 40);
     assert_eq!(ctx.list(), ids[160..].to_vec());
     for _ in 0..32 {
-        ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap();
+        ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+            .unwrap();
     }
-    let err = ctx.start(cmd("sleep", &["30"]), StartSpec::default()).unwrap_err();
+    let err = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap_err();
     assert!(matches!(err, CallError::LimitReached(_)), "{err}");
 }

@@ -123,21 +123,37 @@ mod tests {
             // `*` matches any single argument.
             (&["log", "*"], &["log", "-5"], Ok(())),
             // `*` needs an argument to be there.
-            (&["log", "*"], &["log"], Err(Mismatch::TooFew { expected: 2 })),
+            (
+                &["log", "*"],
+                &["log"],
+                Err(Mismatch::TooFew { expected: 2 }),
+            ),
             // Trailing `**` matches nothing at all.
             (&["log", "**"], &["log"], Ok(())),
             // Trailing `**` matches any number of arguments.
             (&["log", "**"], &["log", "a", "b", "c"], Ok(())),
             // A literal mismatch names its 1-based position.
-            (&["log", "--oneline"], &["log", "--force"], Err(Mismatch::Argument { index: 2 })),
+            (
+                &["log", "--oneline"],
+                &["log", "--force"],
+                Err(Mismatch::Argument { index: 2 }),
+            ),
             // Extra arguments past a pattern without `**` are refused.
-            (&["status"], &["status", "-s"], Err(Mismatch::TooMany { index: 2 })),
+            (
+                &["status"],
+                &["status", "-s"],
+                Err(Mismatch::TooMany { index: 2 }),
+            ),
             // The empty pattern allows only the empty list.
             (&[], &[], Ok(())),
             (&[], &["x"], Err(Mismatch::TooMany { index: 1 })),
         ];
         for (p, a, expected) in cases {
-            assert_eq!(pattern(p).check(&args(a)), *expected, "pattern {p:?} args {a:?}");
+            assert_eq!(
+                pattern(p).check(&args(a)),
+                *expected,
+                "pattern {p:?} args {a:?}"
+            );
         }
     }
 
@@ -145,7 +161,11 @@ mod tests {
     fn args_pattern_parse_bad() {
         // `**` in the middle is refused at load, quoting the entry.
         let err = ArgPattern::parse("git", &args(&["**", "x"])).unwrap_err();
-        assert!(err.to_string().contains("`**` may only be the last element"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`**` may only be the last element"),
+            "{err}"
+        );
         assert!(err.to_string().contains("\"**\", \"x\""), "{err}");
     }
 }

@@ -15,7 +15,11 @@ impl DirGrant {
     /// Canonicalizes the roots and the default directory, relative to
     /// `base`. The default must lie under a root; without one, the first
     /// root is the default.
-    pub(crate) fn new(roots: &[String], default: Option<&str>, base: &Path) -> Result<Self, PolicyError> {
+    pub(crate) fn new(
+        roots: &[String],
+        default: Option<&str>,
+        base: &Path,
+    ) -> Result<Self, PolicyError> {
         let mut canonical = Vec::new();
         for root in roots {
             let quoted = format!("dirs.roots `{root}`");
@@ -49,7 +53,9 @@ impl DirGrant {
             return Ok(self.default.clone());
         };
         if requested.contains('\0') {
-            return Err(CallError::Invalid("working directory contains a NUL byte".into()));
+            return Err(CallError::Invalid(
+                "working directory contains a NUL byte".into(),
+            ));
         }
         let Some(default) = &self.default else {
             return Err(CallError::Denied(format!(
@@ -58,7 +64,9 @@ impl DirGrant {
         };
         let joined = default.join(requested);
         let resolved = joined.canonicalize().map_err(|e| {
-            CallError::Invalid(format!("working directory `{requested}` cannot be resolved: {e}"))
+            CallError::Invalid(format!(
+                "working directory `{requested}` cannot be resolved: {e}"
+            ))
         })?;
         if !resolved.is_dir() {
             return Err(CallError::Invalid(format!(
@@ -77,9 +85,9 @@ impl DirGrant {
 
 fn canonical_dir(quoted: &str, dir: &str, base: &Path) -> Result<PathBuf, PolicyError> {
     let path = base.join(dir);
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| PolicyError::entry(quoted, format!("cannot resolve {}: {e}", path.display())))?;
+    let canonical = path.canonicalize().map_err(|e| {
+        PolicyError::entry(quoted, format!("cannot resolve {}: {e}", path.display()))
+    })?;
     if !canonical.is_dir() {
         return Err(PolicyError::entry(quoted, "is not a directory"));
     }

@@ -107,7 +107,10 @@ impl EnvGrant {
 
     /// Builds the child's environment: pass-through variables, then the
     /// guest's, each checked. A guest value replaces a passed one.
-    pub(crate) fn child_env(&self, requested: &[(String, String)]) -> Result<Vec<(String, String)>, CallError> {
+    pub(crate) fn child_env(
+        &self,
+        requested: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, CallError> {
         let mut env = self.passed.clone();
         for (name, value) in requested {
             if name.is_empty() || name.contains('=') || name.contains('\0') {
@@ -128,7 +131,9 @@ impl EnvGrant {
     }
 
     fn check_settable(&self, name: &str) -> Result<(), CallError> {
-        let exact = self.settable.contains(&NamePattern::Exact(name.to_string()));
+        let exact = self
+            .settable
+            .contains(&NamePattern::Exact(name.to_string()));
         if exact {
             return Ok(());
         }
@@ -178,9 +183,20 @@ mod tests {
         // A wildcard that covers everything still does not cover hooks.
         let g = grant(&["*"]);
         assert!(g.child_env(&set("FOO")).is_ok());
-        for hook in ["LD_PRELOAD", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "GCONV_PATH", "BASH_ENV", "ENV", "PATH"] {
+        for hook in [
+            "LD_PRELOAD",
+            "LD_AUDIT",
+            "DYLD_INSERT_LIBRARIES",
+            "GCONV_PATH",
+            "BASH_ENV",
+            "ENV",
+            "PATH",
+        ] {
             let err = g.child_env(&set(hook)).unwrap_err();
-            assert!(matches!(err, CallError::Denied(ref r) if r.contains(hook)), "{hook}: {err}");
+            assert!(
+                matches!(err, CallError::Denied(ref r) if r.contains(hook)),
+                "{hook}: {err}"
+            );
         }
         // Naming one exactly allows it, with a warning at load.
         let (g, warnings) = EnvGrant::new(&["LD_PRELOAD".into()], &[], |_| None).unwrap();
@@ -191,7 +207,10 @@ mod tests {
     #[test]
     fn env_names_validated_bad() {
         let g = grant(&["*"]);
-        assert!(matches!(g.child_env(&set("A=B")), Err(CallError::Invalid(_))));
+        assert!(matches!(
+            g.child_env(&set("A=B")),
+            Err(CallError::Invalid(_))
+        ));
         assert!(matches!(g.child_env(&set("")), Err(CallError::Invalid(_))));
         let nul = vec![("A".to_string(), "x\0y".to_string())];
         assert!(matches!(g.child_env(&nul), Err(CallError::Invalid(_))));

@@ -21,11 +21,11 @@
 //! max_live_processes = 8
 //! ```
 
+use super::Policy;
 use super::args::ArgPattern;
 use super::dirs::DirGrant;
 use super::env::EnvGrant;
 use super::program::{Operation, ProgramGrant, resolve};
-use super::Policy;
 use crate::error::PolicyError;
 use crate::limits::Limits;
 use serde::Deserialize;
@@ -127,7 +127,10 @@ impl PolicySpec {
         for spec in self.programs {
             let quoted = format!("program `{}`", spec.name);
             let path = resolve(&spec.name, search_path)?;
-            if let Some(other) = programs.iter().find(|g| g.name == spec.name || g.path == path) {
+            if let Some(other) = programs
+                .iter()
+                .find(|g| g.name == spec.name || g.path == path)
+            {
                 return Err(PolicyError::entry(
                     quoted,
                     format!(
@@ -146,9 +149,14 @@ impl PolicySpec {
                         .collect::<Result<Vec<_>, _>>()?,
                 ),
             };
-            let operations = spec.operations.unwrap_or_else(|| vec![Operation::Run, Operation::Start]);
+            let operations = spec
+                .operations
+                .unwrap_or_else(|| vec![Operation::Run, Operation::Start]);
             if operations.is_empty() {
-                return Err(PolicyError::entry(quoted, "`operations` is empty, so the entry grants nothing"));
+                return Err(PolicyError::entry(
+                    quoted,
+                    "`operations` is empty, so the entry grants nothing",
+                ));
             }
             programs.push(ProgramGrant {
                 name: spec.name,

@@ -122,7 +122,9 @@ impl Policy {
             .programs
             .iter()
             .find(|g| g.is_named_by(req.program))
-            .ok_or_else(|| CallError::Denied(format!("program `{}` is not granted", req.program)))?;
+            .ok_or_else(|| {
+                CallError::Denied(format!("program `{}` is not granted", req.program))
+            })?;
         if !grant.operations.contains(&op) {
             return Err(CallError::Denied(format!(
                 "program `{}` is not granted for `{}`",
@@ -162,7 +164,9 @@ impl Policy {
             )));
         }
         if req.program.contains('\0') || req.args.iter().any(|a| a.contains('\0')) {
-            return Err(CallError::Invalid("the program or an argument contains a NUL byte".into()));
+            return Err(CallError::Invalid(
+                "the program or an argument contains a NUL byte".into(),
+            ));
         }
         if req.env.len() as u64 > u64::from(l.max_env_vars) {
             return Err(CallError::Invalid(format!(
@@ -288,8 +292,11 @@ impl PolicyBuilder {
         let search_path = self.search_path.or_else(|| std::env::var_os("PATH"));
         let base = match self.base {
             Some(b) if !b.as_os_str().is_empty() => b,
-            _ => std::env::current_dir().map_err(|e| PolicyError::entry("current directory", e.to_string()))?,
+            _ => std::env::current_dir()
+                .map_err(|e| PolicyError::entry("current directory", e.to_string()))?,
         };
-        self.spec.resolve(search_path.as_deref(), &base, |name| std::env::var(name).ok())
+        self.spec.resolve(search_path.as_deref(), &base, |name| {
+            std::env::var(name).ok()
+        })
     }
 }

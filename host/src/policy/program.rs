@@ -132,18 +132,31 @@ pub(crate) fn resolve(name: &str, search_path: Option<&OsStr>) -> Result<PathBuf
     ))
 }
 
-fn check_executable(quoted: &str, path: &Path, found_in: Option<&Path>) -> Result<PathBuf, PolicyError> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| PolicyError::entry(quoted, format!("cannot resolve {}: {e}", path.display())))?;
-    let meta = canonical
-        .metadata()
-        .map_err(|e| PolicyError::entry(quoted, format!("cannot inspect {}: {e}", canonical.display())))?;
+fn check_executable(
+    quoted: &str,
+    path: &Path,
+    found_in: Option<&Path>,
+) -> Result<PathBuf, PolicyError> {
+    let canonical = path.canonicalize().map_err(|e| {
+        PolicyError::entry(quoted, format!("cannot resolve {}: {e}", path.display()))
+    })?;
+    let meta = canonical.metadata().map_err(|e| {
+        PolicyError::entry(
+            quoted,
+            format!("cannot inspect {}: {e}", canonical.display()),
+        )
+    })?;
     if !meta.is_file() {
-        return Err(PolicyError::entry(quoted, format!("{} is not a regular file", canonical.display())));
+        return Err(PolicyError::entry(
+            quoted,
+            format!("{} is not a regular file", canonical.display()),
+        ));
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(PolicyError::entry(quoted, format!("{} is not executable", canonical.display())));
+        return Err(PolicyError::entry(
+            quoted,
+            format!("{} is not executable", canonical.display()),
+        ));
     }
     if meta.mode() & 0o002 != 0 {
         return Err(PolicyError::entry(
@@ -151,7 +164,10 @@ fn check_executable(quoted: &str, path: &Path, found_in: Option<&Path>) -> Resul
             format!("{} is writable by every user", canonical.display()),
         ));
     }
-    let dirs = [found_in.map(Path::to_path_buf), canonical.parent().map(Path::to_path_buf)];
+    let dirs = [
+        found_in.map(Path::to_path_buf),
+        canonical.parent().map(Path::to_path_buf),
+    ];
     for dir in dirs.into_iter().flatten() {
         let mode = dir.metadata().map(|m| m.mode()).unwrap_or(0);
         if mode & 0o002 != 0 {

@@ -21,7 +21,9 @@ fn audit_decisions_good() {
         let mut ctx = ProcessCtx::new("auditor", policy(&["echo", "sleep"]), manager, audit);
         ctx.run(spec("echo", &["hi"])).unwrap();
         ctx.run(spec("rm", &["-rf", "/"])).unwrap_err();
-        let id = ctx.start(spec("sleep", &["30"]), StartSpec::default()).unwrap();
+        let id = ctx
+            .start(spec("sleep", &["30"]), StartSpec::default())
+            .unwrap();
         ctx.kill(&id).unwrap();
         ctx.kill("nope").unwrap_err();
     }
@@ -47,7 +49,12 @@ fn audit_decisions_good() {
     let denied = find("run", Some("denied"));
     assert_eq!(denied["program"], "rm");
     assert_eq!(denied["args"], json!(["-rf", "/"]));
-    assert!(denied["reason"].as_str().unwrap().contains("`rm` is not granted"));
+    assert!(
+        denied["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`rm` is not granted")
+    );
     let exit = find("exit", None);
     assert_eq!(exit["exit"], "exit 0");
     assert!(exit["pid"].as_u64().is_some());

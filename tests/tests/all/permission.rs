@@ -2,7 +2,9 @@ use serde_json::json;
 use std::sync::Arc;
 use wasmproc_host::{CAPABILITY_NAME, GuestError, GuestOptions, GuestStdio, Policy, RuntimeConfig};
 use wasmproc_tests::guests;
-use wasmproc_tests::harness::{component, err_detail, err_kind, own_runtime, probe, shared_runtime};
+use wasmproc_tests::harness::{
+    component, err_detail, err_kind, own_runtime, probe, shared_runtime,
+};
 
 #[test]
 fn permission_unregistered_ugly() {
@@ -24,7 +26,10 @@ fn permission_unregistered_ugly() {
             },
         )
         .unwrap_err();
-    assert!(matches!(err, GuestError::CapabilityNotRegistered(_)), "{err}");
+    assert!(
+        matches!(err, GuestError::CapabilityNotRegistered(_)),
+        "{err}"
+    );
     assert!(err.to_string().contains(CAPABILITY_NAME), "{err}");
     // A guest that does not import it still runs on that host.
     let plain = component(&runtime, guests::PLAIN);
@@ -61,8 +66,18 @@ fn permission_unregistered_ugly() {
 #[test]
 fn permission_denied_guest_sees_typed_error_good() {
     // The SDK surfaces the WIT error as `Error::Denied`.
-    let outcome = wasmproc_tests::harness::run_guest(shared_runtime(), guests::DENIED, &[], Arc::new(Policy::deny_all()));
-    assert_eq!(outcome.exit_code, 0, "{}", String::from_utf8_lossy(&outcome.stdout));
+    let outcome = wasmproc_tests::harness::run_guest(
+        shared_runtime(),
+        guests::DENIED,
+        &[],
+        Arc::new(Policy::deny_all()),
+    );
+    assert_eq!(
+        outcome.exit_code,
+        0,
+        "{}",
+        String::from_utf8_lossy(&outcome.stdout)
+    );
 }
 
 #[test]
@@ -76,6 +91,8 @@ fn permission_not_a_component_bad() {
     std::fs::write(&junk, b"hello").unwrap();
     let err = shared_runtime().load(&junk).unwrap_err();
     assert!(err.to_string().contains("magic"), "{err}");
-    let err = shared_runtime().load(&dir.path().join("missing.wasm")).unwrap_err();
+    let err = shared_runtime()
+        .load(&dir.path().join("missing.wasm"))
+        .unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
 }

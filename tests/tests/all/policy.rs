@@ -7,7 +7,9 @@ fn load(text: &str) -> Result<Policy, String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, text).unwrap();
-    PolicyBuilder::from_file(&path).and_then(|b| b.build()).map_err(|e| e.to_string())
+    PolicyBuilder::from_file(&path)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -20,32 +22,59 @@ fn policy_parse_bad() {
         // A wrong type.
         ("[[program]]\nname = 7", "invalid type"),
         // `**` may only end a pattern.
-        ("[[program]]\nname = \"echo\"\nargs = [[\"**\", \"x\"]]", "`**` may only be the last element"),
+        (
+            "[[program]]\nname = \"echo\"\nargs = [[\"**\", \"x\"]]",
+            "`**` may only be the last element",
+        ),
         // One program granted twice contradicts itself.
-        ("[[program]]\nname = \"echo\"\n[[program]]\nname = \"echo\"", "granted as `echo`"),
+        (
+            "[[program]]\nname = \"echo\"\n[[program]]\nname = \"echo\"",
+            "granted as `echo`",
+        ),
         // A program that cannot be resolved fails at load, not at call.
-        ("[[program]]\nname = \"no-such-program-anywhere\"", "program `no-such-program-anywhere`"),
+        (
+            "[[program]]\nname = \"no-such-program-anywhere\"",
+            "program `no-such-program-anywhere`",
+        ),
         // A relative program path is ambiguous.
         ("[[program]]\nname = \"bin/echo\"", "relative path"),
         // An operation that does not exist.
-        ("[[program]]\nname = \"echo\"\noperations = [\"fly\"]", "fly"),
+        (
+            "[[program]]\nname = \"echo\"\noperations = [\"fly\"]",
+            "fly",
+        ),
         // No operation at all grants nothing.
-        ("[[program]]\nname = \"echo\"\noperations = []", "grants nothing"),
+        (
+            "[[program]]\nname = \"echo\"\noperations = []",
+            "grants nothing",
+        ),
         // Limits that contradict each other.
-        ("[limits]\ndefault_run_timeout_ms = 10\nmax_timeout_ms = 5", "default_run_timeout_ms = 10"),
+        (
+            "[limits]\ndefault_run_timeout_ms = 10\nmax_timeout_ms = 5",
+            "default_run_timeout_ms = 10",
+        ),
         ("[limits]\nmax_live_processes = 0", "max_live_processes"),
         ("[limits]\nmax_processes = 3", "max_processes"),
         // A default directory outside the roots.
-        ("[dirs]\nroots = [\"/usr\"]\ndefault = \"/etc\"", "dirs.default `/etc`"),
+        (
+            "[dirs]\nroots = [\"/usr\"]\ndefault = \"/etc\"",
+            "dirs.default `/etc`",
+        ),
         // A directory that does not exist.
-        ("[dirs]\nroots = [\"/no/such/dir\"]", "dirs.roots `/no/such/dir`"),
+        (
+            "[dirs]\nroots = [\"/no/such/dir\"]",
+            "dirs.roots `/no/such/dir`",
+        ),
         // Environment names are checked.
         ("[env]\nallow = [\"BAD-NAME\"]", "env.allow `BAD-NAME`"),
         ("[env]\npass = [\"HOME\", \"HOME\"]", "listed twice"),
     ];
     for (text, expected) in cases {
         let err = load(text).expect_err(text);
-        assert!(err.contains(expected), "policy {text:?}: error {err:?} lacks {expected:?}");
+        assert!(
+            err.contains(expected),
+            "policy {text:?}: error {err:?} lacks {expected:?}"
+        );
     }
     assert!(load("[[program]]\nname = \"echo\"").is_ok());
 }
@@ -78,7 +107,11 @@ fn policy_args_pattern_good() {
     for result in &r[4..] {
         assert_eq!(err_kind(result), "denied", "{result}");
     }
-    assert!(err_detail(&r[4]).contains("grant `echo status *` needs 2"), "{}", r[4]);
+    assert!(
+        err_detail(&r[4]).contains("grant `echo status *` needs 2"),
+        "{}",
+        r[4]
+    );
     assert_eq!(
         err_detail(&r[5]),
         "argument 2 `--force` does not match grant `echo version`",
@@ -90,9 +123,21 @@ fn policy_args_pattern_good() {
 fn policy_operations_restricted_bad() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.toml");
-    std::fs::write(&path, "[[program]]\nname = \"sleep\"\noperations = [\"run\"]\n").unwrap();
+    std::fs::write(
+        &path,
+        "[[program]]\nname = \"sleep\"\noperations = [\"run\"]\n",
+    )
+    .unwrap();
     let policy = Arc::new(Policy::from_file(&path).unwrap());
-    let r = probe(shared_runtime(), policy, json!([{"op": "start", "program": "sleep", "args": ["1"]}]));
+    let r = probe(
+        shared_runtime(),
+        policy,
+        json!([{"op": "start", "program": "sleep", "args": ["1"]}]),
+    );
     assert_eq!(err_kind(&r[0]), "denied");
-    assert!(err_detail(&r[0]).contains("not granted for `start`"), "{}", r[0]);
+    assert!(
+        err_detail(&r[0]).contains("not granted for `start`"),
+        "{}",
+        r[0]
+    );
 }

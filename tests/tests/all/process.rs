@@ -31,7 +31,11 @@ fn process_run_bad() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let program = script.to_str().unwrap();
     let policy = Arc::new(Policy::builder().allow_program(program).build().unwrap());
-    let r = probe(shared_runtime(), policy, json!([{"op": "run", "program": program, "args": []}]));
+    let r = probe(
+        shared_runtime(),
+        policy,
+        json!([{"op": "run", "program": program, "args": []}]),
+    );
     assert_eq!(err_kind(&r[0]), "spawn-failed", "{}", r[0]);
     assert!(err_detail(&r[0]).contains("tool"), "{}", r[0]);
 }
@@ -48,7 +52,10 @@ fn process_run_ugly() {
                 "env": [[MARKER_VAR, marker]], "timeout_ms": 300}]),
     );
     assert_eq!(err_kind(&r[0]), "timed-out", "{}", r[0]);
-    assert!(pids_with_env(MARKER_VAR, &marker).is_empty(), "children left behind");
+    assert!(
+        pids_with_env(MARKER_VAR, &marker).is_empty(),
+        "children left behind"
+    );
 }
 
 #[test]
@@ -166,6 +173,12 @@ fn process_wait_timeout_good() {
         )
         .unwrap();
     assert_eq!(ctx.wait(&id, Some(0)).unwrap(), None, "still running");
-    assert!(eventually(Duration::from_secs(10), || ctx.wait(&id, Some(100)).unwrap().is_some()));
-    assert_eq!(ctx.wait(&id, Some(0)).unwrap(), Some(wasmproc_host::Exit::Code(0)));
+    assert!(eventually(Duration::from_secs(10), || ctx
+        .wait(&id, Some(100))
+        .unwrap()
+        .is_some()));
+    assert_eq!(
+        ctx.wait(&id, Some(0)).unwrap(),
+        Some(wasmproc_host::Exit::Code(0))
+    );
 }

@@ -24,14 +24,35 @@ fn runtime_shutdown_good() {
     });
     let marker = unique_marker("runtime_shutdown_good");
     let policy = policy(&["sleep", "sh"]);
-    let mut a = ProcessCtx::new("a", Arc::clone(&policy), Arc::clone(runtime.manager()), Audit::new());
-    let mut b = ProcessCtx::new("b", Arc::clone(&policy), Arc::clone(runtime.manager()), Audit::new());
-    a.start(marked("sleep", &["30"], &marker), StartSpec::default()).unwrap();
-    a.start(marked("sh", &["-c", "sleep 30 & sleep 30"], &marker), StartSpec::default())
+    let mut a = ProcessCtx::new(
+        "a",
+        Arc::clone(&policy),
+        Arc::clone(runtime.manager()),
+        Audit::new(),
+    );
+    let mut b = ProcessCtx::new(
+        "b",
+        Arc::clone(&policy),
+        Arc::clone(runtime.manager()),
+        Audit::new(),
+    );
+    a.start(marked("sleep", &["30"], &marker), StartSpec::default())
         .unwrap();
-    b.start(marked("sh", &["-c", "trap '' TERM; sleep 30"], &marker), StartSpec::default())
-        .unwrap();
-    assert!(eventually(Duration::from_secs(5), || pids_with_env(MARKER_VAR, &marker).len() >= 5));
+    a.start(
+        marked("sh", &["-c", "sleep 30 & sleep 30"], &marker),
+        StartSpec::default(),
+    )
+    .unwrap();
+    b.start(
+        marked("sh", &["-c", "trap '' TERM; sleep 30"], &marker),
+        StartSpec::default(),
+    )
+    .unwrap();
+    assert!(eventually(Duration::from_secs(5), || pids_with_env(
+        MARKER_VAR, &marker
+    )
+    .len()
+        >= 5));
     runtime.shutdown();
     let left = pids_with_env(MARKER_VAR, &marker);
     assert!(left.is_empty(), "left running after shutdown: {left:?}");

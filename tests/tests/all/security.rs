@@ -7,7 +7,8 @@ use wasmproc_host::{
 };
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
-    MARKER_VAR, component, err_detail, err_kind, ok, policy, policy_with, probe, shared_runtime, unique_marker,
+    MARKER_VAR, component, err_detail, err_kind, ok, policy, policy_with, probe, shared_runtime,
+    unique_marker,
 };
 use wasmproc_tests::os::{alive, eventually, pids_with_env};
 
@@ -17,7 +18,12 @@ fn security_kill_foreign_id_bad() {
     // are all not-found; the other guest's process (the canary) lives on.
     let runtime = shared_runtime();
     let policy = policy(&["sleep"]);
-    let mut other = ProcessCtx::new("other", Arc::clone(&policy), Arc::clone(runtime.manager()), Audit::new());
+    let mut other = ProcessCtx::new(
+        "other",
+        Arc::clone(&policy),
+        Arc::clone(runtime.manager()),
+        Audit::new(),
+    );
     let canary = other
         .start(
             CommandSpec {
@@ -89,7 +95,10 @@ fn security_group_kill_grandchildren_ugly() {
     );
     ok(&r[2]);
     assert!(
-        eventually(Duration::from_secs(2), || pids_with_env(MARKER_VAR, &marker).is_empty()),
+        eventually(Duration::from_secs(2), || pids_with_env(
+            MARKER_VAR, &marker
+        )
+        .is_empty()),
         "grandchildren survived: {:?}",
         pids_with_env(MARKER_VAR, &marker)
     );
@@ -109,7 +118,10 @@ fn security_group_leftovers_die_with_leader_ugly() {
     );
     assert_eq!(ok(&r[0])["stdout"], "hi\n");
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(eventually(Duration::from_secs(2), || pids_with_env(MARKER_VAR, &marker).is_empty()));
+    assert!(eventually(Duration::from_secs(2), || pids_with_env(
+        MARKER_VAR, &marker
+    )
+    .is_empty()));
 }
 
 #[test]
@@ -124,18 +136,33 @@ fn security_host_sigkill_no_orphans_ugly() {
         {"op": "sleep_ms", "ms": 60000},
     ]);
     let mut host = std::process::Command::new(wasmproc_tests::harness::cli_path())
-        .args(["run", guests::PROBE, "--allow", "sh", "--allow", "sleep", "--allow-env", MARKER_VAR, "--"])
+        .args([
+            "run",
+            guests::PROBE,
+            "--allow",
+            "sh",
+            "--allow",
+            "sleep",
+            "--allow-env",
+            MARKER_VAR,
+            "--",
+        ])
         .arg(steps.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let all_started = eventually(Duration::from_secs(60), || pids_with_env(MARKER_VAR, &marker).len() >= 4);
+    let all_started = eventually(Duration::from_secs(60), || {
+        pids_with_env(MARKER_VAR, &marker).len() >= 4
+    });
     // SAFETY: kill with a valid pid and signal.
     unsafe { libc::kill(host.id() as i32, libc::SIGKILL) };
     host.wait().unwrap();
     assert!(all_started, "children never started");
     assert!(
-        eventually(Duration::from_secs(2), || pids_with_env(MARKER_VAR, &marker).is_empty()),
+        eventually(Duration::from_secs(2), || pids_with_env(
+            MARKER_VAR, &marker
+        )
+        .is_empty()),
         "orphans after host SIGKILL: {:?}",
         pids_with_env(MARKER_VAR, &marker)
     );
@@ -177,10 +204,26 @@ fn security_child_hygiene_good() {
 
 #[test]
 fn security_env_injection_bad() {
-    let wide = Arc::new(Policy::builder().allow_program("env").allow_env("*").build().unwrap());
+    let wide = Arc::new(
+        Policy::builder()
+            .allow_program("env")
+            .allow_env("*")
+            .build()
+            .unwrap(),
+    );
     let mut steps = Vec::new();
-    for name in ["LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "GCONV_PATH", "BASH_ENV", "ENV", "PATH"] {
-        steps.push(json!({"op": "run", "program": "env", "args": [], "env": [[name, "/tmp/evil"]]}));
+    for name in [
+        "LD_PRELOAD",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "DYLD_INSERT_LIBRARIES",
+        "GCONV_PATH",
+        "BASH_ENV",
+        "ENV",
+        "PATH",
+    ] {
+        steps
+            .push(json!({"op": "run", "program": "env", "args": [], "env": [[name, "/tmp/evil"]]}));
     }
     steps.push(json!({"op": "run", "program": "env", "args": [], "env": [["A=B", "x"]]}));
     steps.push(json!({"op": "run", "program": "env", "args": [], "env": [["A", "x\u{0}y"]]}));
@@ -195,7 +238,11 @@ fn security_env_injection_bad() {
     assert_eq!(ok(&r[10])["stdout"], "FINE=1\n");
     // A variable that no grant covers.
     let narrow = policy(&["env"]);
-    let r = probe(shared_runtime(), narrow, json!([{"op": "run", "program": "env", "args": [], "env": [["OTHER", "1"]]}]));
+    let r = probe(
+        shared_runtime(),
+        narrow,
+        json!([{"op": "run", "program": "env", "args": [], "env": [["OTHER", "1"]]}]),
+    );
     assert_eq!(err_kind(&r[0]), "denied");
     assert!(err_detail(&r[0]).contains("OTHER"));
 }
@@ -227,7 +274,10 @@ fn security_cwd_escape_bad() {
     );
     for result in &r[..3] {
         assert_eq!(err_kind(result), "denied", "{result}");
-        assert!(err_detail(result).contains("outside the granted roots"), "{result}");
+        assert!(
+            err_detail(result).contains("outside the granted roots"),
+            "{result}"
+        );
     }
     assert_eq!(err_kind(&r[3]), "invalid");
     let canonical = inside.canonicalize().unwrap();
@@ -245,10 +295,18 @@ fn security_program_path_hijack_bad() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let search = format!("{}:/usr/bin:/bin", dir.path().display());
-    let err = Policy::builder().search_path(&search).allow_program("git").build().unwrap_err();
+    let err = Policy::builder()
+        .search_path(&search)
+        .allow_program("git")
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("every user can write"), "{err}");
     // 2. A relative search-path entry is never used.
-    let err = Policy::builder().search_path(".").allow_program("git").build().unwrap_err();
+    let err = Policy::builder()
+        .search_path(".")
+        .allow_program("git")
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");
     // 3. The guest cannot reach another binary by path tricks, and cannot
     //    redirect the child's PATH.
@@ -293,7 +351,11 @@ fn security_guest_infinite_loop_ugly() {
             },
         )
     });
-    let r = probe(runtime, policy(&["echo"]), json!([{"op": "run", "program": "echo", "args": ["alive"]}]));
+    let r = probe(
+        runtime,
+        policy(&["echo"]),
+        json!([{"op": "run", "program": "echo", "args": ["alive"]}]),
+    );
     assert_eq!(ok(&r[0])["stdout"], "alive\n");
     let err = handle.join().unwrap().unwrap_err();
     assert!(matches!(err, GuestError::TimeLimit(500)), "{err}");
@@ -326,7 +388,11 @@ fn security_guest_memory_cap_ugly() {
     assert!(mib <= 64, "grew to {mib} MiB past a 64 MiB cap");
     assert_ne!(outcome.exit_code, 0);
     // The host and other guests carry on.
-    let r = probe(runtime, policy(&["echo"]), json!([{"op": "run", "program": "echo", "args": ["ok"]}]));
+    let r = probe(
+        runtime,
+        policy(&["echo"]),
+        json!([{"op": "run", "program": "echo", "args": ["ok"]}]),
+    );
     assert_eq!(ok(&r[0])["stdout"], "ok\n");
 }
 

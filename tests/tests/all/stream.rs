@@ -71,7 +71,10 @@ fn stream_guest_reader_100mb_good() {
     let read = ok(&r[1]);
     assert_eq!(read["len"], size);
     assert_eq!(read["dropped"], 0);
-    assert_eq!(read["fnv1a64"], fnv1a64(std::iter::repeat_n(0u8, size as usize)));
+    assert_eq!(
+        read["fnv1a64"],
+        fnv1a64(std::iter::repeat_n(0u8, size as usize))
+    );
     assert_eq!(ok(&r[2]), &json!({"exited": 0}));
 }
 
@@ -132,7 +135,10 @@ fn stream_interleaved_echo_good() {
     let mut cursor = 0;
     for i in 0..200 {
         let line = format!("line {i}\n");
-        assert_eq!(ctx.write(&id, line.as_bytes(), 5000).unwrap() as usize, line.len());
+        assert_eq!(
+            ctx.write(&id, line.as_bytes(), 5000).unwrap() as usize,
+            line.len()
+        );
         let mut got = Vec::new();
         while got.len() < line.len() {
             let chunk = ctx.read(&id, true, cursor, 4096, 5000).unwrap();
@@ -151,7 +157,9 @@ fn stream_read_after_exit_ugly() {
     // After the process has exited, a read returns the tail, then
     // end-of-stream.
     let (_m, mut ctx) = session(policy(&["printf"]));
-    let id = ctx.start(cmd("printf", &["the tail"]), StartSpec::default()).unwrap();
+    let id = ctx
+        .start(cmd("printf", &["the tail"]), StartSpec::default())
+        .unwrap();
     assert!(ctx.wait(&id, Some(10_000)).unwrap().is_some());
     let first = ctx.read(&id, true, 0, 4096, 1000).unwrap();
     let (data, next) = if first.ended {
@@ -173,9 +181,16 @@ fn stream_close_stdin_good() {
     let (_m, mut ctx) = session(policy(&["cat"]));
     let id = ctx.start(cmd("cat", &[]), piped_stdin()).unwrap();
     ctx.write(&id, b"bye\n", 1000).unwrap();
-    assert_eq!(ctx.wait(&id, Some(200)).unwrap(), None, "cat waits for input");
+    assert_eq!(
+        ctx.wait(&id, Some(200)).unwrap(),
+        None,
+        "cat waits for input"
+    );
     ctx.close_stdin(&id).unwrap();
-    assert_eq!(ctx.wait(&id, Some(10_000)).unwrap(), Some(wasmproc_host::Exit::Code(0)));
+    assert_eq!(
+        ctx.wait(&id, Some(10_000)).unwrap(),
+        Some(wasmproc_host::Exit::Code(0))
+    );
     let out = ctx.read(&id, true, 0, 4096, 1000).unwrap();
     assert_eq!(out.data, b"bye\n");
     // Writing after close is refused, not silently dropped.
