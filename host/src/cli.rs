@@ -18,7 +18,50 @@ pub struct Cli {
 pub enum CliCommand {
     /// Run a `wasi:cli/command` component with the process capability.
     Run(RunArgs),
+    /// Run as a host daemon: supervise the configured daemons and plugins,
+    /// serve /health and /ready, stop cleanly on SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Inspect or control the daemons of running hosts (via the registry).
+    Daemon(DaemonArgs),
 }
+
+/// Arguments of `wasmproc serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Host configuration (TOML): [serve], [policy], [[daemon]], [[plugin]].
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Arguments of `wasmproc daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Registry directory (default: $WASMPROC_REGISTRY, else
+    /// $XDG_RUNTIME_DIR/wasmproc, else /tmp/wasmproc-UID).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub registry: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DaemonCommand,
+}
+
+/// `wasmproc daemon` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// List running hosts and their daemons.
+    List,
+    /// Show one daemon's status.
+    Status {
+        /// The daemon's name.
+        name: String,
+    },
+    /// Stop one daemon (it stays stopped until started again).
+    Stop {
+        /// The daemon's name.
+        name: String,
+    },
+}
+
 
 /// Arguments of `wasmproc run`.
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, CliCommand, RunArgs};
+use cli::{Cli, CliCommand, DaemonArgs, DaemonCommand, RunArgs};
 use std::path::Path;
 use std::sync::Arc;
 use wasmproc_host::{
@@ -29,6 +29,8 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         CliCommand::Run(args) => run(args),
+        CliCommand::Serve(args) => wasmproc_host::serve::serve(&args.config),
+        CliCommand::Daemon(args) => daemon(args),
     };
     std::process::exit(code);
 }
@@ -121,6 +123,18 @@ fn run(args: RunArgs) -> i32 {
     };
     runtime.shutdown();
     code
+}
+
+/// `wasmproc daemon list|status|stop` against the registry.
+fn daemon(args: DaemonArgs) -> i32 {
+    use wasmproc_host::daemon::{config::default_registry_dir, control};
+    let registry = args.registry.unwrap_or_else(default_registry_dir);
+    let out = &mut std::io::stdout();
+    match args.command {
+        DaemonCommand::List => control::cmd_list(&registry, out),
+        DaemonCommand::Status { name } => control::cmd_status(&registry, &name, out),
+        DaemonCommand::Stop { name } => control::cmd_stop(&registry, &name, out),
+    }
 }
 
 fn guest_name(component: &Path) -> String {

@@ -73,6 +73,7 @@ pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     process: Option<ProcessCtx>,
+    daemon: Option<crate::daemon::DaemonCtx>,
     limiter: GuestLimiter,
 }
 
@@ -98,6 +99,14 @@ impl ProcessView for GuestState {
         self.process
             .as_mut()
             .expect("the capability is linked only when a ProcessCtx is present")
+    }
+}
+
+impl crate::daemon::DaemonView for GuestState {
+    fn daemon_ctx(&mut self) -> &mut crate::daemon::DaemonCtx {
+        self.daemon
+            .as_mut()
+            .expect("the daemon interface is linked only when a DaemonCtx is present")
     }
 }
 
@@ -146,6 +155,10 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Grace between SIGTERM and SIGKILL at shutdown. Default 2 s.
     pub shutdown_grace: Duration,
+    /// A supervisor whose daemons guests may reach through the
+    /// `wasmproc:process/daemon` interface (as their policy's `[daemons]`
+    /// allows). Default `None`: the interface is not linked.
+    pub daemons: Option<Arc<crate::daemon::Supervisor>>,
 }
 
 impl Default for RuntimeConfig {
@@ -155,6 +168,7 @@ impl Default for RuntimeConfig {
             audit: Audit::new(),
             max_wasm_stack: 1 << 20,
             shutdown_grace: Duration::from_secs(2),
+            daemons: None,
         }
     }
 }
@@ -205,6 +219,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         if config.register_process {
             add_to_linker(&mut linker)?;
+            if config.daemons.is_some() {
+                crate::daemon::add_daemon_to_linker(&mut linker)?;
+            }
         }
         let ticking = Arc::new(AtomicBool::new(true));
         let (ticker_engine, flag) = (engine.clone(), Arc::clone(&ticking));
@@ -302,10 +319,22 @@ impl Runtime {
                 self.config.audit.clone(),
             )
         });
+        let daemon = (self.config.register_process)
+            .then_some(self.config.daemons.as_ref())
+            .flatten()
+            .map(|supervisor| {
+                crate::daemon::DaemonCtx::new(
+                    options.name.clone(),
+                    Arc::clone(&options.policy),
+                    Arc::clone(supervisor),
+                    self.config.audit.clone(),
+                )
+            });
         let state = GuestState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             process,
+            daemon,
             limiter: GuestLimiter::new(&limits),
         };
         let mut store = Store::new(&self.engine, state);

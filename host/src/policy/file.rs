@@ -51,6 +51,9 @@ pub struct PolicySpec {
     /// Limits; missing fields keep their defaults.
     #[serde(default)]
     pub limits: Limits,
+    /// Declared daemons the guest may observe or control (`[daemons]`).
+    #[serde(default)]
+    pub daemons: crate::daemon::DaemonAccess,
 }
 
 /// One `[[program]]` table.
@@ -174,6 +177,7 @@ impl PolicySpec {
             allow_inherit_stdio: self.stdio.allow_inherit,
             limits: self.limits,
             warnings,
+            daemons: self.daemons,
         })
     }
 }

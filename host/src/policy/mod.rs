@@ -33,6 +33,7 @@ pub struct Policy {
     allow_inherit_stdio: bool,
     limits: Limits,
     warnings: Vec<String>,
+    daemons: crate::daemon::DaemonAccess,
 }
 
 /// A guest's request, before the policy has looked at it.
@@ -73,6 +74,7 @@ impl Policy {
             allow_inherit_stdio: false,
             limits: Limits::default(),
             warnings: Vec::new(),
+            daemons: crate::daemon::DaemonAccess::default(),
         }
     }
 
@@ -112,6 +114,11 @@ impl Policy {
     /// Whether background processes may inherit the host's stdio.
     pub fn allows_inherit_stdio(&self) -> bool {
         self.allow_inherit_stdio
+    }
+
+    /// The declared daemons this policy lets a guest observe or control.
+    pub fn daemons(&self) -> &crate::daemon::DaemonAccess {
+        &self.daemons
     }
 
     /// Checks a request: first its shape and sizes (`invalid`), then the
@@ -277,6 +284,25 @@ impl PolicyBuilder {
     /// Replaces the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.spec.limits = limits;
+        self
+    }
+
+    /// Lets the guest observe a declared daemon (status, recent output).
+    pub fn observe_daemon(mut self, name: &str) -> Self {
+        self.spec.daemons.observe.push(name.to_string());
+        self
+    }
+
+    /// Lets the guest control a declared daemon (also start, stop, restart).
+    pub fn control_daemon(mut self, name: &str) -> Self {
+        self.spec.daemons.control.push(name.to_string());
+        self
+    }
+
+    /// Resolves relative directories against `dir` instead of the current
+    /// directory (as a policy file's own directory is).
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base = Some(dir.into());
         self
     }
 

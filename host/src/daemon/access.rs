@@ -1,0 +1,35 @@
+//! Which declared daemons a guest may reach: the `[daemons]` table of its
+//! policy. Names only: a guest can observe or control daemons the host
+//! declared, never declare one.
+//!
+//! ```toml
+//! [daemons]
+//! observe = ["web"]        # status and recent output
+//! control = ["worker"]     # also start, stop, restart
+//! ```
+
+use serde::Deserialize;
+
+/// The `[daemons]` table of a policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonAccess {
+    /// Daemons whose status and recent output the guest may read.
+    #[serde(default)]
+    pub observe: Vec<String>,
+    /// Daemons the guest may also start, stop and restart.
+    #[serde(default)]
+    pub control: Vec<String>,
+}
+
+impl DaemonAccess {
+    /// Whether the guest may read this daemon's status and output.
+    pub fn can_observe(&self, name: &str) -> bool {
+        self.can_control(name) || self.observe.iter().any(|n| n == name)
+    }
+
+    /// Whether the guest may start, stop and restart this daemon.
+    pub fn can_control(&self, name: &str) -> bool {
+        self.control.iter().any(|n| n == name)
+    }
+}

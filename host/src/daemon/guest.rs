@@ -1,0 +1,211 @@
+//! Guest access to supervised daemons: the WIT `daemon` interface,
+//! implemented by [`DaemonCtx`]. A guest reaches only the daemons its
+//! policy's `[daemons]` table names; every call is audited.
+
+use super::supervisor::{DaemonError, DaemonState, DaemonStatus, RecentOutput, Supervisor};
+use crate::audit::{Audit, AuditEvent};
+use crate::bindings::supervised::wasmproc::process::daemon as wit;
+use crate::bindings::types::{Error as WitError, ExitStatus};
+use crate::error::CallError;
+use crate::managed::Exit;
+use crate::policy::Policy;
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker};
+
+/// Largest `recent-output` a guest may ask for, per stream.
+const MAX_RECENT_BYTES: usize = 1 << 20;
+
+/// One guest session's access to the supervisor.
+#[derive(Debug)]
+pub struct DaemonCtx {
+    guest: String,
+    policy: Arc<Policy>,
+    supervisor: Arc<Supervisor>,
+    audit: Audit,
+}
+
+impl DaemonCtx {
+    /// Access for the guest called `guest` under `policy`.
+    pub fn new(
+        guest: impl Into<String>,
+        policy: Arc<Policy>,
+        supervisor: Arc<Supervisor>,
+        audit: Audit,
+    ) -> Self {
+        Self {
+            guest: guest.into(),
+            policy,
+            supervisor,
+            audit,
+        }
+    }
+
+    fn admit(&self, op: &str, name: &str, control: bool) -> Result<(), CallError> {
+        let grants = self.policy.daemons();
+        let allowed = if control {
+            grants.can_control(name)
+        } else {
+            grants.can_observe(name)
+        };
+        let decided = if !allowed {
+            let table = if control {
+                "control"
+            } else {
+                "observe or control"
+            };
+            Err(CallError::Denied(format!(
+                "daemon `{name}` is not granted ([daemons] {table})"
+            )))
+        } else if !self.supervisor.names().iter().any(|n| n == name) {
+            Err(CallError::NotFound(name.to_string()))
+        } else {
+            Ok(())
+        };
+        let mut event = AuditEvent::new(&self.guest, op);
+        event.id = Some(format!("daemon:{name}"));
+        match &decided {
+            Ok(()) => self.audit.record(event.allowed()),
+            Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
+        }
+        decided
+    }
+
+    /// The declared daemons this guest may observe.
+    pub fn list(&self) -> Vec<String> {
+        let grants = self.policy.daemons();
+        self.supervisor
+            .names()
+            .into_iter()
+            .filter(|n| grants.can_observe(n))
+            .collect()
+    }
+
+    /// `status`.
+    pub fn status(&self, name: &str) -> Result<DaemonStatus, CallError> {
+        self.admit("daemon-status", name, false)?;
+        self.supervisor.status(name).map_err(call_error)
+    }
+
+    /// `start`.
+    pub fn start(&self, name: &str) -> Result<(), CallError> {
+        self.admit("daemon-start", name, true)?;
+        self.supervisor.start(name).map_err(call_error)
+    }
+
+    /// `stop`.
+    pub fn stop(&self, name: &str) -> Result<(), CallError> {
+        self.admit("daemon-stop", name, true)?;
+        self.supervisor.stop(name).map_err(call_error)
+    }
+
+    /// `restart`.
+    pub fn restart(&self, name: &str) -> Result<(), CallError> {
+        self.admit("daemon-restart", name, true)?;
+        self.supervisor.restart(name).map_err(call_error)
+    }
+
+    /// `recent-output`.
+    pub fn recent_output(&self, name: &str, max_bytes: u32) -> Result<RecentOutput, CallError> {
+        self.admit("daemon-output", name, false)?;
+        let max = (max_bytes as usize).min(MAX_RECENT_BYTES);
+        self.supervisor.recent_output(name, max).map_err(call_error)
+    }
+}
+
+fn call_error(e: DaemonError) -> CallError {
+    match e {
+        DaemonError::NotFound(n) => CallError::NotFound(n),
+        DaemonError::Failed(s) => CallError::Io(s),
+        DaemonError::TimedOut(_) => CallError::TimedOut,
+    }
+}
+
+/// Implemented by a store's data type to hand out its guest's [`DaemonCtx`].
+pub trait DaemonView: Send {
+    /// The daemon access of this store's guest.
+    fn daemon_ctx(&mut self) -> &mut DaemonCtx;
+}
+
+/// Marker type connecting the generated bindings to [`DaemonCtx`].
+#[derive(Debug)]
+pub struct HasDaemon;
+
+impl HasData for HasDaemon {
+    type Data<'a> = &'a mut DaemonCtx;
+}
+
+/// Registers the `wasmproc:process/daemon` interface on `linker`. The
+/// process capability ([`add_to_linker`](crate::add_to_linker)) must be
+/// registered too, for the shared types.
+pub fn add_daemon_to_linker<T: DaemonView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasDaemon>(linker, |state| state.daemon_ctx())
+}
+
+fn wit_state(s: DaemonState) -> wit::DaemonState {
+    match s {
+        DaemonState::Stopped => wit::DaemonState::Stopped,
+        DaemonState::Starting => wit::DaemonState::Starting,
+        DaemonState::Running => wit::DaemonState::Running,
+        DaemonState::Backoff => wit::DaemonState::Backoff,
+        DaemonState::Stopping => wit::DaemonState::Stopping,
+        DaemonState::Exited => wit::DaemonState::Exited,
+        DaemonState::Failed => wit::DaemonState::Failed,
+    }
+}
+
+fn wit_status(s: DaemonStatus) -> wit::DaemonStatus {
+    wit::DaemonStatus {
+        name: s.name,
+        state: wit_state(s.state),
+        pid: s.pid,
+        started_at_ms: s.started_at_ms,
+        restarts: s.restarts,
+        last_exit: s.last_exit.map(|e| match e {
+            Exit::Code(c) => ExitStatus::Exited(c),
+            Exit::Signal(n) => ExitStatus::Signaled(n),
+        }),
+        ready: s.ready,
+        live: s.live,
+        reason: s.reason,
+    }
+}
+
+impl wit::Host for DaemonCtx {
+    fn list(&mut self) -> Vec<String> {
+        DaemonCtx::list(self)
+    }
+
+    fn status(&mut self, name: String) -> Result<wit::DaemonStatus, WitError> {
+        DaemonCtx::status(self, &name)
+            .map(wit_status)
+            .map_err(Into::into)
+    }
+
+    fn start(&mut self, name: String) -> Result<(), WitError> {
+        DaemonCtx::start(self, &name).map_err(Into::into)
+    }
+
+    fn stop(&mut self, name: String) -> Result<(), WitError> {
+        DaemonCtx::stop(self, &name).map_err(Into::into)
+    }
+
+    fn restart(&mut self, name: String) -> Result<(), WitError> {
+        DaemonCtx::restart(self, &name).map_err(Into::into)
+    }
+
+    fn recent_output(
+        &mut self,
+        name: String,
+        max_bytes: u32,
+    ) -> Result<wit::DaemonOutput, WitError> {
+        DaemonCtx::recent_output(self, &name, max_bytes)
+            .map(|o| wit::DaemonOutput {
+                stdout: o.stdout,
+                stderr: o.stderr,
+                dropped: o.dropped,
+            })
+            .map_err(Into::into)
+    }
+}

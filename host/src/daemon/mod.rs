@@ -1,0 +1,32 @@
+//! Daemon supervision: declared daemons with restart policies, health
+//! probes, PID files and an on-disk registry, and guest access to them.
+//!
+//! - [`config`]: the host configuration `wasmproc serve` reads;
+//! - [`backoff`]: restart delays and the start limit (monotonic clock);
+//! - [`probe`]: exec, TCP and HTTP health probes;
+//! - [`identity`]: PID plus start time plus boot id, so a reused PID is
+//!   never mistaken for the process that was recorded;
+//! - [`pidfile`]: atomic, locked PID files;
+//! - [`registry_dir`]: one JSON entry per running host and daemon;
+//! - [`supervisor`]: runs, probes, stops and restarts the daemons;
+//! - [`control`]: the host's control socket and the `wasmproc daemon`
+//!   commands;
+//! - [`guest`]: the WIT `daemon` interface for guests.
+
+mod access;
+pub mod backoff;
+pub mod config;
+pub mod control;
+mod guest;
+pub mod identity;
+pub mod pidfile;
+pub mod probe;
+pub mod registry_dir;
+pub mod supervisor;
+
+pub use access::DaemonAccess;
+pub use config::{DaemonSpec, HostConfig, PluginSpec, RestartPolicy, ServeSpec};
+pub use guest::{DaemonCtx, DaemonView, HasDaemon, add_daemon_to_linker};
+pub use supervisor::{
+    DaemonError, DaemonState, DaemonStatus, RecentOutput, Supervisor, SupervisorOptions,
+};

@@ -1,0 +1,278 @@
+//! PID files that never make the host signal a stranger.
+//!
+//! A PID file `NAME.pid` holds three lines: the PID, its start time
+//! (`/proc/<pid>/stat` field 22) and the boot id, so a reader can tell the
+//! recorded process from a later one that got the same PID. The first line
+//! alone is the classic format, so `kill $(head -1 NAME.pid)` still works.
+//!
+//! Ownership is an exclusive `flock` on the sibling `NAME.pid.lock`, held for
+//! as long as the process the file names runs. The lock file is never
+//! replaced, so every host locks the same inode; the PID file itself is
+//! written to `NAME.pid.tmp`, fsynced and renamed over, so a reader sees the
+//! old content or the new, never half of it, and a crash mid-write leaves at
+//! most a temp file that the next owner overwrites.
+//!
+//! On acquiring, whatever the file held is classified ([`Existing`]) and
+//! replaced; a file that is empty, corrupt, stale or names a reused PID
+//! never causes a signal.
+
+use super::identity::{Liveness, ProcessIdentity, boot_id};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// What a PID file held before it was acquired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    /// No file.
+    Missing,
+    /// An empty file.
+    Empty,
+    /// Content that is not a PID, start time and boot id.
+    Corrupt(String),
+    /// The recorded process is gone.
+    Stale(ProcessIdentity),
+    /// The PID now belongs to another process.
+    Reused(ProcessIdentity),
+    /// The recorded process still runs (its owner crashed or is another host).
+    Live(ProcessIdentity),
+}
+
+/// Why a PID file could not be acquired.
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    /// Another live owner holds the lock.
+    #[error("{path} is held by another process{}", match .holder { Some(p) => format!(" (pid {p})"), None => String::new() })]
+    Held {
+        /// The PID file.
+        path: PathBuf,
+        /// The PID recorded in it, if it names a live process.
+        holder: Option<u32>,
+    },
+    /// An I/O failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// An acquired PID file: the lock is held until it is released or dropped.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    lock: File,
+    previous: Existing,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PidFileError + '_ {
+    move |source| PidFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+impl PidFile {
+    /// Takes the lock of `path` without blocking, then classifies what the
+    /// file held. Fails with [`PidFileError::Held`] if another owner holds it.
+    pub fn acquire(path: &Path) -> Result<Self, PidFileError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let lock_path = sibling(path, ".lock");
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let holder = match inspect(path) {
+                    Existing::Live(id) => Some(id.pid),
+                    _ => None,
+                };
+                return Err(PidFileError::Held {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            return Err(io_err(&lock_path)(err));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            lock,
+            previous: inspect(path),
+        })
+    }
+
+    /// What the file held when it was acquired.
+    pub fn previous(&self) -> &Existing {
+        &self.previous
+    }
+
+    /// The PID file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records `id` atomically: temp file, fsync, rename, fsync of the
+    /// directory.
+    pub fn write(&self, id: &ProcessIdentity) -> Result<(), PidFileError> {
+        let tmp = sibling(&self.path, ".tmp");
+        let text = format!("{}\n{}\n{}\n", id.pid, id.start_time, id.boot_id);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        file.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Removes the PID file (keeping the lock until the end of the call).
+    pub fn clear(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Removes the PID file, then releases the lock.
+    pub fn release(self) {
+        self.clear();
+        drop(self.lock);
+    }
+}
+
+/// Reads and classifies a PID file without taking its lock.
+pub fn inspect(path: &Path) -> Existing {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Missing,
+        Err(e) => return Existing::Corrupt(format!("unreadable: {e}")),
+    };
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Existing::Empty;
+    }
+    match parse(&text) {
+        Err(why) => Existing::Corrupt(why),
+        Ok(id) => match id.liveness() {
+            Liveness::Alive => Existing::Live(id),
+            Liveness::Dead => Existing::Stale(id),
+            Liveness::Reused => Existing::Reused(id),
+        },
+    }
+}
+
+fn parse(text: &[u8]) -> Result<ProcessIdentity, String> {
+    if text.len() > 4096 {
+        return Err(format!(
+            "{} bytes, far more than a PID file holds",
+            text.len()
+        ));
+    }
+    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8".to_string())?;
+    let mut lines = text.lines().map(str::trim);
+    let pid: u32 = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| "the first line is not a positive PID".to_string())?;
+    let start_time: u64 = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| format!("PID {pid} has no start time, so it cannot be verified"))?;
+    let boot = lines.next().unwrap_or_default().to_string();
+    if boot.is_empty() && !boot_id().is_empty() {
+        return Err(format!(
+            "PID {pid} has no boot id, so it cannot be verified"
+        ));
+    }
+    Ok(ProcessIdentity {
+        pid,
+        start_time,
+        boot_id: boot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().expect("temp dir")
+    }
+
+    #[test]
+    fn pidfile_roundtrip_good() {
+        let d = dir();
+        let path = d.path().join("x.pid");
+        let f = PidFile::acquire(&path).expect("acquire");
+        assert_eq!(f.previous(), &Existing::Missing);
+        let me = ProcessIdentity::current();
+        f.write(&me).expect("write");
+        assert_eq!(inspect(&path), Existing::Live(me.clone()));
+        let first_line = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(first_line.lines().next(), Some(me.pid.to_string().as_str()));
+        f.release();
+        assert_eq!(inspect(&path), Existing::Missing);
+    }
+
+    #[test]
+    fn pidfile_classify_bad() {
+        let d = dir();
+        let path = d.path().join("x.pid");
+        std::fs::write(&path, "").expect("write");
+        assert_eq!(inspect(&path), Existing::Empty);
+        std::fs::write(&path, " \n\n").expect("write");
+        assert_eq!(inspect(&path), Existing::Empty);
+        std::fs::write(&path, "garbage\x00\x01").expect("write");
+        assert!(matches!(inspect(&path), Existing::Corrupt(_)));
+        std::fs::write(&path, "-5\n1\nb\n").expect("write");
+        assert!(matches!(inspect(&path), Existing::Corrupt(_)));
+        std::fs::write(&path, format!("{}\n", std::process::id())).expect("write");
+        assert!(
+            matches!(inspect(&path), Existing::Corrupt(_)),
+            "a bare PID cannot be verified, so it is never trusted"
+        );
+        std::fs::write(&path, vec![b'1'; 10_000]).expect("write");
+        assert!(matches!(inspect(&path), Existing::Corrupt(_)));
+    }
+
+    #[test]
+    fn pidfile_held_ugly() {
+        let d = dir();
+        let path = d.path().join("x.pid");
+        let first = PidFile::acquire(&path).expect("acquire");
+        first.write(&ProcessIdentity::current()).expect("write");
+        match PidFile::acquire(&path) {
+            Err(PidFileError::Held { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
+            other => panic!("second acquire must fail: {other:?}"),
+        }
+        drop(first);
+        let again = PidFile::acquire(&path).expect("lock released on drop");
+        assert!(matches!(again.previous(), Existing::Live(_)));
+    }
+}
