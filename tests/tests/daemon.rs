@@ -1132,3 +1132,33 @@ stop_grace_ms = 300
     );
     assert!(!s.dir.path().join("host.pid").exists());
 }
+
+#[test]
+fn daemon_runtime_link_good() {
+    // With a supervisor the runtime links the daemon interface too; guests
+    // of the plain `guest` world, with or without the process import, keep
+    // instantiating.
+    let f = fixture("runtime-link", "");
+    let runtime = wasmproc_host::Runtime::new(wasmproc_host::RuntimeConfig {
+        daemons: Some(Arc::clone(&f.supervisor)),
+        ..wasmproc_host::RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let policy = wasmproc_tests::harness::policy(&[]);
+    let out = wasmproc_tests::harness::run_guest(
+        &runtime,
+        wasmproc_tests::guests::HELLO,
+        &["0"],
+        Arc::clone(&policy),
+    );
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from guest\n");
+    let out =
+        wasmproc_tests::harness::run_guest(&runtime, wasmproc_tests::guests::CAPS, &[], policy);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.exit_code, 1, "{said}");
+    assert!(
+        said.contains("not granted"),
+        "instantiated, and its calls reach the policy: {said}"
+    );
+}

@@ -853,10 +853,10 @@ impl Daemon {
             tracing::error!(daemon = %name, error = %e, "cannot write the PID file");
         }
         if let Some(reg) = &shared.registry {
-            let health = [&self.spec.liveness, &self.spec.readiness]
-                .into_iter()
-                .flatten()
-                .find_map(|p| p.http.clone().or_else(|| p.tcp.clone()));
+            let probes = [&self.spec.readiness, &self.spec.liveness];
+            let probes = probes.into_iter().flatten();
+            let health = (probes.clone().find_map(|p| p.http.clone()))
+                .or_else(|| probes.clone().find_map(|p| p.tcp.clone()));
             let entry = RegistryEntry {
                 kind: EntryKind::Daemon,
                 name: name.clone(),
