@@ -28,7 +28,7 @@ pub enum CliCommand {
 /// Arguments of `wasmproc serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Host configuration (TOML): [serve], [policy], [[daemon]], [[plugin]].
+    /// Host configuration (TOML): serve settings, daemon policy, daemons, plugins.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
 }

@@ -17,7 +17,7 @@ use wasmproc_host::daemon::{
 };
 use wasmproc_host::{Audit, CallError, Exit, Policy, ProcessManager};
 use wasmproc_tests::harness::{cli_path, unique_marker};
-use wasmproc_tests::os::{alive, eventually, pids_with_env, zombie_children};
+use wasmproc_tests::os::{alive, eventually, pids_with_env};
 
 const MARK: &str = "WASMPROC_TEST_MARK";
 const LIMIT: Duration = Duration::from_secs(15);
@@ -264,7 +264,10 @@ restart = "always"
 "#,
     );
     f.supervisor.start("stubborn").expect("start");
-    f.wait_for("stubborn", "running", |s| s.state == DaemonState::Running);
+    let pid = f
+        .wait_for("stubborn", "running", |s| s.state == DaemonState::Running)
+        .pid
+        .expect("pid");
     assert!(
         eventually(LIMIT, || f.leftovers().len() >= 2),
         "the daemon and its grandchild run"
@@ -285,7 +288,10 @@ restart = "always"
         "whole group killed: {:?}",
         f.leftovers()
     );
-    assert_eq!(zombie_children(), 0);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the daemon was reaped"
+    );
 }
 
 #[test]
@@ -442,7 +448,9 @@ readiness = {{ exec = ["sleep", "{hang}"], period_ms = 50, timeout_ms = 200, fai
     );
     f.supervisor.start("web").expect("start");
     let began = Instant::now();
+    let mut probes = std::collections::HashSet::new();
     let s = f.wait_for("web", "two probe failures", |s| {
+        probes.extend(pids_with_arg(&hang));
         s.readiness.as_ref().is_some_and(|r| r.failures >= 2)
     });
     assert!(
@@ -452,11 +460,14 @@ readiness = {{ exec = ["sleep", "{hang}"], period_ms = 50, timeout_ms = 200, fai
     let err = s.readiness.and_then(|r| r.last_error).unwrap_or_default();
     assert!(err.contains("timed out after 200 ms"), "{err}");
     f.supervisor.stop("web").expect("stop");
+    assert!(!probes.is_empty(), "the hanging probes were seen running");
+    // Gone from /proc altogether: killed, and reaped (a zombie keeps its entry).
+    let gone = |pid: &i32| !Path::new(&format!("/proc/{pid}")).exists();
     assert!(
-        eventually(Duration::from_secs(2), || pids_with_arg(&hang).is_empty()),
-        "hung probes were killed"
+        eventually(Duration::from_secs(2), || probes.iter().all(gone)),
+        "probes left: {probes:?}"
     );
-    assert_eq!(zombie_children(), 0, "and reaped");
+    assert!(pids_with_arg(&hang).is_empty());
 }
 
 #[test]

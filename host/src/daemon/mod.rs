@@ -11,7 +11,8 @@
 //! - [`supervisor`]: runs, probes, stops and restarts the daemons;
 //! - [`control`]: the host's control socket and the `wasmproc daemon`
 //!   commands;
-//! - [`guest`]: the WIT `daemon` interface for guests.
+//! - `guest`: the WIT `daemon` interface for guests ([`DaemonCtx`],
+//!   [`add_daemon_to_linker`]).
 
 mod access;
 pub mod backoff;

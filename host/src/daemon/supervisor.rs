@@ -3,11 +3,9 @@
 //!
 //! A daemon is a process like any other: its command passed the daemon
 //! policy when the configuration loaded, the spawner starts it in its own
-//! process group with a clean environment, [`OsChild`] tracks it (pidfd,
-//! group signals, the watchdog), and a [`ManagedProcess`] drains its output
+//! process group with a clean environment, `OsChild` tracks it (pidfd,
+//! group signals, the watchdog), and a `ManagedProcess` drains its output
 //! into ring buffers and reaps it.
-//!
-//! [`OsChild`]: crate::os_child::OsChild
 
 use super::backoff::{Backoff, StartLimit};
 use super::config::{DaemonSpec, HostConfig, RestartPolicy};
