@@ -1173,3 +1173,85 @@ fn daemon_runtime_link_good() {
         "instantiated, and its calls reach the policy: {said}"
     );
 }
+
+#[test]
+fn daemon_guest_wit_ugly() {
+    // A real component of the `supervised-guest` world, through the WIT
+    // interface: what its policy grants works, the rest is refused with a
+    // WIT error, never a trap.
+    let f = fixture(
+        "guest-wit",
+        r#"
+[[daemon]]
+name = "echo"
+program = "sh"
+args = ["-c", "echo from-echo; exec sleep 60"]
+[[daemon]]
+name = "worker"
+program = "sleep"
+args = ["60"]
+[[daemon]]
+name = "secret"
+program = "sleep"
+args = ["60"]
+"#,
+    );
+    f.supervisor.start("echo").expect("start");
+    f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
+    let runtime = wasmproc_host::Runtime::new(wasmproc_host::RuntimeConfig {
+        daemons: Some(Arc::clone(&f.supervisor)),
+        ..wasmproc_host::RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let policy = Arc::new(
+        Policy::builder()
+            .observe_daemon("echo")
+            .control_daemon("worker")
+            .observe_daemon("ghost")
+            .build()
+            .expect("policy"),
+    );
+    assert!(eventually(LIMIT, || f
+        .supervisor
+        .recent_output("echo", 64)
+        .is_ok_and(|o| !o.stdout.is_empty())));
+    let steps = [
+        "list",
+        "status:echo",
+        "output:echo",
+        "stop:echo",
+        "start:worker",
+        "status:secret",
+        "stop:secret",
+        "status:ghost",
+        "status:other",
+    ];
+    let out = wasmproc_tests::harness::run_guest(
+        &runtime,
+        wasmproc_tests::guests::DAEMONCTL,
+        &steps,
+        policy,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.exit_code, 0, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "list  ok echo,worker",
+            "status echo ok DaemonState::Running ready=true pid=true",
+            "output echo ok from-echo",
+            "stop echo err denied",
+            "start worker ok",
+            "status secret err denied",
+            "stop secret err denied",
+            "status ghost err not-found",
+            "status other err denied",
+        ]
+    );
+    f.wait_for("worker", "started by the guest", |s| {
+        s.state == DaemonState::Running
+    });
+    assert_eq!(f.status("secret").state, DaemonState::Stopped);
+    assert_eq!(f.status("echo").state, DaemonState::Running);
+}
