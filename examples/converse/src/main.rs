@@ -1,0 +1,60 @@
+//! Holds a conversation with a long-running child: starts `awk` as a small
+//! line-oriented calculator service, sends it one question per line, and
+//! reads each answer as it arrives, the way a plugin talks to a language
+//! server or a REPL.
+//!
+//! ```text
+//! wasmproc run converse.wasm --allow awk
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::ExitCode;
+use wasmproc_guest::{Command, Error, Stdio};
+
+/// The service: reads `a op b` per line, answers `= result`, flushing each
+/// answer so the guest sees it at once; `quit` ends it.
+const SERVICE: &str = r#"
+$1 == "quit" { exit 0 }
+NF == 3 && $2 == "+" { print "= " ($1 + $3); fflush(); next }
+NF == 3 && $2 == "-" { print "= " ($1 - $3); fflush(); next }
+NF == 3 && $2 == "*" { print "= " ($1 * $3); fflush(); next }
+NF == 3 && $2 == "/" && $3 != 0 { print "= " ($1 / $3); fflush(); next }
+{ print "? cannot evaluate: " $0; fflush() }
+"#;
+
+fn main() -> ExitCode {
+    match converse() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Denied(reason)) => {
+            eprintln!("converse: wasmproc denied starting awk: {reason}");
+            eprintln!("converse needs awk: run with --allow awk");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("converse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn converse() -> Result<(), Error> {
+    let mut service = Command::new("awk")
+        .arg(SERVICE)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut to_service = service.stdin();
+    let mut answers = BufReader::new(service.stdout());
+    let questions = ["6 * 7", "1 + 2", "10 / 4", "2 ^ 8", "100 - 58"];
+    for question in questions {
+        writeln!(to_service, "{question}").map_err(|e| Error::Io(e.to_string()))?;
+        let mut answer = String::new();
+        answers.read_line(&mut answer).map_err(|e| Error::Io(e.to_string()))?;
+        println!("{question:>10}  {}", answer.trim_end());
+    }
+    writeln!(to_service, "quit").map_err(|e| Error::Io(e.to_string()))?;
+    to_service.close()?;
+    let status = service.wait()?;
+    println!("service ended: {status}");
+    Ok(())
+}
