@@ -1,33 +1,36 @@
-//! Holds a conversation with a long-running child: starts `awk` as a small
-//! line-oriented calculator service, sends it one question per line, and
+//! Holds a conversation with a long-running child: starts `sh` running a
+//! small line-oriented calculator service, sends it one question per line, and
 //! reads each answer as it arrives, the way a plugin talks to a language
 //! server or a REPL.
 //!
 //! ```text
-//! wasmproc run converse.wasm --allow awk
+//! wasmproc run converse.wasm --allow sh
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 use wasmproc_guest::{Command, Error, Stdio};
 
-/// The service: reads `a op b` per line, answers `= result`, flushing each
-/// answer so the guest sees it at once; `quit` ends it.
+/// The service, a POSIX shell loop: reads `a op b` per line and answers
+/// `= result` at once (the shell writes each line unbuffered); `quit` ends it.
 const SERVICE: &str = r#"
-$1 == "quit" { exit 0 }
-NF == 3 && $2 == "+" { print "= " ($1 + $3); fflush(); next }
-NF == 3 && $2 == "-" { print "= " ($1 - $3); fflush(); next }
-NF == 3 && $2 == "*" { print "= " ($1 * $3); fflush(); next }
-NF == 3 && $2 == "/" && $3 != 0 { print "= " ($1 / $3); fflush(); next }
-{ print "? cannot evaluate: " $0; fflush() }
+while read -r a op b; do
+  case "$a $op $b" in
+    quit*) exit 0 ;;
+  esac
+  case "$op" in
+    +|-|'*'|/|%) echo "= $((a $op b))" ;;
+    *) echo "? cannot evaluate: $a $op $b" ;;
+  esac
+done
 "#;
 
 fn main() -> ExitCode {
     match converse() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Denied(reason)) => {
-            eprintln!("converse: wasmproc denied starting awk: {reason}");
-            eprintln!("converse needs awk: run with --allow awk");
+            eprintln!("converse: wasmproc denied starting sh: {reason}");
+            eprintln!("converse needs sh: run with --allow sh");
             ExitCode::from(2)
         }
         Err(e) => {
@@ -38,8 +41,8 @@ fn main() -> ExitCode {
 }
 
 fn converse() -> Result<(), Error> {
-    let mut service = Command::new("awk")
-        .arg(SERVICE)
+    let mut service = Command::new("sh")
+        .args(["-c", SERVICE])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;

@@ -218,3 +218,20 @@ fn stream_write_backpressure_bad() {
     assert_eq!(ctx.write(&id, &block, 50).unwrap(), 0);
     ctx.kill(&id).unwrap();
 }
+
+#[test]
+fn stream_read_timeout_keeps_waiting_good() {
+    // A read that times out returns no bytes and not-ended; the process and
+    // its record stay.
+    let (_m, mut ctx) = session(policy(&["sleep"]));
+    let id = ctx.start(cmd("sleep", &["30"]), piped_stdin()).unwrap();
+    let mut cursor = 0;
+    for _ in 0..3 {
+        let chunk = ctx.read(&id, true, cursor, 4096, 200).unwrap();
+        assert!(chunk.data.is_empty() && !chunk.ended, "{chunk:?}");
+        cursor = chunk.next;
+        assert_eq!(ctx.write(&id, b"x\n", 200).unwrap(), 2);
+    }
+    assert_eq!(ctx.get(&id).unwrap().state, wasmproc_host::ProcState::Running);
+    ctx.kill(&id).unwrap();
+}
