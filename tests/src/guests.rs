@@ -3,7 +3,7 @@
 //!
 //! Each binary `name` of the guest package has a constant `NAME` (upper
 //! case, `-` as `_`) holding the absolute path of its `.wasm` component;
-//! [`ALL`] lists them all. See `tests/guests/src/bin/probe/main.rs` for the
-//! step language of [`PROBE`].
+//! `ALL` lists them all. See `tests/guests/src/bin/probe/main.rs` for the
+//! step language of `PROBE`.
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -115,9 +115,12 @@ mod tests {
         a.iter().map(|s| s.to_string()).collect()
     }
 
+    /// One table row: pattern, arguments, expected outcome.
+    type Case = (&'static [&'static str], &'static [&'static str], Result<(), Mismatch>);
+
     #[test]
     fn args_pattern_table_good() {
-        let cases: &[(&[&str], &[&str], Result<(), Mismatch>)] = &[
+        let cases: &[Case] = &[
             // A literal pattern matches exactly that list.
             (&["status"], &["status"], Ok(())),
             // `*` matches any single argument.
