@@ -4,6 +4,8 @@
 //!
 //! - `native_spawn_ms`: median `std::process::Command::output()` of
 //!   `/bin/true`, host RSS small.
+//! - `native_spawn_empty_env_ms`: the same with an empty environment, as
+//!   wasmproc starts every child (shows how much of the gap is the env).
 //! - `guest_run_ms`: median guest `run` of the same, timed inside the guest.
 //! - `guest_run_ratio`: guest / native.
 //! - `guest_run_4gib_ms`, `guest_run_4gib_ratio`: the same guest run with
@@ -33,10 +35,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn native_spawn_ms() -> f64 {
+    native_ms(false)
+}
+
+/// `clean_env`: start the child with an empty environment, as wasmproc
+/// does, to separate that effect from the capability's own cost.
+fn native_ms(clean_env: bool) -> f64 {
     let mut samples = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
         let started = Instant::now();
-        let out = Command::new("/bin/true").output().unwrap();
+        let mut cmd = Command::new("/bin/true");
+        if clean_env {
+            cmd.env_clear();
+        }
+        let out = cmd.output().unwrap();
         samples.push(started.elapsed().as_secs_f64() * 1e3);
         assert!(out.status.success());
     }
@@ -165,12 +177,15 @@ fn main() {
     guest_run_ms(&runtime, &component, &policy);
 
     let mut native = Vec::new();
+    let mut native_clean = Vec::new();
     let mut guest_small = Vec::new();
     for _ in 0..ROUNDS {
         native.push(native_spawn_ms());
+        native_clean.push(native_ms(true));
         guest_small.push(guest_run_ms(&runtime, &component, &policy));
     }
     let native = median(native);
+    let native_clean = median(native_clean);
     let guest_small = median(guest_small);
 
     let mut stream_native = Vec::new();
@@ -195,6 +210,7 @@ fn main() {
     drop(big);
 
     println!("native_spawn_ms: {native:.4}");
+    println!("native_spawn_empty_env_ms: {native_clean:.4}");
     println!("guest_run_ms: {guest_small:.4}");
     println!("guest_run_ratio: {:.3}", guest_small / native);
     println!("native_spawn_4gib_ms: {native_big:.4}");
