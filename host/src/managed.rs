@@ -326,20 +326,18 @@ impl ManagedProcess {
             }
         };
         life.exit = Some(exit);
-        life.state = if life.stop_requested {
-            ProcState::Killed
-        } else {
-            ProcState::Exited
-        };
+        life.state = if life.stop_requested { ProcState::Killed } else { ProcState::Exited };
         let killed = life.state == ProcState::Killed;
-        drop(life);
-        self.changed.notify_all();
+        // Audited before anyone can see the exit, so a caller that waited
+        // for it finds the record already written.
         self.audit.record(
             AuditEvent::new(&self.facts.guest, if killed { "killed" } else { "exit" })
                 .process(&self.facts.id, self.facts.pid)
                 .program(&self.facts.program, &self.facts.args)
                 .exit(exit),
         );
+        drop(life);
+        self.changed.notify_all();
     }
 
     fn monitor(self: Arc<Self>, mut io: MonitorIo, pidfd: Arc<OwnedFd>) {
