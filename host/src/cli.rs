@@ -15,9 +15,13 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum CliCommand {
     /// Run a `wasi:cli/command` component with the process capability.
     Run(RunArgs),
+    /// Compile components into the compiled-component cache, so the next
+    /// `run` of each starts without compiling.
+    Compile(CompileArgs),
     /// Run as a host daemon: supervise the configured daemons and plugins,
     /// serve /health and /ready, stop cleanly on SIGTERM or SIGINT.
     Serve(ServeArgs),
@@ -62,7 +66,6 @@ pub enum DaemonCommand {
     },
 }
 
-
 /// Arguments of `wasmproc run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -96,7 +99,20 @@ pub struct RunArgs {
     /// Do not register the process capability at all.
     #[arg(long)]
     pub no_process: bool,
+    /// Compile the component without the compiled-component cache
+    /// (`$WASMPROC_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmproc`, else
+    /// `~/.cache/wasmproc`).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Arguments passed to the guest (after `--`).
     #[arg(last = true, value_name = "GUEST_ARGS")]
     pub guest_args: Vec<String>,
+}
+
+/// Arguments of `wasmproc compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The components to compile.
+    #[arg(value_name = "COMPONENT.wasm", required = true)]
+    pub components: Vec<PathBuf>,
 }

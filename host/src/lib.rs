@@ -20,6 +20,7 @@
 mod audit;
 mod bindings;
 mod buffer;
+mod cache;
 mod capability;
 mod capture;
 pub mod daemon;
@@ -43,6 +44,7 @@ mod watchdog;
 pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
 pub use bindings::{CAPABILITY_NAME, DAEMON_INTERFACE_NAME};
 pub use buffer::{Buffering, Chunk, StreamStats};
+pub use cache::{CacheConfig, CacheError, CacheStatus, ComponentCache};
 pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
 pub use error::{CallError, PolicyError};
 pub use limits::Limits;

@@ -5,12 +5,12 @@
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, CliCommand, DaemonArgs, DaemonCommand, RunArgs};
+use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
 use std::path::Path;
 use std::sync::Arc;
 use wasmproc_host::{
-    Audit, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Policy, PolicyBuilder, Runtime,
-    RuntimeConfig,
+    Audit, CacheConfig, ComponentCache, GuestError, GuestOptions, GuestStdio, JsonLinesSink,
+    Policy, PolicyBuilder, Runtime, RuntimeConfig,
 };
 
 /// Exit code when wasmproc itself fails.
@@ -29,6 +29,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         CliCommand::Run(args) => run(args),
+        CliCommand::Compile(args) => compile(args),
         CliCommand::Serve(args) => wasmproc_host::serve::serve(&args.config),
         CliCommand::Daemon(args) => daemon(args),
     };
@@ -91,6 +92,11 @@ fn run(args: RunArgs) -> i32 {
     let config = RuntimeConfig {
         register_process: !args.no_process,
         audit,
+        cache: if args.no_cache {
+            None
+        } else {
+            CacheConfig::from_env()
+        },
         ..RuntimeConfig::default()
     };
     let runtime = match Runtime::new(config) {
@@ -122,6 +128,59 @@ fn run(args: RunArgs) -> i32 {
         Err(e) => fail(e),
     };
     runtime.shutdown();
+    code
+}
+
+/// `wasmproc compile`: loads each component through the cache, compiling
+/// and storing those that are not there yet, with the engine `run` uses.
+fn compile(args: CompileArgs) -> i32 {
+    let Some(config) = CacheConfig::from_env() else {
+        return fail(format!(
+            "no cache directory: set {} (or XDG_CACHE_HOME or HOME)",
+            CacheConfig::DIR_ENV
+        ));
+    };
+    let cache = match ComponentCache::open(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let runtime = match Runtime::new(RuntimeConfig::default()) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e:#}")),
+    };
+    let mut code = 0;
+    for path in &args.components {
+        let started = std::time::Instant::now();
+        let loaded = std::fs::read(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|bytes| {
+                cache
+                    .load_or_compile(runtime.engine(), &bytes)
+                    .map_err(|e| {
+                        format!("{} is not a WebAssembly component: {e:#}", path.display())
+                    })
+            });
+        match loaded {
+            Ok((_, status)) => {
+                let what = match status {
+                    wasmproc_host::CacheStatus::Hit => "already cached",
+                    wasmproc_host::CacheStatus::Miss => "compiled",
+                    wasmproc_host::CacheStatus::Replaced => {
+                        "recompiled (the cached entry was invalid)"
+                    }
+                };
+                println!(
+                    "{}: {what} in {} ms",
+                    path.display(),
+                    started.elapsed().as_millis()
+                );
+            }
+            Err(e) => code = fail(e),
+        }
+    }
+    if code == 0 {
+        println!("cache: {}", cache.dir().display());
+    }
     code
 }
 

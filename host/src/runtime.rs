@@ -155,6 +155,10 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Grace between SIGTERM and SIGKILL at shutdown. Default 2 s.
     pub shutdown_grace: Duration,
+    /// Where [`Runtime::load`] caches compiled components. Default `None`
+    /// (compile on every load): loading cached machine code trusts the cache
+    /// directory, so an embedding opts in; the `wasmproc` CLI does.
+    pub cache: Option<crate::CacheConfig>,
     /// A supervisor whose daemons guests may reach through the
     /// `wasmproc:process/daemon` interface (as their policy's `[daemons]`
     /// allows). Default `None`: the interface is not linked.
@@ -168,6 +172,7 @@ impl Default for RuntimeConfig {
             audit: Audit::new(),
             max_wasm_stack: 1 << 20,
             shutdown_grace: Duration::from_secs(2),
+            cache: None,
             daemons: None,
         }
     }
@@ -252,7 +257,8 @@ impl Runtime {
         &self.manager
     }
 
-    /// Compiles a component file, with a clear error for a missing file, a
+    /// Compiles a component file (or loads it from the cache of
+    /// [`RuntimeConfig::cache`]), with a clear error for a missing file, a
     /// core module or anything else that is not a component.
     pub fn load(&self, path: &Path) -> Result<Component, GuestError> {
         let shown = path.display().to_string();
@@ -273,7 +279,8 @@ impl Runtime {
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(not_component("it does not start with the wasm magic bytes")),
         }
-        Component::new(&self.engine, &bytes).map_err(|e| not_component(&format!("{e:#}")))
+        crate::cache::compile(&self.engine, self.config.cache.as_ref(), &bytes)
+            .map_err(|e| not_component(&format!("{e:#}")))
     }
 
     /// Runs a command component to its end and stops whatever processes it
