@@ -4,3 +4,5 @@ pub mod guests;
 pub mod harness;
 /// Observing the OS: processes by marker, zombies, fds, memory.
 pub mod os;
+/// The Python and JavaScript example guests.
+pub mod polyglot;
