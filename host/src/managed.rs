@@ -326,7 +326,11 @@ impl ManagedProcess {
             }
         };
         life.exit = Some(exit);
-        life.state = if life.stop_requested { ProcState::Killed } else { ProcState::Exited };
+        life.state = if life.stop_requested {
+            ProcState::Killed
+        } else {
+            ProcState::Exited
+        };
         let killed = life.state == ProcState::Killed;
         // Audited before anyone can see the exit, so a caller that waited
         // for it finds the record already written.

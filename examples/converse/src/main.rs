@@ -52,7 +52,9 @@ fn converse() -> Result<(), Error> {
     for question in questions {
         writeln!(to_service, "{question}").map_err(|e| Error::Io(e.to_string()))?;
         let mut answer = String::new();
-        answers.read_line(&mut answer).map_err(|e| Error::Io(e.to_string()))?;
+        answers
+            .read_line(&mut answer)
+            .map_err(|e| Error::Io(e.to_string()))?;
         println!("{question:>10}  {}", answer.trim_end());
     }
     writeln!(to_service, "quit").map_err(|e| Error::Io(e.to_string()))?;

@@ -116,7 +116,11 @@ mod tests {
     }
 
     /// One table row: pattern, arguments, expected outcome.
-    type Case = (&'static [&'static str], &'static [&'static str], Result<(), Mismatch>);
+    type Case = (
+        &'static [&'static str],
+        &'static [&'static str],
+        Result<(), Mismatch>,
+    );
 
     #[test]
     fn args_pattern_table_good() {

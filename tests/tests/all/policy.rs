@@ -145,10 +145,15 @@ fn policy_operations_restricted_bad() {
 #[test]
 fn policy_readme_example_good() {
     // The full policy shown in the README loads as written.
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
     let end = start + readme[start..].find("```").unwrap();
     let policy = load(&readme[start..end]).unwrap_or_else(|e| panic!("README policy: {e}"));
     assert_eq!(policy.programs().len(), 2);
-    assert_eq!(policy.limits(), &wasmproc_host::Limits::default(), "README documents the defaults");
+    assert_eq!(
+        policy.limits(),
+        &wasmproc_host::Limits::default(),
+        "README documents the defaults"
+    );
 }

@@ -232,6 +232,9 @@ fn stream_read_timeout_keeps_waiting_good() {
         cursor = chunk.next;
         assert_eq!(ctx.write(&id, b"x\n", 200).unwrap(), 2);
     }
-    assert_eq!(ctx.get(&id).unwrap().state, wasmproc_host::ProcState::Running);
+    assert_eq!(
+        ctx.get(&id).unwrap().state,
+        wasmproc_host::ProcState::Running
+    );
     ctx.kill(&id).unwrap();
 }
