@@ -536,7 +536,7 @@ fn eventfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Chooses buffer mode from the WIT enum's meaning.
+/// A shared buffer of `capacity` bytes for one stream of a managed process.
 pub(crate) fn buffer(capacity: usize, mode: Buffering) -> Arc<ByteBuffer> {
     Arc::new(ByteBuffer::new(capacity, mode))
 }
