@@ -18,6 +18,7 @@
 
 use crate::policy::Approved;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -112,19 +113,24 @@ fn mark_inherited_fds_cloexec() {
     }
 }
 
-/// Starts the watchdog: `awk` reading `+PGID`/`-PGID` lines on stdin; at
-/// end of input (the host exited or was killed) it SIGKILLs every group
-/// still listed. It leads its own process group so a terminal's Ctrl-C
-/// reaches the host, which then shuts down in order, and not the watchdog.
-pub(crate) fn spawn_watchdog(awk: &Path) -> io::Result<Child> {
+/// Starts the watchdog: `awk` blocked reading its stdin (the host's end of
+/// a lifeline pipe, never written to). At end of input (the host exited or
+/// was killed) it reads the table of live process groups from its stdout,
+/// which is the host's table file, and SIGKILLs every group listed. Each
+/// table line holds the group id twice; a line whose halves differ (a write
+/// torn by the host's death) is ignored. It leads its own process group so a
+/// terminal's Ctrl-C reaches the host, which then shuts down in order, and
+/// not the watchdog.
+pub(crate) fn spawn_watchdog(awk: &Path, table: OwnedFd) -> io::Result<Child> {
     mark_inherited_fds_cloexec();
     const SCRIPT: &str = r#"
-        substr($0, 1, 1) == "+" { live[substr($0, 2)] = 1; next }
-        substr($0, 1, 1) == "-" { delete live[substr($0, 2)]; next }
         END {
             groups = ""
-            for (g in live) groups = groups " -" g
-            if (groups != "") system("kill -s KILL --" groups " 2>/dev/null")
+            while ((getline line < "/proc/self/fd/1") > 0) {
+                split(line, half, " ")
+                if (half[1] + 0 > 0 && half[1] == half[2]) groups = groups " -" (half[1] + 0)
+            }
+            if (groups != "") system("kill -s KILL --" groups " >/dev/null 2>&1")
         }"#;
     Command::new(awk)
         .arg(SCRIPT)
@@ -132,7 +138,7 @@ pub(crate) fn spawn_watchdog(awk: &Path) -> io::Result<Child> {
         .env("PATH", "/usr/bin:/bin")
         .process_group(0)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(table))
         .stderr(Stdio::null())
         .spawn()
 }
