@@ -49,6 +49,10 @@ pub struct Limits {
     pub guest_time_ms: u64,
     /// Table elements per table. Default 100 000.
     pub guest_table_elements: u32,
+    /// Entries in the guest's resource table (WASI handles such as streams,
+    /// pollables and descriptors). Past it a call that would create one
+    /// traps. Default 10 000.
+    pub guest_resources: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +76,7 @@ impl Default for Limits {
             guest_memory_bytes: 1 << 30,
             guest_time_ms: 0,
             guest_table_elements: 100_000,
+            guest_resources: 10_000,
         }
     }
 }
@@ -85,7 +90,7 @@ impl Limits {
     /// Checks that the limits are usable together; the error names the
     /// offending field.
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, u64); 10] = [
+        let positive: [(&str, u64); 11] = [
             ("max_live_processes", self.max_live_processes.into()),
             ("starts_per_second", self.starts_per_second.into()),
             ("start_burst", self.start_burst.into()),
@@ -99,6 +104,7 @@ impl Limits {
             ("max_timeout_ms", self.max_timeout_ms),
             ("max_registry_entries", self.max_registry_entries.into()),
             ("guest_memory_bytes", self.guest_memory_bytes),
+            ("guest_resources", self.guest_resources.into()),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be greater than 0"));

@@ -120,7 +120,10 @@ fn run(args: RunArgs) -> i32 {
     let code = match runtime.run(&component, options) {
         Ok(outcome) => outcome.exit_code,
         Err(
-            e @ (GuestError::TimeLimit(_) | GuestError::MemoryLimit { .. } | GuestError::Trap(_)),
+            e @ (GuestError::TimeLimit(_)
+            | GuestError::MemoryLimit { .. }
+            | GuestError::ResourceLimit(_)
+            | GuestError::Trap(_)),
         ) => {
             eprintln!("wasmproc: error: {e}");
             EXIT_GUEST_TRAP

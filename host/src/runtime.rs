@@ -63,6 +63,11 @@ pub enum GuestError {
         /// The trap.
         trap: String,
     },
+    /// The guest tried to hold more WASI handles than its limit.
+    #[error(
+        "the guest reached its limit of {0} resource handles (guest_resources) and was stopped"
+    )]
+    ResourceLimit(u32),
     /// The guest trapped.
     #[error("the guest trapped: {0}")]
     Trap(String),
@@ -339,7 +344,7 @@ impl Runtime {
             });
         let state = GuestState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table: resource_table(&limits),
             process,
             daemon,
             limiter: GuestLimiter::new(&limits),
@@ -389,6 +394,12 @@ fn classify_trap(
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return GuestError::TimeLimit(limits.guest_time_ms);
     }
+    if matches!(
+        e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    ) {
+        return GuestError::ResourceLimit(limits.guest_resources);
+    }
     if store.data().limiter.hit_memory_limit() {
         return GuestError::MemoryLimit {
             limit: limits.guest_memory_bytes,
@@ -403,4 +414,11 @@ impl Drop for Runtime {
         self.ticking.store(false, Ordering::Relaxed);
         self.manager.shutdown();
     }
+}
+
+/// A resource table capped at the policy's `guest_resources`.
+fn resource_table(limits: &crate::Limits) -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limits.guest_resources as usize);
+    table
 }

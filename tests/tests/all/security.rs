@@ -422,3 +422,31 @@ fn security_output_bomb_ugly() {
     assert_eq!(late["stderr_len"], 1 << 20);
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[test]
+fn security_guest_resource_cap_ugly() {
+    // A guest that hoards WASI handles traps at the cap instead of growing
+    // host memory; the host carries on.
+    let runtime = shared_runtime();
+    let hoard = component(runtime, guests::HOARD);
+    let capped = policy_with(&[], limits(|l| l.guest_resources = 2000));
+    let err = runtime
+        .run(
+            &hoard,
+            GuestOptions {
+                name: "hoard".into(),
+                args: vec![],
+                policy: capped,
+                stdio: GuestStdio::Capture,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, GuestError::ResourceLimit(2000)), "{err}");
+    assert!(err.to_string().contains("guest_resources"), "{err}");
+    let r = probe(
+        runtime,
+        policy(&["echo"]),
+        json!([{"op": "run", "program": "echo", "args": ["ok"]}]),
+    );
+    assert_eq!(ok(&r[0])["stdout"], "ok\n");
+}
