@@ -83,6 +83,11 @@ impl ByteBuffer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The most bytes the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Free room for a lossless push (always the full capacity in ring mode).
     pub fn room(&self) -> usize {
         match self.mode {

@@ -294,9 +294,21 @@ impl ProcessCtx {
                 limits.max_stream_buffer_bytes
             )));
         }
-        self.manager
-            .registry
-            .reserve(&self.session, limits.max_registry_entries as usize)?;
+        let piped = [spec.stdout, spec.stderr]
+            .iter()
+            .filter(|m| **m == StdioMode::Piped)
+            .count() as u64;
+        let stdin_bytes = if spec.stdin == StdioMode::Piped || !initial_stdin.is_empty() {
+            capacity.max(initial_stdin.len() as u64)
+        } else {
+            0
+        };
+        self.manager.registry.reserve(
+            &self.session,
+            limits.max_registry_entries as usize,
+            piped * capacity + stdin_bytes,
+            limits.max_buffered_bytes,
+        )?;
         let approved = self.admit(Operation::Start, &cmd)?;
         let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
         let plan = StdioPlan {

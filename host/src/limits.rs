@@ -21,6 +21,10 @@ pub struct Limits {
     pub default_stream_buffer_bytes: u64,
     /// Largest buffer a guest may ask for per stream. Default 8 MiB.
     pub max_stream_buffer_bytes: u64,
+    /// Buffer bytes all of a guest's process records may hold together
+    /// (stdin, stdout and stderr buffers of running and ended processes).
+    /// Ended records are evicted to make room. Default 64 MiB.
+    pub max_buffered_bytes: u64,
     /// Arguments per command. Default 4096.
     pub max_args: u32,
     /// Total bytes of program and arguments. Default 1 MiB.
@@ -64,6 +68,7 @@ impl Default for Limits {
             max_capture_bytes: 4 << 20,
             default_stream_buffer_bytes: 256 << 10,
             max_stream_buffer_bytes: 8 << 20,
+            max_buffered_bytes: 64 << 20,
             max_args: 4096,
             max_args_bytes: 1 << 20,
             max_env_vars: 256,
@@ -90,7 +95,7 @@ impl Limits {
     /// Checks that the limits are usable together; the error names the
     /// offending field.
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, u64); 11] = [
+        let positive: [(&str, u64); 12] = [
             ("max_live_processes", self.max_live_processes.into()),
             ("starts_per_second", self.starts_per_second.into()),
             ("start_burst", self.start_burst.into()),
@@ -105,6 +110,7 @@ impl Limits {
             ("max_registry_entries", self.max_registry_entries.into()),
             ("guest_memory_bytes", self.guest_memory_bytes),
             ("guest_resources", self.guest_resources.into()),
+            ("max_buffered_bytes", self.max_buffered_bytes),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be greater than 0"));

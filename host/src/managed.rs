@@ -179,6 +179,16 @@ impl ManagedProcess {
         self.life.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Bytes its buffers may hold together (what it counts against
+    /// `max_buffered_bytes`).
+    pub(crate) fn buffered_capacity(&self) -> u64 {
+        [&self.stdout, &self.stderr, &self.stdin]
+            .into_iter()
+            .flatten()
+            .map(|b| b.capacity() as u64)
+            .sum()
+    }
+
     /// Whether the process has ended and been reaped.
     pub fn has_ended(&self) -> bool {
         self.life().exit.is_some()

@@ -18,23 +18,47 @@ impl Registry {
         self.by_owner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes room for one more record of `owner`, evicting the oldest ended
-    /// record if the owner holds `max` already.
-    pub(crate) fn reserve(&self, owner: &str, max: usize) -> Result<(), CallError> {
+    /// Makes room for one more record of `owner` whose buffers take
+    /// `bytes`: evicts the oldest ended records while the owner holds
+    /// `max_entries` records or more than `max_bytes` of buffers with the
+    /// new one.
+    pub(crate) fn reserve(
+        &self,
+        owner: &str,
+        max_entries: usize,
+        bytes: u64,
+        max_bytes: u64,
+    ) -> Result<(), CallError> {
+        if bytes > max_bytes {
+            return Err(CallError::LimitReached(format!(
+                "buffers of {bytes} bytes exceed max_buffered_bytes = {max_bytes}"
+            )));
+        }
         let mut map = self.lock();
         let Some(list) = map.get_mut(owner) else {
             return Ok(());
         };
-        while list.len() >= max {
+        loop {
+            let held: u64 = list.iter().map(|p| p.buffered_capacity()).sum();
+            let over_entries = list.len() >= max_entries;
+            let over_bytes = held + bytes > max_bytes;
+            if !over_entries && !over_bytes {
+                return Ok(());
+            }
             let Some(oldest_ended) = list.iter().position(|p| p.has_ended()) else {
-                return Err(CallError::LimitReached(format!(
-                    "{} process records held, all running (max_registry_entries = {max})",
-                    list.len()
-                )));
+                return Err(CallError::LimitReached(if over_entries {
+                    format!(
+                        "{} process records held, all running (max_registry_entries = {max_entries})",
+                        list.len()
+                    )
+                } else {
+                    format!(
+                        "running processes hold {held} buffer bytes; {bytes} more exceed max_buffered_bytes = {max_bytes}"
+                    )
+                }));
             };
             list.remove(oldest_ended).discard();
         }
-        Ok(())
     }
 
     /// Adds a record.

@@ -155,3 +155,39 @@ fn security_registry_entries_evicted_good() {
         .unwrap_err();
     assert!(matches!(err, CallError::LimitReached(_)), "{err}");
 }
+
+#[test]
+fn security_buffer_quota_bad() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Two piped streams of 256 KiB each: two processes fill a 1 MiB quota.
+    let limits = Limits {
+        max_buffered_bytes: 1 << 20,
+        default_stream_buffer_bytes: 256 << 10,
+        ..generous()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["sleep"], limits));
+    let first = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
+    ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
+    let err = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::LimitReached(r) if r.contains("max_buffered_bytes")),
+        "{err}"
+    );
+    // An ended record's buffers are evicted to make room.
+    ctx.kill(&first).unwrap();
+    ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
+    assert!(!ctx.list().contains(&first), "the ended record was evicted");
+    // A single request above the quota is refused outright.
+    let huge = StartSpec {
+        buffer_bytes: Some(8 << 20),
+        ..StartSpec::default()
+    };
+    let err = ctx.start(cmd("sleep", &["30"]), huge).unwrap_err();
+    assert!(matches!(err, CallError::LimitReached(_)), "{err}");
+}
