@@ -13,7 +13,9 @@ use crate::wit;
 pub enum Error {
     /// The policy refused the call; the text names what was missing.
     Denied(String),
-    /// No process with this id belongs to this guest; holds the id.
+    /// No process with this id belongs to this guest; holds the id. From
+    /// the `daemon` module (feature `daemon`): the host declares no daemon
+    /// with this name; holds the name.
     NotFound(String),
     /// The request was malformed or out of range.
     Invalid(String),
@@ -45,7 +47,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Denied(why) => write!(f, "denied by policy: {why}"),
-            Error::NotFound(id) => write!(f, "no process with id `{id}`"),
+            Error::NotFound(id) => write!(f, "not found: no process or daemon `{id}`"),
             Error::Invalid(why) => write!(f, "invalid request: {why}"),
             Error::LimitReached(why) => write!(f, "limit reached: {why}"),
             Error::SpawnFailed(why) => write!(f, "failed to start: {why}"),

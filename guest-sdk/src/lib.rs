@@ -39,6 +39,13 @@
 //! println!("sort finished with {status}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Supervised daemons
+//!
+//! With the cargo feature `daemon`, the `daemon` module reaches the
+//! daemons a host supervises (`wasmproc serve`). A guest that calls it
+//! imports the `daemon` interface and instantiates only on hosts that
+//! provide it; without the feature the guest never imports it.
 
 #![deny(missing_docs)]
 
@@ -46,6 +53,8 @@ mod child;
 mod child_output;
 mod child_stdin;
 mod command;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 mod error;
 mod info;
 mod output;
@@ -66,11 +75,19 @@ pub use signal::Signal;
 pub use status::ExitStatus;
 pub use stdio::{Buffering, Stdio};
 
-/// Bindings generated from the `wasmproc:process` WIT package.
+/// Bindings generated from the `wasmproc:process` WIT package: the `guest`
+/// world, or with the `daemon` feature the `supervised-guest` world, which
+/// adds the `daemon` interface to the same `process` interface.
 mod bindings {
+    #[cfg(not(feature = "daemon"))]
     wit_bindgen::generate!({
         path: "../wit",
         world: "guest",
+    });
+    #[cfg(feature = "daemon")]
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "supervised-guest",
     });
 }
 

@@ -1255,3 +1255,28 @@ args = ["60"]
     assert_eq!(f.status("secret").state, DaemonState::Stopped);
     assert_eq!(f.status("echo").state, DaemonState::Running);
 }
+
+#[test]
+fn daemon_import_only_where_used_good() {
+    // The test guests share one SDK built with its `daemon` feature (world
+    // `supervised-guest`), but a component imports only the interfaces it
+    // calls: only `daemonctl` needs a host with a supervisor. The imports are
+    // read without compiling, which would slow the timing tests around.
+    for (name, path) in wasmproc_tests::guests::ALL {
+        let bytes = std::fs::read(path).expect("read guest");
+        let mut imports = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            if let wasmparser::Payload::ComponentImportSection(section) = payload.expect("parse") {
+                for import in section {
+                    imports.push(import.expect("import").name.name.to_string());
+                }
+            }
+        }
+        assert!(
+            imports.iter().any(|i| i.starts_with("wasi:")),
+            "guest `{name}`: {imports:?}"
+        );
+        let daemon = imports.iter().any(|i| i == "wasmproc:process/daemon@0.1.0");
+        assert_eq!(daemon, *name == "daemonctl", "guest `{name}`: {imports:?}");
+    }
+}

@@ -1,34 +1,15 @@
-//! Drives the `wasmproc:process/daemon` interface. Each argument is one
-//! step, `OP` or `OP:NAME` (`list`, `status`, `start`, `stop`, `restart`,
-//! `output`); each prints one line: `OP NAME ok DETAIL` or `OP NAME err KIND`.
+//! Drives the `wasmproc:process/daemon` interface through the SDK's
+//! `daemon` module. Each argument is one step, `OP` or `OP:NAME` (`list`,
+//! `status`, `start`, `stop`, `restart`, `output`); each prints one line:
+//! `OP NAME ok DETAIL` or `OP NAME err KIND`.
 
-mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "supervised-guest",
-        type_section_suffix: "daemonctl",
-    });
-}
-
-use bindings::wasmproc::process::daemon;
-use bindings::wasmproc::process::types::Error;
-
-fn kind(e: &Error) -> &'static str {
-    match e {
-        Error::Denied(_) => "denied",
-        Error::NotFound(_) => "not-found",
-        Error::Invalid(_) => "invalid",
-        Error::LimitReached(_) => "limit-reached",
-        Error::SpawnFailed(_) => "spawn-failed",
-        Error::TimedOut => "timed-out",
-        Error::Io(_) => "io",
-    }
-}
+use wasmproc_guest::{Error, daemon};
+use wasmproc_test_guests::error_kind;
 
 fn done<T>(result: Result<T, Error>, detail: impl FnOnce(T) -> String) -> String {
     match result {
         Ok(v) => format!("ok {}", detail(v)),
-        Err(e) => format!("err {}", kind(&e)),
+        Err(e) => format!("err {}", error_kind(&e)),
     }
 }
 
@@ -38,7 +19,12 @@ fn main() {
         let outcome = match op {
             "list" => format!("ok {}", daemon::list().join(",")),
             "status" => done(daemon::status(name), |s| {
-                format!("{:?} ready={} pid={}", s.state, s.ready, s.pid.is_some())
+                format!(
+                    "DaemonState::{:?} ready={} pid={}",
+                    s.state,
+                    s.ready,
+                    s.pid.is_some()
+                )
             }),
             "start" => done(daemon::start(name), |()| String::new()),
             "stop" => done(daemon::stop(name), |()| String::new()),
