@@ -1,7 +1,7 @@
 //! Out-of-process cleanup for when the host dies without shutting down.
 //!
-//! `PR_SET_PDEATHSIG` needs code in the child (so `fork` instead of
-//! `posix_spawn`), fires when the spawning *thread* exits, and reaches only
+//! `PR_SET_PDEATHSIG` needs code in the child (which forces the slow fork
+//! path of process creation), fires when the spawning *thread* exits, and reaches only
 //! the direct child, not the grandchildren in its group. Instead, a tiny
 //! watchdog process waits for the host to go away, then kills every process
 //! group still listed in a table the host keeps.

@@ -151,3 +151,28 @@ pub fn cli_path() -> std::path::PathBuf {
     );
     cli
 }
+
+/// Starts `program args` in a session of its own on `runtime`'s manager,
+/// as another guest would; returns that session and the process id.
+pub fn start_in_other_session(
+    runtime: &Runtime,
+    policy: &Arc<Policy>,
+    program: &str,
+    args: &[&str],
+) -> (ProcessCtx, String) {
+    let mut other = ProcessCtx::new(
+        "other",
+        Arc::clone(policy),
+        Arc::clone(runtime.manager()),
+        Audit::new(),
+    );
+    let spec = wasmproc_host::CommandSpec {
+        program: program.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let id = other
+        .start(spec, wasmproc_host::StartSpec::default())
+        .expect("start in the other session");
+    (other, id)
+}

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-/// PIDs of processes whose environment holds `VAR=value`.
-pub fn pids_with_env(var: &str, value: &str) -> Vec<i32> {
-    let needle = format!("{var}={value}");
+/// PIDs whose `/proc/<pid>/<file>` (NUL-separated) holds `needle` as one
+/// entry.
+fn pids_with_entry(file: &str, needle: &[u8]) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -12,12 +12,24 @@ pub fn pids_with_env(var: &str, value: &str) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+            std::fs::read(format!("/proc/{pid}/{file}"))
+                .map(|bytes| bytes.split(|b| *b == 0).any(|entry| entry == needle))
                 .unwrap_or(false)
         })
-        .filter(|pid| !is_zombie(*pid))
         .collect()
+}
+
+/// PIDs of live (non-zombie) processes whose environment holds `VAR=value`.
+pub fn pids_with_env(var: &str, value: &str) -> Vec<i32> {
+    let mut pids = pids_with_entry("environ", format!("{var}={value}").as_bytes());
+    pids.retain(|pid| !is_zombie(*pid));
+    pids
+}
+
+/// PIDs of processes, zombies included (a zombie has not been reaped yet),
+/// with `arg` as one of their command-line arguments.
+pub fn pids_with_arg(arg: &str) -> Vec<i32> {
+    pids_with_entry("cmdline", arg.as_bytes())
 }
 
 /// Whether `pid` is a zombie.

@@ -17,7 +17,7 @@ use wasmproc_host::daemon::{
 };
 use wasmproc_host::{Audit, CallError, Exit, Policy, ProcessManager};
 use wasmproc_tests::harness::{cli_path, unique_marker};
-use wasmproc_tests::os::{alive, eventually, pids_with_env};
+use wasmproc_tests::os::{alive, eventually, pids_with_arg, pids_with_env};
 
 const MARK: &str = "WASMPROC_TEST_MARK";
 const LIMIT: Duration = Duration::from_secs(15);
@@ -422,22 +422,6 @@ readiness = { exec = ["false"], period_ms = 40, failure_threshold = 1 }
         not_ready.iter().any(|r| r.contains("web: not ready")),
         "{not_ready:?}"
     );
-}
-
-/// PIDs whose command line contains `needle` as one argument.
-fn pids_with_arg(needle: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).any(|a| a == needle.as_bytes()))
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 #[test]

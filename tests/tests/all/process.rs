@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmproc_host::{CommandSpec, Policy, StartSpec};
 use wasmproc_tests::harness::{
-    MARKER_VAR, err_detail, err_kind, ok, policy, probe, session, shared_runtime, unique_marker,
+    MARKER_VAR, err_detail, err_kind, ok, policy, probe, session, shared_runtime,
+    start_in_other_session, unique_marker,
 };
 use wasmproc_tests::os::{alive, eventually, pids_with_env};
 
@@ -128,23 +129,7 @@ fn process_list_good() {
     // only its own two.
     let runtime = shared_runtime();
     let policy = policy(&["sleep"]);
-    let other = wasmproc_host::ProcessCtx::new(
-        "other",
-        Arc::clone(&policy),
-        Arc::clone(runtime.manager()),
-        wasmproc_host::Audit::new(),
-    );
-    let mut other = other;
-    let foreign = other
-        .start(
-            CommandSpec {
-                program: "sleep".into(),
-                args: vec!["30".into()],
-                ..Default::default()
-            },
-            StartSpec::default(),
-        )
-        .unwrap();
+    let (_other, foreign) = start_in_other_session(runtime, &policy, "sleep", &["30"]);
     let r = probe(
         runtime,
         policy,

@@ -2,13 +2,11 @@ use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    Audit, CommandSpec, GuestError, GuestOptions, GuestStdio, Limits, Policy, ProcessCtx, StartSpec,
-};
+use wasmproc_host::{GuestError, GuestOptions, GuestStdio, Limits, Policy};
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
     MARKER_VAR, component, err_detail, err_kind, ok, policy, policy_with, probe, shared_runtime,
-    unique_marker,
+    start_in_other_session, unique_marker,
 };
 use wasmproc_tests::os::{alive, eventually, pids_with_env};
 
@@ -18,22 +16,7 @@ fn security_kill_foreign_id_bad() {
     // are all not-found; the other guest's process (the canary) lives on.
     let runtime = shared_runtime();
     let policy = policy(&["sleep"]);
-    let mut other = ProcessCtx::new(
-        "other",
-        Arc::clone(&policy),
-        Arc::clone(runtime.manager()),
-        Audit::new(),
-    );
-    let canary = other
-        .start(
-            CommandSpec {
-                program: "sleep".into(),
-                args: vec!["30".into()],
-                ..Default::default()
-            },
-            StartSpec::default(),
-        )
-        .unwrap();
+    let (mut other, canary) = start_in_other_session(runtime, &policy, "sleep", &["30"]);
     let canary_pid = other.get(&canary).unwrap().facts.pid as i32;
     let host_pid = std::process::id().to_string();
     let r = probe(
