@@ -294,23 +294,27 @@ impl ProcessCtx {
                 limits.max_stream_buffer_bytes
             )));
         }
-        let piped = [spec.stdout, spec.stderr]
+        let approved = self.admit(Operation::Start, &cmd)?;
+        let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
+        let piped_outputs = [spec.stdout, spec.stderr]
             .iter()
             .filter(|m| **m == StdioMode::Piped)
             .count() as u64;
-        let stdin_bytes = if spec.stdin == StdioMode::Piped || !initial_stdin.is_empty() {
+        let stdin_bytes = if stdin_piped {
             capacity.max(initial_stdin.len() as u64)
         } else {
             0
         };
-        self.manager.registry.reserve(
-            &self.session,
-            limits.max_registry_entries as usize,
-            piped * capacity + stdin_bytes,
-            limits.max_buffered_bytes,
-        )?;
-        let approved = self.admit(Operation::Start, &cmd)?;
-        let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
+        // Only an admitted request may evict ended records to make room.
+        self.manager
+            .registry
+            .reserve(
+                &self.session,
+                limits.max_registry_entries as usize,
+                piped_outputs * capacity + stdin_bytes,
+                limits.max_buffered_bytes,
+            )
+            .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
         let plan = StdioPlan {
             stdin: if stdin_piped {
                 StdioKind::Piped

@@ -76,11 +76,7 @@ fn ask_hosts(reg: &RegistryDir, line: &str) -> Option<Value> {
 /// `wasmproc daemon list`: prunes dead entries, then prints one line per
 /// host and daemon with its live state.
 pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> i32 {
-    let Ok(reg) = RegistryDir::open(registry) else {
-        eprintln!(
-            "wasmproc: error: cannot open the registry {}",
-            registry.display()
-        );
+    let Some(reg) = open_registry(registry) else {
         return 1;
     };
     let (entries, _) = reg.prune();
@@ -133,14 +129,22 @@ pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> i32 {
     0
 }
 
-/// `wasmproc daemon status NAME`: the live status from the host that runs
-/// it, else what the registry holds.
-pub fn cmd_status(registry: &Path, name: &str, out: &mut dyn Write) -> i32 {
-    let Ok(reg) = RegistryDir::open(registry) else {
+/// Opens the registry for a `wasmproc daemon` command, saying why on failure.
+fn open_registry(registry: &Path) -> Option<RegistryDir> {
+    let reg = RegistryDir::open(registry);
+    if reg.is_err() {
         eprintln!(
             "wasmproc: error: cannot open the registry {}",
             registry.display()
         );
+    }
+    reg.ok()
+}
+
+/// `wasmproc daemon status NAME`: the live status from the host that runs
+/// it, else what the registry holds.
+pub fn cmd_status(registry: &Path, name: &str, out: &mut dyn Write) -> i32 {
+    let Some(reg) = open_registry(registry) else {
         return 1;
     };
     reg.prune();
@@ -181,11 +185,7 @@ pub fn cmd_status(registry: &Path, name: &str, out: &mut dyn Write) -> i32 {
 /// `wasmproc daemon stop NAME`: asks the host that runs it; a leftover of a
 /// crashed host is stopped by identity (never by bare PID).
 pub fn cmd_stop(registry: &Path, name: &str, out: &mut dyn Write) -> i32 {
-    let Ok(reg) = RegistryDir::open(registry) else {
-        eprintln!(
-            "wasmproc: error: cannot open the registry {}",
-            registry.display()
-        );
+    let Some(reg) = open_registry(registry) else {
         return 1;
     };
     reg.prune();
