@@ -131,12 +131,21 @@ fn security_host_sigkill_no_orphans_ugly() {
             "--",
         ])
         .arg(steps.to_string())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let all_started = eventually(Duration::from_secs(60), || {
-        pids_with_env(MARKER_VAR, &marker).len() >= 4
+    // Both `start` calls have returned (the guest printed their results), so
+    // the host has recorded both groups; then the grandchildren are up.
+    let mut results = std::io::BufRead::lines(std::io::BufReader::new(host.stdout.take().unwrap()));
+    let both_returned = (0..2).all(|_| {
+        results
+            .next()
+            .is_some_and(|l| l.is_ok_and(|l| l.contains("\"ok\"")))
     });
+    let all_started = both_returned
+        && eventually(Duration::from_secs(60), || {
+            pids_with_env(MARKER_VAR, &marker).len() >= 4
+        });
     // SAFETY: kill with a valid pid and signal.
     unsafe { libc::kill(host.id() as i32, libc::SIGKILL) };
     host.wait().unwrap();
