@@ -1,33 +1,65 @@
 //! A handle to a process running in the background.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::child_output::StreamCursor;
+use crate::child_output::read_both;
 use crate::{
-    ChildStderr, ChildStdin, ChildStdout, Error, ExitStatus, ProcessInfo, Signal, host, wit,
+    ChildStderr, ChildStdin, ChildStdout, Error, ExitStatus, Output, ProcessInfo, Signal, host,
+    wit,
 };
 
 /// A process started with [`Command::spawn`](crate::Command::spawn), like
 /// [`std::process::Child`].
 ///
+/// As in std, the piped streams are the fields [`stdin`](Self::stdin),
+/// [`stdout`](Self::stdout) and [`stderr`](Self::stderr): `Some` for each
+/// stream that is [`Stdio::piped`](crate::Stdio::piped), `None` otherwise.
+/// `child.stdin.take()` hands the writer away, and dropping it closes
+/// stdin.
+///
 /// Dropping a `Child` does not stop the process: it keeps running until it
-/// exits, its timeout passes, or the host shuts down. [`list`](crate::list)
-/// finds it again.
+/// exits, its timeout passes, or the host shuts down. Dropping it does
+/// close a piped stdin, since its [`ChildStdin`] is dropped with it.
+/// [`list`](crate::list) finds the process again.
 #[derive(Debug)]
 pub struct Child {
+    /// The writer to the process's stdin, if it is piped.
+    pub stdin: Option<ChildStdin>,
+    /// The reader of the process's stdout, if it is piped.
+    pub stdout: Option<ChildStdout>,
+    /// The reader of the process's stderr, if it is piped.
+    pub stderr: Option<ChildStderr>,
     id: String,
-    stdout: Arc<StreamCursor>,
-    stderr: Arc<StreamCursor>,
+}
+
+/// Which streams of a spawned process are pipes to the host.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pipes {
+    pub(crate) stdin: bool,
+    pub(crate) stdout: bool,
+    pub(crate) stderr: bool,
 }
 
 impl Child {
-    /// A handle to the process the host knows by `id`.
-    pub(crate) fn from_id(id: String) -> Self {
+    /// A handle with a stream handle for each piped stream.
+    pub(crate) fn spawned(id: String, pipes: Pipes) -> Self {
         Child {
+            stdin: pipes.stdin.then(|| ChildStdin::new(id.clone())),
+            stdout: pipes.stdout.then(|| ChildStdout::new(id.clone())),
+            stderr: pipes.stderr.then(|| ChildStderr::new(id.clone())),
             id,
-            stdout: Arc::default(),
-            stderr: Arc::default(),
+        }
+    }
+
+    /// A handle without stream handles, for a process found by
+    /// [`list`](crate::list): its pipes belong to the `Child` that started
+    /// it.
+    pub(crate) fn listed(id: String) -> Self {
+        Child {
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            id,
         }
     }
 
@@ -39,11 +71,13 @@ impl Child {
 
     /// Waits for the process to end.
     ///
-    /// Unlike [`std::process::Child::wait`] this does not close a piped
-    /// stdin: call [`ChildStdin::close`] first if the process reads it to the
-    /// end. A process whose lossless output nobody reads may wait on a full
-    /// buffer, as it would on a real pipe.
+    /// As in std, a piped stdin is closed first (its [`ChildStdin`] is
+    /// dropped), so that a process reading to end-of-file can finish. A
+    /// process whose lossless output nobody reads may wait on a full
+    /// buffer, as it would on a real pipe: use
+    /// [`wait_with_output`](Self::wait_with_output) to read while waiting.
     pub fn wait(&mut self) -> Result<ExitStatus, Error> {
+        drop(self.stdin.take());
         loop {
             // `None` waits up to the policy's maximum call time.
             if let Some(status) = host::wait(&self.id, None)? {
@@ -52,15 +86,36 @@ impl Child {
         }
     }
 
+    /// Closes a piped stdin, reads piped stdout and stderr to their end,
+    /// then waits for the process to end, like
+    /// [`std::process::Child::wait_with_output`].
+    ///
+    /// Both streams are read in turns, so a process that writes much to one
+    /// while the other stays quiet never stalls. A stream that is not piped
+    /// gives an empty `Vec`. The `*_dropped` counters of the [`Output`]
+    /// count the bytes ring buffering dropped.
+    pub fn wait_with_output(mut self) -> Result<Output, Error> {
+        drop(self.stdin.take());
+        let (stdout, stderr) = read_both(self.stdout.take(), self.stderr.take())?;
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout: stdout.bytes,
+            stderr: stderr.bytes,
+            stdout_dropped: stdout.dropped,
+            stderr_dropped: stderr.dropped,
+        })
+    }
+
     /// Waits at most `timeout` for the process to end; `None` if it is still
-    /// running then.
+    /// running then. Leaves stdin open.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
         let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         Ok(host::wait(&self.id, Some(millis))?.map(ExitStatus::from))
     }
 
     /// How the process ended, or `None` if it is still running. Does not
-    /// wait.
+    /// wait, and leaves stdin open.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
         self.wait_timeout(Duration::ZERO)
     }
@@ -68,6 +123,12 @@ impl Child {
     /// Stops the process: `SIGTERM` to its group, then `SIGKILL` after the
     /// policy's grace period. Returns once it has ended. Killing a process
     /// that already ended succeeds and changes nothing.
+    ///
+    /// This differs from [`std::process::Child::kill`] on purpose: std sends
+    /// `SIGKILL` at once, so a process killed here that exits on `SIGTERM`
+    /// reports [`signal`](ExitStatus::signal) 15, not 9. The grace period
+    /// lets it clean up; send [`Signal::Kill`] with [`signal`](Self::signal)
+    /// to skip it.
     pub fn kill(&mut self) -> Result<(), Error> {
         Ok(host::kill(&self.id)?)
     }
@@ -89,26 +150,5 @@ impl Child {
     /// [`Error::NotFound`].
     pub fn remove(&mut self) -> Result<(), Error> {
         Ok(host::remove(&self.id)?)
-    }
-
-    /// A writer to the process's stdin, which must be [`Stdio::piped`](crate::Stdio::piped).
-    pub fn stdin(&self) -> ChildStdin {
-        ChildStdin::new(self.id.clone())
-    }
-
-    /// A reader of the process's stdout, which must be piped.
-    ///
-    /// Every reader of the same `Child` shares one position: a new reader
-    /// continues where the previous one stopped.
-    pub fn stdout(&self) -> ChildStdout {
-        ChildStdout::new(self.id.clone(), Arc::clone(&self.stdout))
-    }
-
-    /// A reader of the process's stderr, which must be piped.
-    ///
-    /// Every reader of the same `Child` shares one position: a new reader
-    /// continues where the previous one stopped.
-    pub fn stderr(&self) -> ChildStderr {
-        ChildStderr::new(self.id.clone(), Arc::clone(&self.stderr))
     }
 }

@@ -11,25 +11,29 @@ const WRITE_WAIT_MS: u64 = 1000;
 /// Most bytes handed to the host in one call.
 const MAX_WRITE_BYTES: usize = 1 << 20;
 
-/// A writer to the piped stdin of a [`Child`](crate::Child), from
-/// [`Child::stdin`](crate::Child::stdin).
+/// A writer to the piped stdin of a [`Child`](crate::Child): its
+/// [`stdin`](crate::Child::stdin) field, like [`std::process::ChildStdin`].
 ///
 /// Each write waits until the host takes at least one byte, so a process that
 /// reads slowly slows the writer down, as a real pipe would. Dropping the
-/// writer leaves stdin open; call [`close`](Self::close) to send end-of-file.
+/// writer closes stdin, as in std: the process sees end-of-file once the
+/// bytes already written are delivered. [`close`](Self::close) does the same
+/// and reports a failure.
 #[derive(Debug)]
 pub struct ChildStdin {
     id: String,
+    closed: bool,
 }
 
 impl ChildStdin {
     pub(crate) fn new(id: String) -> Self {
-        ChildStdin { id }
+        ChildStdin { id, closed: false }
     }
 
     /// Closes stdin once the bytes already written have been delivered, so
-    /// the process sees end-of-file.
+    /// the process sees end-of-file. Later writes fail.
     pub fn close(&mut self) -> Result<(), Error> {
+        self.closed = true;
         Ok(host::close_stdin(&self.id)?)
     }
 }
@@ -51,5 +55,15 @@ impl Write for ChildStdin {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for ChildStdin {
+    fn drop(&mut self) {
+        if !self.closed {
+            // A process that already ended, or a record already removed, has
+            // nothing left to close: a failure here changes nothing.
+            let _ = host::close_stdin(&self.id);
+        }
     }
 }

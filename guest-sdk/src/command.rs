@@ -1,9 +1,11 @@
 //! The process builder.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::child::Pipes;
 use crate::{Buffering, Child, Error, ExitStatus, Output, Stdio, host, wit};
 
 /// A process builder, like [`std::process::Command`].
@@ -11,7 +13,8 @@ use crate::{Buffering, Child, Error, ExitStatus, Output, Stdio, host, wit};
 /// The program is checked against the guest's policy and resolved by the
 /// host; no shell is involved. The process's environment starts empty: only
 /// the variables set here (if the policy allows each) and the policy's
-/// pass-through variables are set.
+/// pass-through variables are set. The guest's own environment is never
+/// inherited.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -29,7 +32,8 @@ use crate::{Buffering, Child, Error, ExitStatus, Output, Stdio, host, wit};
 pub struct Command {
     program: String,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    /// Variables set (`Some`) or removed (`None`), by name.
+    env: BTreeMap<String, Option<String>>,
     cwd: Option<String>,
     stdin_bytes: Option<Vec<u8>>,
     timeout: Option<Duration>,
@@ -38,8 +42,9 @@ pub struct Command {
     stderr: Option<Stdio>,
     buffering: Buffering,
     buffer_size: Option<u64>,
-    /// The first value that could not be passed to the host, if any.
-    not_unicode: Option<String>,
+    /// Why the first value that cannot be passed to the host cannot, if
+    /// any.
+    unusable: Option<String>,
 }
 
 impl Command {
@@ -49,7 +54,7 @@ impl Command {
         let mut command = Command {
             program: String::new(),
             args: Vec::new(),
-            env: Vec::new(),
+            env: BTreeMap::new(),
             cwd: None,
             stdin_bytes: None,
             timeout: None,
@@ -58,7 +63,7 @@ impl Command {
             stderr: None,
             buffering: Buffering::default(),
             buffer_size: None,
-            not_unicode: None,
+            unusable: None,
         };
         command.program = command.text("the program", program.as_ref());
         command
@@ -87,7 +92,7 @@ impl Command {
     pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
         let key = self.text("an environment variable name", key.as_ref());
         let value = self.text("an environment variable value", value.as_ref());
-        self.env.push((key, value));
+        self.env.insert(key, Some(value));
         self
     }
 
@@ -101,6 +106,25 @@ impl Command {
         for (key, value) in vars {
             self.env(key, value);
         }
+        self
+    }
+
+    /// Removes a variable set with [`env`](Self::env), as
+    /// [`std::process::Command::env_remove`] does. The guest's own
+    /// environment is never inherited, so there is nothing else to remove;
+    /// the policy's pass-through variables stay set.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        let key = self.text("an environment variable name", key.as_ref());
+        self.env.insert(key, None);
+        self
+    }
+
+    /// Forgets every variable set with [`env`](Self::env), as
+    /// [`std::process::Command::env_clear`] does. Beyond that it changes
+    /// nothing: the environment of a started program already starts empty,
+    /// apart from the policy's pass-through variables, which stay set.
+    pub fn env_clear(&mut self) -> &mut Self {
+        self.env.clear();
         self
     }
 
@@ -160,6 +184,29 @@ impl Command {
         self
     }
 
+    /// The program, as given to [`new`](Self::new).
+    pub fn get_program(&self) -> &OsStr {
+        OsStr::new(&self.program)
+    }
+
+    /// The arguments, without the program.
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.args.iter().map(OsStr::new)
+    }
+
+    /// The variables set (`Some`) or removed (`None`) on this builder, by
+    /// name, as [`std::process::Command::get_envs`] gives them.
+    pub fn get_envs(&self) -> impl ExactSizeIterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env
+            .iter()
+            .map(|(key, value)| (OsStr::new(key), value.as_deref().map(OsStr::new)))
+    }
+
+    /// The working directory set with [`current_dir`](Self::current_dir).
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.cwd.as_deref().map(Path::new)
+    }
+
     /// Runs the process to completion and returns its captured output.
     ///
     /// Stdout and stderr are always captured, up to the policy's capture
@@ -182,41 +229,58 @@ impl Command {
     /// Dropping the returned [`Child`] does not stop the process.
     pub fn spawn(&mut self) -> Result<Child, Error> {
         let command = self.to_wit()?;
+        let stdin = self.stdin.unwrap_or_else(Stdio::null);
+        let stdout = self.stdout.unwrap_or_else(Stdio::piped);
+        let stderr = self.stderr.unwrap_or_else(Stdio::piped);
         let options = wit::StartOptions {
-            stdin: self.stdin.unwrap_or_else(Stdio::null).0,
-            stdout: self.stdout.unwrap_or_else(Stdio::piped).0,
-            stderr: self.stderr.unwrap_or_else(Stdio::piped).0,
+            stdin: stdin.0,
+            stdout: stdout.0,
+            stderr: stderr.0,
             buffering: self.buffering.into(),
             buffer_bytes: self.buffer_size,
         };
         let id = host::start(&command, options)?;
-        Ok(Child::from_id(id))
+        let pipes = Pipes {
+            stdin: stdin == Stdio::piped(),
+            stdout: stdout == Stdio::piped(),
+            stderr: stderr == Stdio::piped(),
+        };
+        Ok(Child::spawned(id, pipes))
     }
 
     /// Converts `value` to text, remembering the first value that is not
-    /// valid Unicode so that running the command fails with
-    /// [`Error::Invalid`].
+    /// valid Unicode or holds a NUL byte, so that running the command fails
+    /// with [`Error::Invalid`] (as std fails with `InvalidInput`).
     fn text(&mut self, what: &str, value: &OsStr) -> String {
-        match value.to_str() {
-            Some(text) => text.to_owned(),
-            None => {
-                let lossy = value.to_string_lossy().into_owned();
-                self.not_unicode
-                    .get_or_insert_with(|| format!("{what} `{lossy}` is not valid Unicode"));
-                lossy
-            }
+        let text = value.to_string_lossy().into_owned();
+        let problem = if value.to_str().is_none() {
+            Some("is not valid Unicode")
+        } else if text.contains('\0') {
+            Some("contains a NUL byte")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.unusable
+                .get_or_insert_with(|| format!("{what} {text:?} {problem}"));
         }
+        text
     }
 
     /// The request the host receives.
     fn to_wit(&self) -> Result<wit::Command, Error> {
-        if let Some(why) = &self.not_unicode {
+        if let Some(why) = &self.unusable {
             return Err(Error::Invalid(why.clone()));
         }
+        let env = self
+            .env
+            .iter()
+            .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
+            .collect();
         Ok(wit::Command {
             program: self.program.clone(),
             args: self.args.clone(),
-            env: self.env.clone(),
+            env,
             cwd: self.cwd.clone(),
             stdin: self.stdin_bytes.clone(),
             timeout_ms: self.timeout.map(whole_milliseconds),
@@ -277,5 +341,57 @@ mod tests {
         let mut command = Command::new("echo");
         command.arg(OsStr::from_bytes(b"\xff"));
         assert!(matches!(command.to_wit(), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn command_nul_byte_anywhere_bad() {
+        let program = Command::new("has-\0-inside").to_wit();
+        assert!(matches!(program, Err(Error::Invalid(why)) if why.contains("NUL")));
+        let arg = Command::new("echo").arg("a\0b").to_wit();
+        assert!(matches!(arg, Err(Error::Invalid(why)) if why.contains("an argument")));
+        let key = Command::new("env").env("K\0", "v").to_wit();
+        assert!(matches!(key, Err(Error::Invalid(_))));
+        let value = Command::new("env").env("K", "v\0").to_wit();
+        assert!(matches!(value, Err(Error::Invalid(_))));
+        let cwd = Command::new("pwd").current_dir("/a\0b").to_wit();
+        assert!(matches!(cwd, Err(Error::Invalid(why)) if why.contains("working directory")));
+    }
+
+    #[test]
+    fn command_getters_return_what_was_set_good() {
+        let mut command = Command::new("git");
+        assert_eq!(command.get_program(), "git");
+        assert_eq!(command.get_args().len(), 0);
+        assert_eq!(command.get_current_dir(), None);
+        command
+            .args(["log", "-n", "1"])
+            .env("TZ", "UTC")
+            .env("LANG", "C")
+            .env_remove("LC_ALL")
+            .current_dir("/work");
+        let args: Vec<&OsStr> = command.get_args().collect();
+        assert_eq!(args, ["log", "-n", "1"]);
+        let envs: Vec<(&OsStr, Option<&OsStr>)> = command.get_envs().collect();
+        assert_eq!(
+            envs,
+            [
+                (OsStr::new("LANG"), Some(OsStr::new("C"))),
+                (OsStr::new("LC_ALL"), None),
+                (OsStr::new("TZ"), Some(OsStr::new("UTC"))),
+            ]
+        );
+        assert_eq!(command.get_current_dir(), Some(Path::new("/work")));
+    }
+
+    #[test]
+    fn command_env_remove_and_env_clear_good() {
+        let mut command = Command::new("env");
+        command.env("A", "1").env("B", "2").env_remove("A");
+        let request = command.to_wit().expect("valid command");
+        assert_eq!(request.env, [("B".to_owned(), "2".to_owned())]);
+        command.env_clear().env("C", "3");
+        assert_eq!(command.get_envs().len(), 1);
+        let request = command.to_wit().expect("valid command");
+        assert_eq!(request.env, [("C".to_owned(), "3".to_owned())]);
     }
 }

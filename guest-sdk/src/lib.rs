@@ -29,16 +29,30 @@
 //! use wasmproc_guest::{Command, Stdio};
 //!
 //! let mut child = Command::new("/usr/bin/sort").stdin(Stdio::piped()).spawn()?;
-//! let mut stdin = child.stdin();
+//! let mut stdin = child.stdin.take().expect("stdin is piped");
 //! stdin.write_all(b"pear\napple\nfig\n")?;
-//! stdin.close()?;
-//! for line in child.stdout().lines() {
+//! drop(stdin); // end-of-file
+//! let stdout = child.stdout.take().expect("stdout is piped by default");
+//! for line in stdout.lines() {
 //!     println!("sorted: {}", line?);
 //! }
 //! let status = child.wait()?;
 //! println!("sort finished with {status}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Where the SDK differs from `std::process`
+//!
+//! - [`Child::kill`] sends `SIGTERM` first and `SIGKILL` only after the
+//!   policy's grace period, so a process that exits on `SIGTERM` reports
+//!   signal 15 where std reports 9.
+//! - The environment of a started program starts empty: the guest's own
+//!   environment is never inherited.
+//! - A program the policy does not grant fails with [`Error::Denied`]
+//!   (`PermissionDenied` as an [`std::io::Error`]) before any lookup, where
+//!   std reports `NotFound` for a missing program.
+//! - [`Command::spawn`] pipes stdout and stderr by default; std inherits
+//!   them.
 //!
 //! # Supervised daemons
 //!

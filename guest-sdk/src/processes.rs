@@ -7,5 +7,5 @@ use crate::{Child, host};
 /// Only processes this guest started are listed; the host keeps every
 /// guest's processes apart.
 pub fn list() -> Vec<Child> {
-    host::list().into_iter().map(Child::from_id).collect()
+    host::list().into_iter().map(Child::listed).collect()
 }

@@ -16,8 +16,9 @@ impl Stdio {
         Stdio(wit::StdioMode::Null)
     }
 
-    /// Connect the stream to a pipe, read with [`Child::stdout`](crate::Child::stdout)
-    /// and [`Child::stderr`](crate::Child::stderr) or written with
+    /// Connect the stream to a pipe, read through the fields
+    /// [`Child::stdout`](crate::Child::stdout) and
+    /// [`Child::stderr`](crate::Child::stderr) or written through
     /// [`Child::stdin`](crate::Child::stdin).
     pub fn piped() -> Self {
         Stdio(wit::StdioMode::Piped)

@@ -78,6 +78,12 @@ pub struct RunArgs {
     /// Grant a program with any arguments (a bare name is resolved on PATH now).
     #[arg(long = "allow", value_name = "PROGRAM")]
     pub allow: Vec<String>,
+    /// Grant a program with only the arguments PATTERN matches: arguments
+    /// separated by spaces, where `*` matches one argument and a trailing
+    /// `**` the rest (`''` allows none). Repeat to add patterns, e.g.
+    /// `--allow-args git 'log --oneline **'`.
+    #[arg(long = "allow-args", num_args = 2, value_names = ["PROGRAM", "PATTERN"])]
+    pub allow_args: Vec<Vec<String>>,
     /// Let the guest set this environment variable (`NAME` or `PREFIX*`).
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,

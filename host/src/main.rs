@@ -3,6 +3,7 @@
 //! guest traps; 130/143 when interrupted by SIGINT/SIGTERM.
 
 mod cli;
+mod logging;
 
 use clap::Parser;
 use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
@@ -19,13 +20,9 @@ const EXIT_HOST_ERROR: i32 = 125;
 const EXIT_GUEST_TRAP: i32 = 126;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMPROC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = logging::init() {
+        std::process::exit(fail(e));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         CliCommand::Run(args) => run(args),
@@ -48,6 +45,10 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
     };
     for program in &args.allow {
         builder = builder.allow_program(program);
+    }
+    for (program, patterns) in arg_patterns(&args.allow_args) {
+        let patterns: Vec<&[&str]> = patterns.iter().map(Vec::as_slice).collect();
+        builder = builder.allow_program_args(program, &patterns);
     }
     for name in &args.allow_env {
         builder = builder.allow_env(name);
@@ -72,6 +73,24 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
                 })?;
     }
     Ok(policy)
+}
+
+/// The `--allow-args PROGRAM PATTERN` grants, grouped by program in the
+/// order first given (a policy grants each program once), each pattern
+/// split into its space-separated elements.
+fn arg_patterns(grants: &[Vec<String>]) -> Vec<(&str, Vec<Vec<&str>>)> {
+    let mut grouped: Vec<(&str, Vec<Vec<&str>>)> = Vec::new();
+    for grant in grants {
+        let [program, pattern] = grant.as_slice() else {
+            continue; // clap gives exactly two values per occurrence
+        };
+        let elements = pattern.split_whitespace().collect();
+        match grouped.iter_mut().find(|(name, _)| name == program) {
+            Some((_, patterns)) => patterns.push(elements),
+            None => grouped.push((program, vec![elements])),
+        }
+    }
+    grouped
 }
 
 fn run(args: RunArgs) -> i32 {

@@ -46,8 +46,8 @@ fn converse() -> Result<(), Error> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
-    let mut to_service = service.stdin();
-    let mut answers = BufReader::new(service.stdout());
+    let mut to_service = service.stdin.take().expect("stdin is piped");
+    let mut answers = BufReader::new(service.stdout.take().expect("stdout is piped"));
     let questions = ["6 * 7", "1 + 2", "10 / 4", "2 ^ 8", "100 - 58"];
     for question in questions {
         writeln!(to_service, "{question}").map_err(|e| Error::Io(e.to_string()))?;
@@ -58,7 +58,7 @@ fn converse() -> Result<(), Error> {
         println!("{question:>10}  {}", answer.trim_end());
     }
     writeln!(to_service, "quit").map_err(|e| Error::Io(e.to_string()))?;
-    to_service.close()?;
+    drop(to_service); // end-of-file, as a std `ChildStdin` gives
     let status = service.wait()?;
     println!("service ended: {status}");
     Ok(())

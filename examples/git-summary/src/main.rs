@@ -14,6 +14,9 @@ use changes::Changes;
 use git::{Failure, Git};
 use report::Report;
 
+/// The policy that grants exactly the git commands of [`summarize`].
+const POLICY: &str = "examples/git-summary/policy.toml";
+
 fn main() -> ExitCode {
     let repository = std::env::args().nth(1);
     let git = Git::new(repository.clone());
@@ -26,9 +29,9 @@ fn main() -> ExitCode {
             eprintln!("git-summary: wasmproc denied `{command}`: {why}");
             match &repository {
                 Some(dir) => eprintln!(
-                    "git-summary needs git in {dir}: run with --allow git --allow-dir {dir}"
+                    "git-summary needs git in {dir}: run with --policy {POLICY} --allow-dir {dir}"
                 ),
-                None => eprintln!("git-summary needs git: run with --allow git"),
+                None => eprintln!("git-summary needs git: run with --policy {POLICY}"),
             }
             ExitCode::from(2)
         }
@@ -39,7 +42,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Asks git for everything the report shows.
+/// Asks git for everything the report shows. `policy.toml` grants exactly
+/// these commands: change both together.
 fn summarize(git: &Git) -> Result<Report, Failure> {
     let branch = git.run(&["rev-parse", "--abbrev-ref", "HEAD"])?;
     let commit_count = git.run(&["rev-list", "--count", "HEAD"])?;

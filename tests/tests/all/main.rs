@@ -4,9 +4,11 @@
 
 mod audit;
 mod capability;
+mod cli_grants;
 mod permission;
 mod policy;
 mod process;
 mod runtime;
+mod sdk_parity;
 mod security;
 mod stream;

@@ -35,12 +35,12 @@ fn run(args: &[String]) {
 
 fn stream(args: &[String]) {
     let started = Instant::now();
-    let child = Command::new(&args[0])
+    let mut child = Command::new(&args[0])
         .args(&args[1..])
         .buffer_size(1 << 20)
         .spawn()
         .expect("start");
-    let mut out = child.stdout();
+    let mut out = child.stdout.take().expect("stdout is piped by default");
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {

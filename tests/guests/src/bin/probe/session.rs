@@ -91,9 +91,18 @@ impl Session {
                     "stderr" => true,
                     other => return Err(malformed(format!("unknown stream `{other}`"))),
                 };
+                // A stream that is not piped has no SDK reader: the host
+                // call shows how the host refuses it.
                 match self.target(step)? {
-                    Target::Held(child) if stderr => read_all(child.stderr(), |r| r.dropped()),
-                    Target::Held(child) => read_all(child.stdout(), |r| r.dropped()),
+                    Target::Held(Child {
+                        stderr: Some(reader),
+                        ..
+                    }) if stderr => read_all(reader, |r| r.dropped()),
+                    Target::Held(Child {
+                        stdout: Some(reader),
+                        ..
+                    }) if !stderr => read_all(reader, |r| r.dropped()),
+                    Target::Held(child) => raw::read_all(child.id(), stderr),
                     Target::Foreign(id) => raw::read_all(&id, stderr),
                 }
             }
@@ -102,18 +111,26 @@ impl Session {
                 let repeat = step.optional_number("repeat")?.unwrap_or(1);
                 let data = data.repeat(usize::try_from(repeat).map_err(malformed_repeat)?);
                 match self.target(step)? {
-                    Target::Held(child) => {
-                        child.stdin().write_all(&data)?;
+                    Target::Held(Child {
+                        stdin: Some(writer),
+                        ..
+                    }) => {
+                        writer.write_all(&data)?;
                         Ok(Value::Null)
                     }
+                    Target::Held(child) => raw::write(child.id(), &data),
                     Target::Foreign(id) => raw::write(&id, &data),
                 }
             }
             "close_stdin" => match self.target(step)? {
-                Target::Held(child) => {
-                    child.stdin().close()?;
+                Target::Held(Child {
+                    stdin: Some(writer),
+                    ..
+                }) => {
+                    writer.close()?;
                     Ok(Value::Null)
                 }
+                Target::Held(child) => raw::close_stdin(child.id()),
                 Target::Foreign(id) => raw::close_stdin(&id),
             },
             "remove" => match self.target(step)? {
