@@ -83,7 +83,7 @@ pub struct RunArgs {
     /// `**` the rest (`''` allows none). Repeat to add patterns, e.g.
     /// `--allow-args git 'log --oneline **'`.
     #[arg(long = "allow-args", num_args = 2, value_names = ["PROGRAM", "PATTERN"])]
-    pub allow_args: Vec<Vec<String>>,
+    pub allow_args: Vec<String>,
     /// Let the guest set this environment variable (`NAME` or `PREFIX*`).
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,

@@ -75,14 +75,15 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
     Ok(policy)
 }
 
-/// The `--allow-args PROGRAM PATTERN` grants, grouped by program in the
-/// order first given (a policy grants each program once), each pattern
-/// split into its space-separated elements.
-fn arg_patterns(grants: &[Vec<String>]) -> Vec<(&str, Vec<Vec<&str>>)> {
+/// The `--allow-args PROGRAM PATTERN` grants (clap hands over their values
+/// in pairs), grouped by program in the order first given (a policy grants
+/// each program once), each pattern split into its space-separated
+/// elements.
+fn arg_patterns(values: &[String]) -> Vec<(&str, Vec<Vec<&str>>)> {
     let mut grouped: Vec<(&str, Vec<Vec<&str>>)> = Vec::new();
-    for grant in grants {
-        let [program, pattern] = grant.as_slice() else {
-            continue; // clap gives exactly two values per occurrence
+    for grant in values.chunks_exact(2) {
+        let [program, pattern] = grant else {
+            unreachable!("chunks_exact(2) yields pairs");
         };
         let elements = pattern.split_whitespace().collect();
         match grouped.iter_mut().find(|(name, _)| name == program) {

@@ -95,9 +95,9 @@ fn cli_flags_bad() {
     assert!(stderr(&out).contains("COMPONENT.wasm"), "{}", stderr(&out));
 }
 
-/// A file that passes the wasm magic check but is no component, and a cache
-/// directory anyone may write to: `run` logs a warning (the cache is
-/// refused) before it fails to compile. Returns (dir, component, cache).
+/// An empty component (no `wasi:cli/run` export) and a cache directory
+/// anyone may write to: `run` logs a warning (the cache is refused), then
+/// fails to instantiate the component. Returns (dir, component, cache).
 fn warning_fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
