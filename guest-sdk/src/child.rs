@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use crate::child_output::read_both;
 use crate::{
-    ChildStderr, ChildStdin, ChildStdout, Error, ExitStatus, Output, ProcessInfo, Signal, host,
-    wit,
+    ChildStderr, ChildStdin, ChildStdout, Error, ExitStatus, Output, ProcessInfo, Signal, host, wit,
 };
 
 /// A process started with [`Command::spawn`](crate::Command::spawn), like

@@ -85,10 +85,37 @@ impl fmt::Display for ExitStatus {
 /// The name of a Linux signal number, for every signal std names.
 fn signal_name(number: i32) -> Option<&'static str> {
     const NAMES: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     let index = usize::try_from(number).ok()?.checked_sub(1)?;
     NAMES.get(index).copied()
@@ -123,7 +150,10 @@ mod tests {
         assert_eq!(format!("{exited:?}"), "ExitStatus(unix_wait_status(256))");
         let terminated = ExitStatus::from(wit::ExitStatus::Signaled(15));
         assert_eq!(terminated.to_string(), "signal: 15 (SIGTERM)");
-        assert_eq!(format!("{terminated:?}"), "ExitStatus(unix_wait_status(15))");
+        assert_eq!(
+            format!("{terminated:?}"),
+            "ExitStatus(unix_wait_status(15))"
+        );
         let hangup = ExitStatus::from(wit::ExitStatus::Signaled(1));
         assert_eq!(hangup.to_string(), "signal: 1 (SIGHUP)");
         let system = ExitStatus::from(wit::ExitStatus::Signaled(31));

@@ -195,10 +195,16 @@ interval_ms = 60000
     let status = serve.wait().expect("wait for serve");
     let bytes = std::fs::read(&log).unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    assert!(logged.contains("daemon failed"), "no warning within 10 s: {text}");
+    assert!(
+        logged.contains("daemon failed"),
+        "no warning within 10 s: {text}"
+    );
     assert!(text.contains("WARN"), "{text}");
     assert_eq!(status.code(), Some(0), "{text}");
-    assert!(!bytes.contains(&0x1b), "escape codes in piped logs: {text:?}");
+    assert!(
+        !bytes.contains(&0x1b),
+        "escape codes in piped logs: {text:?}"
+    );
 }
 
 #[test]

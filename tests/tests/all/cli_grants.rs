@@ -45,7 +45,11 @@ fn cli_allow_args_good() {
             {"op": "run", "program": "echo", "args": ["hello", "big", "world"]},
             {"op": "run", "program": "echo", "args": ["--help"]}]"#,
     );
-    assert_eq!(results[0]["ok"]["stdout"], "hello world\n", "{}", results[0]);
+    assert_eq!(
+        results[0]["ok"]["stdout"], "hello world\n",
+        "{}",
+        results[0]
+    );
     assert_eq!(results[1]["ok"]["stdout"], "bye a b\n", "{}", results[1]);
     for denied in &results[2..] {
         assert_eq!(denied["err"]["kind"], "denied", "{denied}");

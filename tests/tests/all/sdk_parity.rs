@@ -144,7 +144,10 @@ fn sdk_std_parity_test_capture_env_at_spawn() {
     // A difference: std's child inherits the parent's environment at spawn
     // time; a started program's environment starts empty.
     let observed = observe("test_capture_env_at_spawn");
-    assert_ne!(observed, "RUN_TEST_NEW_ENV2 inherited: true", "std's result");
+    assert_ne!(
+        observed, "RUN_TEST_NEW_ENV2 inherited: true",
+        "std's result"
+    );
     assert_eq!(observed, "RUN_TEST_NEW_ENV2 inherited: false");
 }
 

@@ -138,7 +138,10 @@ fn stdout_works() -> String {
 
 fn set_current_dir_works() -> String {
     let mut cmd = shell_cmd();
-    cmd.arg("-c").arg("pwd").current_dir("/").stdout(Stdio::piped());
+    cmd.arg("-c")
+        .arg("pwd")
+        .current_dir("/")
+        .stdout(Stdio::piped());
     assert_eq!(run_output(&mut cmd), "/\n");
     SAME.into()
 }
