@@ -87,10 +87,11 @@ fn smoke() -> String {
 }
 
 fn smoke_failure() -> String {
-    match Command::new("if-this-is-a-binary-then-the-world-has-ended").spawn() {
-        Ok(..) => panic!(),
-        Err(..) => {}
-    }
+    assert!(
+        Command::new("if-this-is-a-binary-then-the-world-has-ended")
+            .spawn()
+            .is_err()
+    );
     SAME.into()
 }
 
