@@ -204,3 +204,9 @@ fn sdk_std_parity_getters() {
     // `get_current_dir` give back what was set, as std's do.
     assert_same_as_std("getters");
 }
+
+#[test]
+fn sdk_std_parity_wait_closes_stdin() {
+    // Beyond std's cases: `wait` closes a piped stdin first, as std's does.
+    assert_same_as_std("wait_closes_stdin");
+}

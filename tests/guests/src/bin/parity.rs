@@ -73,6 +73,7 @@ fn main() {
         "terminate_exited_process" => terminate_exited_process(),
         "wait_with_output_reads_both_streams" => wait_with_output_reads_both_streams(),
         "getters" => getters(),
+        "wait_closes_stdin" => wait_closes_stdin(),
         other => panic!("unknown case `{other}`"),
     };
     println!("{observed}");
@@ -377,5 +378,27 @@ fn getters() -> String {
     assert_eq!(cmd.get_current_dir(), Some(std::path::Path::new("/")));
     let out = cmd.output().unwrap();
     assert_eq!(out.stdout, b"a b\n");
+    SAME.into()
+}
+
+/// Not one of std's cases: `wait` closes a piped stdin first, as std's
+/// does, so a process reading to end-of-file ends. Were stdin left open,
+/// the timeout would kill it and the status would be a signal.
+fn wait_closes_stdin() -> String {
+    let mut p = shell_cmd()
+        .arg("-c")
+        .arg("cat >/dev/null")
+        .stdin(Stdio::piped())
+        .timeout(std::time::Duration::from_secs(10))
+        .spawn()
+        .unwrap();
+    p.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"some input\n")
+        .unwrap();
+    let status = p.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(p.stdin.is_none());
     SAME.into()
 }
