@@ -31,6 +31,7 @@ mod host_impl;
 mod limits;
 mod linker;
 mod managed;
+pub mod manifest;
 mod manager;
 mod os_child;
 pub mod policy;

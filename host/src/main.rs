@@ -3,6 +3,7 @@
 //! guest traps; 130/143 when interrupted by SIGINT/SIGTERM.
 
 mod cli;
+mod manifest_cmd;
 
 use clap::Parser;
 use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
@@ -32,6 +33,9 @@ fn main() {
         CliCommand::Compile(args) => compile(args),
         CliCommand::Serve(args) => wasmproc_host::serve::serve(&args.config),
         CliCommand::Daemon(args) => daemon(args),
+        CliCommand::Inspect(args) => manifest_cmd::inspect(&args),
+        CliCommand::Grant(args) => manifest_cmd::grant(&args),
+        CliCommand::Manifest(command) => manifest_cmd::manifest(command),
     };
     std::process::exit(code);
 }
@@ -108,6 +112,10 @@ fn run(args: RunArgs) -> i32 {
     }
     let component = match runtime.load(&args.component) {
         Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let policy = match wasmproc_host::manifest::attach(policy, &args.component, false) {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
     let name = guest_name(&args.component);
