@@ -545,3 +545,32 @@ fn manifest_malformed_ugly() {
     assert!(stderr.contains("missing field `reason`"), "{stderr}");
     assert_eq!(std::fs::read(&target).unwrap(), probe, "the component changed");
 }
+
+#[test]
+fn manifest_sdk_macro_good() {
+    // The SDK's `manifest!` survives the guest build (here, release) into
+    // the component, and gates its calls.
+    let manifest = Manifest::from_file(Path::new(guests::DECLARED))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the declared guest carries its manifest");
+    let echo = manifest.program("echo").expect("echo declared");
+    assert_eq!(echo.args, Some(vec![vec!["from".to_string(), "*".to_string()]]));
+    assert_eq!(echo.reason, "prints where it runs from");
+    let (code, stdout, stderr) = cli(&[
+        "run",
+        guests::DECLARED,
+        "--allow",
+        "echo",
+        "--",
+        "echo",
+        "from",
+        "wasm",
+    ]);
+    assert_eq!((code, stdout.as_str()), (0, "from wasm\n"), "{stderr}");
+    let (code, stdout, stderr) = cli(&["run", guests::DECLARED, "--allow", "echo", "--", "echo", "elsewhere"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.contains("not declared by the plugin"),
+        "{stdout}\n{stderr}"
+    );
+}
