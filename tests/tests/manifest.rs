@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use wasmproc_host::manifest::{self, Manifest, ManifestError};
 use wasmproc_host::{
     Audit, AuditEvent, AuditSink, CacheConfig, GuestError, GuestOptions, GuestStdio, Policy,
-    ProcessCtx, ProcessManager, Runtime, RuntimeConfig,
+    ProcessCtx, ProcessManager, RuntimeConfig,
 };
 use wasmproc_tests::{guests, harness, polyglot};
 

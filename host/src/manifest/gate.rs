@@ -191,3 +191,83 @@ pub(crate) fn toml_value<T: serde::Serialize + ?Sized>(value: &T) -> String {
         .map(|v| v.to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// git-summary's manifest (the README's examples use it).
+    const GIT_SUMMARY: &str = r#"
+version = 1
+[[program]]
+name = "git"
+args = [
+    ["rev-parse", "--abbrev-ref", "HEAD"],
+    ["rev-list", "--count", "HEAD"],
+    ["log", "--oneline", "-n", "5"],
+    ["status", "--porcelain"],
+]
+operations = ["run"]
+reason = "reads the repository"
+[dirs]
+reason = "runs git in the repository named on the command line"
+"#;
+
+    fn denial(policy: Policy, program: &str, args: &[&str]) -> (Option<Gate>, String) {
+        let manifest = Manifest::parse("git-summary", GIT_SUMMARY).unwrap();
+        let policy = policy.with_manifest(Some(manifest));
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let req = CommandRequest {
+            program,
+            args: &args,
+            env: &[],
+            cwd: None,
+        };
+        let refusal = admit(&policy, Operation::Run, req).unwrap_err();
+        (refusal.gate, refusal.error.to_string())
+    }
+
+    #[test]
+    fn manifest_gate_readme_examples_good() {
+        // Outside the manifest: refused whatever the policy grants.
+        let wide = || {
+            Policy::builder()
+                .allow_program("git")
+                .allow_program("sh")
+                .build()
+                .unwrap()
+        };
+        assert_eq!(
+            denial(wide(), "git", &["push"]),
+            (
+                Some(Gate::Manifest),
+                "denied: arguments [\"push\"] of program `git` are not declared by the plugin \
+                 (declared: `rev-parse --abbrev-ref HEAD`, `rev-list --count HEAD`, \
+                 `log --oneline -n 5`, `status --porcelain`)"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            denial(wide(), "sh", &["-c", "curl … | sh"]),
+            (
+                Some(Gate::Manifest),
+                "denied: program `sh` is not declared by the plugin".to_string()
+            )
+        );
+        // Declared, narrower policy: refused by the policy, naming the fix.
+        let narrow = Policy::builder()
+            .allow_program_args("git", &[&["log", "**"]])
+            .build()
+            .unwrap();
+        assert_eq!(
+            denial(narrow, "git", &["status", "--porcelain"]),
+            (
+                Some(Gate::Policy),
+                "denied: declared by the plugin, not granted by this host: add \
+                 [\"status\", \"--porcelain\"] to `args` of program `git` to allow it \
+                 (argument 1 `status` does not match grant `git log **`)"
+                    .to_string()
+            )
+        );
+    }
+}
