@@ -267,16 +267,36 @@ fn manifest_inspect_good() {
     assert_eq!(code, 0, "{stderr}");
     let lines: Vec<Vec<&str>> = table
         .lines()
-        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .collect();
     assert_eq!(lines[0], ["REQUEST", "PATTERN", "REASON"], "{table}");
     for row in [
         ["program echo (run)", "declared *", "prints a declared word"],
-        ["program sleep (start)", "(any arguments)", "waits in the background"],
-        ["program sh (run)", "-c exit 0", "checks that a shell starts"],
-        ["variable", "GREETING", "tells echo's environment how to greet"],
+        [
+            "program sleep (start)",
+            "(any arguments)",
+            "waits in the background",
+        ],
+        [
+            "program sh (run)",
+            "-c exit 0",
+            "checks that a shell starts",
+        ],
+        [
+            "variable",
+            "GREETING",
+            "tells echo's environment how to greet",
+        ],
     ] {
-        assert!(lines.iter().any(|l| *l == row), "no row {row:?} in\n{table}");
+        assert!(
+            lines.iter().any(|l| *l == row),
+            "no row {row:?} in\n{table}"
+        );
     }
 
     let policy = workdir().join("inspect-policy.toml");
@@ -299,10 +319,7 @@ fn manifest_inspect_good() {
             "program sleep (start)",
             "refused: program `sleep` is not granted for start",
         ),
-        (
-            "variable",
-            "refused: [env] does not allow `GREETING`",
-        ),
+        ("variable", "refused: [env] does not allow `GREETING`"),
     ] {
         let line = table
             .lines()
@@ -311,7 +328,10 @@ fn manifest_inspect_good() {
         assert!(line.ends_with(verdict), "{request}: {line}");
     }
     assert!(table.starts_with("REQUEST"), "{table}");
-    assert!(table.lines().next().unwrap().ends_with("UNDER THIS POLICY"), "{table}");
+    assert!(
+        table.lines().next().unwrap().ends_with("UNDER THIS POLICY"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -353,7 +373,11 @@ fn manifest_grant_roundtrip_good() {
 #[test]
 fn manifest_required_missing_bad() {
     let policy_file = workdir().join("strict.toml");
-    std::fs::write(&policy_file, "require_manifest = true\n[[program]]\nname = \"echo\"\n").unwrap();
+    std::fs::write(
+        &policy_file,
+        "require_manifest = true\n[[program]]\nname = \"echo\"\n",
+    )
+    .unwrap();
     let steps = json!([run_step("echo", &["hi"])]).to_string();
     // The CLI refuses a component without a manifest before running it.
     let (code, stdout, stderr) = cli(&[
@@ -396,7 +420,10 @@ fn manifest_required_missing_bad() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(err.to_string().contains("not declared by the plugin"), "{err}");
+    assert!(
+        err.to_string().contains("not declared by the plugin"),
+        "{err}"
+    );
     // The same component with a manifest runs under the same policy.
     let (code, stdout, stderr) = cli(&[
         "run",
@@ -514,8 +541,7 @@ fn manifest_malformed_ugly() {
         ),
     ];
     for (what, bytes, expected) in cases {
-        let err: ManifestError = Manifest::from_component("plugin.wasm", &bytes)
-            .expect_err(what);
+        let err: ManifestError = Manifest::from_component("plugin.wasm", &bytes).expect_err(what);
         let text = err.to_string();
         assert!(
             text.contains(expected) && text.contains("plugin.wasm"),
@@ -543,7 +569,11 @@ fn manifest_malformed_ugly() {
     ]);
     assert_eq!(code, 125, "{stderr}");
     assert!(stderr.contains("missing field `reason`"), "{stderr}");
-    assert_eq!(std::fs::read(&target).unwrap(), probe, "the component changed");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        probe,
+        "the component changed"
+    );
 }
 
 #[test]
@@ -554,7 +584,10 @@ fn manifest_sdk_macro_good() {
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("the declared guest carries its manifest");
     let echo = manifest.program("echo").expect("echo declared");
-    assert_eq!(echo.args, Some(vec![vec!["from".to_string(), "*".to_string()]]));
+    assert_eq!(
+        echo.args,
+        Some(vec![vec!["from".to_string(), "*".to_string()]])
+    );
     assert_eq!(echo.reason, "prints where it runs from");
     let (code, stdout, stderr) = cli(&[
         "run",
@@ -567,7 +600,15 @@ fn manifest_sdk_macro_good() {
         "wasm",
     ]);
     assert_eq!((code, stdout.as_str()), (0, "from wasm\n"), "{stderr}");
-    let (code, stdout, stderr) = cli(&["run", guests::DECLARED, "--allow", "echo", "--", "echo", "elsewhere"]);
+    let (code, stdout, stderr) = cli(&[
+        "run",
+        guests::DECLARED,
+        "--allow",
+        "echo",
+        "--",
+        "echo",
+        "elsewhere",
+    ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stdout.contains("not declared by the plugin"),

@@ -119,7 +119,9 @@ macro_rules! polyglot_tests {
             out.assert_has("error: denied: program `rm` is not declared by the plugin");
             let out = run($component, &["echo"], &["run", "no-such-program"]);
             assert_eq!(out.code, 1, "{out:#?}");
-            out.assert_has("error: denied: program `no-such-program` is not declared by the plugin");
+            out.assert_has(
+                "error: denied: program `no-such-program` is not declared by the plugin",
+            );
             assert!(
                 !out.stderr.contains("trapped"),
                 "a WIT error is not a trap: {out:#?}"

@@ -131,14 +131,15 @@ fn missing_grant(
         ..req
     };
     if policy.check(op, bare).is_err() {
-        let grant = policy.programs().iter().find(|g| g.is_named_by(req.program));
+        let grant = policy
+            .programs()
+            .iter()
+            .find(|g| g.is_named_by(req.program));
         return match grant {
             None => program_entry(declared),
-            Some(g) if !g.operations.contains(&op) => format!(
-                "\"{}\" to `operations` of program `{}`",
-                op.name(),
-                g.name
-            ),
+            Some(g) if !g.operations.contains(&op) => {
+                format!("\"{}\" to `operations` of program `{}`", op.name(), g.name)
+            }
             Some(g) => {
                 let pattern = declared
                     .args
@@ -153,17 +154,16 @@ fn missing_grant(
                             .map(|(_, written)| written.clone())
                     })
                     .unwrap_or_else(|| vec!["**".to_string()]);
-                format!(
-                    "{} to `args` of program `{}`",
-                    toml_value(&pattern),
-                    g.name
-                )
+                format!("{} to `args` of program `{}`", toml_value(&pattern), g.name)
             }
         };
     }
     for (name, value) in req.env {
         let one = [(name.clone(), value.clone())];
-        if policy.check(op, CommandRequest { env: &one, ..bare }).is_err() {
+        if policy
+            .check(op, CommandRequest { env: &one, ..bare })
+            .is_err()
+        {
             return format!("`allow = [\"{name}\"]` under [env]");
         }
     }

@@ -81,7 +81,9 @@ pub enum ManifestError {
     #[error("{0} is not a well-formed WebAssembly binary: {1}")]
     Binary(String, String),
     /// The manifest section is larger than [`MAX_SECTION_BYTES`].
-    #[error("{what}: the `{SECTION_NAME}` section holds {size} bytes, above the limit of {MAX_SECTION_BYTES}")]
+    #[error(
+        "{what}: the `{SECTION_NAME}` section holds {size} bytes, above the limit of {MAX_SECTION_BYTES}"
+    )]
     TooLarge {
         /// The component.
         what: String,
@@ -89,7 +91,9 @@ pub enum ManifestError {
         size: usize,
     },
     /// The component carries more than one manifest.
-    #[error("{0}: more than one `{SECTION_NAME}` section at the same level; a component carries one manifest")]
+    #[error(
+        "{0}: more than one `{SECTION_NAME}` section at the same level; a component carries one manifest"
+    )]
     Duplicate(String),
     /// The manifest text is malformed.
     #[error("{what}: the plugin manifest is malformed: {reason}")]

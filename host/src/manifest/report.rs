@@ -68,7 +68,7 @@ pub fn inspect_table(manifest: &Manifest, policy: Option<&Policy>) -> String {
                             list.join(" ")
                         },
                         reason: p.reason.clone(),
-                        verdict: policy.map(|pol| program_verdict(pol, p, Some(list))),
+                        verdict: policy.map(|pol| program_verdict(pol, p, Some(list.as_slice()))),
                     });
                 }
             }
@@ -107,7 +107,7 @@ pub fn inspect_table(manifest: &Manifest, policy: Option<&Policy>) -> String {
 
 /// What a declared program (with one declared pattern, or any arguments)
 /// gets under a policy.
-fn program_verdict(policy: &Policy, p: &ProgramRequest, list: Option<&Vec<String>>) -> Verdict {
+fn program_verdict(policy: &Policy, p: &ProgramRequest, list: Option<&[String]>) -> Verdict {
     let Some(grant) = policy
         .programs()
         .iter()
@@ -141,7 +141,7 @@ fn program_verdict(policy: &Policy, p: &ProgramRequest, list: Option<&Vec<String
     }
 }
 
-fn args_verdict(grant: &ProgramGrant, list: Option<&Vec<String>>) -> Verdict {
+fn args_verdict(grant: &ProgramGrant, list: Option<&[String]>) -> Verdict {
     let Some(granted) = &grant.args else {
         return Verdict::Granted;
     };
@@ -174,7 +174,10 @@ fn printable(text: &str) -> String {
 }
 
 fn names(ops: &[Operation]) -> String {
-    ops.iter().map(|o| o.name()).collect::<Vec<_>>().join(" and ")
+    ops.iter()
+        .map(|o| o.name())
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 fn render(rows: &[Row], with_verdict: bool) -> String {
@@ -185,7 +188,11 @@ fn render(rows: &[Row], with_verdict: bool) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mut c = vec![printable(&r.request), printable(&r.pattern), printable(&r.reason)];
+            let mut c = vec![
+                printable(&r.request),
+                printable(&r.pattern),
+                printable(&r.reason),
+            ];
             if let Some(v) = &r.verdict {
                 c.push(v.to_string());
             }
