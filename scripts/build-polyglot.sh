@@ -11,6 +11,11 @@
 #
 # Idempotent: a tool is installed again only when its pinned version changes,
 # a component is rebuilt only when its sources or the WIT changed.
+#
+# Each component then gets its plugin manifest (examples/<lang>/
+# wasmproc-manifest.toml) written in with `wasmproc manifest add`, run as
+# $WASMPROC if set, else through `cargo run`. That step replaces the
+# manifest the component carried, so it runs every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,6 +26,17 @@ mkdir -p "$out"
 # the output, the output is up to date.
 stamp() {
     cat "$@" | sha256sum | cut -d' ' -f1
+}
+
+# Writes a manifest into a built component (in place).
+add_manifest() {
+    local wasm=$1 manifest=$2
+    echo "==> writing $manifest into $wasm"
+    if [[ -n ${WASMPROC:-} ]]; then
+        "$WASMPROC" manifest add "$wasm" --manifest "$manifest" >/dev/null
+    else
+        cargo run --quiet -p wasmproc-host -- manifest add "$wasm" --manifest "$manifest" >/dev/null
+    fi
 }
 
 wit_files() {
@@ -46,6 +62,7 @@ build_python() {
     [[ -f $wasm.stamp ]] && have=$(cat "$wasm.stamp")
     if [[ -f $wasm && $want == "$have" ]]; then
         echo "==> $wasm is up to date"
+        add_manifest "$wasm" examples/python/wasmproc-manifest.toml
         return
     fi
     echo "==> building $wasm"
@@ -55,6 +72,7 @@ build_python() {
         componentize -p examples/python app -o "${wasm%.wasm}.tmp.wasm"
     mv "${wasm%.wasm}.tmp.wasm" "$wasm"
     echo "$want" > "$wasm.stamp"
+    add_manifest "$wasm" examples/python/wasmproc-manifest.toml
 }
 
 build_js() {
@@ -73,6 +91,7 @@ build_js() {
     [[ -f $wasm.stamp ]] && have=$(cat "$wasm.stamp")
     if [[ -f $wasm && $want == "$have" ]]; then
         echo "==> $wasm is up to date"
+        add_manifest "$wasm" "$dir/wasmproc-manifest.toml"
         return
     fi
     echo "==> building $wasm"
@@ -80,6 +99,7 @@ build_js() {
         --disable http fetch-event --out "${wasm%.wasm}.tmp.wasm")
     mv "${wasm%.wasm}.tmp.wasm" "$wasm"
     echo "$want" > "$wasm.stamp"
+    add_manifest "$wasm" "$dir/wasmproc-manifest.toml"
 }
 
 targets=("$@")

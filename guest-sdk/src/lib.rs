@@ -71,6 +71,7 @@ mod command;
 pub mod daemon;
 mod error;
 mod info;
+mod manifest;
 mod output;
 mod processes;
 mod signal;
@@ -83,6 +84,8 @@ pub use child_stdin::ChildStdin;
 pub use command::Command;
 pub use error::Error;
 pub use info::{ProcessInfo, State, StreamStats};
+#[doc(hidden)]
+pub use manifest::__manifest_bytes;
 pub use output::Output;
 pub use processes::list;
 pub use signal::Signal;

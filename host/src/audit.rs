@@ -40,6 +40,10 @@ pub struct AuditEvent {
     /// How the process ended (`exit 0`, `signal 9`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<String>,
+    /// Which gate refused a call: `manifest` (the plugin did not declare
+    /// it) or `policy` (this host did not grant it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 impl AuditEvent {
@@ -56,6 +60,7 @@ impl AuditEvent {
             id: None,
             pid: None,
             exit: None,
+            gate: None,
         }
     }
 
@@ -83,6 +88,12 @@ impl AuditEvent {
             .into(),
         );
         self.reason = Some(format!("{kind}: {reason}"));
+        self
+    }
+
+    /// Names the gate that refused the call.
+    pub fn gate(mut self, gate: &str) -> Self {
+        self.gate = Some(gate.to_string());
         self
     }
 
@@ -182,6 +193,7 @@ impl Audit {
             id = event.id.as_deref(),
             pid = event.pid,
             exit = event.exit.as_deref(),
+            gate = event.gate.as_deref(),
         );
         for sink in &self.sinks {
             sink.record(&event);

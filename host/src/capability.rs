@@ -149,15 +149,16 @@ impl ProcessCtx {
 
     /// Checks a command against the policy and quotas, auditing the decision.
     fn admit(&mut self, op: Operation, cmd: &CommandSpec) -> Result<Approved, CallError> {
-        let decided = self.policy.check(
-            op,
-            CommandRequest {
-                program: &cmd.program,
-                args: &cmd.args,
-                env: &cmd.env,
-                cwd: cmd.cwd.as_deref(),
-            },
-        );
+        let request = CommandRequest {
+            program: &cmd.program,
+            args: &cmd.args,
+            env: &cmd.env,
+            cwd: cmd.cwd.as_deref(),
+        };
+        let (decided, gate) = match crate::manifest::gate::admit(&self.policy, op, request) {
+            Ok(approved) => (Ok(approved), None),
+            Err(refusal) => (Err(refusal.error), refusal.gate),
+        };
         let decided = decided.and_then(|approved| {
             let limits = self.policy.limits();
             if self.manager.registry.live(&self.session) >= limits.max_live_processes as usize {
@@ -174,7 +175,10 @@ impl ProcessCtx {
             }
             Ok(approved)
         });
-        let event = self.event(op.name()).program(&cmd.program, &cmd.args);
+        let mut event = self.event(op.name()).program(&cmd.program, &cmd.args);
+        if let Some(gate) = gate {
+            event = event.gate(gate.name());
+        }
         match &decided {
             Ok(_) => self.audit.record(event.allowed()),
             Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),

@@ -27,6 +27,51 @@ pub enum CliCommand {
     Serve(ServeArgs),
     /// Inspect or control the daemons of running hosts (via the registry).
     Daemon(DaemonArgs),
+    /// Print a plugin's manifest as a table; with --policy, what each
+    /// request would get under that policy.
+    Inspect(InspectArgs),
+    /// Print a policy granting exactly what a plugin's manifest declares.
+    Grant(GrantArgs),
+    /// Work with plugin manifests.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+/// Arguments of `wasmproc inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The plugin component.
+    #[arg(value_name = "COMPONENT.wasm")]
+    pub component: PathBuf,
+    /// Show what each request would get under this policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+/// Arguments of `wasmproc grant`.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// The plugin component.
+    #[arg(value_name = "COMPONENT.wasm")]
+    pub component: PathBuf,
+}
+
+/// `wasmproc manifest` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Write a manifest (TOML) into a built component, replacing any
+    /// manifest it carried at its top level.
+    Add {
+        /// The component to change (in place unless --output is given).
+        #[arg(value_name = "COMPONENT.wasm")]
+        component: PathBuf,
+        /// The manifest file.
+        #[arg(long, value_name = "FILE")]
+        manifest: PathBuf,
+        /// Write the result here instead of over the component.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Arguments of `wasmproc serve`.

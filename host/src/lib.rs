@@ -32,6 +32,7 @@ mod limits;
 mod linker;
 mod managed;
 mod manager;
+pub mod manifest;
 mod os_child;
 pub mod policy;
 mod quota;

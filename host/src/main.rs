@@ -4,6 +4,7 @@
 
 mod cli;
 mod logging;
+mod manifest_cmd;
 
 use clap::Parser;
 use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
@@ -29,6 +30,9 @@ fn main() {
         CliCommand::Compile(args) => compile(args),
         CliCommand::Serve(args) => wasmproc_host::serve::serve(&args.config),
         CliCommand::Daemon(args) => daemon(args),
+        CliCommand::Inspect(args) => manifest_cmd::inspect(&args),
+        CliCommand::Grant(args) => manifest_cmd::grant(&args),
+        CliCommand::Manifest(command) => manifest_cmd::manifest(command),
     };
     std::process::exit(code);
 }
@@ -128,6 +132,10 @@ fn run(args: RunArgs) -> i32 {
     }
     let component = match runtime.load(&args.component) {
         Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let policy = match wasmproc_host::manifest::attach(policy, &args.component, false) {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
     let name = guest_name(&args.component);

@@ -71,6 +71,11 @@ pub enum GuestError {
     /// The guest trapped.
     #[error("the guest trapped: {0}")]
     Trap(String),
+    /// The policy requires a manifest and the guest carries none.
+    #[error(
+        "the guest `{0}` carries no plugin manifest, and its policy requires one (require_manifest)"
+    )]
+    ManifestRequired(String),
 }
 
 /// The store data of a guest run by [`Runtime`].
@@ -303,6 +308,9 @@ impl Runtime {
             return Err(GuestError::CapabilityNotRegistered(
                 CAPABILITY_NAME.to_string(),
             ));
+        }
+        if options.policy.require_manifest() && options.policy.manifest().is_none() {
+            return Err(GuestError::ManifestRequired(options.name));
         }
         let limits = options.policy.limits().clone();
         let mut wasi = WasiCtx::builder();

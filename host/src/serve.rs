@@ -228,6 +228,8 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
                 }
                 None => Policy::deny_all(),
             };
+            let policy = crate::manifest::attach(policy, &p.component, p.require_manifest)
+                .map_err(|e| err(format!("plugin `{}`: {e}", p.name)))?;
             plugins.push((p.clone(), component, Arc::new(policy)));
         }
     }

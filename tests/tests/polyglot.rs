@@ -110,16 +110,18 @@ macro_rules! polyglot_tests {
             out.assert_has("status: exited 3");
         }
 
-        /// A program the policy does not grant, and one that does not exist
-        /// (which no policy can grant): both `denied`, and the guest exits 1.
+        /// A program the guest's manifest does not declare, and one that
+        /// does not exist: both `denied`, and the guest exits 1.
         #[test]
         fn $run_bad() {
             let out = run($component, &["echo"], &["run", "rm", "-rf", "/nonexistent"]);
             assert_eq!(out.code, 1, "{out:#?}");
-            out.assert_has("error: denied: program `rm` is not granted");
+            out.assert_has("error: denied: program `rm` is not declared by the plugin");
             let out = run($component, &["echo"], &["run", "no-such-program"]);
             assert_eq!(out.code, 1, "{out:#?}");
-            out.assert_has("error: denied: program `no-such-program` is not granted");
+            out.assert_has(
+                "error: denied: program `no-such-program` is not declared by the plugin",
+            );
             assert!(
                 !out.stderr.contains("trapped"),
                 "a WIT error is not a trap: {out:#?}"
@@ -140,7 +142,12 @@ macro_rules! polyglot_tests {
         fn $start_bad() {
             let out = run($component, &["echo"], &["start-kill", "sleep", "30"]);
             assert_eq!(out.code, 1, "{out:#?}");
-            out.assert_has("error: denied: program `sleep` is not granted");
+            // Declared by the guest's manifest, not granted by this policy.
+            out.assert_has(
+                "error: denied: declared by the plugin, not granted by this host: add \
+                 `[[program]] name = \"sleep\" args = [[\"*\"]] operations = [\"start\"]` \
+                 to allow it (program `sleep` is not granted)",
+            );
             assert!(!out.stdout.contains("started:"), "{out:#?}");
         }
 
@@ -170,8 +177,8 @@ macro_rules! polyglot_tests {
                 "after kill: killed signaled 15",
                 "count: 3",
                 "killed: 2",
-                "error: denied: program `rm` is not granted",
-                "error: denied: program `no-such-program` is not granted",
+                "error: denied: program `rm` is not declared by the plugin",
+                "error: denied: program `no-such-program` is not declared by the plugin",
                 "error: not-found: made-up-id",
             ] {
                 out.assert_has(line);

@@ -17,6 +17,28 @@ use report::Report;
 /// The policy that grants exactly the git commands of [`summarize`].
 const POLICY: &str = "examples/git-summary/policy.toml";
 
+// What this plugin asks the host for; `wasmproc inspect git-summary.wasm`
+// shows it, and a host's policy grants all of it or less.
+wasmproc_guest::manifest!(
+    r#"
+version = 1
+
+[[program]]
+name = "git"
+args = [
+    ["rev-parse", "--abbrev-ref", "HEAD"],
+    ["rev-list", "--count", "HEAD"],
+    ["log", "--oneline", "-n", "5"],
+    ["status", "--porcelain"],
+]
+operations = ["run"]
+reason = "reads the branch, the commit count, the last 5 commits and the changed files"
+
+[dirs]
+reason = "runs git in the repository named on the command line"
+"#
+);
+
 fn main() -> ExitCode {
     let repository = std::env::args().nth(1);
     let git = Git::new(repository.clone());

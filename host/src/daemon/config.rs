@@ -145,6 +145,10 @@ pub struct PluginSpec {
     /// Arguments after `argv[0]`.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Refuse to run the plugin unless it carries a manifest (also set by
+    /// `require_manifest` in its policy).
+    #[serde(default)]
+    pub require_manifest: bool,
 }
 
 /// The `[serve]` table.

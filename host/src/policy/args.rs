@@ -85,6 +85,21 @@ impl ArgPattern {
     }
 }
 
+impl ArgPattern {
+    /// The pattern as written: literals, `*` and a trailing `**` (a literal
+    /// is never `*` or `**`, so this is lossless).
+    pub fn as_written(&self) -> Vec<String> {
+        self.elements
+            .iter()
+            .map(|e| match e {
+                Element::Literal(s) => s.clone(),
+                Element::AnyOne => "*".into(),
+                Element::Rest => "**".into(),
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for ArgPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;

@@ -12,6 +12,11 @@ pub struct DirGrant {
 }
 
 impl DirGrant {
+    /// Whether any root is granted.
+    pub(crate) fn has_roots(&self) -> bool {
+        !self.roots.is_empty()
+    }
+
     /// Canonicalizes the roots and the default directory, relative to
     /// `base`. The default must lie under a root; without one, the first
     /// root is the default.

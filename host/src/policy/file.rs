@@ -54,6 +54,9 @@ pub struct PolicySpec {
     /// Declared daemons the guest may observe or control (`[daemons]`).
     #[serde(default)]
     pub daemons: crate::daemon::DaemonAccess,
+    /// Refuse guests that carry no manifest.
+    #[serde(default)]
+    pub require_manifest: bool,
 }
 
 /// One `[[program]]` table.
@@ -178,6 +181,8 @@ impl PolicySpec {
             limits: self.limits,
             warnings,
             daemons: self.daemons,
+            require_manifest: self.require_manifest,
+            manifest: None,
         })
     }
 }

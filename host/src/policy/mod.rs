@@ -7,6 +7,7 @@
 //! missing.
 
 mod args;
+pub mod catalogue;
 mod dirs;
 mod env;
 mod file;
@@ -34,6 +35,8 @@ pub struct Policy {
     limits: Limits,
     warnings: Vec<String>,
     daemons: crate::daemon::DaemonAccess,
+    require_manifest: bool,
+    manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
 }
 
 /// A guest's request, before the policy has looked at it.
@@ -75,6 +78,8 @@ impl Policy {
             limits: Limits::default(),
             warnings: Vec::new(),
             daemons: crate::daemon::DaemonAccess::default(),
+            require_manifest: false,
+            manifest: None,
         }
     }
 
@@ -119,6 +124,37 @@ impl Policy {
     /// The declared daemons this policy lets a guest observe or control.
     pub fn daemons(&self) -> &crate::daemon::DaemonAccess {
         &self.daemons
+    }
+
+    /// Whether guests under this policy must carry a manifest
+    /// (`require_manifest = true`).
+    pub fn require_manifest(&self) -> bool {
+        self.require_manifest
+    }
+
+    /// The plugin's manifest: calls must be declared there too (see
+    /// [`crate::manifest`]).
+    pub fn manifest(&self) -> Option<&crate::manifest::Manifest> {
+        self.manifest.as_deref()
+    }
+
+    /// The same policy gating calls also by the plugin's manifest (`None`:
+    /// the plugin carries none).
+    pub fn with_manifest(mut self, manifest: Option<crate::manifest::Manifest>) -> Self {
+        self.manifest = manifest.map(std::sync::Arc::new);
+        self
+    }
+
+    /// Whether a guest may set the variable.
+    pub fn allows_variable(&self, name: &str) -> bool {
+        self.env
+            .child_env(&[(name.to_string(), String::new())])
+            .is_ok()
+    }
+
+    /// Whether the policy grants any working-directory root.
+    pub fn allows_working_dirs(&self) -> bool {
+        self.dirs.has_roots()
     }
 
     /// Checks a request: first its shape and sizes (`invalid`), then the
@@ -303,6 +339,12 @@ impl PolicyBuilder {
     /// directory (as a policy file's own directory is).
     pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.base = Some(dir.into());
+        self
+    }
+
+    /// Requires guests to carry a manifest (`require_manifest`).
+    pub fn require_manifest(mut self, require: bool) -> Self {
+        self.spec.require_manifest = require;
         self
     }
 

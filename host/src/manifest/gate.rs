@@ -1,0 +1,273 @@
+//! The two gates: a call must be declared by the plugin's manifest and
+//! granted by the host's policy. This is the one place that combines them.
+
+use super::{Gate, Manifest, ProgramRequest};
+use crate::error::CallError;
+use crate::policy::{Approved, CommandRequest, Operation, Policy};
+
+/// A refused call: which gate refused it (`None` for a malformed request,
+/// refused before either gate), and the error the guest gets.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub gate: Option<Gate>,
+    pub error: CallError,
+}
+
+/// Checks a request against the manifest the policy carries (if any) and
+/// the policy itself.
+pub(crate) fn admit(
+    policy: &Policy,
+    op: Operation,
+    req: CommandRequest<'_>,
+) -> Result<Approved, Refusal> {
+    let decided = policy.check(op, req);
+    if let Err(error @ CallError::Invalid(_)) = decided {
+        return Err(Refusal { gate: None, error });
+    }
+    let manifest = match policy.manifest() {
+        Some(m) => m,
+        None if policy.require_manifest() => {
+            return Err(Refusal {
+                gate: Some(Gate::Manifest),
+                error: CallError::Denied(format!(
+                    "program `{}` is not declared by the plugin: it carries no manifest, \
+                     and this host requires one (require_manifest)",
+                    req.program
+                )),
+            });
+        }
+        None => {
+            return decided.map_err(|error| Refusal {
+                gate: Some(Gate::Policy),
+                error,
+            });
+        }
+    };
+    let declared = declaration(manifest, policy, op, req).map_err(|reason| Refusal {
+        gate: Some(Gate::Manifest),
+        error: CallError::Denied(reason),
+    })?;
+    decided.map_err(|error| {
+        let error = match error {
+            CallError::Denied(reason) => CallError::Denied(format!(
+                "declared by the plugin, not granted by this host: add {} to allow it ({reason})",
+                missing_grant(policy, op, req, declared)
+            )),
+            other => other,
+        };
+        Refusal {
+            gate: Some(Gate::Policy),
+            error,
+        }
+    })
+}
+
+/// Whether the plugin's name for a program and the requested string name
+/// the same program: equal strings, or both naming one policy grant.
+pub(crate) fn same_program(policy: &Policy, declared: &str, requested: &str) -> bool {
+    declared == requested
+        || policy
+            .programs()
+            .iter()
+            .any(|g| g.is_named_by(declared) && g.is_named_by(requested))
+}
+
+/// The manifest gate: the declaration that covers the request, or why
+/// none does.
+fn declaration<'m>(
+    manifest: &'m Manifest,
+    policy: &Policy,
+    op: Operation,
+    req: CommandRequest<'_>,
+) -> Result<&'m ProgramRequest, String> {
+    let program = req.program;
+    let declared = manifest
+        .programs
+        .iter()
+        .find(|p| same_program(policy, &p.name, program))
+        .ok_or_else(|| format!("program `{program}` is not declared by the plugin"))?;
+    if !declared.operations.contains(&op) {
+        return Err(format!(
+            "program `{program}` is not declared by the plugin for `{}`",
+            op.name()
+        ));
+    }
+    if let Some(patterns) = &declared.patterns
+        && !patterns.iter().any(|p| p.check(req.args).is_ok())
+    {
+        let shown: Vec<String> = patterns.iter().map(|p| format!("`{p}`")).collect();
+        return Err(format!(
+            "arguments {:?} of program `{program}` are not declared by the plugin (declared: {})",
+            req.args,
+            if shown.is_empty() {
+                "none".to_string()
+            } else {
+                shown.join(", ")
+            }
+        ));
+    }
+    if let Some((name, _)) = req.env.iter().find(|(n, _)| !manifest.declares_variable(n)) {
+        return Err(format!(
+            "environment variable `{name}` is not declared by the plugin"
+        ));
+    }
+    if req.cwd.is_some() && manifest.dirs.is_none() {
+        return Err("a working directory is not declared by the plugin".into());
+    }
+    Ok(declared)
+}
+
+/// What the host would add to its policy to grant a declared request,
+/// found by checking the request's parts one at a time.
+fn missing_grant(
+    policy: &Policy,
+    op: Operation,
+    req: CommandRequest<'_>,
+    declared: &ProgramRequest,
+) -> String {
+    let bare = CommandRequest {
+        env: &[],
+        cwd: None,
+        ..req
+    };
+    if policy.check(op, bare).is_err() {
+        let grant = policy
+            .programs()
+            .iter()
+            .find(|g| g.is_named_by(req.program));
+        return match grant {
+            None => program_entry(declared),
+            Some(g) if !g.operations.contains(&op) => {
+                format!("\"{}\" to `operations` of program `{}`", op.name(), g.name)
+            }
+            Some(g) => {
+                let pattern = declared
+                    .args
+                    .as_ref()
+                    .and_then(|lists| {
+                        declared
+                            .patterns
+                            .iter()
+                            .flatten()
+                            .zip(lists)
+                            .find(|(p, _)| p.check(req.args).is_ok())
+                            .map(|(_, written)| written.clone())
+                    })
+                    .unwrap_or_else(|| vec!["**".to_string()]);
+                format!("{} to `args` of program `{}`", toml_value(&pattern), g.name)
+            }
+        };
+    }
+    for (name, value) in req.env {
+        let one = [(name.clone(), value.clone())];
+        if policy
+            .check(op, CommandRequest { env: &one, ..bare })
+            .is_err()
+        {
+            return format!("`allow = [\"{name}\"]` under [env]");
+        }
+    }
+    match req.cwd {
+        Some(cwd) => format!("a root holding `{cwd}` to `roots` under [dirs]"),
+        None => "the grant named in the reason".to_string(),
+    }
+}
+
+/// A `[[program]]` entry granting exactly a declaration, on one line.
+fn program_entry(declared: &ProgramRequest) -> String {
+    let mut entry = format!("`[[program]] name = {}", toml_value(&declared.name));
+    if let Some(args) = &declared.args {
+        entry += &format!(" args = {}", toml_value(args));
+    }
+    if declared.operations.len() == 1 {
+        entry += &format!(" operations = [\"{}\"]", declared.operations[0].name());
+    }
+    entry + "`"
+}
+
+/// A value in TOML syntax (strings quoted and escaped).
+pub(crate) fn toml_value<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    toml::Value::try_from(value)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// git-summary's manifest (the README's examples use it).
+    const GIT_SUMMARY: &str = r#"
+version = 1
+[[program]]
+name = "git"
+args = [
+    ["rev-parse", "--abbrev-ref", "HEAD"],
+    ["rev-list", "--count", "HEAD"],
+    ["log", "--oneline", "-n", "5"],
+    ["status", "--porcelain"],
+]
+operations = ["run"]
+reason = "reads the repository"
+[dirs]
+reason = "runs git in the repository named on the command line"
+"#;
+
+    fn denial(policy: Policy, program: &str, args: &[&str]) -> (Option<Gate>, String) {
+        let manifest = Manifest::parse("git-summary", GIT_SUMMARY).unwrap();
+        let policy = policy.with_manifest(Some(manifest));
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let req = CommandRequest {
+            program,
+            args: &args,
+            env: &[],
+            cwd: None,
+        };
+        let refusal = admit(&policy, Operation::Run, req).unwrap_err();
+        (refusal.gate, refusal.error.to_string())
+    }
+
+    #[test]
+    fn manifest_gate_readme_examples_good() {
+        // Outside the manifest: refused whatever the policy grants.
+        let wide = || {
+            Policy::builder()
+                .allow_program("git")
+                .allow_program("sh")
+                .build()
+                .unwrap()
+        };
+        assert_eq!(
+            denial(wide(), "git", &["push"]),
+            (
+                Some(Gate::Manifest),
+                "denied: arguments [\"push\"] of program `git` are not declared by the plugin \
+                 (declared: `rev-parse --abbrev-ref HEAD`, `rev-list --count HEAD`, \
+                 `log --oneline -n 5`, `status --porcelain`)"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            denial(wide(), "sh", &["-c", "curl … | sh"]),
+            (
+                Some(Gate::Manifest),
+                "denied: program `sh` is not declared by the plugin".to_string()
+            )
+        );
+        // Declared, narrower policy: refused by the policy, naming the fix.
+        let narrow = Policy::builder()
+            .allow_program_args("git", &[&["log", "**"]])
+            .build()
+            .unwrap();
+        assert_eq!(
+            denial(narrow, "git", &["status", "--porcelain"]),
+            (
+                Some(Gate::Policy),
+                "denied: declared by the plugin, not granted by this host: add \
+                 [\"status\", \"--porcelain\"] to `args` of program `git` to allow it \
+                 (argument 1 `status` does not match grant `git log **`)"
+                    .to_string()
+            )
+        );
+    }
+}

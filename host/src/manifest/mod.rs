@@ -1,0 +1,124 @@
+//! The plugin's manifest: what a component declares it needs, carried in
+//! the component itself (custom section [`SECTION_NAME`]), and the gate that
+//! intersects it with the host's policy.
+//!
+//! A call passes only if both gates let it through: the manifest (what the
+//! plugin declared) and the policy (what this host grants). A component
+//! without a manifest runs on the policy alone, unless the policy sets
+//! `require_manifest = true`.
+//!
+//! ```toml
+//! version = 1
+//!
+//! [[program]]
+//! name = "git"                          # a bare name or an absolute path
+//! args = [["log", "--oneline", "**"]]   # absent: any arguments
+//! operations = ["run"]                  # absent: run and start
+//! reason = "lists recent commits"
+//!
+//! [[variable]]
+//! name = "LANG"
+//! reason = "keeps git's messages in the user's language"
+//!
+//! [dirs]                                # absent: no working directories
+//! reason = "runs git in the repository the user names"
+//! ```
+
+mod coverage;
+mod embed;
+pub(crate) mod gate;
+mod parse;
+mod report;
+
+pub use embed::embed;
+pub use parse::{DirsRequest, Manifest, ProgramRequest, VariableRequest};
+pub use report::{Verdict, grant_policy, inspect_table};
+
+use std::path::PathBuf;
+
+/// The name of the custom section that carries the manifest.
+pub const SECTION_NAME: &str = "wasmproc-manifest";
+
+/// The manifest format version this host reads.
+pub const VERSION: u32 = 1;
+
+/// The largest manifest section accepted, in bytes.
+pub const MAX_SECTION_BYTES: usize = 64 * 1024;
+
+/// Which gate refused a call (recorded in the audit's `gate` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// The plugin's manifest did not declare the call.
+    Manifest,
+    /// The host's policy did not grant it.
+    Policy,
+}
+
+impl Gate {
+    /// `manifest` or `policy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Manifest => "manifest",
+            Self::Policy => "policy",
+        }
+    }
+}
+
+/// Why a manifest could not be read, written or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The bytes are not a well-formed WebAssembly binary.
+    #[error("{0} is not a well-formed WebAssembly binary: {1}")]
+    Binary(String, String),
+    /// The manifest section is larger than [`MAX_SECTION_BYTES`].
+    #[error(
+        "{what}: the `{SECTION_NAME}` section holds {size} bytes, above the limit of {MAX_SECTION_BYTES}"
+    )]
+    TooLarge {
+        /// The component.
+        what: String,
+        /// The section's size.
+        size: usize,
+    },
+    /// The component carries more than one manifest.
+    #[error(
+        "{0}: more than one `{SECTION_NAME}` section at the same level; a component carries one manifest"
+    )]
+    Duplicate(String),
+    /// The manifest text is malformed.
+    #[error("{what}: the plugin manifest is malformed: {reason}")]
+    Malformed {
+        /// The component or file.
+        what: String,
+        /// What is wrong, quoting the entry.
+        reason: String,
+    },
+}
+
+/// Reads a component file's manifest and attaches it to `policy`, so its
+/// calls pass both gates. `require` (or the policy's own
+/// `require_manifest`) makes a missing manifest an error.
+pub fn attach(
+    policy: crate::Policy,
+    component: &std::path::Path,
+    require: bool,
+) -> Result<crate::Policy, String> {
+    let manifest = Manifest::from_file(component).map_err(|e| e.to_string())?;
+    if manifest.is_none() && (require || policy.require_manifest()) {
+        return Err(format!(
+            "{} carries no plugin manifest (`{SECTION_NAME}` section), and a manifest is required (require_manifest)",
+            component.display()
+        ));
+    }
+    Ok(policy.with_manifest(manifest))
+}
