@@ -71,7 +71,9 @@ impl CompileProgress for StderrProgress {
             Mode::Line => eprintln!("wasmproc: {message}"),
             Mode::Spinner => {
                 let spinner = ProgressBar::new_spinner().with_message(message);
-                if let Ok(style) = ProgressStyle::with_template("{spinner} wasmproc: {msg} {elapsed}") {
+                if let Ok(style) =
+                    ProgressStyle::with_template("{spinner} wasmproc: {msg} {elapsed}")
+                {
                     spinner.set_style(style);
                 }
                 spinner.enable_steady_tick(Duration::from_millis(100));
@@ -81,7 +83,11 @@ impl CompileProgress for StderrProgress {
     }
 
     fn finished(&self, component: &Path, elapsed: Duration, succeeded: bool) {
-        let spinner = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let spinner = self
+            .spinner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(spinner) = spinner {
             spinner.finish_and_clear();
             if succeeded {

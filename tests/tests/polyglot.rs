@@ -383,7 +383,10 @@ fn cache_corrupt_ugly() {
         ("trailing garbage", [good.as_slice(), b"junk"].concat()),
         ("flipped artifact byte", flipped_artifact),
         ("flipped trailer hash", flipped_hash),
-        ("raw wasmtime artifact, no trailer", good[..artifact_len].to_vec()),
+        (
+            "raw wasmtime artifact, no trailer",
+            good[..artifact_len].to_vec(),
+        ),
     ];
     for (what, contents) in damaged {
         fs::write(&entry, &contents).unwrap();
@@ -533,7 +536,11 @@ fn cache_entry_swapped_after_verify_ugly() {
         assert_eq!(status, CacheStatus::Hit);
         assert_runs(runtime, &component);
     }
-    assert_eq!(files(dir.path(), "verified").len(), 1, "the entry is stamped");
+    assert_eq!(
+        files(dir.path(), "verified").len(),
+        1,
+        "the entry is stamped"
+    );
 
     // Written in place: same inode, same size, mtime set back. Only the
     // ctime moves, and that is enough.
@@ -549,7 +556,11 @@ fn cache_entry_swapped_after_verify_ugly() {
         (before.ino(), before.len(), before.modified().unwrap())
     );
     let (component, status) = cache.load_or_compile(runtime.engine(), &bytes).unwrap();
-    assert_eq!(status, CacheStatus::Replaced, "a changed entry is verified again");
+    assert_eq!(
+        status,
+        CacheStatus::Replaced,
+        "a changed entry is verified again"
+    );
     assert_runs(runtime, &component);
 
     // Renamed over, again and again, while loads verify and map it.
@@ -561,7 +572,7 @@ fn cache_entry_swapped_after_verify_ugly() {
             let mut swaps = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let temp = dir.join("swap");
-                let contents = if swaps % 2 == 0 { &tampered } else { &good };
+                let contents = if swaps.is_multiple_of(2) { &tampered } else { &good };
                 fs::write(&temp, contents).unwrap();
                 fs::rename(&temp, &entry).unwrap();
                 swaps += 1;
@@ -630,7 +641,11 @@ fn cache_component_touched_good() {
         file.write_all_at(b"b", with_note.len() as u64 - 1).unwrap();
         file.set_modified(mtime).unwrap();
     }
-    assert_eq!(load(), CacheStatus::Miss, "same size and mtime, other bytes");
+    assert_eq!(
+        load(),
+        CacheStatus::Miss,
+        "same size and mtime, other bytes"
+    );
     assert_eq!(entries(&cache_dir).len(), 3);
 }
 
@@ -677,7 +692,10 @@ fn cli_stderr(args: &[&str], cache: &Path, log: Option<&str>) -> (String, Vec<u8
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (String::from_utf8_lossy(&out.stdout).into_owned(), out.stderr)
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.stderr,
+    )
 }
 
 /// The first compile of a component says so on one line when stderr is not

@@ -56,9 +56,7 @@ pub(super) fn open(path: &Path, key: &[u8; 32]) -> Result<Option<OpenEntry>, Str
     check_owner_and_mode(&meta)?;
     let size = meta.len();
     let Some(artifact_len) = size.checked_sub(TRAILER_LEN as u64) else {
-        return Err(format!(
-            "truncated: {size} bytes, shorter than the trailer"
-        ));
+        return Err(format!("truncated: {size} bytes, shorter than the trailer"));
     };
     let mut trailer = [0u8; TRAILER_LEN];
     file.read_exact_at(&mut trailer, artifact_len)
@@ -147,7 +145,9 @@ impl OpenEntry {
                 .read_exact_at(&mut artifact, 0)
                 .map_err(|e| format!("cannot read: {e}"))?;
             if blake3::hash(&artifact).as_bytes() != &self.artifact_hash {
-                return Err("corrupt: the artifact's BLAKE3 hash does not match the trailer".into());
+                return Err(
+                    "corrupt: the artifact's BLAKE3 hash does not match the trailer".into(),
+                );
             }
             // SAFETY: the caller's contract, and these bytes were just
             // verified against the trailer.

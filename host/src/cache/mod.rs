@@ -298,8 +298,7 @@ impl ComponentCache {
         };
         // The entry is named by the bytes compiled, read just now.
         let key = key(engine, &bytes);
-        let compiled =
-            self.compile_and_store(engine, &key, &bytes, progress.map(|p| (p, path)))?;
+        let compiled = self.compile_and_store(engine, &key, &bytes, progress.map(|p| (p, path)))?;
         Ok((compiled, status))
     }
 
