@@ -412,7 +412,7 @@ fn cache_corrupt_ugly() {
 }
 
 /// A valid entry of another component, copied under this component's name,
-/// is refused: the key inside the header does not match.
+/// is refused: the key in its trailer does not match.
 #[test]
 fn cache_foreign_entry_ugly() {
     let dir = tempfile::tempdir().unwrap();
@@ -572,7 +572,11 @@ fn cache_entry_swapped_after_verify_ugly() {
             let mut swaps = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let temp = dir.join("swap");
-                let contents = if swaps.is_multiple_of(2) { &tampered } else { &good };
+                let contents = if swaps.is_multiple_of(2) {
+                    &tampered
+                } else {
+                    &good
+                };
                 fs::write(&temp, contents).unwrap();
                 fs::rename(&temp, &entry).unwrap();
                 swaps += 1;

@@ -6,8 +6,7 @@
 
 use super::check_owner_and_mode;
 use super::record::FileIdentity;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
@@ -159,37 +158,19 @@ impl OpenEntry {
     }
 }
 
-/// Writes an entry atomically: temporary file in the same directory, fsync,
-/// rename over `path`, fsync of the directory.
+/// Writes an entry atomically and durably (see
+/// [`write_atomically`](super::write_atomically)).
 pub(super) fn write(
     dir: &Path,
     path: &Path,
     key: &[u8; 32],
     artifact: &[u8],
 ) -> std::io::Result<()> {
+    let mut trailer = Vec::with_capacity(TRAILER_LEN);
+    trailer.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
+    trailer.extend_from_slice(blake3::hash(artifact).as_bytes());
+    trailer.extend_from_slice(key);
+    trailer.extend_from_slice(&MAGIC);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = dir.join(super::temporary_name(&name));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
-        let mut trailer = Vec::with_capacity(TRAILER_LEN);
-        trailer.extend_from_slice(&(artifact.len() as u64).to_le_bytes());
-        trailer.extend_from_slice(blake3::hash(artifact).as_bytes());
-        trailer.extend_from_slice(key);
-        trailer.extend_from_slice(&MAGIC);
-        file.write_all(artifact)?;
-        file.write_all(&trailer)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    super::write_atomically(dir, &name, &[artifact, &trailer], true)
 }

@@ -88,8 +88,8 @@ pub use progress::CompileProgress;
 
 use record::{FileIdentity, IDENTITY_LEN};
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Engine;
@@ -471,13 +471,41 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A fresh name for a temporary file beside `name` (a hidden `.tmp` file).
-fn temporary_name(name: &str) -> String {
+/// Writes `parts` to `dir/name` atomically: a hidden temporary file in the
+/// same directory (mode `0600`, created new, links not followed), renamed
+/// over the final name, so a reader sees the old file or the whole new one.
+/// `durable` adds an fsync of the file before the rename and of the
+/// directory after it.
+fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], durable: bool) -> std::io::Result<()> {
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    format!(".{name}.{}.{nanos}.tmp", std::process::id())
+    let temp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
+        if durable {
+            file.sync_all()?;
+        }
+        drop(file);
+        fs::rename(&temp, dir.join(name))?;
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
 }
 
 /// Owned by the effective user and not writable by group or others.

@@ -5,7 +5,7 @@
 
 use super::check_owner_and_mode;
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,27 +121,12 @@ pub(super) fn read(path: &Path, len: usize) -> Option<Vec<u8>> {
 /// `0600`. Not synced: a record lost or torn in a crash fails its checksum
 /// and only costs one hashing of the file it describes.
 pub(super) fn write(dir: &Path, name: &str, payload: &[u8]) -> std::io::Result<()> {
-    let temp = dir.join(super::temporary_name(name));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
-        let mut body = Vec::with_capacity(RECORD_MAGIC.len() + payload.len() + 32);
-        body.extend_from_slice(&RECORD_MAGIC);
-        body.extend_from_slice(payload);
-        let checksum = blake3::hash(&body);
-        body.extend_from_slice(checksum.as_bytes());
-        file.write_all(&body)?;
-        drop(file);
-        fs::rename(&temp, dir.join(name))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    let mut body = Vec::with_capacity(RECORD_MAGIC.len() + payload.len() + 32);
+    body.extend_from_slice(&RECORD_MAGIC);
+    body.extend_from_slice(payload);
+    let checksum = blake3::hash(&body);
+    body.extend_from_slice(checksum.as_bytes());
+    super::write_atomically(dir, name, &[&body], false)
 }
 
 #[cfg(test)]
