@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn wasmtime_version_matches_the_workspace_pin() {
-        let manifest = include_str!("../../Cargo.toml");
+        let manifest = include_str!("../../../Cargo.toml");
         let pin = format!("wasmtime = {{ version = \"={WASMTIME_VERSION}\"");
         assert!(
             manifest.contains(&pin),
