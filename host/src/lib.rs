@@ -45,7 +45,7 @@ mod watchdog;
 pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
 pub use bindings::{CAPABILITY_NAME, DAEMON_INTERFACE_NAME};
 pub use buffer::{Buffering, Chunk, StreamStats};
-pub use cache::{CacheConfig, CacheError, CacheStatus, ComponentCache};
+pub use cache::{CacheConfig, CacheError, CacheStatus, CompileProgress, ComponentCache};
 pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
 pub use error::{CallError, PolicyError};
 pub use limits::Limits;
@@ -54,7 +54,8 @@ pub use managed::{Exit, ProcState, ProcessFacts, ProcessSnapshot};
 pub use manager::ProcessManager;
 pub use policy::{Policy, PolicyBuilder};
 pub use runtime::{
-    GuestError, GuestOptions, GuestOutcome, GuestState, GuestStdio, Runtime, RuntimeConfig,
+    GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
+    Runtime, RuntimeConfig,
 };
 
 /// The generated WIT types of the capability, for hosts that build their

@@ -5,6 +5,7 @@
 mod cli;
 mod logging;
 mod manifest_cmd;
+mod progress;
 
 use clap::Parser;
 use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
@@ -121,6 +122,7 @@ fn run(args: RunArgs) -> i32 {
         } else {
             CacheConfig::from_env()
         },
+        compile_progress: Some(progress::for_stderr()),
         ..RuntimeConfig::default()
     };
     let runtime = match Runtime::new(config) {
@@ -175,24 +177,19 @@ fn compile(args: CompileArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let runtime = match Runtime::new(RuntimeConfig::default()) {
+    let runtime = match Runtime::new(RuntimeConfig {
+        cache: Some(config),
+        compile_progress: Some(progress::for_stderr()),
+        ..RuntimeConfig::default()
+    }) {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e:#}")),
     };
     let mut code = 0;
     for path in &args.components {
         let started = std::time::Instant::now();
-        let loaded = std::fs::read(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|bytes| {
-                cache
-                    .load_or_compile(runtime.engine(), &bytes)
-                    .map_err(|e| {
-                        format!("{} is not a WebAssembly component: {e:#}", path.display())
-                    })
-            });
-        match loaded {
-            Ok((_, status)) => {
+        match runtime.load_with_status(path) {
+            Ok((_, Some(status))) => {
                 let what = match status {
                     wasmproc_host::CacheStatus::Hit => "already cached",
                     wasmproc_host::CacheStatus::Miss => "compiled",
@@ -206,6 +203,7 @@ fn compile(args: CompileArgs) -> i32 {
                     started.elapsed().as_millis()
                 );
             }
+            Ok((_, None)) => code = fail(format!("{}: the cache was not used", path.display())),
             Err(e) => code = fail(e),
         }
     }

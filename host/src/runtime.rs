@@ -9,13 +9,15 @@ use crate::guest_limits::GuestLimiter;
 use crate::linker::{ProcessView, add_to_linker};
 use crate::manager::ProcessManager;
 use crate::policy::Policy;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Trap};
-use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::p2::bindings::sync::{Command, CommandPre};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -173,6 +175,9 @@ pub struct RuntimeConfig {
     /// `wasmproc:process/daemon` interface (as their policy's `[daemons]`
     /// allows). Default `None`: the interface is not linked.
     pub daemons: Option<Arc<crate::daemon::Supervisor>>,
+    /// Told when [`Runtime::load`] has to compile a component (seconds for
+    /// an interpreter-sized one), e.g. to show progress. Default `None`.
+    pub compile_progress: Option<Arc<dyn crate::CompileProgress>>,
 }
 
 impl Default for RuntimeConfig {
@@ -184,6 +189,7 @@ impl Default for RuntimeConfig {
             shutdown_grace: Duration::from_secs(2),
             cache: None,
             daemons: None,
+            compile_progress: None,
         }
     }
 }
@@ -271,35 +277,63 @@ impl Runtime {
     /// [`RuntimeConfig::cache`]), with a clear error for a missing file, a
     /// core module or anything else that is not a component.
     pub fn load(&self, path: &Path) -> Result<Component, GuestError> {
+        self.load_with_status(path).map(|(component, _)| component)
+    }
+
+    /// [`Runtime::load`], also saying what the cache found (`None` when no
+    /// cache is configured or its directory is unusable).
+    pub fn load_with_status(
+        &self,
+        path: &Path,
+    ) -> Result<(Component, Option<crate::CacheStatus>), GuestError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| GuestError::Read {
+        let read_error = |source| GuestError::Read {
             path: shown.clone(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(read_error)?;
         let not_component = |reason: &str| GuestError::NotComponent {
             path: shown.clone(),
             reason: reason.to_string(),
         };
-        match bytes.get(..8) {
-            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+        let meta = file.metadata().map_err(read_error)?;
+        if !meta.is_file() {
+            return Err(not_component("it is not a regular file"));
+        }
+        let mut magic = [0u8; 8];
+        match file.read_exact_at(&mut magic, 0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(not_component("it does not start with the wasm magic bytes"));
+            }
+            Err(e) => return Err(read_error(e)),
+        }
+        match magic {
+            [0, b'a', b's', b'm', 1, 0, 0, 0] => {
                 return Err(not_component(
                     "it is a core wasm module; build the guest for wasm32-wasip2 (or wrap it with `wasm-tools component new`)",
                 ));
             }
-            Some([0, b'a', b's', b'm', ..]) => {}
+            [0, b'a', b's', b'm', ..] => {}
             _ => return Err(not_component("it does not start with the wasm magic bytes")),
         }
-        crate::cache::compile(&self.engine, self.config.cache.as_ref(), &bytes)
-            .map_err(|e| not_component(&format!("{e:#}")))
+        crate::cache::compile(
+            &self.engine,
+            self.config.cache.as_ref(),
+            &file,
+            path,
+            self.config.compile_progress.as_deref(),
+        )
+        .map_err(|e| match e.downcast::<std::io::Error>() {
+            Ok(io) => read_error(io),
+            Err(e) => not_component(&format!("{e:#}")),
+        })
     }
 
-    /// Runs a command component to its end and stops whatever processes it
-    /// left running.
-    pub fn run(
-        &self,
-        component: &Component,
-        options: GuestOptions,
-    ) -> Result<GuestOutcome, GuestError> {
+    /// Resolves and type-checks a component's imports against this
+    /// runtime's linker, once: the result instantiates again and again
+    /// without that work ([`Runtime::instantiate`]).
+    pub fn prepare(&self, component: &Component) -> Result<GuestPre, GuestError> {
         let ty = component.component_type();
         let imports_capability = ty
             .imports(&self.engine)
@@ -309,6 +343,33 @@ impl Runtime {
                 CAPABILITY_NAME.to_string(),
             ));
         }
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .and_then(CommandPre::new)
+            .map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
+        Ok(GuestPre { pre })
+    }
+
+    /// Runs a command component to its end and stops whatever processes it
+    /// left running.
+    pub fn run(
+        &self,
+        component: &Component,
+        options: GuestOptions,
+    ) -> Result<GuestOutcome, GuestError> {
+        let pre = self.prepare(component)?;
+        self.instantiate(&pre, options)?.run()
+    }
+
+    /// Creates a fresh instance of a prepared guest, with its own store,
+    /// WASI context, capability session and limits, ready to
+    /// [run](GuestInstance::run).
+    pub fn instantiate(
+        &self,
+        pre: &GuestPre,
+        options: GuestOptions,
+    ) -> Result<GuestInstance, GuestError> {
         if options.policy.require_manifest() && options.policy.manifest().is_none() {
             return Err(GuestError::ManifestRequired(options.name));
         }
@@ -367,8 +428,66 @@ impl Runtime {
             store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(u64::MAX / 2)));
             store.set_epoch_deadline(u64::MAX / 2);
         }
-        let command = Command::instantiate(&mut store, component, &self.linker)
+        let command = pre
+            .pre
+            .instantiate(&mut store)
             .map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
+        Ok(GuestInstance {
+            store,
+            command,
+            limits,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Stops every managed process of every guest.
+    pub fn shutdown(&self) {
+        self.manager.shutdown();
+    }
+}
+
+/// A component whose imports were resolved against a runtime's linker
+/// ([`Runtime::prepare`]); cheap to clone and to instantiate again.
+#[derive(Clone)]
+pub struct GuestPre {
+    pre: CommandPre<GuestState>,
+}
+
+impl std::fmt::Debug for GuestPre {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestPre").finish_non_exhaustive()
+    }
+}
+
+/// A guest instantiated by [`Runtime::instantiate`], not yet run.
+pub struct GuestInstance {
+    store: Store<GuestState>,
+    command: Command,
+    limits: crate::Limits,
+    stdout: Option<MemoryOutputPipe>,
+    stderr: Option<MemoryOutputPipe>,
+}
+
+impl std::fmt::Debug for GuestInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestInstance")
+            .field("state", self.store.data())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuestInstance {
+    /// Calls the guest's `wasi:cli/run` export to its end, then drops the
+    /// instance, which stops whatever processes the guest left running.
+    pub fn run(self) -> Result<GuestOutcome, GuestError> {
+        let Self {
+            mut store,
+            command,
+            limits,
+            stdout,
+            stderr,
+        } = self;
         let result = command.wasi_cli_run().call_run(&mut store);
         let exit_code = match result {
             Ok(Ok(())) => 0,
@@ -386,11 +505,6 @@ impl Runtime {
             stdout: stdout.map(|p| p.contents().to_vec()).unwrap_or_default(),
             stderr: stderr.map(|p| p.contents().to_vec()).unwrap_or_default(),
         })
-    }
-
-    /// Stops every managed process of every guest.
-    pub fn shutdown(&self) {
-        self.manager.shutdown();
     }
 }
 

@@ -1,31 +1,47 @@
-//! `cargo bench --bench load`: how long loading the Python example component
-//! takes without and with the compiled-component cache. Prints `key: value`
-//! lines.
+//! `cargo bench --bench load`: how long loading and running the Python and
+//! JavaScript example components takes, without and with the
+//! compiled-component cache, beside native CPython and Node start-up
+//! measured in the same run. Prints `key: value` lines.
 //!
-//! - `component_mb`: size of the component.
+//! For the Python component (the JavaScript one prints the same keys with a
+//! `js_` prefix):
+//!
+//! - `component_mb`, `cache_entry_mb`: sizes of the component and its entry.
 //! - `cold_load_ms`: `Runtime::load` with an empty cache: compile, then
 //!   store the entry.
-//! - `warm_load_ms`: median `Runtime::load` of the same file with the entry
-//!   present: read, verify, deserialize. Goal: at most 50.
-//! - `warm_load_min_ms`: the fastest of those loads.
-//! - `cache_entry_mb`: size of the entry on disk.
-//! - `warm_run_ms`: warm load plus one guest run of `run true`, as the CLI
-//!   would do it.
+//! - `first_warm_load_ms`: the first load once the entry is 2 s old (older
+//!   entries are never written in the same timestamp tick): it hashes the
+//!   component and the entry once and records both.
+//! - `warm_load_ms` (median) and `warm_load_min_ms`: later loads, which map
+//!   the entry without reading it. Goal: at most 15.
+//! - `warm_run_ms`: median of a warm load plus one guest run of `run true`,
+//!   as `wasmproc run` does it. Goal: at most 20.
+//! - `reinstantiate_ms`: median of instantiating the same prepared component
+//!   again in one host (`Runtime::instantiate` on a `GuestPre`). Goal: at
+//!   most 1.
+//! - `python_native_ms` (`/usr/bin/python3 -c pass`), `node_native_ms`
+//!   (`node -e 0`), and `warm_run_ratio` / `js_warm_run_ratio`: the warm run
+//!   against the native interpreter's start-up.
 //!
-//! The component is built with `scripts/build-polyglot.sh` if it is missing.
+//! The components are built with `scripts/build-polyglot.sh` if missing.
 
 #![allow(
     clippy::disallowed_methods,
-    reason = "the benchmark runs the build script"
+    clippy::disallowed_types,
+    reason = "the benchmark runs the build script and the native interpreters"
 )]
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmproc_host::{CacheConfig, GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig};
 use wasmproc_tests::polyglot;
 
 const WARM_LOADS: usize = 15;
+const WARM_RUNS: usize = 7;
+const REINSTANTIATIONS: usize = 15;
+const NATIVE_RUNS: usize = 10;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -37,80 +53,174 @@ fn ms(started: Instant) -> f64 {
 }
 
 fn main() {
-    let path = polyglot::dir().join(polyglot::PYTHON);
-    if !path.is_file() {
-        let status = std::process::Command::new("bash")
-            .arg(polyglot::build_script())
-            .arg("python")
-            .status()
-            .expect("run scripts/build-polyglot.sh");
-        assert!(status.success(), "scripts/build-polyglot.sh failed");
+    for (file, language) in [(polyglot::PYTHON, "python"), (polyglot::JS, "js")] {
+        if !polyglot::dir().join(file).is_file() {
+            let status = Command::new("bash")
+                .arg(polyglot::build_script())
+                .arg(language)
+                .status()
+                .expect("run scripts/build-polyglot.sh");
+            assert!(status.success(), "scripts/build-polyglot.sh failed");
+        }
     }
-    let path = polyglot::component(polyglot::PYTHON);
-    let cache_dir = tempfile::tempdir().expect("temporary cache directory");
-    let runtime = Runtime::new(RuntimeConfig {
-        cache: Some(CacheConfig::new(cache_dir.path())),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let python = measure(&polyglot::component(polyglot::PYTHON), "python-guest");
+    let js = measure(&polyglot::component(polyglot::JS), "js-guest");
+    let python_native = native("/usr/bin/python3", &["-c", "pass"]);
+    let node_native = native("node", &["-e", "0"]);
 
+    python.print("");
+    js.print("js_");
+    if let Some(native) = python_native {
+        println!("python_native_ms: {native:.1}");
+        println!("warm_run_ratio: {:.2}", python.warm_run / native);
+    }
+    if let Some(native) = node_native {
+        println!("node_native_ms: {native:.1}");
+        println!("js_warm_run_ratio: {:.2}", js.warm_run / native);
+    }
+}
+
+/// The figures of one component.
+struct Figures {
+    component_mb: f64,
+    entry_mb: f64,
+    cold_load: f64,
+    first_warm_load: f64,
+    warm_load: f64,
+    warm_load_min: f64,
+    warm_run: f64,
+    reinstantiate: f64,
+}
+
+impl Figures {
+    fn print(&self, prefix: &str) {
+        println!("{prefix}component_mb: {:.1}", self.component_mb);
+        println!("{prefix}cache_entry_mb: {:.1}", self.entry_mb);
+        println!("{prefix}cold_load_ms: {:.0}", self.cold_load);
+        println!("{prefix}first_warm_load_ms: {:.1}", self.first_warm_load);
+        println!("{prefix}warm_load_ms: {:.1}", self.warm_load);
+        println!("{prefix}warm_load_min_ms: {:.1}", self.warm_load_min);
+        println!("{prefix}warm_run_ms: {:.1}", self.warm_run);
+        println!("{prefix}reinstantiate_ms: {:.2}", self.reinstantiate);
+    }
+}
+
+fn options(name: &str) -> GuestOptions {
+    GuestOptions {
+        name: name.into(),
+        args: vec!["run".into(), "true".into()],
+        policy: Arc::new(
+            Policy::builder()
+                .allow_program("true")
+                .build()
+                .expect("policy"),
+        ),
+        stdio: GuestStdio::Capture,
+    }
+}
+
+fn measure(path: &Path, name: &str) -> Figures {
+    let cache_dir = tempfile::tempdir().expect("temporary cache directory");
+    // A fresh runtime per measured load, as each `wasmproc run` has one.
+    let runtime = || {
+        Runtime::new(RuntimeConfig {
+            cache: Some(CacheConfig::new(cache_dir.path())),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime")
+    };
+
+    let rt = runtime();
     let started = Instant::now();
-    runtime.load(&path).expect("cold load");
-    let cold = ms(started);
+    rt.load(path).expect("cold load");
+    let cold_load = ms(started);
+    drop(rt);
+
+    // An entry is trusted by its identity once it is 2 s old.
+    std::thread::sleep(Duration::from_millis(2100));
+    let rt = runtime();
+    let started = Instant::now();
+    rt.load(path).expect("first warm load");
+    let first_warm_load = ms(started);
 
     let mut warm = Vec::with_capacity(WARM_LOADS);
     for _ in 0..WARM_LOADS {
+        let rt = runtime();
         let started = Instant::now();
-        let component = runtime.load(&path).expect("warm load");
+        let component = rt.load(path).expect("warm load");
         warm.push(ms(started));
         drop(component);
     }
-    let warm_min = warm.iter().copied().fold(f64::INFINITY, f64::min);
+    let warm_load_min = warm.iter().copied().fold(f64::INFINITY, f64::min);
 
-    let policy = Arc::new(
-        Policy::builder()
-            .allow_program("true")
-            .build()
-            .expect("policy"),
-    );
-    let started = Instant::now();
-    let component = runtime.load(&path).expect("warm load");
-    let outcome = runtime
-        .run(
-            &component,
-            GuestOptions {
-                name: "python-guest".into(),
-                args: vec!["run".into(), "true".into()],
-                policy,
-                stdio: GuestStdio::Capture,
-            },
-        )
-        .expect("guest run");
-    let warm_run = ms(started);
-    assert_eq!(
-        outcome.exit_code,
-        0,
-        "guest failed: {}",
-        String::from_utf8_lossy(&outcome.stdout)
-    );
+    let mut runs = Vec::with_capacity(WARM_RUNS);
+    for _ in 0..WARM_RUNS {
+        let rt = runtime();
+        let started = Instant::now();
+        let component = rt.load(path).expect("warm load");
+        let outcome = rt.run(&component, options(name)).expect("guest run");
+        runs.push(ms(started));
+        assert_eq!(
+            outcome.exit_code,
+            0,
+            "guest failed: {}{}",
+            String::from_utf8_lossy(&outcome.stdout),
+            String::from_utf8_lossy(&outcome.stderr)
+        );
+    }
 
-    println!("component_mb: {:.1}", file_mb(&path));
-    println!("cold_load_ms: {cold:.0}");
-    println!("warm_load_ms: {:.1}", median(warm));
-    println!("warm_load_min_ms: {warm_min:.1}");
-    println!("cache_entry_mb: {:.1}", dir_mb(cache_dir.path()));
-    println!("warm_run_ms: {warm_run:.1}");
+    let rt = runtime();
+    let component = rt.load(path).expect("warm load");
+    let pre = rt.prepare(&component).expect("prepare");
+    drop(rt.instantiate(&pre, options(name)).expect("first instance"));
+    let mut again = Vec::with_capacity(REINSTANTIATIONS);
+    for _ in 0..REINSTANTIATIONS {
+        let started = Instant::now();
+        let instance = rt.instantiate(&pre, options(name)).expect("instance");
+        again.push(ms(started));
+        let outcome = instance.run().expect("guest run");
+        assert_eq!(outcome.exit_code, 0);
+    }
+
+    Figures {
+        component_mb: file_mb(path),
+        entry_mb: entries_mb(cache_dir.path()),
+        cold_load,
+        first_warm_load,
+        warm_load: median(warm),
+        warm_load_min,
+        warm_run: median(runs),
+        reinstantiate: median(again),
+    }
+}
+
+/// Median wall time of `program args` from start to exit; `None` (and a
+/// note) if it cannot be run.
+fn native(program: &str, args: &[&str]) -> Option<f64> {
+    let mut times = Vec::with_capacity(NATIVE_RUNS);
+    for _ in 0..NATIVE_RUNS {
+        let started = Instant::now();
+        match Command::new(program).args(args).status() {
+            Ok(status) if status.success() => times.push(ms(started)),
+            _ => {
+                eprintln!("{program} {args:?} did not run; its figures are left out");
+                return None;
+            }
+        }
+    }
+    Some(median(times))
 }
 
 fn file_mb(path: &Path) -> f64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
 }
 
-fn dir_mb(dir: &Path) -> f64 {
+fn entries_mb(dir: &Path) -> f64 {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
         .map(|e| file_mb(&e.path()))
         .sum()
 }

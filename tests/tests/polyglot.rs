@@ -211,6 +211,9 @@ polyglot_tests!(
 
 // ---- the compiled-component cache, on a small Rust guest ----
 
+/// Bytes of an entry's trailer.
+const TRAILER: usize = 88;
+
 fn hello_bytes() -> Vec<u8> {
     fs::read(guests::HELLO).expect("read the hello guest")
 }
@@ -360,26 +363,37 @@ fn cache_corrupt_ugly() {
     let entry = cache.entry_path(runtime.engine(), &bytes);
     let good = fs::read(&entry).unwrap();
 
+    // An entry is the artifact followed by an 88-byte trailer: length (8),
+    // BLAKE3 hash (32), key (32), magic (16).
+    let artifact_len = good.len() - TRAILER;
+    let trailer = &good[artifact_len..];
     let flipped_artifact = {
         let mut b = good.clone();
-        let i = b.len() - 100;
-        b[i] ^= 0x40;
+        b[artifact_len / 2] ^= 0x40;
         b
     };
     let flipped_hash = {
         let mut b = good.clone();
-        b[30] ^= 1;
+        b[artifact_len + 8 + 3] ^= 1;
         b
     };
     let damaged: Vec<(&str, Vec<u8>)> = vec![
         ("empty", vec![]),
-        ("header only, cut", good[..50].to_vec()),
+        ("cut to 50 bytes", good[..50].to_vec()),
+        ("trailer only", trailer.to_vec()),
         ("truncated artifact", good[..good.len() / 2].to_vec()),
+        (
+            "truncated artifact, trailer kept",
+            [&good[..artifact_len / 2], trailer].concat(),
+        ),
         ("one byte short", good[..good.len() - 1].to_vec()),
         ("trailing garbage", [good.as_slice(), b"junk"].concat()),
         ("flipped artifact byte", flipped_artifact),
-        ("flipped header hash", flipped_hash),
-        ("raw wasmtime artifact, no header", good[88..].to_vec()),
+        ("flipped trailer hash", flipped_hash),
+        (
+            "raw wasmtime artifact, no trailer",
+            good[..artifact_len].to_vec(),
+        ),
     ];
     for (what, contents) in damaged {
         fs::write(&entry, &contents).unwrap();
@@ -405,7 +419,7 @@ fn cache_corrupt_ugly() {
 }
 
 /// A valid entry of another component, copied under this component's name,
-/// is refused: the key inside the header does not match.
+/// is refused: the key in its trailer does not match.
 #[test]
 fn cache_foreign_entry_ugly() {
     let dir = tempfile::tempdir().unwrap();
@@ -469,4 +483,288 @@ fn cache_compile_bad() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not.wasm"));
+}
+
+/// Files in `dir` with extension `ext`.
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect()
+}
+
+/// Long enough for a file's timestamps to settle (2 s): only then does the
+/// cache trust a file by its identity.
+fn wait_until_settled() {
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+}
+
+/// `bytes` with every occurrence of `from` replaced by `to` (same length);
+/// panics if there is none.
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut found = 0;
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            found += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(found > 0, "{:?} not found", String::from_utf8_lossy(from));
+    out
+}
+
+/// An entry changed after it was verified — written in place with its size
+/// and mtime kept, or renamed over while loads run — never gets the changed
+/// artifact executed: the tampered artifact would print "jello from guest".
+#[test]
+fn cache_entry_swapped_after_verify_ugly() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(dir.path());
+    let runtime = harness::shared_runtime();
+    let bytes = hello_bytes();
+    let (_, status) = cache.load_or_compile(runtime.engine(), &bytes).unwrap();
+    assert_eq!(status, CacheStatus::Miss);
+    let entry = cache.entry_path(runtime.engine(), &bytes);
+    let good = fs::read(&entry).unwrap();
+    let tampered = replace_all(&good, b"hello from guest", b"jello from guest");
+
+    // Verified once the entry settled, then trusted by its identity.
+    wait_until_settled();
+    for _ in 0..2 {
+        let (component, status) = cache.load_or_compile(runtime.engine(), &bytes).unwrap();
+        assert_eq!(status, CacheStatus::Hit);
+        assert_runs(runtime, &component);
+    }
+    assert_eq!(
+        files(dir.path(), "verified").len(),
+        1,
+        "the entry is stamped"
+    );
+
+    // Written in place: same inode, same size, mtime set back. Only the
+    // ctime moves, and that is enough.
+    let before = fs::metadata(&entry).unwrap();
+    {
+        let file = fs::OpenOptions::new().write(true).open(&entry).unwrap();
+        file.write_all_at(&tampered, 0).unwrap();
+        file.set_modified(before.modified().unwrap()).unwrap();
+    }
+    let after = fs::metadata(&entry).unwrap();
+    assert_eq!(
+        (after.ino(), after.len(), after.modified().unwrap()),
+        (before.ino(), before.len(), before.modified().unwrap())
+    );
+    let (component, status) = cache.load_or_compile(runtime.engine(), &bytes).unwrap();
+    assert_eq!(
+        status,
+        CacheStatus::Replaced,
+        "a changed entry is verified again"
+    );
+    assert_runs(runtime, &component);
+
+    // Renamed over, again and again, while loads verify and map it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, entry, dir) = (Arc::clone(&stop), entry.clone(), dir.path().to_path_buf());
+        let (good, tampered) = (good.clone(), tampered.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let temp = dir.join("swap");
+                let contents = if swaps.is_multiple_of(2) {
+                    &tampered
+                } else {
+                    &good
+                };
+                fs::write(&temp, contents).unwrap();
+                fs::rename(&temp, &entry).unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    for _ in 0..20 {
+        let (component, _) = cache.load_or_compile(runtime.engine(), &bytes).unwrap();
+        assert_runs(runtime, &component);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(swapper.join().unwrap() > 0, "the entry was swapped");
+}
+
+/// Touching the component without changing it still hits the cache, and
+/// once the touched file settles its identity is indexed; a change of its
+/// bytes that keeps its size and mtime misses.
+#[test]
+fn cache_component_touched_good() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let component = dir.path().join("hello.wasm");
+    fs::copy(guests::HELLO, &component).unwrap();
+    let runtime = harness::own_runtime(RuntimeConfig {
+        cache: Some(CacheConfig::new(&cache_dir)),
+        ..RuntimeConfig::default()
+    });
+    let load = || {
+        let (loaded, status) = runtime.load_with_status(&component).unwrap();
+        assert_runs(&runtime, &loaded);
+        status.expect("the cache is used")
+    };
+    assert_eq!(load(), CacheStatus::Miss);
+    assert_eq!(load(), CacheStatus::Hit);
+
+    let touch = || {
+        let file = fs::OpenOptions::new().write(true).open(&component).unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+    };
+    touch();
+    assert_eq!(load(), CacheStatus::Hit, "touched, not changed");
+    wait_until_settled();
+    assert_eq!(load(), CacheStatus::Hit);
+    assert!(
+        !files(&cache_dir, "index").is_empty(),
+        "the settled file is indexed"
+    );
+    assert_eq!(load(), CacheStatus::Hit, "hit through the index");
+    touch();
+    assert_eq!(load(), CacheStatus::Hit, "touched again");
+    assert_eq!(entries(&cache_dir).len(), 1);
+
+    // A custom section at the end, then one byte of it changed in place
+    // with the mtime set back: the index must not name the old bytes.
+    let mut with_note = fs::read(&component).unwrap();
+    with_note.extend_from_slice(&[0, 6, 4, b'n', b'o', b't', b'e', b'a']);
+    fs::write(&component, &with_note).unwrap();
+    assert_eq!(load(), CacheStatus::Miss, "new bytes");
+    wait_until_settled();
+    assert_eq!(load(), CacheStatus::Hit);
+    let mtime = fs::metadata(&component).unwrap().modified().unwrap();
+    {
+        let file = fs::OpenOptions::new().write(true).open(&component).unwrap();
+        file.write_all_at(b"b", with_note.len() as u64 - 1).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+    assert_eq!(
+        load(),
+        CacheStatus::Miss,
+        "same size and mtime, other bytes"
+    );
+    assert_eq!(entries(&cache_dir).len(), 3);
+}
+
+/// A prepared component instantiates again and again in one host, each
+/// instance fresh.
+#[test]
+fn runtime_reinstantiate_good() {
+    let runtime = harness::shared_runtime();
+    let component = harness::component(runtime, guests::HELLO);
+    let pre = runtime.prepare(&component).unwrap();
+    for _ in 0..3 {
+        let instance = runtime
+            .instantiate(
+                &pre,
+                GuestOptions {
+                    name: "hello".into(),
+                    args: vec![],
+                    policy: Arc::new(Policy::builder().build().unwrap()),
+                    stdio: GuestStdio::Capture,
+                },
+            )
+            .unwrap();
+        let outcome = instance.run().unwrap();
+        assert_eq!(outcome.exit_code, 0);
+        assert_eq!(
+            String::from_utf8_lossy(&outcome.stdout),
+            "hello from guest\n"
+        );
+    }
+}
+
+/// `wasmproc compile|run` with an empty cache and stderr not a terminal,
+/// with `WASMPROC_LOG` set to `log`.
+fn cli_stderr(args: &[&str], cache: &Path, log: Option<&str>) -> (String, Vec<u8>) {
+    let mut command = Command::new(harness::cli_path());
+    command.args(args).env(CacheConfig::DIR_ENV, cache);
+    match log {
+        Some(level) => command.env("WASMPROC_LOG", level),
+        None => command.env_remove("WASMPROC_LOG"),
+    };
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.stderr,
+    )
+}
+
+/// The first compile of a component says so on one line when stderr is not
+/// a terminal (no escape codes), for `compile` and `run` alike; a cached
+/// load says nothing.
+#[test]
+fn progress_first_compile_line_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let one_line = |stderr: &[u8], cached: &str| {
+        assert!(!stderr.contains(&0x1b), "no escape codes: {stderr:?}");
+        let text = String::from_utf8_lossy(stderr);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(
+            lines[0].starts_with("wasmproc: compiling hello.wasm (")
+                && lines[0].ends_with(&format!("MB) for this machine{cached}")),
+            "{text}"
+        );
+    };
+    let (_, stderr) = cli_stderr(&["compile", guests::HELLO], &dir.path().join("a"), None);
+    one_line(&stderr, "; cached for next time");
+    let (_, stderr) = cli_stderr(&["compile", guests::HELLO], &dir.path().join("a"), None);
+    assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
+
+    let (stdout, stderr) = cli_stderr(&["run", guests::HELLO], &dir.path().join("b"), None);
+    assert_eq!(stdout, "hello from guest\n");
+    one_line(&stderr, "; cached for next time");
+    let (_, stderr) = cli_stderr(&["run", guests::HELLO], &dir.path().join("b"), None);
+    assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
+
+    let (_, stderr) = cli_stderr(
+        &["run", "--no-cache", guests::HELLO],
+        &dir.path().join("b"),
+        None,
+    );
+    one_line(&stderr, "");
+}
+
+/// `WASMPROC_LOG=warn` (or quieter) silences the progress line.
+#[test]
+fn progress_quiet_at_warn_good() {
+    let dir = tempfile::tempdir().unwrap();
+    for (level, cache) in [("warn", "a"), ("error", "b"), ("off", "c")] {
+        let (_, stderr) = cli_stderr(
+            &["compile", guests::HELLO],
+            &dir.path().join(cache),
+            Some(level),
+        );
+        assert!(
+            stderr.is_empty(),
+            "{level}: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+    let (_, stderr) = cli_stderr(
+        &["compile", guests::HELLO],
+        &dir.path().join("d"),
+        Some("info"),
+    );
+    assert!(String::from_utf8_lossy(&stderr).contains("compiling hello.wasm"));
 }
