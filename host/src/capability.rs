@@ -110,6 +110,9 @@ pub struct ProcessCtx {
     manager: Arc<ProcessManager>,
     audit: Audit,
     start_rate: StartRate,
+    /// When the guest's `guest_time_ms` runs out (`None`: no limit). No
+    /// blocking call outlives it.
+    guest_deadline: Option<Instant>,
 }
 
 impl ProcessCtx {
@@ -123,13 +126,20 @@ impl ProcessCtx {
     ) -> Self {
         let limits = policy.limits();
         let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
+        let guest = guest.into();
+        let guest_deadline = (limits.guest_time_ms > 0)
+            .then(|| crate::limits::deadline_after(Duration::from_millis(limits.guest_time_ms)));
+        for warning in policy.warnings() {
+            audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
+        }
         Self {
-            guest: guest.into(),
+            guest,
             session: uuid::Uuid::new_v4().to_string(),
             policy,
             manager,
             audit,
             start_rate,
+            guest_deadline,
         }
     }
 
@@ -197,9 +207,20 @@ impl ProcessCtx {
         }
     }
 
+    /// The absolute deadline of a blocking call that may take `wanted`,
+    /// fixed now: never past the guest's own time limit.
+    fn call_deadline(&self, wanted: Duration) -> Instant {
+        let deadline = crate::limits::deadline_after(wanted);
+        self.guest_deadline.map_or(deadline, |g| g.min(deadline))
+    }
+
+    /// How long a `wait`, `read` or `write` may block: what the guest asked
+    /// for, at most `max_call_wait_ms` and the guest's remaining time.
     fn call_wait(&self, requested_ms: Option<u64>) -> Duration {
         let max = self.policy.limits().max_call_wait_ms;
-        Duration::from_millis(requested_ms.unwrap_or(max).min(max))
+        let wanted = Duration::from_millis(requested_ms.unwrap_or(max).min(max));
+        self.call_deadline(wanted)
+            .saturating_duration_since(Instant::now())
     }
 
     /// `run`: executes a command to completion and captures its output.
@@ -210,6 +231,8 @@ impl ProcessCtx {
                 Some(self.policy.limits().default_run_timeout_ms),
             )?
             .unwrap_or(Duration::MAX);
+        // One deadline for the whole call, fixed before anything else.
+        let deadline = self.call_deadline(timeout);
         let approved = self.admit(Operation::Run, &cmd)?;
         let plan = StdioPlan {
             stdin: if cmd.stdin.is_some() {
@@ -233,18 +256,24 @@ impl ProcessCtx {
             stdout_dropped,
             stderr_dropped,
             timed_out,
-        } = capture::run_to_end(child, cmd.stdin, cap, timeout)
+        } = capture::run_to_end(child, cmd.stdin, cap, deadline)
             .map_err(|e| CallError::io("run", e))?;
-        let exit = Exit::from_status(status);
         let mut event = self
             .event("exit")
-            .program(&approved.program.to_string_lossy(), &cmd.args)
-            .exit(exit);
+            .program(&approved.program.to_string_lossy(), &cmd.args);
         event.pid = Some(pid);
-        if timed_out {
-            self.audit.record(event.reason("timed out".into()));
-            return Err(CallError::TimedOut);
-        }
+        let exit = match status {
+            Some(status) if !timed_out => Exit::from_status(status),
+            _ => {
+                let event = match status {
+                    Some(status) => event.exit(Exit::from_status(status)),
+                    None => event,
+                };
+                self.audit.record(event.reason("timed out".into()));
+                return Err(CallError::TimedOut);
+            }
+        };
+        let event = event.exit(exit);
         self.audit.record(event);
         Ok(RunOutput {
             exit,
@@ -393,8 +422,10 @@ impl ProcessCtx {
 
     /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped.
     pub fn kill(&mut self, id: &str) -> Result<(), CallError> {
+        let grace = self.policy.limits().kill_grace();
+        let deadline = self.call_deadline(grace + managed::KILL_WAIT);
         let result = self.find(id).and_then(|p| {
-            p.stop(self.policy.limits().kill_grace())
+            p.stop_by(grace, deadline)
                 .map(|_| ())
                 .map_err(|e| CallError::io("kill", e))
         });

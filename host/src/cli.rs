@@ -78,7 +78,8 @@ pub struct RunArgs {
     /// Grant a program with any arguments (a bare name is resolved on PATH now).
     #[arg(long = "allow", value_name = "PROGRAM")]
     pub allow: Vec<String>,
-    /// Let the guest set this environment variable (`NAME` or `PREFIX*`).
+    /// Let the guest set this environment variable (`NAME` or `PREFIX*`) for
+    /// every program, or for one granted program as `PROGRAM:NAME`.
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
     /// Pass this host environment variable through to every child.

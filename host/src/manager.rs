@@ -71,7 +71,7 @@ fn stop_all(processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
     for p in &running {
         p.begin_stop();
     }
-    let deadline = std::time::Instant::now() + grace;
+    let deadline = crate::limits::deadline_after(grace);
     for p in &running {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if let Err(e) = p.stop(left) {

@@ -2,6 +2,7 @@
 //! when the policy loads, and matching a guest's request against it.
 
 use super::args::{ArgPattern, Mismatch};
+use super::env::VarGrant;
 use crate::error::{CallError, PolicyError};
 use serde::Deserialize;
 use std::ffi::OsStr;
@@ -39,6 +40,8 @@ pub struct ProgramGrant {
     pub args: Option<Vec<ArgPattern>>,
     /// Operations allowed with this program.
     pub operations: Vec<Operation>,
+    /// Variables the guest may set for this program only (`env`).
+    pub(crate) env: VarGrant,
 }
 
 impl ProgramGrant {
