@@ -5,8 +5,10 @@
 //! opened fd is a regular file of this user below a size bound (checked with
 //! `fstat` before reading, opened non-blocking so a FIFO cannot hang us).
 //!
-//! The registry directory, and the directories of PID files and their
-//! locks, go through here.
+//! The registry directory goes through here as [`Trust::Private`]; the
+//! directories of PID files and their locks as [`Trust::NoForeignWrite`]
+//! (PID files are meant to be read by other tools, and often live in a
+//! root-owned `/run`, so only writing is restricted).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -17,11 +19,21 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// An opened, verified private directory.
+/// An opened, verified directory.
 #[derive(Debug, Clone)]
 pub struct PrivateDir {
     path: PathBuf,
     fd: Arc<OwnedFd>,
+}
+
+/// How much a directory must belong to this user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Owned by this user, no group or other bits at all (mode 0700).
+    Private,
+    /// Owned by this user or root, writable by no one else (no group or
+    /// other write bits); others may read.
+    NoForeignWrite,
 }
 
 fn c_name(name: &str) -> io::Result<CString> {
@@ -62,6 +74,11 @@ impl PrivateDir {
     /// this user, or gives any access to group or others is refused with an
     /// error saying which; it is never repaired silently.
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, Trust::Private)
+    }
+
+    /// Like [`open`](Self::open), with the given [`Trust`] level.
+    pub fn open_with(path: &Path, trust: Trust) -> io::Result<Self> {
         match std::fs::DirBuilder::new().mode(0o700).create(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -84,6 +101,11 @@ impl PrivateDir {
             }
             Err(e) => return Err(e),
         }
+        Self::open_existing(path, trust)
+    }
+
+    /// Opens and verifies an existing directory (never creates it).
+    pub fn open_existing(path: &Path, trust: Trust) -> io::Result<Self> {
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
         // SAFETY: open with a valid C string and integer flags.
@@ -104,7 +126,8 @@ impl PrivateDir {
         // SAFETY: a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let st = fstat(&fd)?;
-        if st.st_uid != euid() {
+        let owner_ok = st.st_uid == euid() || (trust == Trust::NoForeignWrite && st.st_uid == 0);
+        if !owner_ok {
             return Err(refused(
                 path,
                 format!(
@@ -114,12 +137,15 @@ impl PrivateDir {
                 ),
             ));
         }
-        if st.st_mode & 0o077 != 0 {
+        let (forbidden, fix) = match trust {
+            Trust::Private => (0o077, "give no access to group or others (chmod 700)"),
+            Trust::NoForeignWrite => (0o022, "not be writable by group or others (chmod go-w)"),
+        };
+        if st.st_mode & forbidden != 0 {
             return Err(refused(
                 path,
                 format!(
-                    "its mode is {:04o}; it must give no access to group or others \
-                     (chmod 700, or remove it and let the host create it)",
+                    "its mode is {:04o}; it must {fix}, or be removed so the host creates it",
                     st.st_mode & 0o7777
                 ),
             ));
@@ -156,6 +182,58 @@ impl PrivateDir {
         unreachable!("the loop returns")
     }
 
+    /// Opens `name` for reading and writing, creating it (mode `mode`) if
+    /// missing, without following a link or blocking; the opened fd must be
+    /// a regular file of this user. For lock files, which are never
+    /// replaced.
+    pub fn open_or_create(&self, name: &str, mode: u32) -> io::Result<File> {
+        let c = c_name(name)?;
+        let flags = libc::O_RDWR
+            | libc::O_CREAT
+            | libc::O_NOFOLLOW
+            | libc::O_NONBLOCK
+            | libc::O_NOCTTY
+            | libc::O_CLOEXEC;
+        // SAFETY: openat on our directory fd with a valid C string.
+        let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
+        if raw < 0 {
+            return Err(self.open_error(name));
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let file = unsafe { File::from_raw_fd(raw) };
+        self.check_file(name, &file, u64::MAX)?;
+        Ok(file)
+    }
+
+    fn open_error(&self, name: &str) -> io::Error {
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ELOOP) => refused(&self.path.join(name), "it is a symlink".into()),
+            _ => err,
+        }
+    }
+
+    fn check_file(&self, name: &str, file: &File, max: u64) -> io::Result<()> {
+        let st = fstat(file)?;
+        let path = || self.path.join(name);
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refused(&path(), "it is not a regular file".into()));
+        }
+        if st.st_uid != euid() {
+            return Err(refused(
+                &path(),
+                format!("it is owned by uid {}, not by this user", st.st_uid),
+            ));
+        }
+        if st.st_size as u64 > max {
+            return Err(refused(
+                &path(),
+                format!("it holds {} bytes, above the bound of {max}", st.st_size),
+            ));
+        }
+        Ok(())
+    }
+
     /// Writes `name` atomically: a new temp file, fsync, rename over `name`.
     pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
         let tmp = format!(".{name}.{}.tmp", std::process::id());
@@ -188,31 +266,11 @@ impl PrivateDir {
         // SAFETY: openat on our directory fd with a valid C string.
         let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
         if raw < 0 {
-            let err = io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
-                Some(libc::ELOOP) => refused(&self.path.join(name), "it is a symlink".into()),
-                _ => err,
-            });
+            return Err(self.open_error(name));
         }
         // SAFETY: a fresh fd that nothing else owns.
         let file = unsafe { File::from_raw_fd(raw) };
-        let st = fstat(&file)?;
-        let path = || self.path.join(name);
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(refused(&path(), "it is not a regular file".into()));
-        }
-        if st.st_uid != euid() {
-            return Err(refused(
-                &path(),
-                format!("it is owned by uid {}, not by this user", st.st_uid),
-            ));
-        }
-        if st.st_size as u64 > max {
-            return Err(refused(
-                &path(),
-                format!("it holds {} bytes, above the bound of {max}", st.st_size),
-            ));
-        }
+        self.check_file(name, &file, max)?;
         Ok(file)
     }
 
