@@ -157,29 +157,40 @@ impl ProcessCtx {
         AuditEvent::new(&self.guest, op)
     }
 
-    /// Checks a command against the policy and quotas, auditing the decision.
-    fn admit(&mut self, op: Operation, cmd: &CommandSpec) -> Result<Approved, CallError> {
-        let decided = self.policy.check(
-            op,
-            CommandRequest {
-                program: &cmd.program,
-                args: &cmd.args,
-                env: &cmd.env,
-                cwd: cmd.cwd.as_deref(),
-            },
-        );
+    /// Checks a command: first the rate bucket (every call draws from it,
+    /// refused or not, so refusals are not free), then `precheck` (the
+    /// call's own validation), the policy and the live-process quota.
+    /// Every refusal is audited, with capped fields.
+    fn admit(
+        &mut self,
+        op: Operation,
+        cmd: &CommandSpec,
+        precheck: Result<(), CallError>,
+    ) -> Result<Approved, CallError> {
+        let limits = self.policy.limits();
+        let decided = if self.start_rate.try_take() {
+            precheck.and_then(|()| {
+                self.policy.check(
+                    op,
+                    CommandRequest {
+                        program: &cmd.program,
+                        args: &cmd.args,
+                        env: &cmd.env,
+                        cwd: cmd.cwd.as_deref(),
+                    },
+                )
+            })
+        } else {
+            Err(CallError::LimitReached(format!(
+                "more than {} calls per second (starts_per_second, start_burst = {}; refused calls count too)",
+                limits.starts_per_second, limits.start_burst
+            )))
+        };
         let decided = decided.and_then(|approved| {
-            let limits = self.policy.limits();
             if self.manager.registry.live(&self.session) >= limits.max_live_processes as usize {
                 return Err(CallError::LimitReached(format!(
                     "{} processes running (max_live_processes)",
                     limits.max_live_processes
-                )));
-            }
-            if !self.start_rate.try_take() {
-                return Err(CallError::LimitReached(format!(
-                    "more than {} starts per second (starts_per_second, start_burst = {})",
-                    limits.starts_per_second, limits.start_burst
                 )));
             }
             Ok(approved)
@@ -190,6 +201,18 @@ impl ProcessCtx {
             Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
         }
         decided
+    }
+
+    /// Refuses stdin above `max_stream_buffer_bytes`, for `run` and `start`.
+    fn check_stdin(&self, stdin: Option<&Vec<u8>>) -> Result<(), CallError> {
+        let max = self.policy.limits().max_stream_buffer_bytes;
+        let len = stdin.map_or(0, Vec::len) as u64;
+        if len > max {
+            return Err(CallError::Invalid(format!(
+                "{len} bytes of stdin are above max_stream_buffer_bytes = {max}"
+            )));
+        }
+        Ok(())
     }
 
     fn timeout(
@@ -225,15 +248,22 @@ impl ProcessCtx {
 
     /// `run`: executes a command to completion and captures its output.
     pub fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
-        let timeout = self
-            .timeout(
-                cmd.timeout_ms,
-                Some(self.policy.limits().default_run_timeout_ms),
-            )?
-            .unwrap_or(Duration::MAX);
+        let timeout = self.timeout(
+            cmd.timeout_ms,
+            Some(self.policy.limits().default_run_timeout_ms),
+        );
         // One deadline for the whole call, fixed before anything else.
-        let deadline = self.call_deadline(timeout);
-        let approved = self.admit(Operation::Run, &cmd)?;
+        let deadline = self.call_deadline(
+            timeout
+                .clone()
+                .ok()
+                .flatten()
+                .unwrap_or(Duration::MAX),
+        );
+        let precheck = timeout
+            .map(drop)
+            .and_then(|()| self.check_stdin(cmd.stdin.as_ref()));
+        let approved = self.admit(Operation::Run, &cmd, precheck)?;
         let plan = StdioPlan {
             stdin: if cmd.stdin.is_some() {
                 StdioKind::Piped
@@ -243,8 +273,10 @@ impl ProcessCtx {
             stdout: StdioKind::Piped,
             stderr: StdioKind::Piped,
         };
-        let child = self
-            .manager
+        // Shutdown waits for this call and stops its child in order.
+        let manager = Arc::clone(&self.manager);
+        let _running = manager.begin_run();
+        let child = manager
             .spawn(&approved, plan)
             .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let pid = child.pid();
@@ -256,7 +288,7 @@ impl ProcessCtx {
             stdout_dropped,
             stderr_dropped,
             timed_out,
-        } = capture::run_to_end(child, cmd.stdin, cap, deadline)
+        } = capture::run_to_end(child, cmd.stdin, cap, deadline, manager.runs.signal())
             .map_err(|e| CallError::io("run", e))?;
         let mut event = self
             .event("exit")
@@ -295,35 +327,32 @@ impl ProcessCtx {
     /// `start`: starts a command in the background; returns its id.
     pub fn start(&mut self, cmd: CommandSpec, spec: StartSpec) -> Result<String, CallError> {
         let limits = self.policy.limits().clone();
-        let deadline = self
-            .timeout(cmd.timeout_ms, None)?
-            .map(|t| Instant::now() + t);
-        let inherits = [spec.stdin, spec.stdout, spec.stderr].contains(&StdioMode::Inherit);
-        if inherits && !self.policy.allows_inherit_stdio() {
-            let err = CallError::Denied(
-                "inheriting the host's stdio is not granted (stdio.allow_inherit)".into(),
-            );
-            self.audit_failure("start", &cmd, &err);
-            return Err(err);
-        }
+        let timeout = self.timeout(cmd.timeout_ms, None);
+        let deadline = timeout
+            .clone()
+            .ok()
+            .flatten()
+            .map(crate::limits::deadline_after);
         let capacity = spec
             .buffer_bytes
             .unwrap_or(limits.default_stream_buffer_bytes);
-        if capacity == 0 || capacity > limits.max_stream_buffer_bytes {
-            return Err(CallError::Invalid(format!(
-                "buffer of {capacity} bytes is outside 1..={} (max_stream_buffer_bytes)",
-                limits.max_stream_buffer_bytes
-            )));
-        }
+        let precheck = timeout.map(drop).and_then(|()| {
+            let inherits = [spec.stdin, spec.stdout, spec.stderr].contains(&StdioMode::Inherit);
+            if inherits && !self.policy.allows_inherit_stdio() {
+                return Err(CallError::Denied(
+                    "inheriting the host's stdio is not granted (stdio.allow_inherit)".into(),
+                ));
+            }
+            if capacity == 0 || capacity > limits.max_stream_buffer_bytes {
+                return Err(CallError::Invalid(format!(
+                    "buffer of {capacity} bytes is outside 1..={} (max_stream_buffer_bytes)",
+                    limits.max_stream_buffer_bytes
+                )));
+            }
+            self.check_stdin(cmd.stdin.as_ref())
+        });
+        let approved = self.admit(Operation::Start, &cmd, precheck)?;
         let initial_stdin = cmd.stdin.clone().unwrap_or_default();
-        if initial_stdin.len() as u64 > limits.max_stream_buffer_bytes {
-            return Err(CallError::Invalid(format!(
-                "{} bytes of stdin are above max_stream_buffer_bytes = {}",
-                initial_stdin.len(),
-                limits.max_stream_buffer_bytes
-            )));
-        }
-        let approved = self.admit(Operation::Start, &cmd)?;
         let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
         let piped_outputs = [spec.stdout, spec.stderr]
             .iter()
@@ -484,9 +513,10 @@ impl ProcessCtx {
         self.find(id)?.close_stdin().map_err(CallError::Invalid)
     }
 
-    /// `remove`: forgets an ended process's record.
+    /// `remove`: forgets an ended process's record (audited).
     pub fn remove(&self, id: &str) -> Result<(), CallError> {
-        self.manager.registry.remove(&self.session, id)
+        let result = self.manager.registry.remove(&self.session, id);
+        self.audited("remove", id, result)
     }
 }
 

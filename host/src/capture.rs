@@ -15,7 +15,7 @@
 use crate::fdio::{PollSet, ReadOutcome, read_some, set_nonblocking, write_some};
 use crate::os_child::OsChild;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -93,11 +93,17 @@ impl Sink {
 /// `stdin` bytes are written and stdin closed. At the deadline the group is
 /// killed, the pipes closed and `timed_out` set (unless the leader had
 /// already exited and only the drain was left).
+///
+/// `shutdown`, when given, is an fd that becomes readable when the host
+/// shuts down, and the grace to give: the group then gets SIGTERM, and
+/// SIGKILL after the grace (or at the deadline, if sooner), as started
+/// processes do.
 pub(crate) fn run_to_end(
     mut child: OsChild,
     stdin: Option<Vec<u8>>,
     cap: usize,
     deadline: Instant,
+    shutdown: Option<(BorrowedFd<'_>, Duration)>,
 ) -> io::Result<Captured> {
     let std_child = child.std_child();
     let stdin_fd: Option<OwnedFd> = std_child.stdin.take().map(Into::into);
@@ -114,6 +120,9 @@ pub(crate) fn run_to_end(
     let mut exited = false;
     // Fixed once, when the leader exits.
     let mut drain_until: Option<Instant> = None;
+    // Once shutdown sent SIGTERM: when SIGKILL follows (taken when sent).
+    let mut stopping = false;
+    let mut kill_at: Option<Instant> = None;
     let mut scratch = vec![0u8; 64 * 1024];
     let mut polls = PollSet::default();
 
@@ -123,7 +132,13 @@ pub(crate) fn run_to_end(
         let err_slot = err.fd.as_ref().map(|fd| polls.add(fd.as_raw_fd(), false));
         let in_slot = stdin_fd.as_ref().map(|fd| polls.add(fd.as_raw_fd(), true));
         let exit_slot = (!exited).then(|| polls.add(pidfd.as_raw_fd(), false));
-        let wake_at = drain_until.map_or(deadline, |d| d.min(deadline));
+        let stop_slot = shutdown
+            .filter(|_| !exited && !stopping)
+            .map(|(fd, _)| polls.add(fd.as_raw_fd(), false));
+        let wake_at = [drain_until, kill_at]
+            .into_iter()
+            .flatten()
+            .fold(deadline, Instant::min);
         polls.wait(Some(wake_at))?;
 
         if polls.ready(out_slot) {
@@ -153,7 +168,18 @@ pub(crate) fn run_to_end(
             // Leftovers in the group would hold the pipes open: end them.
             child.signal_group(libc::SIGKILL)?;
         }
+        if polls.ready(stop_slot)
+            && let Some((_, grace)) = shutdown
+        {
+            child.signal_group(libc::SIGTERM)?;
+            stopping = true;
+            kill_at = Some(crate::limits::deadline_after(grace));
+        }
         let now = Instant::now();
+        if kill_at.is_some_and(|k| now >= k) {
+            kill_at = None;
+            child.signal_group(libc::SIGKILL)?;
+        }
         if now >= deadline {
             timed_out = !exited;
             child.signal_group(libc::SIGKILL)?;

@@ -550,7 +550,8 @@ fn drain_into(
     }
 }
 
-fn eventfd() -> io::Result<OwnedFd> {
+/// A new non-blocking, close-on-exec eventfd.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes integer arguments and returns a new fd or -1.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     if fd < 0 {

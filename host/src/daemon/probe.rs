@@ -184,7 +184,7 @@ fn run_exec(cmd: &Approved, manager: &ProcessManager, timeout: Duration) -> Resu
     let deadline = crate::limits::deadline_after(timeout);
     let child = manager.spawn(cmd, plan).map_err(|e| e.to_string())?;
     // Kills the group at the deadline and closes the pipes either way.
-    let got = capture::run_to_end(child, None, EXEC_OUTPUT_CAP, deadline)
+    let got = capture::run_to_end(child, None, EXEC_OUTPUT_CAP, deadline, None)
         .map_err(|e| e.to_string())?;
     let status = match got.status {
         Some(status) if !got.timed_out => status,
