@@ -117,8 +117,12 @@ impl PrivateDir {
         };
         if raw < 0 {
             let err = io::Error::last_os_error();
+            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
             return Err(match err.raw_os_error() {
-                Some(libc::ELOOP) => refused(path, "it is a symlink".into()),
+                // O_DIRECTORY | O_NOFOLLOW on a link fails with either.
+                Some(libc::ELOOP | libc::ENOTDIR) if is_link => {
+                    refused(path, "it is a symlink".into())
+                }
                 Some(libc::ENOTDIR) => refused(path, "it is not a directory".into()),
                 _ => err,
             });

@@ -7,6 +7,7 @@ mod capability;
 mod permission;
 mod policy;
 mod process;
+mod registry;
 mod runtime;
 mod security;
 mod stream;
