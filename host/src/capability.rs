@@ -253,13 +253,7 @@ impl ProcessCtx {
             Some(self.policy.limits().default_run_timeout_ms),
         );
         // One deadline for the whole call, fixed before anything else.
-        let deadline = self.call_deadline(
-            timeout
-                .clone()
-                .ok()
-                .flatten()
-                .unwrap_or(Duration::MAX),
-        );
+        let deadline = self.call_deadline(timeout.clone().ok().flatten().unwrap_or(Duration::MAX));
         let precheck = timeout
             .map(drop)
             .and_then(|()| self.check_stdin(cmd.stdin.as_ref()));

@@ -188,7 +188,9 @@ mod tests {
         // Each time and size field, set to u64::MAX, is refused by name.
         type Set = fn(&mut Limits);
         let cases: [(&str, Set); 12] = [
-            ("default_run_timeout_ms", |l| l.default_run_timeout_ms = u64::MAX),
+            ("default_run_timeout_ms", |l| {
+                l.default_run_timeout_ms = u64::MAX
+            }),
             ("max_timeout_ms", |l| l.max_timeout_ms = u64::MAX),
             ("max_call_wait_ms", |l| l.max_call_wait_ms = u64::MAX),
             ("kill_grace_ms", |l| l.kill_grace_ms = u64::MAX),

@@ -468,11 +468,17 @@ mod tests {
             ),
             (GOOD.replace("[serve]", "[serve]\nbogus = 1"), "bogus"),
             (
-                GOOD.replace("[serve]", "[serve]\nshutdown_grace_ms = 18446744073709551615"),
+                GOOD.replace(
+                    "[serve]",
+                    "[serve]\nshutdown_grace_ms = 18446744073709551615",
+                ),
                 "shutdown_grace_ms",
             ),
             (
-                GOOD.replace("initial_ms = 10", "initial_ms = 10\nmax_ms = 18446744073709551615"),
+                GOOD.replace(
+                    "initial_ms = 10",
+                    "initial_ms = 10\nmax_ms = 18446744073709551615",
+                ),
                 "backoff.max_ms",
             ),
         ];

@@ -107,7 +107,8 @@ impl PidFile {
     /// trusted (see the module docs).
     pub fn acquire(path: &Path) -> Result<Self, PidFileError> {
         let (dir_path, name) = split(path).map_err(io_err(path))?;
-        let dir = PrivateDir::open_with(dir_path, Trust::NoForeignWrite).map_err(io_err(dir_path))?;
+        let dir =
+            PrivateDir::open_with(dir_path, Trust::NoForeignWrite).map_err(io_err(dir_path))?;
         let lock_name = format!("{name}.lock");
         let lock = dir
             .open_or_create(&lock_name, 0o644)

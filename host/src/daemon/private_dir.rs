@@ -169,7 +169,8 @@ impl PrivateDir {
     /// removing a leftover of that name first. Never follows a planted link.
     pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
         let c = c_name(name)?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         for attempt in 0..2 {
             // SAFETY: openat on our directory fd with a valid C string.
             let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
@@ -266,7 +267,8 @@ impl PrivateDir {
     /// user, of at most `max` bytes.
     pub fn open_file(&self, name: &str, max: u64) -> io::Result<File> {
         let c = c_name(name)?;
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let flags =
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
         // SAFETY: openat on our directory fd with a valid C string.
         let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
         if raw < 0 {

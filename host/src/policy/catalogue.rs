@@ -75,9 +75,7 @@ impl VariableEntry {
     pub fn matches(&self, name: &str) -> bool {
         let p = self.pattern.as_str();
         match (p.strip_prefix('*'), p.strip_suffix('*')) {
-            (Some(rest), _) if rest.ends_with('*') => {
-                name.contains(rest.trim_end_matches('*'))
-            }
+            (Some(rest), _) if rest.ends_with('*') => name.contains(rest.trim_end_matches('*')),
             (Some(suffix), _) => name.ends_with(suffix),
             (None, Some(prefix)) => name.starts_with(prefix),
             (None, None) => name == p,

@@ -24,8 +24,8 @@
 
 use super::Policy;
 use super::args::ArgPattern;
-use super::dirs::DirGrant;
 use super::catalogue::{ProgramEntry, program_entry};
+use super::dirs::DirGrant;
 use super::env::{EnvGrant, VarGrant};
 use super::program::{Operation, ProgramGrant, resolve};
 use crate::error::PolicyError;
@@ -172,8 +172,8 @@ impl PolicySpec {
             }
             let env = VarGrant::parse(&spec.env, &format!("{quoted} env"), &mut warnings)?;
             if args.is_none()
-                && let Some(entry) = program_entry(&spec.name)
-                    .or_else(|| program_entry(&path.to_string_lossy()))
+                && let Some(entry) =
+                    program_entry(&spec.name).or_else(|| program_entry(&path.to_string_lossy()))
             {
                 warnings.push(open_grant_warning(&spec.name, entry));
             }

@@ -206,7 +206,10 @@ fn walk(start: &Path, path: &Path, hops: &mut usize) -> Result<PathBuf, String> 
         if meta.file_type().is_symlink() {
             *hops += 1;
             if *hops > MAX_SYMLINK_HOPS {
-                return Err(format!("more than {MAX_SYMLINK_HOPS} symlinks at {}", next.display()));
+                return Err(format!(
+                    "more than {MAX_SYMLINK_HOPS} symlinks at {}",
+                    next.display()
+                ));
             }
             let target = std::fs::read_link(&next)
                 .map_err(|e| format!("cannot read the link {}: {e}", next.display()))?;
@@ -296,7 +299,9 @@ mod tests {
         let tool = bin.join("tool");
         std::fs::copy("/bin/true", &tool).unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = resolve(tool.to_str().unwrap(), None).unwrap_err().to_string();
+        let err = resolve(tool.to_str().unwrap(), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&open.display().to_string()) && err.contains("0777"),
             "{err}"
@@ -305,11 +310,16 @@ mod tests {
         std::fs::create_dir(&safe).unwrap();
         let link = safe.join("tool");
         std::os::unix::fs::symlink(&tool, &link).unwrap();
-        let err = resolve(link.to_str().unwrap(), None).unwrap_err().to_string();
+        let err = resolve(link.to_str().unwrap(), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&open.display().to_string()), "{err}");
         // Once the directory is closed, the same binary (and link) pass.
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(resolve(link.to_str().unwrap(), None).unwrap(), tool.canonicalize().unwrap());
+        assert_eq!(
+            resolve(link.to_str().unwrap(), None).unwrap(),
+            tool.canonicalize().unwrap()
+        );
     }
 
     #[test]
@@ -327,7 +337,9 @@ mod tests {
         assert!(resolve(tool.to_str().unwrap(), None).is_ok());
         // The binary itself writable by others is refused.
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o757)).unwrap();
-        let err = resolve(tool.to_str().unwrap(), None).unwrap_err().to_string();
+        let err = resolve(tool.to_str().unwrap(), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("writable by others"), "{err}");
     }
 

@@ -173,9 +173,15 @@ fn policy_open_grant_warns_good() {
     let warnings = policy.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     let git = warnings.iter().find(|w| w.contains("`git`")).unwrap();
-    assert!(git.contains("core.pager") && git.contains("`args`"), "{git}");
+    assert!(
+        git.contains("core.pager") && git.contains("`args`"),
+        "{git}"
+    );
     let find = warnings.iter().find(|w| w.contains("`find`")).unwrap();
-    assert!(find.contains("-exec") && find.contains("GTFOBins"), "{find}");
+    assert!(
+        find.contains("-exec") && find.contains("GTFOBins"),
+        "{find}"
+    );
     // In the audit: one record per warning when a session starts.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
@@ -197,7 +203,14 @@ fn policy_open_grant_warns_good() {
     assert_eq!(records.len(), 2, "{audited}");
     // On stderr, from the CLI.
     let out = std::process::Command::new(wasmproc_tests::harness::cli_path())
-        .args(["run", wasmproc_tests::guests::PROBE, "--allow", "python3", "--", "[]"])
+        .args([
+            "run",
+            wasmproc_tests::guests::PROBE,
+            "--allow",
+            "python3",
+            "--",
+            "[]",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -244,9 +257,16 @@ fn policy_program_env_grant_good() {
             "printenv:ONLY_HERE",
             "--",
         ])
-        .arg(json!([{"op": "run", "program": "printenv", "args": [], "env": [["ONLY_HERE", "2"]]}]).to_string())
+        .arg(
+            json!([{"op": "run", "program": "printenv", "args": [], "env": [["ONLY_HERE", "2"]]}])
+                .to_string(),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("ONLY_HERE=2"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("ONLY_HERE=2"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -35,7 +35,10 @@ fn registry_dir_world_writable_bad() {
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
     let err = RegistryDir::open(&open).unwrap_err().to_string();
-    assert!(err.contains("0777") && err.contains("group or others"), "{err}");
+    assert!(
+        err.contains("0777") && err.contains("group or others"),
+        "{err}"
+    );
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o750)).unwrap();
     let err = RegistryDir::open(&open).unwrap_err().to_string();
     assert!(err.contains("0750"), "{err}");
@@ -54,7 +57,11 @@ fn registry_dir_world_writable_bad() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("0777"), "{stderr}");
-    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(&open).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }
 
 #[test]
@@ -72,7 +79,11 @@ fn registry_entry_symlink_ugly() {
     std::os::unix::fs::symlink(&victim, reg.path().join("host.h.json")).unwrap();
     std::os::unix::fs::symlink(&victim, reg.path().join("host.planted.json")).unwrap();
     reg.register(&entry(EntryKind::Host, "h", me)).unwrap();
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), planted, "victim changed");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        planted,
+        "victim changed"
+    );
     assert!(
         !std::fs::symlink_metadata(reg.path().join("host.h.json"))
             .unwrap()
@@ -93,10 +104,8 @@ fn registry_entry_fifo_ugly() {
     // neither hang nor exhaust the reader; they are skipped, then pruned.
     let base = tempfile::tempdir().unwrap();
     let reg = private(base.path());
-    let fifo = std::ffi::CString::new(
-        reg.path().join("daemon.fifo.json").to_str().unwrap(),
-    )
-    .unwrap();
+    let fifo =
+        std::ffi::CString::new(reg.path().join("daemon.fifo.json").to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid C string.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     std::os::unix::fs::symlink("/dev/zero", reg.path().join("daemon.zero.json")).unwrap();

@@ -526,7 +526,10 @@ fn security_env_git_config_ugly() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(marker.exists(), "git ignored core.fsmonitor: the test proves nothing");
+    assert!(
+        marker.exists(),
+        "git ignored core.fsmonitor: the test proves nothing"
+    );
 }
 
 #[test]
@@ -558,10 +561,15 @@ fn security_run_deadline_escaped_writer_ugly() {
     }
     let first = results[0].1.as_ref().expect("the leader exited 0");
     assert_eq!(first.exit, wasmproc_host::Exit::Code(0));
-    assert!(matches!(results[1].1, Err(wasmproc_host::CallError::TimedOut)));
+    assert!(matches!(
+        results[1].1,
+        Err(wasmproc_host::CallError::TimedOut)
+    ));
     assert!(
-        eventually(Duration::from_secs(10), || pids_with_env(MARKER_VAR, &marker)
-            .is_empty()),
+        eventually(Duration::from_secs(10), || pids_with_env(
+            MARKER_VAR, &marker
+        )
+        .is_empty()),
         "escapees left behind"
     );
 }
@@ -656,7 +664,10 @@ fn security_ended_process_holds_no_fd_good() {
     }
     let pipes: Vec<String> = started.iter().map(|s| s.2.clone()).collect();
     let pids: Vec<u32> = started.iter().map(|s| s.1).collect();
-    assert!(!held_resources(&pipes, &pids).is_empty(), "nothing to measure");
+    assert!(
+        !held_resources(&pipes, &pids).is_empty(),
+        "nothing to measure"
+    );
     for (id, _, _) in &started {
         assert!(ctx.wait(id, Some(10_000)).unwrap().is_some());
     }
@@ -717,7 +728,11 @@ fn security_refused_calls_audit_capped_good() {
     assert_eq!(refusals.len(), 100);
     let args = refusals[0]["args"].as_array().unwrap();
     assert!(
-        args.last().unwrap().as_str().unwrap().contains("900000 bytes"),
+        args.last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("900000 bytes"),
         "{args:?}"
     );
 }
@@ -750,7 +765,12 @@ fn security_preadmission_refusals_audited_bad() {
         l.default_stream_buffer_bytes = 1024;
         l.max_stream_buffer_bytes = 4096;
     });
-    let mut ctx = ProcessCtx::new("edge", policy_with(&["cat", "true"], limits), manager, audit);
+    let mut ctx = ProcessCtx::new(
+        "edge",
+        policy_with(&["cat", "true"], limits),
+        manager,
+        audit,
+    );
     let mut big_stdin = command("cat", &[]);
     big_stdin.stdin = Some(vec![b'x'; 8192]);
     let err = ctx.run(big_stdin).unwrap_err();
@@ -770,8 +790,15 @@ fn security_preadmission_refusals_audited_bad() {
     assert!(err.to_string().contains("max_stream_buffer_bytes"), "{err}");
     let mut long = command("true", &[]);
     long.timeout_ms = Some(u64::MAX);
-    assert!(ctx.run(long).unwrap_err().to_string().contains("max_timeout_ms"));
-    let id = ctx.start(command("true", &[]), StartSpec::default()).unwrap();
+    assert!(
+        ctx.run(long)
+            .unwrap_err()
+            .to_string()
+            .contains("max_timeout_ms")
+    );
+    let id = ctx
+        .start(command("true", &[]), StartSpec::default())
+        .unwrap();
     ctx.wait(&id, Some(10_000)).unwrap();
     ctx.remove(&id).unwrap();
     assert_eq!(ctx.remove(&id).unwrap_err().kind(), "not-found");
@@ -820,7 +847,10 @@ fn security_run_stopped_at_shutdown_good() {
     manager.shutdown();
     let took = started.elapsed();
     let results: Vec<_> = calls.into_iter().map(|c| c.join().unwrap()).collect();
-    assert_eq!(results[0].as_ref().unwrap().exit, wasmproc_host::Exit::Code(7));
+    assert_eq!(
+        results[0].as_ref().unwrap().exit,
+        wasmproc_host::Exit::Code(7)
+    );
     assert_eq!(
         results[1].as_ref().unwrap().exit,
         wasmproc_host::Exit::Signal(libc::SIGKILL)
