@@ -6,11 +6,13 @@
 //! exits, whatever is left of its process group is killed.
 //!
 //! The call has one absolute deadline, fixed by the caller when the call
-//! starts; nothing extends it. At the deadline the group is killed, the
-//! pipes are closed and the call returns, even when a process outside the
-//! group (a `setsid` escapee) still holds the pipes and writes to them.
-//! After the leader exits, the pipes are drained for at most [`DRAIN_GRACE`],
-//! counted from the exit and never extended by arriving bytes.
+//! starts; nothing extends it. At the deadline the group is killed; the
+//! pipes are drained until the killed group lets go of them, at most
+//! [`DRAIN_GRACE`] past the deadline, then closed, and the call returns,
+//! even when a process outside the group (a `setsid` escapee) still holds
+//! the pipes and writes to them. After the leader exits, the pipes are
+//! drained for at most [`DRAIN_GRACE`], counted from the exit and never
+//! extended by arriving bytes.
 
 use crate::fdio::{PollSet, ReadOutcome, read_some, set_nonblocking, write_some};
 use crate::os_child::OsChild;
@@ -118,6 +120,9 @@ pub(crate) fn run_to_end(
     let pidfd = child.pidfd();
     let mut timed_out = false;
     let mut exited = false;
+    let mut deadline_passed = false;
+    // The last moment anything waits for, fixed now.
+    let hard_end = deadline.checked_add(DRAIN_GRACE).unwrap_or(deadline);
     // Fixed once, when the leader exits.
     let mut drain_until: Option<Instant> = None;
     // Once shutdown sent SIGTERM: when SIGKILL follows (taken when sent).
@@ -135,10 +140,11 @@ pub(crate) fn run_to_end(
         let stop_slot = shutdown
             .filter(|_| !exited && !stopping)
             .map(|(fd, _)| polls.add(fd.as_raw_fd(), false));
+        let limit = if deadline_passed { hard_end } else { deadline };
         let wake_at = [drain_until, kill_at]
             .into_iter()
             .flatten()
-            .fold(deadline, Instant::min);
+            .fold(limit, Instant::min);
         polls.wait(Some(wake_at))?;
 
         if polls.ready(out_slot) {
@@ -180,9 +186,13 @@ pub(crate) fn run_to_end(
             kill_at = None;
             child.signal_group(libc::SIGKILL)?;
         }
-        if now >= deadline {
+        if !deadline_passed && now >= deadline {
+            deadline_passed = true;
             timed_out = !exited;
+            stdin_fd = None;
             child.signal_group(libc::SIGKILL)?;
+        }
+        if now >= hard_end {
             break;
         }
         if drain_until.is_some_and(|d| now >= d) {
