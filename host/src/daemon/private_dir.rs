@@ -239,22 +239,35 @@ impl PrivateDir {
         Ok(())
     }
 
-    /// Writes `name` atomically: a new temp file, fsync, rename over `name`.
+    /// Writes `name` atomically: a new temp file (`.NAME.PID.tmp`), fsync,
+    /// rename over `name`.
     pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
         let tmp = format!(".{name}.{}.tmp", std::process::id());
-        let mut file = self.create_new(&tmp, mode)?;
+        self.write_atomic_via(name, &tmp, bytes, mode)
+    }
+
+    /// Writes `name` atomically through the temp file `tmp` (a leftover of
+    /// that name is replaced, never followed).
+    pub fn write_atomic_via(
+        &self,
+        name: &str,
+        tmp: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> io::Result<()> {
+        let mut file = self.create_new(tmp, mode)?;
         let written = file.write_all(bytes).and_then(|()| file.sync_all());
         drop(file);
         if let Err(e) = written {
-            let _ = self.remove(&tmp);
+            let _ = self.remove(tmp);
             return Err(e);
         }
-        let (from, to) = (c_name(&tmp)?, c_name(name)?);
+        let (from, to) = (c_name(tmp)?, c_name(name)?);
         let dir = self.fd.as_raw_fd();
         // SAFETY: renameat within our directory fd with valid C strings.
         if unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) } != 0 {
             let err = io::Error::last_os_error();
-            let _ = self.remove(&tmp);
+            let _ = self.remove(tmp);
             return Err(err);
         }
         // SAFETY: fsync on our directory fd.
