@@ -182,7 +182,7 @@ impl ProcessCtx {
             })
         } else {
             Err(CallError::LimitReached(format!(
-                "more than {} calls per second (starts_per_second, start_burst = {}; refused calls count too)",
+                "more than {} starts per second (starts_per_second, start_burst = {}; refused calls count too)",
                 limits.starts_per_second, limits.start_burst
             )))
         };
