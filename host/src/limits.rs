@@ -213,9 +213,11 @@ mod tests {
             let err = limits.validate().unwrap_err();
             assert!(err.contains(field), "{field}: {err}");
         }
-        let mut at_bound = Limits::default();
-        at_bound.max_timeout_ms = MAX_MILLIS;
-        at_bound.kill_grace_ms = MAX_MILLIS;
+        let at_bound = Limits {
+            max_timeout_ms: MAX_MILLIS,
+            kill_grace_ms: MAX_MILLIS,
+            ..Limits::default()
+        };
         assert_eq!(at_bound.validate(), Ok(()));
     }
 

@@ -231,8 +231,12 @@ mod tests {
                 );
             }
             let mut warnings = Vec::new();
-            let exact = VarGrant::parse(&[name.clone()], "program `p` env", &mut warnings)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let exact = VarGrant::parse(
+                std::slice::from_ref(&name),
+                "program `p` env",
+                &mut warnings,
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(warnings.len(), 1, "{name}: {warnings:?}");
             assert!(warnings[0].contains(&name), "{warnings:?}");
             let env = grant(&[])
