@@ -157,7 +157,8 @@ impl AuditEvent {
         self
     }
 
-    /// The event with every field capped at [`MAX_FIELD_BYTES`].
+    /// The event with every field capped at 4 KiB (the argument list as a
+    /// whole too), noting the original length where cut.
     pub fn capped(mut self) -> Self {
         cap_text(&mut self.guest);
         cap_text(&mut self.operation);
