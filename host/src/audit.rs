@@ -1,6 +1,10 @@
 //! Audit: every decision (allowed or denied), start, exit and kill becomes a
 //! structured event, sent through `tracing` (target `wasmproc::audit`) and to
 //! any configured sinks, such as a JSON-lines file.
+//!
+//! Every text field is capped at [`MAX_FIELD_BYTES`] (the argument list as a
+//! whole too), with the original length noted, so a guest cannot grow the
+//! audit trail by sending huge requests.
 
 use crate::managed::Exit;
 use serde::Serialize;
@@ -9,6 +13,54 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The most bytes an audit field keeps (the argument list counts as one
+/// field); the rest is replaced by a note of the original length.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// `text` cut at [`MAX_FIELD_BYTES`] (on a character boundary), with the
+/// original length noted when cut.
+fn cap_text(text: &mut String) {
+    if text.len() <= MAX_FIELD_BYTES {
+        return;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let original = text.len();
+    text.truncate(end);
+    text.push_str(&format!("… ({original} bytes in all)"));
+}
+
+/// The argument list cut so that all arguments together keep at most
+/// [`MAX_FIELD_BYTES`], with a last element noting what was left out.
+fn cap_args(args: &mut Vec<String>) {
+    let total: usize = args.iter().map(String::len).sum();
+    if total <= MAX_FIELD_BYTES {
+        return;
+    }
+    let count = args.len();
+    let mut budget = MAX_FIELD_BYTES;
+    let mut kept = Vec::new();
+    for arg in args.drain(..) {
+        if budget == 0 {
+            break;
+        }
+        let mut arg = arg;
+        if arg.len() > budget {
+            let mut end = budget;
+            while !arg.is_char_boundary(end) {
+                end -= 1;
+            }
+            arg.truncate(end);
+        }
+        budget -= arg.len();
+        kept.push(arg);
+    }
+    kept.push(format!("… ({count} arguments, {total} bytes in all)"));
+    *args = kept;
+}
 
 /// One audit record. Serialized as one JSON object per line.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -115,6 +167,29 @@ impl AuditEvent {
         self.exit = Some(exit.to_string());
         self
     }
+
+    /// The event with every field capped at 4 KiB (the argument list as a
+    /// whole too), noting the original length where cut.
+    pub fn capped(mut self) -> Self {
+        cap_text(&mut self.guest);
+        cap_text(&mut self.operation);
+        for text in [
+            &mut self.program,
+            &mut self.decision,
+            &mut self.reason,
+            &mut self.id,
+            &mut self.exit,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cap_text(text);
+        }
+        if let Some(args) = &mut self.args {
+            cap_args(args);
+        }
+        self
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -181,8 +256,9 @@ impl Audit {
         self
     }
 
-    /// Records an event everywhere.
+    /// Records an event everywhere, with its fields capped.
     pub fn record(&self, event: AuditEvent) {
+        let event = event.capped();
         tracing::info!(
             target: "wasmproc::audit",
             guest = %event.guest,
@@ -198,5 +274,33 @@ impl Audit {
         for sink in &self.sinks {
             sink.record(&event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_fields_capped_ugly() {
+        let huge = "é".repeat(MAX_FIELD_BYTES);
+        let event = AuditEvent::new("g", "run")
+            .program(&huge, &[huge.clone(), "x".into(), huge.clone()])
+            .reason(huge.clone())
+            .capped();
+        let program = event.program.unwrap();
+        assert!(program.len() < MAX_FIELD_BYTES + 64, "{}", program.len());
+        assert!(program.ends_with(&format!("({} bytes in all)", huge.len())));
+        let args = event.args.unwrap();
+        let kept: usize = args[..args.len() - 1].iter().map(String::len).sum();
+        assert!(kept <= MAX_FIELD_BYTES, "{kept}");
+        assert_eq!(
+            args.last().unwrap(),
+            &format!("… (3 arguments, {} bytes in all)", 2 * huge.len() + 1)
+        );
+        assert!(event.reason.unwrap().len() < MAX_FIELD_BYTES + 64);
+        // Small events pass unchanged.
+        let small = AuditEvent::new("g", "run").program("ls", &["-l".into()]);
+        assert_eq!(small.clone().capped(), small);
     }
 }

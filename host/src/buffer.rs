@@ -53,6 +53,11 @@ struct State {
     closed: bool,
 }
 
+/// How far past its capacity a lossless buffer takes the rest of a pipe
+/// once the writers have ended: the largest pipe Linux allows by default
+/// (`/proc/sys/fs/pipe-max-size`).
+pub const TAIL_ROOM: usize = 1 << 20;
+
 /// A bounded buffer of one stream.
 #[derive(Debug)]
 pub struct ByteBuffer {
@@ -119,10 +124,32 @@ impl ByteBuffer {
         taken
     }
 
+    /// Appends what was left in a pipe after its writers ended. In lossless
+    /// mode this may go past the capacity by up to [`TAIL_ROOM`] (the most
+    /// a pipe can hold), so an ended process's output is kept whole without
+    /// the process keeping its pipes; bytes past that are counted dropped.
+    pub fn push_tail(&self, bytes: &[u8]) {
+        if self.mode == Buffering::Ring {
+            self.push(bytes);
+            return;
+        }
+        let mut s = self.lock();
+        if s.closed {
+            return;
+        }
+        let limit = self.capacity + TAIL_ROOM;
+        let taken = bytes.len().min(limit.saturating_sub(s.data.len()));
+        s.data.extend(&bytes[..taken]);
+        s.received += taken as u64;
+        s.dropped += (bytes.len() - taken) as u64;
+        drop(s);
+        self.changed.notify_all();
+    }
+
     /// Pushes, waiting up to `timeout` for room until at least one byte is
     /// taken. Returns how many bytes were taken.
     pub fn push_wait(&self, bytes: &[u8], timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::limits::deadline_after(timeout);
         let mut s = self.lock();
         loop {
             if s.closed || bytes.is_empty() {
@@ -177,7 +204,7 @@ impl ByteBuffer {
     /// nothing is there yet. In lossless mode bytes before `cursor` are
     /// released. `Err` if the cursor is past what was ever received.
     pub fn read(&self, cursor: u64, max: usize, timeout: Duration) -> Result<Chunk, String> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::limits::deadline_after(timeout);
         let mut s = self.lock();
         loop {
             let end = s.start + s.data.len() as u64;

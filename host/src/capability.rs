@@ -110,6 +110,9 @@ pub struct ProcessCtx {
     manager: Arc<ProcessManager>,
     audit: Audit,
     start_rate: StartRate,
+    /// When the guest's `guest_time_ms` runs out (`None`: no limit). No
+    /// blocking call outlives it.
+    guest_deadline: Option<Instant>,
 }
 
 impl ProcessCtx {
@@ -123,13 +126,20 @@ impl ProcessCtx {
     ) -> Self {
         let limits = policy.limits();
         let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
+        let guest = guest.into();
+        let guest_deadline = (limits.guest_time_ms > 0)
+            .then(|| crate::limits::deadline_after(Duration::from_millis(limits.guest_time_ms)));
+        for warning in policy.warnings() {
+            audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
+        }
         Self {
-            guest: guest.into(),
+            guest,
             session: uuid::Uuid::new_v4().to_string(),
             policy,
             manager,
             audit,
             start_rate,
+            guest_deadline,
         }
     }
 
@@ -147,30 +157,46 @@ impl ProcessCtx {
         AuditEvent::new(&self.guest, op)
     }
 
-    /// Checks a command against the policy and quotas, auditing the decision.
-    fn admit(&mut self, op: Operation, cmd: &CommandSpec) -> Result<Approved, CallError> {
+    /// Checks a command: first the rate bucket (every call draws from it,
+    /// refused or not, so refusals are not free), then `precheck` (the
+    /// call's own validation), both gates (the plugin's manifest and the
+    /// policy) and the live-process quota. Every refusal is audited, with
+    /// capped fields and the gate that refused.
+    fn admit(
+        &mut self,
+        op: Operation,
+        cmd: &CommandSpec,
+        precheck: Result<(), CallError>,
+    ) -> Result<Approved, CallError> {
+        let limits = self.policy.limits();
         let request = CommandRequest {
             program: &cmd.program,
             args: &cmd.args,
             env: &cmd.env,
             cwd: cmd.cwd.as_deref(),
         };
-        let (decided, gate) = match crate::manifest::gate::admit(&self.policy, op, request) {
-            Ok(approved) => (Ok(approved), None),
-            Err(refusal) => (Err(refusal.error), refusal.gate),
+        let (decided, gate) = if self.start_rate.try_take() {
+            match precheck {
+                Err(e) => (Err(e), None),
+                Ok(()) => match crate::manifest::gate::admit(&self.policy, op, request) {
+                    Ok(approved) => (Ok(approved), None),
+                    Err(refusal) => (Err(refusal.error), refusal.gate),
+                },
+            }
+        } else {
+            (
+                Err(CallError::LimitReached(format!(
+                    "more than {} starts per second (starts_per_second, start_burst = {}; refused calls count too)",
+                    limits.starts_per_second, limits.start_burst
+                ))),
+                None,
+            )
         };
         let decided = decided.and_then(|approved| {
-            let limits = self.policy.limits();
             if self.manager.registry.live(&self.session) >= limits.max_live_processes as usize {
                 return Err(CallError::LimitReached(format!(
                     "{} processes running (max_live_processes)",
                     limits.max_live_processes
-                )));
-            }
-            if !self.start_rate.try_take() {
-                return Err(CallError::LimitReached(format!(
-                    "more than {} starts per second (starts_per_second, start_burst = {})",
-                    limits.starts_per_second, limits.start_burst
                 )));
             }
             Ok(approved)
@@ -184,6 +210,18 @@ impl ProcessCtx {
             Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
         }
         decided
+    }
+
+    /// Refuses stdin above `max_stream_buffer_bytes`, for `run` and `start`.
+    fn check_stdin(&self, stdin: Option<&Vec<u8>>) -> Result<(), CallError> {
+        let max = self.policy.limits().max_stream_buffer_bytes;
+        let len = stdin.map_or(0, Vec::len) as u64;
+        if len > max {
+            return Err(CallError::Invalid(format!(
+                "{len} bytes of stdin are above max_stream_buffer_bytes = {max}"
+            )));
+        }
+        Ok(())
     }
 
     fn timeout(
@@ -201,20 +239,34 @@ impl ProcessCtx {
         }
     }
 
+    /// The absolute deadline of a blocking call that may take `wanted`,
+    /// fixed now: never past the guest's own time limit.
+    fn call_deadline(&self, wanted: Duration) -> Instant {
+        let deadline = crate::limits::deadline_after(wanted);
+        self.guest_deadline.map_or(deadline, |g| g.min(deadline))
+    }
+
+    /// How long a `wait`, `read` or `write` may block: what the guest asked
+    /// for, at most `max_call_wait_ms` and the guest's remaining time.
     fn call_wait(&self, requested_ms: Option<u64>) -> Duration {
         let max = self.policy.limits().max_call_wait_ms;
-        Duration::from_millis(requested_ms.unwrap_or(max).min(max))
+        let wanted = Duration::from_millis(requested_ms.unwrap_or(max).min(max));
+        self.call_deadline(wanted)
+            .saturating_duration_since(Instant::now())
     }
 
     /// `run`: executes a command to completion and captures its output.
     pub fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
-        let timeout = self
-            .timeout(
-                cmd.timeout_ms,
-                Some(self.policy.limits().default_run_timeout_ms),
-            )?
-            .unwrap_or(Duration::MAX);
-        let approved = self.admit(Operation::Run, &cmd)?;
+        let timeout = self.timeout(
+            cmd.timeout_ms,
+            Some(self.policy.limits().default_run_timeout_ms),
+        );
+        // One deadline for the whole call, fixed before anything else.
+        let deadline = self.call_deadline(timeout.clone().ok().flatten().unwrap_or(Duration::MAX));
+        let precheck = timeout
+            .map(drop)
+            .and_then(|()| self.check_stdin(cmd.stdin.as_ref()));
+        let approved = self.admit(Operation::Run, &cmd, precheck)?;
         let plan = StdioPlan {
             stdin: if cmd.stdin.is_some() {
                 StdioKind::Piped
@@ -224,8 +276,10 @@ impl ProcessCtx {
             stdout: StdioKind::Piped,
             stderr: StdioKind::Piped,
         };
-        let child = self
-            .manager
+        // Shutdown waits for this call and stops its child in order.
+        let manager = Arc::clone(&self.manager);
+        let _running = manager.begin_run();
+        let child = manager
             .spawn(&approved, plan)
             .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let pid = child.pid();
@@ -237,18 +291,24 @@ impl ProcessCtx {
             stdout_dropped,
             stderr_dropped,
             timed_out,
-        } = capture::run_to_end(child, cmd.stdin, cap, timeout)
+        } = capture::run_to_end(child, cmd.stdin, cap, deadline, manager.runs.signal())
             .map_err(|e| CallError::io("run", e))?;
-        let exit = Exit::from_status(status);
         let mut event = self
             .event("exit")
-            .program(&approved.program.to_string_lossy(), &cmd.args)
-            .exit(exit);
+            .program(&approved.program.to_string_lossy(), &cmd.args);
         event.pid = Some(pid);
-        if timed_out {
-            self.audit.record(event.reason("timed out".into()));
-            return Err(CallError::TimedOut);
-        }
+        let exit = match status {
+            Some(status) if !timed_out => Exit::from_status(status),
+            _ => {
+                let event = match status {
+                    Some(status) => event.exit(Exit::from_status(status)),
+                    None => event,
+                };
+                self.audit.record(event.reason("timed out".into()));
+                return Err(CallError::TimedOut);
+            }
+        };
+        let event = event.exit(exit);
         self.audit.record(event);
         Ok(RunOutput {
             exit,
@@ -270,35 +330,32 @@ impl ProcessCtx {
     /// `start`: starts a command in the background; returns its id.
     pub fn start(&mut self, cmd: CommandSpec, spec: StartSpec) -> Result<String, CallError> {
         let limits = self.policy.limits().clone();
-        let deadline = self
-            .timeout(cmd.timeout_ms, None)?
-            .map(|t| Instant::now() + t);
-        let inherits = [spec.stdin, spec.stdout, spec.stderr].contains(&StdioMode::Inherit);
-        if inherits && !self.policy.allows_inherit_stdio() {
-            let err = CallError::Denied(
-                "inheriting the host's stdio is not granted (stdio.allow_inherit)".into(),
-            );
-            self.audit_failure("start", &cmd, &err);
-            return Err(err);
-        }
+        let timeout = self.timeout(cmd.timeout_ms, None);
+        let deadline = timeout
+            .clone()
+            .ok()
+            .flatten()
+            .map(crate::limits::deadline_after);
         let capacity = spec
             .buffer_bytes
             .unwrap_or(limits.default_stream_buffer_bytes);
-        if capacity == 0 || capacity > limits.max_stream_buffer_bytes {
-            return Err(CallError::Invalid(format!(
-                "buffer of {capacity} bytes is outside 1..={} (max_stream_buffer_bytes)",
-                limits.max_stream_buffer_bytes
-            )));
-        }
+        let precheck = timeout.map(drop).and_then(|()| {
+            let inherits = [spec.stdin, spec.stdout, spec.stderr].contains(&StdioMode::Inherit);
+            if inherits && !self.policy.allows_inherit_stdio() {
+                return Err(CallError::Denied(
+                    "inheriting the host's stdio is not granted (stdio.allow_inherit)".into(),
+                ));
+            }
+            if capacity == 0 || capacity > limits.max_stream_buffer_bytes {
+                return Err(CallError::Invalid(format!(
+                    "buffer of {capacity} bytes is outside 1..={} (max_stream_buffer_bytes)",
+                    limits.max_stream_buffer_bytes
+                )));
+            }
+            self.check_stdin(cmd.stdin.as_ref())
+        });
+        let approved = self.admit(Operation::Start, &cmd, precheck)?;
         let initial_stdin = cmd.stdin.clone().unwrap_or_default();
-        if initial_stdin.len() as u64 > limits.max_stream_buffer_bytes {
-            return Err(CallError::Invalid(format!(
-                "{} bytes of stdin are above max_stream_buffer_bytes = {}",
-                initial_stdin.len(),
-                limits.max_stream_buffer_bytes
-            )));
-        }
-        let approved = self.admit(Operation::Start, &cmd)?;
         let stdin_piped = spec.stdin == StdioMode::Piped || !initial_stdin.is_empty();
         let piped_outputs = [spec.stdout, spec.stderr]
             .iter()
@@ -397,8 +454,10 @@ impl ProcessCtx {
 
     /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped.
     pub fn kill(&mut self, id: &str) -> Result<(), CallError> {
+        let grace = self.policy.limits().kill_grace();
+        let deadline = self.call_deadline(grace + managed::KILL_WAIT);
         let result = self.find(id).and_then(|p| {
-            p.stop(self.policy.limits().kill_grace())
+            p.stop_by(grace, deadline)
                 .map(|_| ())
                 .map_err(|e| CallError::io("kill", e))
         });
@@ -457,9 +516,10 @@ impl ProcessCtx {
         self.find(id)?.close_stdin().map_err(CallError::Invalid)
     }
 
-    /// `remove`: forgets an ended process's record.
+    /// `remove`: forgets an ended process's record (audited).
     pub fn remove(&self, id: &str) -> Result<(), CallError> {
-        self.manager.registry.remove(&self.session, id)
+        let result = self.manager.registry.remove(&self.session, id);
+        self.audited("remove", id, result)
     }
 }
 

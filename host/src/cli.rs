@@ -129,7 +129,8 @@ pub struct RunArgs {
     /// `--allow-args git 'log --oneline **'`.
     #[arg(long = "allow-args", num_args = 2, value_names = ["PROGRAM", "PATTERN"])]
     pub allow_args: Vec<String>,
-    /// Let the guest set this environment variable (`NAME` or `PREFIX*`).
+    /// Let the guest set this environment variable (`NAME` or `PREFIX*`) for
+    /// every program, or for one granted program as `PROGRAM:NAME`.
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
     /// Pass this host environment variable through to every child.

@@ -1,7 +1,22 @@
 //! Per-guest limits: every cost a guest can trigger has a cap.
 
 use serde::Deserialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The largest time limit, in ms, any field may hold: ten years. Larger
+/// values would overflow the host's clock arithmetic.
+pub const MAX_MILLIS: u64 = 10 * 365 * 24 * 3_600_000;
+/// The largest size limit, in bytes, any field may hold: 1 TiB. Larger
+/// values would overflow the host's size arithmetic.
+pub const MAX_BYTES: u64 = 1 << 40;
+
+/// The instant `after` from now, saturating at [`MAX_MILLIS`] ahead instead
+/// of overflowing.
+pub(crate) fn deadline_after(after: Duration) -> Instant {
+    let now = Instant::now();
+    let capped = after.min(Duration::from_millis(MAX_MILLIS));
+    now.checked_add(capped).unwrap_or(now)
+}
 
 /// Caps on what one guest may make the host do. Each field documents its
 /// default; a policy file's `[limits]` table overrides any of them.
@@ -115,6 +130,33 @@ impl Limits {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be greater than 0"));
         }
+        let millis = [
+            ("default_run_timeout_ms", self.default_run_timeout_ms),
+            ("max_timeout_ms", self.max_timeout_ms),
+            ("max_call_wait_ms", self.max_call_wait_ms),
+            ("kill_grace_ms", self.kill_grace_ms),
+            ("guest_time_ms", self.guest_time_ms),
+        ];
+        if let Some((name, v)) = millis.iter().find(|(_, v)| *v > MAX_MILLIS) {
+            return Err(format!(
+                "`{name} = {v}` is above {MAX_MILLIS} ms (ten years)"
+            ));
+        }
+        let bytes = [
+            ("max_capture_bytes", self.max_capture_bytes),
+            (
+                "default_stream_buffer_bytes",
+                self.default_stream_buffer_bytes,
+            ),
+            ("max_stream_buffer_bytes", self.max_stream_buffer_bytes),
+            ("max_buffered_bytes", self.max_buffered_bytes),
+            ("max_args_bytes", self.max_args_bytes),
+            ("max_env_bytes", self.max_env_bytes),
+            ("guest_memory_bytes", self.guest_memory_bytes),
+        ];
+        if let Some((name, v)) = bytes.iter().find(|(_, v)| *v > MAX_BYTES) {
+            return Err(format!("`{name} = {v}` is above {MAX_BYTES} bytes (1 TiB)"));
+        }
         if self.default_run_timeout_ms > self.max_timeout_ms {
             return Err(format!(
                 "`default_run_timeout_ms = {}` is above `max_timeout_ms = {}`",
@@ -134,5 +176,56 @@ impl Limits {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_near_u64_max_refused_bad() {
+        // Each time and size field, set to u64::MAX, is refused by name.
+        type Set = fn(&mut Limits);
+        let cases: [(&str, Set); 12] = [
+            ("default_run_timeout_ms", |l| {
+                l.default_run_timeout_ms = u64::MAX
+            }),
+            ("max_timeout_ms", |l| l.max_timeout_ms = u64::MAX),
+            ("max_call_wait_ms", |l| l.max_call_wait_ms = u64::MAX),
+            ("kill_grace_ms", |l| l.kill_grace_ms = u64::MAX),
+            ("guest_time_ms", |l| l.guest_time_ms = u64::MAX),
+            ("max_capture_bytes", |l| l.max_capture_bytes = u64::MAX),
+            ("max_stream_buffer_bytes", |l| {
+                l.max_stream_buffer_bytes = u64::MAX
+            }),
+            ("max_buffered_bytes", |l| l.max_buffered_bytes = u64::MAX),
+            ("max_args_bytes", |l| l.max_args_bytes = u64::MAX),
+            ("max_env_bytes", |l| l.max_env_bytes = u64::MAX),
+            ("guest_memory_bytes", |l| l.guest_memory_bytes = u64::MAX),
+            ("max_timeout_ms", |l| {
+                l.max_timeout_ms = MAX_MILLIS + 1;
+            }),
+        ];
+        for (field, set) in cases {
+            let mut limits = Limits::default();
+            set(&mut limits);
+            let err = limits.validate().unwrap_err();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        let at_bound = Limits {
+            max_timeout_ms: MAX_MILLIS,
+            kill_grace_ms: MAX_MILLIS,
+            ..Limits::default()
+        };
+        assert_eq!(at_bound.validate(), Ok(()));
+    }
+
+    #[test]
+    fn limits_deadline_after_saturates_ugly() {
+        // No overflow panic, whatever the duration.
+        let far = deadline_after(Duration::MAX);
+        assert!(far > Instant::now());
+        assert!(deadline_after(Duration::ZERO) <= Instant::now());
     }
 }

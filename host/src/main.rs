@@ -56,7 +56,10 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
         builder = builder.allow_program_args(program, &patterns);
     }
     for name in &args.allow_env {
-        builder = builder.allow_env(name);
+        builder = match name.split_once(':') {
+            Some((program, variable)) => builder.allow_env_for(program, variable),
+            None => builder.allow_env(name),
+        };
     }
     for name in &args.pass_env {
         builder = builder.pass_env(name);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 /// monitor stops waiting for end-of-file.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// How long `stop` waits for the kernel after SIGKILL.
-const KILL_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// Where a managed process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,9 @@ impl ManagedProcess {
         });
         let monitored = Arc::clone(&this);
         std::thread::Builder::new()
-            .name(format!("wasmproc-monitor-{}", this.facts.pid))
+            // `pmon-PID` fits the kernel's 15-byte thread name, so tools
+            // (and tests) can tell which process a monitor belongs to.
+            .name(format!("pmon-{}", this.facts.pid))
             .spawn(move || monitored.monitor(io, pidfd))?;
         Ok(this)
     }
@@ -226,7 +228,7 @@ impl ManagedProcess {
 
     /// Waits up to `timeout` for the process to end.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Exit> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::limits::deadline_after(timeout);
         let mut life = self.life();
         loop {
             if life.exit.is_some() {
@@ -247,14 +249,23 @@ impl ManagedProcess {
     /// Stops the process: SIGTERM to the group, SIGKILL after `grace`, and
     /// returns once it has been reaped.
     pub fn stop(&self, grace: Duration) -> io::Result<Exit> {
+        let deadline = crate::limits::deadline_after(grace + KILL_WAIT);
+        self.stop_by(grace, deadline)
+    }
+
+    /// Like [`stop`](Self::stop), but returns by `deadline` whatever
+    /// happens: the grace period is cut short, SIGKILL sent, and an error
+    /// returned if the process has not ended by then.
+    pub(crate) fn stop_by(&self, grace: Duration, deadline: Instant) -> io::Result<Exit> {
         self.signal(libc::SIGTERM)?;
-        if let Some(exit) = self.wait_timeout(grace) {
+        let left = |d: Instant| d.saturating_duration_since(Instant::now());
+        if let Some(exit) = self.wait_timeout(grace.min(left(deadline))) {
             return Ok(exit);
         }
         self.signal(libc::SIGKILL)?;
-        self.wait_timeout(KILL_WAIT).ok_or_else(|| {
+        self.wait_timeout(left(deadline)).ok_or_else(|| {
             io::Error::other(format!(
-                "process {} did not end after SIGKILL",
+                "process {} had not ended by the call's deadline (SIGKILL sent)",
                 self.facts.pid
             ))
         })
@@ -370,7 +381,8 @@ impl ManagedProcess {
         let mut pending_at = 0usize;
         let mut polls = PollSet::default();
         let mut reaped = false;
-        let mut quiet_since: Option<Instant> = None;
+        // Fixed once, when the leader is reaped; never extended.
+        let mut drain_until: Option<Instant> = None;
         loop {
             if self.discard.load(Ordering::SeqCst) {
                 if !reaped {
@@ -394,7 +406,10 @@ impl ManagedProcess {
             polls.clear();
             let wake_slot = Some(polls.add(waker, false));
             let exit_slot = (!reaped).then(|| polls.add(pidfd.as_raw_fd(), false));
-            let room = |b: &Option<Arc<ByteBuffer>>| b.as_ref().is_some_and(|b| b.room() > 0);
+            // Once the group is gone, what is left in the pipes is read even
+            // into a full buffer, so the record can let go of every fd.
+            let room =
+                |b: &Option<Arc<ByteBuffer>>| reaped || b.as_ref().is_some_and(|b| b.room() > 0);
             let out_slot = io
                 .stdout
                 .as_ref()
@@ -410,13 +425,7 @@ impl ManagedProcess {
                 .as_ref()
                 .filter(|_| pending_at < pending.len())
                 .map(|fd| polls.add(fd.as_raw_fd(), true));
-            let wake_at = match (reaped, io.deadline) {
-                (false, deadline) => deadline,
-                (true, _) if out_slot.is_some() || err_slot.is_some() => {
-                    Some(*quiet_since.get_or_insert_with(Instant::now) + DRAIN_GRACE)
-                }
-                (true, _) => None,
-            };
+            let wake_at = if reaped { drain_until } else { io.deadline };
             if let Err(e) = polls.wait(wake_at) {
                 tracing::error!(error = %e, "monitor poll failed");
                 std::thread::sleep(Duration::from_millis(10));
@@ -425,18 +434,19 @@ impl ManagedProcess {
                 let mut counter = [0u8; 8];
                 let _ = read_some(waker, &mut counter);
             }
-            let mut progressed = false;
-            progressed |= drain_into(
+            drain_into(
                 &mut io.stdout,
                 polls.ready(out_slot),
                 self.stdout.as_deref(),
                 &mut scratch,
+                reaped,
             );
-            progressed |= drain_into(
+            drain_into(
                 &mut io.stderr,
                 polls.ready(err_slot),
                 self.stderr.as_deref(),
                 &mut scratch,
+                reaped,
             );
             if polls.ready(in_slot)
                 && let Some(fd) = &io.stdin
@@ -455,6 +465,7 @@ impl ManagedProcess {
             if polls.ready(exit_slot) {
                 self.reap_now();
                 reaped = true;
+                drain_until = Some(Instant::now() + DRAIN_GRACE);
                 io.stdin = None;
                 if let Some(b) = &self.stdin {
                     b.close();
@@ -465,12 +476,10 @@ impl ManagedProcess {
                 let _ = self.signal(libc::SIGKILL);
             }
             if reaped {
-                if progressed {
-                    quiet_since = None;
-                } else if quiet_since.is_some_and(|q| q.elapsed() >= DRAIN_GRACE) {
+                if drain_until.is_some_and(|d| Instant::now() >= d) {
                     // Whoever still holds the pipes is outside the group.
-                    io.stdout = io.stdout.take().filter(|_| !room(&self.stdout));
-                    io.stderr = io.stderr.take().filter(|_| !room(&self.stderr));
+                    io.stdout = None;
+                    io.stderr = None;
                 }
                 if io.stdout.is_none() && io.stderr.is_none() {
                     break;
@@ -504,39 +513,45 @@ impl Drop for ManagedProcess {
     }
 }
 
-/// Moves what a ready pipe holds into its buffer; returns whether any byte
-/// moved or the pipe ended.
+/// Moves what a ready pipe holds into its buffer. After the group has
+/// ended (`tail`), the rest of the pipe goes in even past the buffer's
+/// capacity (see [`ByteBuffer::push_tail`]).
 fn drain_into(
     fd: &mut Option<OwnedFd>,
     ready: bool,
     buffer: Option<&ByteBuffer>,
     scratch: &mut [u8],
-) -> bool {
+    tail: bool,
+) {
     let (Some(raw), Some(buffer)) = (fd.as_ref().map(|f| f.as_raw_fd()), buffer) else {
-        return false;
+        return;
     };
     if !ready {
-        return false;
+        return;
     }
-    let want = buffer.room().min(scratch.len());
+    let want = if tail {
+        scratch.len()
+    } else {
+        buffer.room().min(scratch.len())
+    };
     if want == 0 {
-        return false;
+        return;
     }
     match read_some(raw, &mut scratch[..want]) {
+        Ok(ReadOutcome::Data(n)) if tail => buffer.push_tail(&scratch[..n]),
         Ok(ReadOutcome::Data(n)) => {
             buffer.push(&scratch[..n]);
-            true
         }
-        Ok(ReadOutcome::WouldBlock) => false,
+        Ok(ReadOutcome::WouldBlock) => {}
         Ok(ReadOutcome::Eof) | Err(_) => {
             *fd = None;
             buffer.close();
-            true
         }
     }
 }
 
-fn eventfd() -> io::Result<OwnedFd> {
+/// A new non-blocking, close-on-exec eventfd.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes integer arguments and returns a new fd or -1.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     if fd < 0 {

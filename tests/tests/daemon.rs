@@ -701,7 +701,7 @@ fn daemon_registry_ugly() {
     // daemon still runs is stopped by identity; its PID is never trusted
     // alone.
     let dir = tempfile::tempdir().expect("dir");
-    let reg = RegistryDir::open(dir.path()).expect("registry");
+    let reg = RegistryDir::open(&dir.path().join("registry")).expect("registry");
     let mut leftover = Command::new("sleep")
         .arg("60")
         .process_group(0)

@@ -131,6 +131,21 @@ pub fn signal_number(name: &str) -> Result<i32, String> {
     })
 }
 
+/// Refuses times above [`MAX_MILLIS`](crate::limits::MAX_MILLIS), which
+/// would overflow clock arithmetic; the error names the field.
+fn check_millis(at: &str, fields: &[(&str, u64)]) -> Result<(), String> {
+    match fields
+        .iter()
+        .find(|(_, ms)| *ms > crate::limits::MAX_MILLIS)
+    {
+        Some((name, ms)) => Err(format!(
+            "{at}: {name} = {ms} is above {} ms (ten years)",
+            crate::limits::MAX_MILLIS
+        )),
+        None => Ok(()),
+    }
+}
+
 /// One `[[plugin]]` table: a command component `serve` runs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +327,10 @@ impl HostConfig {
                 spec.serve.name
             ));
         }
+        check_millis(
+            "[serve]",
+            &[("shutdown_grace_ms", spec.serve.shutdown_grace_ms)],
+        )?;
         let mut serve = spec.serve;
         serve.pid_file = serve.pid_file.as_deref().map(abs);
         serve.audit = serve.audit.as_deref().map(abs);
@@ -335,6 +354,16 @@ impl HostConfig {
             }
             d.pid_file = d.pid_file.as_deref().map(abs);
             d.backoff.validate().map_err(|e| format!("{at}: {e}"))?;
+            check_millis(
+                &at,
+                &[
+                    ("stop_grace_ms", d.stop_grace_ms),
+                    ("backoff.initial_ms", d.backoff.initial_ms),
+                    ("backoff.max_ms", d.backoff.max_ms),
+                    ("backoff.reset_after_ms", d.backoff.reset_after_ms),
+                    ("start_limit.interval_ms", d.start_limit.interval_ms),
+                ],
+            )?;
             d.stop_signal_number().map_err(|e| format!("{at}: {e}"))?;
             if d.output_buffer_bytes == 0 || d.output_buffer_bytes > MAX_OUTPUT_BUFFER {
                 return Err(format!(
@@ -442,6 +471,20 @@ mod tests {
                 "twice",
             ),
             (GOOD.replace("[serve]", "[serve]\nbogus = 1"), "bogus"),
+            (
+                GOOD.replace(
+                    "[serve]",
+                    "[serve]\nshutdown_grace_ms = 18446744073709551615",
+                ),
+                "shutdown_grace_ms",
+            ),
+            (
+                GOOD.replace(
+                    "initial_ms = 10",
+                    "initial_ms = 10\nmax_ms = 18446744073709551615",
+                ),
+                "backoff.max_ms",
+            ),
         ];
         for (text, needle) in cases {
             let err = HostConfig::parse(&text, Path::new("/")).expect_err(needle);

@@ -131,14 +131,14 @@ pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> i32 {
 
 /// Opens the registry for a `wasmproc daemon` command, saying why on failure.
 fn open_registry(registry: &Path) -> Option<RegistryDir> {
-    let reg = RegistryDir::open(registry);
-    if reg.is_err() {
-        eprintln!(
-            "wasmproc: error: cannot open the registry {}",
-            registry.display()
-        );
-    }
-    reg.ok()
+    RegistryDir::open(registry)
+        .inspect_err(|e| {
+            eprintln!(
+                "wasmproc: error: cannot open the registry {}: {e}",
+                registry.display()
+            )
+        })
+        .ok()
 }
 
 /// `wasmproc daemon status NAME`: the live status from the host that runs

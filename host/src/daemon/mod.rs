@@ -7,6 +7,8 @@
 //! - [`identity`]: PID plus start time plus boot id, so a reused PID is
 //!   never mistaken for the process that was recorded;
 //! - [`pidfile`]: atomic, locked PID files;
+//! - [`private_dir`]: directories only this user can write, and the
+//!   checked reads and writes of files in them;
 //! - [`registry_dir`]: one JSON entry per running host and daemon;
 //! - [`supervisor`]: runs, probes, stops and restarts the daemons;
 //! - [`control`]: the host's control socket and the `wasmproc daemon`
@@ -21,6 +23,7 @@ pub mod control;
 mod guest;
 pub mod identity;
 pub mod pidfile;
+pub mod private_dir;
 pub mod probe;
 pub mod registry_dir;
 pub mod supervisor;

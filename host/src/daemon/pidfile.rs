@@ -12,16 +12,25 @@
 //! old content or the new, never half of it, and a crash mid-write leaves at
 //! most a temp file that the next owner overwrites.
 //!
+//! The directory must be writable by no one but this user (or root), and
+//! not a symlink; the PID file, its lock and its temp file are reached
+//! through the directory's fd without following links, and read only when
+//! they are regular files of this user below a size bound
+//! ([`PrivateDir`]).
+//!
 //! On acquiring, whatever the file held is classified ([`Existing`]) and
 //! replaced; a file that is empty, corrupt, stale or names a reused PID
 //! never causes a signal.
 
 use super::identity::{Liveness, ProcessIdentity, boot_id};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use super::private_dir::{PrivateDir, Trust};
+use std::fs::File;
+use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// The largest PID file read: far more than three lines need.
+const MAX_PID_FILE_BYTES: u64 = 4096;
 
 /// What a PID file held before it was acquired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +74,8 @@ pub enum PidFileError {
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
+    dir: PrivateDir,
+    name: String,
     lock: File,
     previous: Existing,
 }
@@ -76,33 +87,37 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PidFileError + '_ {
     }
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
+/// The directory and file name of a PID file path.
+fn split(path: &Path) -> io::Result<(&Path, String)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no UTF-8 file name"))?;
+    Ok((dir, name.to_string()))
 }
 
 impl PidFile {
     /// Takes the lock of `path` without blocking, then classifies what the
-    /// file held. Fails with [`PidFileError::Held`] if another owner holds it.
+    /// file held. Fails with [`PidFileError::Held`] if another owner holds it,
+    /// and with an I/O error if the directory or the lock file cannot be
+    /// trusted (see the module docs).
     pub fn acquire(path: &Path) -> Result<Self, PidFileError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-        let lock_path = sibling(path, ".lock");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+        let (dir_path, name) = split(path).map_err(io_err(path))?;
+        let dir =
+            PrivateDir::open_with(dir_path, Trust::NoForeignWrite).map_err(io_err(dir_path))?;
+        let lock_name = format!("{name}.lock");
+        let lock = dir
+            .open_or_create(&lock_name, 0o644)
+            .map_err(io_err(&dir_path.join(&lock_name)))?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let holder = match inspect(path) {
+                let holder = match classify(&dir, &name) {
                     Existing::Live(id) => Some(id.pid),
                     _ => None,
                 };
@@ -111,12 +126,15 @@ impl PidFile {
                     holder,
                 });
             }
-            return Err(io_err(&lock_path)(err));
+            return Err(io_err(&dir_path.join(&lock_name))(err));
         }
+        let previous = classify(&dir, &name);
         Ok(Self {
             path: path.to_path_buf(),
+            dir,
+            name,
             lock,
-            previous: inspect(path),
+            previous,
         })
     }
 
@@ -133,30 +151,16 @@ impl PidFile {
     /// Records `id` atomically: temp file, fsync, rename, fsync of the
     /// directory.
     pub fn write(&self, id: &ProcessIdentity) -> Result<(), PidFileError> {
-        let tmp = sibling(&self.path, ".tmp");
         let text = format!("{}\n{}\n{}\n", id.pid, id.start_time, id.boot_id);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        file.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let tmp = format!("{}.tmp", self.name);
+        self.dir
+            .write_atomic_via(&self.name, &tmp, text.as_bytes(), 0o644)
+            .map_err(io_err(&self.path))
     }
 
     /// Removes the PID file (keeping the lock until the end of the call).
     pub fn clear(&self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.dir.remove(&self.name);
     }
 
     /// Removes the PID file, then releases the lock.
@@ -166,9 +170,22 @@ impl PidFile {
     }
 }
 
-/// Reads and classifies a PID file without taking its lock.
+/// Reads and classifies a PID file without taking its lock. A file in a
+/// directory others can write to, a symlink, a FIFO or an oversized file is
+/// `Corrupt`, never followed or read.
 pub fn inspect(path: &Path) -> Existing {
-    let text = match std::fs::read(path) {
+    let opened = split(path).and_then(|(dir, name)| {
+        PrivateDir::open_existing(dir, Trust::NoForeignWrite).map(|d| (d, name))
+    });
+    match opened {
+        Ok((dir, name)) => classify(&dir, &name),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Existing::Missing,
+        Err(e) => Existing::Corrupt(format!("unreadable: {e}")),
+    }
+}
+
+fn classify(dir: &PrivateDir, name: &str) -> Existing {
+    let text = match dir.read(name, MAX_PID_FILE_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Existing::Missing,
         Err(e) => return Existing::Corrupt(format!("unreadable: {e}")),

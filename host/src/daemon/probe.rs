@@ -122,6 +122,18 @@ impl ProbeSpec {
         if self.period_ms == 0 || self.timeout_ms == 0 {
             return Err("`period_ms` and `timeout_ms` must be above 0".into());
         }
+        for (field, ms) in [
+            ("period_ms", self.period_ms),
+            ("timeout_ms", self.timeout_ms),
+            ("initial_delay_ms", self.initial_delay_ms),
+        ] {
+            if ms > crate::limits::MAX_MILLIS {
+                return Err(format!(
+                    "`{field} = {ms}` is above {} (ten years)",
+                    crate::limits::MAX_MILLIS
+                ));
+            }
+        }
         if self.failure_threshold == 0 || self.success_threshold == 0 {
             return Err("`failure_threshold` and `success_threshold` must be at least 1".into());
         }
@@ -151,7 +163,9 @@ impl Probe {
     pub(crate) fn run(&self, manager: &ProcessManager) -> Result<(), String> {
         match &self.kind {
             ProbeKind::Exec(cmd) => run_exec(cmd, manager, self.timeout),
-            ProbeKind::Tcp(addr) => connect(addr, Instant::now() + self.timeout).map(drop),
+            ProbeKind::Tcp(addr) => {
+                connect(addr, crate::limits::deadline_after(self.timeout)).map(drop)
+            }
             ProbeKind::Http { authority, path } => http_get(authority, path, self.timeout),
         }
     }
@@ -166,17 +180,22 @@ fn run_exec(cmd: &Approved, manager: &ProcessManager, timeout: Duration) -> Resu
         stdout: StdioKind::Piped,
         stderr: StdioKind::Piped,
     };
+    // One deadline for the whole probe, spawn included, fixed now.
+    let deadline = crate::limits::deadline_after(timeout);
     let child = manager.spawn(cmd, plan).map_err(|e| e.to_string())?;
-    // Kills the group at the timeout and reaps the leader either way.
-    let got =
-        capture::run_to_end(child, None, EXEC_OUTPUT_CAP, timeout).map_err(|e| e.to_string())?;
-    if got.timed_out {
-        return Err(format!(
-            "timed out after {} ms (killed)",
-            timeout.as_millis()
-        ));
-    }
-    if got.status.success() {
+    // Kills the group at the deadline and closes the pipes either way.
+    let got = capture::run_to_end(child, None, EXEC_OUTPUT_CAP, deadline, None)
+        .map_err(|e| e.to_string())?;
+    let status = match got.status {
+        Some(status) if !got.timed_out => status,
+        _ => {
+            return Err(format!(
+                "timed out after {} ms (killed)",
+                timeout.as_millis()
+            ));
+        }
+    };
+    if status.success() {
         return Ok(());
     }
     let said = String::from_utf8_lossy(if got.stderr.is_empty() {
@@ -185,7 +204,7 @@ fn run_exec(cmd: &Approved, manager: &ProcessManager, timeout: Duration) -> Resu
         &got.stderr
     });
     let said = said.trim();
-    let exit = crate::managed::Exit::from_status(got.status);
+    let exit = crate::managed::Exit::from_status(status);
     Err(if said.is_empty() {
         format!("{exit}")
     } else {
@@ -213,7 +232,7 @@ fn connect(authority: &str, deadline: Instant) -> Result<TcpStream, String> {
 }
 
 fn http_get(authority: &str, path: &str, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::limits::deadline_after(timeout);
     let mut stream = connect(authority, deadline)?;
     let left = |what: &str| {
         let l = deadline.saturating_duration_since(Instant::now());

@@ -1,20 +1,30 @@
 //! The on-disk registry: one JSON file per running host and per running
-//! daemon in a directory (mode 0700), so `wasmproc daemon list` and other
-//! tools can find them without asking anyone.
+//! daemon in a private directory, so `wasmproc daemon list` and other tools
+//! can find them without asking anyone.
 //!
-//! Entries are written atomically (temp file, fsync, rename) and trusted
-//! only by identity (PID, start time, boot id): an entry whose process is
-//! gone, or whose PID now belongs to someone else, is dead and is pruned.
-//! A daemon entry whose owning host is dead but whose process still runs is
-//! a leftover of a crashed host; [`RegistryDir::clean_leftovers`] stops it by
-//! identity and removes the entry.
+//! The directory must be this user's alone ([`PrivateDir`]): owned by the
+//! user, no group or other bits, not a symlink; otherwise it is refused.
+//! Entries are written atomically (a new `O_EXCL | O_NOFOLLOW` temp file,
+//! fsync, rename) through the directory's fd, and read only when the opened
+//! fd is a regular file of this user below [`MAX_ENTRY_BYTES`].
+//!
+//! Entries are trusted only by identity (PID, start time, boot id): an entry
+//! whose process is gone, or whose PID now belongs to someone else, is dead
+//! and is pruned. A daemon entry whose owning host is dead but whose process
+//! still runs is a leftover of a crashed host; [`RegistryDir::clean_leftovers`]
+//! stops it only if it can be proven to be that host's daemon (see
+//! [`leftover_proof`]) and removes the entry either way.
 
 use super::identity::{Liveness, ProcessIdentity, stop_verified};
+use super::private_dir::PrivateDir;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The largest entry file the registry reads.
+pub const MAX_ENTRY_BYTES: u64 = 64 << 10;
 
 /// What an entry describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +62,7 @@ pub struct RegistryEntry {
 /// A registry directory.
 #[derive(Debug, Clone)]
 pub struct RegistryDir {
-    dir: PathBuf,
+    dir: PrivateDir,
 }
 
 /// What [`RegistryDir::clean_leftovers`] did.
@@ -62,81 +72,78 @@ pub struct Cleanup {
     pub pruned: Vec<String>,
     /// Leftover daemons of crashed hosts that were stopped.
     pub stopped: Vec<String>,
+    /// Leftover entries that were removed without a signal, and why.
+    pub refused: Vec<String>,
 }
 
 impl RegistryDir {
-    /// Opens (creating it, mode 0700) a registry directory.
+    /// Opens (creating it, mode 0700) a registry directory. A directory
+    /// that is a symlink, belongs to another user, or is open to group or
+    /// others is refused with an error that says which.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            dir: PrivateDir::open(dir)?,
         })
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
-    fn file(&self, kind: EntryKind, name: &str) -> PathBuf {
+    fn file(kind: EntryKind, name: &str) -> String {
         let prefix = match kind {
             EntryKind::Host => "host",
             EntryKind::Daemon => "daemon",
         };
-        self.dir.join(format!("{prefix}.{name}.json"))
+        format!("{prefix}.{name}.json")
     }
 
     /// Writes (or replaces) an entry atomically.
     pub fn register(&self, entry: &RegistryEntry) -> io::Result<()> {
-        let path = self.file(entry.kind, &entry.name);
-        let tmp = self.dir.join(format!(
-            ".{}.{}.tmp",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(entry).map_err(io::Error::other)?)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &path)
+        let bytes = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
+        self.dir
+            .write_atomic(&Self::file(entry.kind, &entry.name), &bytes, 0o600)
     }
 
     /// Removes an entry, but only if it still describes `process` (another
     /// host may have replaced it).
     pub fn unregister(&self, kind: EntryKind, name: &str, process: &ProcessIdentity) {
-        let path = self.file(kind, name);
-        if read(&path).is_some_and(|e| &e.process == process) {
-            let _ = std::fs::remove_file(path);
+        let file = Self::file(kind, name);
+        if self.read(&file).is_some_and(|e| &e.process == process) {
+            let _ = self.dir.remove(&file);
         }
     }
 
     /// Reads one entry.
     pub fn get(&self, kind: EntryKind, name: &str) -> Option<RegistryEntry> {
-        read(&self.file(kind, name))
+        self.read(&Self::file(kind, name))
     }
 
-    /// Every readable entry, sorted by kind and name. Unreadable files and
-    /// temp files are skipped.
+    fn read(&self, file: &str) -> Option<RegistryEntry> {
+        match self.dir.read(file, MAX_ENTRY_BYTES) {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping a registry entry");
+                None
+            }
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.dir.names().unwrap_or_default()
+    }
+
+    /// Every readable entry, sorted by kind and name. Unreadable files,
+    /// files that are not this user's regular files, and temp files are
+    /// skipped.
     pub fn entries(&self) -> Vec<RegistryEntry> {
-        let Ok(dir) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut entries: Vec<RegistryEntry> = dir
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                !n.starts_with('.') && n.ends_with(".json")
-            })
-            .filter_map(|e| read(&e.path()))
+        let mut entries: Vec<RegistryEntry> = self
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with('.') && n.ends_with(".json"))
+            .filter_map(|n| self.read(&n))
             .collect();
         entries.sort_by(|a, b| (a.kind as u8, &a.name).cmp(&(b.kind as u8, &b.name)));
         entries
@@ -147,26 +154,22 @@ impl RegistryDir {
     /// live entries.
     pub fn prune(&self) -> (Vec<RegistryEntry>, Vec<String>) {
         let mut pruned = Vec::new();
-        if let Ok(dir) = std::fs::read_dir(&self.dir) {
-            for e in dir.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let path = e.path();
-                if name.starts_with('.') && name.ends_with(".tmp") {
-                    // A crash mid-write; its writer is gone if it is not us.
-                    let _ = std::fs::remove_file(&path);
-                    continue;
-                }
-                if !name.ends_with(".json") {
-                    continue;
-                }
-                let dead = match read(&path) {
-                    None => true,
-                    Some(entry) => entry.process.liveness() != Liveness::Alive,
-                };
-                if dead {
-                    let _ = std::fs::remove_file(&path);
-                    pruned.push(name);
-                }
+        for name in self.names() {
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                // A crash mid-write; its writer is gone if it is not us.
+                let _ = self.dir.remove(&name);
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let dead = match self.read(&name) {
+                None => true,
+                Some(entry) => entry.process.liveness() != Liveness::Alive,
+            };
+            if dead {
+                let _ = self.dir.remove(&name);
+                pruned.push(name);
             }
         }
         (self.entries(), pruned)
@@ -174,34 +177,70 @@ impl RegistryDir {
 
     /// Prunes dead entries, then stops every daemon whose owning host is
     /// dead (a leftover of a crashed host), by identity, and removes its
-    /// entry. A leftover is never adopted: the host that started it is the
-    /// only one that could collect its exit status and output.
+    /// entry. A signal is sent only with a [`leftover_proof`]; an entry
+    /// without one is removed and reported in `refused`. A leftover is
+    /// never adopted: the host that started it is the only one that could
+    /// collect its exit status and output.
     pub fn clean_leftovers(&self, grace: Duration) -> Cleanup {
         let (live, pruned) = self.prune();
         let mut stopped = Vec::new();
+        let mut refused = Vec::new();
         for entry in live {
             if entry.kind != EntryKind::Daemon || entry.host.liveness() == Liveness::Alive {
                 continue;
             }
-            match stop_verified(&entry.process, libc::SIGTERM, grace) {
-                Ok(true) => stopped.push(entry.name.clone()),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, daemon = %entry.name, "cannot stop a leftover daemon")
+            match leftover_proof(&entry) {
+                Err(why) => {
+                    tracing::warn!(daemon = %entry.name, reason = %why, "not signalling a leftover entry");
+                    refused.push(format!("{}: {why}", entry.name));
                 }
+                Ok(()) => match stop_verified(&entry.process, libc::SIGTERM, grace) {
+                    Ok(true) => stopped.push(entry.name.clone()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, daemon = %entry.name, "cannot stop a leftover daemon")
+                    }
+                },
             }
-            let _ = std::fs::remove_file(self.file(entry.kind, &entry.name));
+            let _ = self.dir.remove(&Self::file(entry.kind, &entry.name));
         }
-        Cleanup { pruned, stopped }
+        Cleanup {
+            pruned,
+            stopped,
+            refused,
+        }
     }
 }
 
-fn read(path: &Path) -> Option<RegistryEntry> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.len() > 64 << 10 {
-        return None;
+/// Whether a leftover daemon entry can be proven to name a process the
+/// crashed host started: the process runs as this user, on the same boot
+/// as the host, and started no earlier than the host did. (The entry file
+/// itself was already checked to be this user's, in this user's private
+/// directory.) A process that predates its claimed host, or belongs to
+/// someone else, is never signalled.
+pub fn leftover_proof(entry: &RegistryEntry) -> Result<(), String> {
+    let (process, host) = (&entry.process, &entry.host);
+    let owner = std::fs::metadata(format!("/proc/{}", process.pid))
+        .map_err(|e| format!("pid {} cannot be inspected: {e}", process.pid))?
+        .uid();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if owner != me {
+        return Err(format!(
+            "pid {} runs as uid {owner}, not as this user (uid {me})",
+            process.pid
+        ));
     }
-    serde_json::from_slice(&bytes).ok()
+    if process.boot_id != host.boot_id {
+        return Err("the process and its claimed host are from different boots".into());
+    }
+    if process.start_time < host.start_time {
+        return Err(format!(
+            "pid {} started before its claimed host (pid {}), so that host did not start it",
+            process.pid, host.pid
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -257,19 +296,19 @@ mod tests {
     #[test]
     fn daemon_registry_bad() {
         let d = tempfile::tempdir().expect("dir");
-        let reg = RegistryDir::open(d.path()).expect("open");
+        let reg = RegistryDir::open(&d.path().join("reg")).expect("open");
         let me = ProcessIdentity::current();
         let mut reused = me.clone();
         reused.start_time += 7;
         reg.register(&entry(EntryKind::Daemon, "reused", reused.clone(), reused))
             .expect("register");
-        std::fs::write(d.path().join("daemon.garbage.json"), "{not json").expect("write");
-        std::fs::write(d.path().join(".daemon.x.json.1.tmp"), "{\"half").expect("write");
+        std::fs::write(reg.path().join("daemon.garbage.json"), "{not json").expect("write");
+        std::fs::write(reg.path().join(".daemon.x.json.1.tmp"), "{\"half").expect("write");
         let (live, pruned) = reg.prune();
         assert!(live.is_empty());
         assert_eq!(pruned.len(), 2, "{pruned:?}");
         assert_eq!(
-            std::fs::read_dir(d.path()).expect("dir").count(),
+            std::fs::read_dir(reg.path()).expect("dir").count(),
             0,
             "temp file removed too"
         );
@@ -287,7 +326,7 @@ mod tests {
         // A live "daemon" whose host is dead is a leftover: but if its PID
         // has been reused, nothing is signalled and the entry just goes.
         let d = tempfile::tempdir().expect("dir");
-        let reg = RegistryDir::open(d.path()).expect("open");
+        let reg = RegistryDir::open(&d.path().join("reg")).expect("open");
         let mut dead_host = ProcessIdentity::current();
         dead_host.pid = u32::MAX / 2;
         let mut stranger = ProcessIdentity::current();

@@ -80,8 +80,11 @@ pub fn inspect_table(manifest: &Manifest, policy: Option<&Policy>) -> String {
             pattern: v.name.clone(),
             reason: v.reason.clone(),
             verdict: policy.map(|pol| {
+                let programs = pol.programs_allowing_variable(&v.name);
                 if pol.allows_variable(&v.name) {
                     Verdict::Granted
+                } else if !programs.is_empty() {
+                    Verdict::Narrowed(format!("only for {}", programs.join(", ")))
                 } else {
                     Verdict::Refused(format!("[env] does not allow `{}`", v.name))
                 }

@@ -1,55 +1,178 @@
-//! Programs and variables that can be made to run arbitrary code, with what
-//! each can do. Grants of them deserve a second look.
+//! The catalogue of environment variables and programs that can be made to
+//! run code, kept in one data file (`catalogue.toml`) with the source of
+//! every entry (the program's own documentation, ld.so(8), GTFOBins).
+//!
+//! A variable entry is a name (`PAGER`), a family by prefix (`GIT_CONFIG*`),
+//! by suffix (`*_OPTIONS`) or by infix (`*_ASKPASS*`). The policy uses it so
+//! that a wildcard grant never admits a catalogued variable, and so that a
+//! catalogued program granted with any arguments warns at load.
 
-use super::env::is_hook;
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::LazyLock;
 
-/// Programs that run code given in their arguments, environment or files.
-const PROGRAMS: &[(&str, &str)] = &[
-    ("sh", "`sh -c` runs any shell command"),
-    ("bash", "`bash -c` runs any shell command"),
-    ("dash", "`dash -c` runs any shell command"),
-    ("zsh", "`zsh -c` runs any shell command"),
-    ("python3", "`python3 -c` runs any Python code"),
-    ("python", "`python -c` runs any Python code"),
-    ("node", "`node -e` runs any JavaScript"),
-    ("perl", "`perl -e` runs any Perl code"),
-    ("ruby", "`ruby -e` runs any Ruby code"),
-    (
-        "git",
-        "`-c core.pager=…`, `-c alias.x=!cmd`, hooks and `--upload-pack` run commands",
-    ),
-    ("env", "`env PROGRAM` runs any other program"),
-    ("find", "`find -exec` runs any program"),
-    ("xargs", "`xargs PROGRAM` runs any other program"),
-    ("awk", "`system()` runs any shell command"),
-    ("make", "recipes run any shell command"),
-];
+/// The embedded data file.
+const CATALOGUE_TOML: &str = include_str!("catalogue.toml");
 
-/// Variables that make a program load or run code beyond the loader and
-/// shell hooks of the environment grant.
-const VARIABLES: &[(&str, &str)] = &[
-    ("GIT_PAGER", "git runs it as a command"),
-    ("GIT_EDITOR", "git runs it as a command"),
-    ("GIT_ASKPASS", "git runs it as a command"),
-    ("PAGER", "programs run it as a command"),
-    ("EDITOR", "programs run it as a command"),
-    ("VISUAL", "programs run it as a command"),
-];
+/// The parsed catalogue, built once on first use.
+static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(Catalogue::embedded);
 
-/// What a catalogued variable can make a program do, if it is catalogued.
-pub fn variable_risk(name: &str) -> Option<&'static str> {
-    if let Some((_, risk)) = VARIABLES.iter().find(|(n, _)| *n == name) {
-        return Some(risk);
-    }
-    is_hook(name).then_some("it changes how the loader, libc, a shell or a runtime loads code")
+/// One catalogued variable or family.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariableEntry {
+    /// `NAME`, `PREFIX*`, `*SUFFIX` or `*INFIX*`.
+    pub pattern: String,
+    /// What setting it lets a caller do.
+    pub risk: String,
+    /// Where the behaviour is documented.
+    pub source: String,
 }
 
-/// What a catalogued program can be made to do, if it is catalogued. The
-/// program is named by file name or path.
+/// One catalogued program.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramEntry {
+    /// The program's file name.
+    pub name: String,
+    /// What the program can be made to do.
+    pub risk: String,
+    /// How to narrow a grant of it.
+    pub narrow: String,
+    /// Where the behaviour is documented.
+    pub source: String,
+}
+
+/// The whole catalogue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    /// Variables and families, in file order.
+    #[serde(rename = "variable")]
+    pub variables: Vec<VariableEntry>,
+    /// Programs, in file order.
+    #[serde(rename = "program")]
+    pub programs: Vec<ProgramEntry>,
+}
+
+impl Catalogue {
+    fn embedded() -> Self {
+        match toml::from_str(CATALOGUE_TOML) {
+            Ok(catalogue) => catalogue,
+            // The file is part of the build; its unit test keeps it valid.
+            Err(e) => panic!("the embedded catalogue.toml is malformed: {e}"),
+        }
+    }
+}
+
+/// The catalogue embedded in the host.
+pub fn catalogue() -> &'static Catalogue {
+    &CATALOGUE
+}
+
+impl VariableEntry {
+    /// Whether `name` belongs to this entry (names are case-sensitive).
+    pub fn matches(&self, name: &str) -> bool {
+        let p = self.pattern.as_str();
+        match (p.strip_prefix('*'), p.strip_suffix('*')) {
+            (Some(rest), _) if rest.ends_with('*') => name.contains(rest.trim_end_matches('*')),
+            (Some(suffix), _) => name.ends_with(suffix),
+            (None, Some(prefix)) => name.starts_with(prefix),
+            (None, None) => name == p,
+        }
+    }
+}
+
+/// The catalogue entry a variable belongs to, if any.
+pub fn variable_entry(name: &str) -> Option<&'static VariableEntry> {
+    catalogue().variables.iter().find(|v| v.matches(name))
+}
+
+/// What setting the variable `name` can make a program do, if it is
+/// catalogued; `None` for a variable the catalogue does not know.
+pub fn variable_risk(name: &str) -> Option<&'static str> {
+    variable_entry(name).map(|v| v.risk.as_str())
+}
+
+/// The catalogue entry of a program given by file name or path, if any.
+///
+/// The file name is compared as is, then without a version suffix
+/// (`python3.12` → `python3`, `python`).
+pub fn program_entry(program: &str) -> Option<&'static ProgramEntry> {
+    let file_name = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(program);
+    let find = |n: &str| catalogue().programs.iter().find(|p| p.name == n);
+    if let Some(entry) = find(file_name) {
+        return Some(entry);
+    }
+    let without_dots = file_name.split('.').next().unwrap_or(file_name);
+    let without_version = without_dots.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+    find(without_dots).or_else(|| find(without_version))
+}
+
+/// What the program (a file name or a path) can be made to do, if it is
+/// catalogued; `None` for a program the catalogue does not know.
 pub fn program_risk(program: &str) -> Option<&'static str> {
-    let name = program.rsplit('/').next().unwrap_or(program);
-    PROGRAMS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, risk)| *risk)
+    program_entry(program).map(|p| p.risk.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_parses_with_sources_good() {
+        let c = catalogue();
+        assert!(c.variables.len() > 50, "{}", c.variables.len());
+        assert!(c.programs.len() > 50, "{}", c.programs.len());
+        for v in &c.variables {
+            assert!(!v.risk.is_empty() && !v.source.is_empty(), "{v:?}");
+            let inner = v.pattern.trim_matches('*');
+            assert!(
+                !inner.is_empty() && !inner.contains('*'),
+                "pattern {:?}: `*` only at the ends",
+                v.pattern
+            );
+        }
+        for p in &c.programs {
+            assert!(
+                !p.risk.is_empty() && !p.narrow.is_empty() && !p.source.is_empty(),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn catalogue_families_match_good() {
+        // One case per pattern shape, and names that stay outside.
+        for name in [
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
+            "GIT_SSH_COMMAND",
+            "LD_PRELOAD",
+            "BASH_FUNC_ls%%",
+            "JAVA_TOOL_OPTIONS",
+            "SUDO_ASKPASS",
+            "SSH_ASKPASS_REQUIRE",
+            "PYTHONSTARTUP",
+            "NODE_OPTIONS",
+        ] {
+            assert!(variable_risk(name).is_some(), "{name} is not catalogued");
+        }
+        for name in ["GIT_AUTHOR_NAME", "LANG", "TERM", "COLUMNS"] {
+            assert!(variable_risk(name).is_none(), "{name} is catalogued");
+        }
+    }
+
+    #[test]
+    fn catalogue_program_by_path_and_version_good() {
+        assert!(program_risk("git").is_some());
+        assert!(program_risk("/usr/bin/find").is_some());
+        assert!(program_risk("/usr/bin/python3.12").is_some());
+        assert!(program_risk("/usr/bin/perl5.36.0").is_some());
+        assert!(program_risk("true").is_none());
+        assert!(program_risk("/usr/bin/wc").is_none());
+    }
 }

@@ -1,44 +1,24 @@
 //! Environment grants: the child's environment starts empty; the guest may
 //! set only granted names, and the host passes through only named variables.
+//!
+//! A variable is granted to every program (`[env] allow`) or to one program
+//! (`env` of its `[[program]]` entry). A wildcard grant (`GIT_*`, `*`) never
+//! covers a variable in the [catalogue](super::catalogue) of variables that
+//! can run code: only a grant naming it exactly does, and loading such a
+//! grant warns with the catalogued risk.
 
+use super::catalogue::{self, variable_entry};
 use crate::error::{CallError, PolicyError};
 
-/// Names that change how the dynamic loader, libc or a shell behaves. A
-/// guest may set one only if a grant names it exactly (not by a wildcard),
-/// and loading such a grant prints a warning.
-const HOOK_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "GLIBC_"];
-const HOOK_NAMES: &[&str] = &[
-    "GCONV_PATH",
-    "BASH_ENV",
-    "ENV",
-    "IFS",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "PS4",
-    "PATH",
-    "NLSPATH",
-    "HOSTALIASES",
-    "LOCPATH",
-    "RES_OPTIONS",
-    "LOCALDOMAIN",
-    "TMPDIR",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "PERL5LIB",
-    "PERL5OPT",
-    "NODE_OPTIONS",
-    "RUBYOPT",
-    "GIT_EXEC_PATH",
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "GIT_CONFIG_GLOBAL",
-    "GIT_CONFIG_SYSTEM",
-];
-
-/// Whether a variable is a loader or shell hook that needs an explicit grant.
+/// Whether a variable is catalogued as able to run code (a loader, shell,
+/// runtime, git, pager or editor hook), so that only an exact grant allows it.
 pub fn is_hook(name: &str) -> bool {
-    HOOK_NAMES.contains(&name) || HOOK_PREFIXES.iter().any(|p| name.starts_with(p))
+    catalogue::variable_risk(name).is_some()
 }
+
+/// Variables whose host value is the host's normal environment: passing
+/// them through does not warn.
+const QUIET_PASS: &[&str] = &["PATH", "HOME"];
 
 /// A granted variable name: exact, or a prefix ending in `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,25 +27,23 @@ enum NamePattern {
     Prefix(String),
 }
 
-/// Which variables a guest may set, and which host variables are passed.
+/// A list of variable grants (`[env] allow`, or one program's `env`).
 #[derive(Debug, Clone, Default)]
-pub struct EnvGrant {
-    settable: Vec<NamePattern>,
-    passed: Vec<(String, String)>,
+pub(crate) struct VarGrant {
+    patterns: Vec<NamePattern>,
 }
 
-impl EnvGrant {
-    /// Builds the grant. `pass` values are read from `host_env` now, once.
-    /// Returns warnings for grants that name loader or shell hooks.
-    pub(crate) fn new(
+impl VarGrant {
+    /// Parses grants written in `field` (for messages); pushes a warning for
+    /// each exact grant of a catalogued variable.
+    pub(crate) fn parse(
         allow: &[String],
-        pass: &[String],
-        host_env: impl Fn(&str) -> Option<String>,
-    ) -> Result<(Self, Vec<String>), PolicyError> {
-        let mut warnings = Vec::new();
-        let mut settable = Vec::new();
+        field: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, PolicyError> {
+        let mut patterns = Vec::new();
         for name in allow {
-            let quoted = format!("env.allow `{name}`");
+            let quoted = format!("{field} `{name}`");
             let pattern = match name.strip_suffix('*') {
                 Some(prefix) => {
                     check_name(&quoted, prefix, true)?;
@@ -73,19 +51,53 @@ impl EnvGrant {
                 }
                 None => {
                     check_name(&quoted, name, false)?;
-                    if is_hook(name) {
+                    if let Some(entry) = variable_entry(name) {
                         warnings.push(format!(
-                            "policy lets the guest set `{name}`, a loader/shell hook variable"
+                            "{field} lets the guest set `{name}`: {} (source: {})",
+                            entry.risk, entry.source
                         ));
                     }
                     NamePattern::Exact(name.clone())
                 }
             };
-            if settable.contains(&pattern) {
+            if patterns.contains(&pattern) {
                 return Err(PolicyError::entry(quoted, "is listed twice"));
             }
-            settable.push(pattern);
+            patterns.push(pattern);
         }
+        Ok(Self { patterns })
+    }
+
+    /// Whether this list admits `name`: by an exact grant, or by a prefix
+    /// when the name is not catalogued.
+    fn admits(&self, name: &str) -> bool {
+        self.patterns.iter().any(|p| match p {
+            NamePattern::Exact(exact) => exact == name,
+            NamePattern::Prefix(prefix) => {
+                name.starts_with(prefix.as_str()) && variable_entry(name).is_none()
+            }
+        })
+    }
+}
+
+/// Which variables a guest may set for any program, and which host
+/// variables are passed to every child.
+#[derive(Debug, Clone, Default)]
+pub struct EnvGrant {
+    settable: VarGrant,
+    passed: Vec<(String, String)>,
+}
+
+impl EnvGrant {
+    /// Builds the grant. `pass` values are read from `host_env` now, once.
+    /// Returns warnings for grants that name catalogued variables.
+    pub(crate) fn new(
+        allow: &[String],
+        pass: &[String],
+        host_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Vec<String>), PolicyError> {
+        let mut warnings = Vec::new();
+        let settable = VarGrant::parse(allow, "env.allow", &mut warnings)?;
         let mut passed = Vec::new();
         for name in pass {
             let quoted = format!("env.pass `{name}`");
@@ -93,9 +105,12 @@ impl EnvGrant {
             if passed.iter().any(|(n, _)| n == name) {
                 return Err(PolicyError::entry(quoted, "is listed twice"));
             }
-            if is_hook(name) && name != "PATH" {
+            if let Some(entry) = variable_entry(name)
+                && !QUIET_PASS.contains(&name.as_str())
+            {
                 warnings.push(format!(
-                    "policy passes the host's `{name}`, a loader/shell hook variable, to children"
+                    "env.pass gives every child the host's `{name}`: {} (source: {})",
+                    entry.risk, entry.source
                 ));
             }
             if let Some(value) = host_env(name) {
@@ -106,10 +121,13 @@ impl EnvGrant {
     }
 
     /// Builds the child's environment: pass-through variables, then the
-    /// guest's, each checked. A guest value replaces a passed one.
+    /// guest's, each checked against the global grant and the program's
+    /// own. A guest value replaces a passed one.
     pub(crate) fn child_env(
         &self,
         requested: &[(String, String)],
+        program: &str,
+        program_env: &VarGrant,
     ) -> Result<Vec<(String, String)>, CallError> {
         let mut env = self.passed.clone();
         for (name, value) in requested {
@@ -123,35 +141,27 @@ impl EnvGrant {
                     "environment variable `{name}` has a NUL byte in its value"
                 )));
             }
-            self.check_settable(name)?;
+            if !self.settable.admits(name) && !program_env.admits(name) {
+                return Err(denial(name, program));
+            }
             env.retain(|(n, _)| n != name);
             env.push((name.clone(), value.clone()));
         }
         Ok(env)
     }
+}
 
-    fn check_settable(&self, name: &str) -> Result<(), CallError> {
-        let exact = self
-            .settable
-            .contains(&NamePattern::Exact(name.to_string()));
-        if exact {
-            return Ok(());
-        }
-        let by_prefix = self
-            .settable
-            .iter()
-            .any(|p| matches!(p, NamePattern::Prefix(prefix) if name.starts_with(prefix.as_str())));
-        if by_prefix && !is_hook(name) {
-            return Ok(());
-        }
-        if is_hook(name) {
-            return Err(CallError::Denied(format!(
-                "environment variable `{name}` is a loader/shell hook; only a grant naming it exactly allows it"
-            )));
-        }
-        Err(CallError::Denied(format!(
-            "environment variable `{name}` is not granted (env.allow)"
-        )))
+fn denial(name: &str, program: &str) -> CallError {
+    match variable_entry(name) {
+        Some(entry) => CallError::Denied(format!(
+            "environment variable `{name}` is catalogued as able to run code: {} (source: {}); \
+             only a grant naming it exactly (env.allow, or `env` of program `{program}`) \
+             allows it, never a wildcard",
+            entry.risk, entry.source
+        )),
+        None => CallError::Denied(format!(
+            "environment variable `{name}` is not granted (env.allow, or `env` of program `{program}`)"
+        )),
     }
 }
 
@@ -160,7 +170,7 @@ fn check_name(quoted: &str, name: &str, prefix: bool) -> Result<(), PolicyError>
     if !valid || (!prefix && name.is_empty()) {
         return Err(PolicyError::entry(
             quoted,
-            "a variable name may hold only letters, digits and `_` (and a final `*` in env.allow)",
+            "a variable name may hold only letters, digits and `_` (and a final `*` in a grant)",
         ));
     }
     Ok(())
@@ -174,15 +184,74 @@ mod tests {
         let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
         EnvGrant::new(&allow, &[], |_| None).unwrap().0
     }
+    fn vars(allow: &[&str]) -> VarGrant {
+        let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+        VarGrant::parse(&allow, "program `p` env", &mut Vec::new()).unwrap()
+    }
     fn set(name: &str) -> Vec<(String, String)> {
         vec![(name.to_string(), "x".to_string())]
+    }
+    fn child(g: &EnvGrant, name: &str) -> Result<Vec<(String, String)>, CallError> {
+        g.child_env(&set(name), "p", &VarGrant::default())
+    }
+
+    /// A name that belongs to a catalogue pattern.
+    fn sample(pattern: &str) -> String {
+        match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+            (Some(rest), _) if rest.ends_with('*') => format!("A{}B", rest.trim_end_matches('*')),
+            (Some(suffix), _) => format!("A{suffix}"),
+            (None, Some(prefix)) => format!("{prefix}X"),
+            (None, None) => pattern.to_string(),
+        }
+    }
+
+    #[test]
+    fn env_catalogue_families_exact_grant_only_ugly() {
+        // Every catalogued family, through a name of it: refused under a
+        // prefix grant that covers it and under `*`, in the global and the
+        // per-program list; allowed under an exact per-program grant (with
+        // a warning at load) and only for that program's list.
+        for entry in &catalogue::catalogue().variables {
+            let name = sample(&entry.pattern);
+            let prefixes = [name[..1].to_string() + "*", "*".to_string()];
+            for wildcard in &prefixes {
+                let err = child(&grant(&[wildcard]), &name).unwrap_err();
+                assert!(
+                    matches!(&err, CallError::Denied(r) if r.contains(&name) && r.contains("exactly")),
+                    "{} ({name}) under global {wildcard}: {err}",
+                    entry.pattern
+                );
+                let err = grant(&[])
+                    .child_env(&set(&name), "p", &vars(&[wildcard]))
+                    .unwrap_err();
+                assert!(
+                    matches!(&err, CallError::Denied(r) if r.contains(&name)),
+                    "{} ({name}) under program {wildcard}: {err}",
+                    entry.pattern
+                );
+            }
+            let mut warnings = Vec::new();
+            let exact = VarGrant::parse(
+                std::slice::from_ref(&name),
+                "program `p` env",
+                &mut warnings,
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(warnings.len(), 1, "{name}: {warnings:?}");
+            assert!(warnings[0].contains(&name), "{warnings:?}");
+            let env = grant(&[])
+                .child_env(&set(&name), "p", &exact)
+                .unwrap_or_else(|e| panic!("{name} under an exact grant: {e}"));
+            assert_eq!(env, set(&name));
+            assert!(child(&grant(&[]), &name).is_err(), "{name} leaked");
+        }
     }
 
     #[test]
     fn env_hooks_need_exact_grant_bad() {
         // A wildcard that covers everything still does not cover hooks.
         let g = grant(&["*"]);
-        assert!(g.child_env(&set("FOO")).is_ok());
+        assert!(child(&g, "FOO").is_ok());
         for hook in [
             "LD_PRELOAD",
             "LD_AUDIT",
@@ -191,8 +260,11 @@ mod tests {
             "BASH_ENV",
             "ENV",
             "PATH",
+            "GIT_CONFIG_COUNT",
+            "GIT_CONFIG_KEY_0",
+            "GIT_CONFIG_VALUE_0",
         ] {
-            let err = g.child_env(&set(hook)).unwrap_err();
+            let err = child(&g, hook).unwrap_err();
             assert!(
                 matches!(err, CallError::Denied(ref r) if r.contains(hook)),
                 "{hook}: {err}"
@@ -200,20 +272,34 @@ mod tests {
         }
         // Naming one exactly allows it, with a warning at load.
         let (g, warnings) = EnvGrant::new(&["LD_PRELOAD".into()], &[], |_| None).unwrap();
-        assert!(g.child_env(&set("LD_PRELOAD")).is_ok());
+        assert!(child(&g, "LD_PRELOAD").is_ok());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
+    fn env_prefix_grant_admits_plain_names_good() {
+        // A prefix still grants what the catalogue does not know.
+        let g = grant(&["GIT_AUTHOR_*"]);
+        assert!(child(&g, "GIT_AUTHOR_NAME").is_ok());
+        assert!(child(&g, "GIT_COMMITTER_NAME").is_err());
+        let per_program = vars(&["GIT_*"]);
+        assert!(
+            grant(&[])
+                .child_env(&set("GIT_AUTHOR_NAME"), "git", &per_program)
+                .is_ok()
+        );
     }
 
     #[test]
     fn env_names_validated_bad() {
         let g = grant(&["*"]);
+        assert!(matches!(child(&g, "A=B"), Err(CallError::Invalid(_))));
+        assert!(matches!(child(&g, ""), Err(CallError::Invalid(_))));
+        let nul = vec![("A".to_string(), "x\0y".to_string())];
         assert!(matches!(
-            g.child_env(&set("A=B")),
+            g.child_env(&nul, "p", &VarGrant::default()),
             Err(CallError::Invalid(_))
         ));
-        assert!(matches!(g.child_env(&set("")), Err(CallError::Invalid(_))));
-        let nul = vec![("A".to_string(), "x\0y".to_string())];
-        assert!(matches!(g.child_env(&nul), Err(CallError::Invalid(_))));
         assert!(EnvGrant::new(&["BAD-NAME".into()], &[], |_| None).is_err());
     }
 }

@@ -5,9 +5,10 @@
 //! name = "git"                       # bare name: resolved on PATH at load
 //! args = [["log", "**"], ["status", "--porcelain"]]
 //! operations = ["run"]               # default: ["run", "start"]
+//! env = ["GIT_AUTHOR_NAME"]          # names the guest may set for git only
 //!
 //! [env]
-//! allow = ["GIT_AUTHOR_*", "LANG"]   # names the guest may set
+//! allow = ["LANG", "LC_*"]           # names the guest may set for every program
 //! pass = ["HOME"]                    # host variables passed through
 //!
 //! [dirs]
@@ -23,8 +24,9 @@
 
 use super::Policy;
 use super::args::ArgPattern;
+use super::catalogue::{ProgramEntry, program_entry};
 use super::dirs::DirGrant;
-use super::env::EnvGrant;
+use super::env::{EnvGrant, VarGrant};
 use super::program::{Operation, ProgramGrant, resolve};
 use crate::error::PolicyError;
 use crate::limits::Limits;
@@ -69,13 +71,18 @@ pub struct ProgramSpec {
     pub args: Option<Vec<Vec<String>>>,
     /// Allowed operations; absent allows `run` and `start`.
     pub operations: Option<Vec<Operation>>,
+    /// Variables the guest may set for this program only (same syntax as
+    /// `[env] allow`).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// The `[env]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSpec {
-    /// Variables the guest may set; a trailing `*` makes a prefix.
+    /// Variables the guest may set for every program; a trailing `*` makes
+    /// a prefix (which never covers a catalogued variable).
     #[serde(default)]
     pub allow: Vec<String>,
     /// Host variables passed through to every child.
@@ -115,6 +122,7 @@ impl PolicySpec {
             name: name.to_string(),
             args,
             operations: None,
+            env: Vec::new(),
         });
     }
 
@@ -130,6 +138,7 @@ impl PolicySpec {
             .validate()
             .map_err(|reason| PolicyError::entry("[limits]", reason))?;
         let mut programs: Vec<ProgramGrant> = Vec::new();
+        let mut warnings = Vec::new();
         for spec in self.programs {
             let quoted = format!("program `{}`", spec.name);
             let path = resolve(&spec.name, search_path)?;
@@ -164,14 +173,23 @@ impl PolicySpec {
                     "`operations` is empty, so the entry grants nothing",
                 ));
             }
+            let env = VarGrant::parse(&spec.env, &format!("{quoted} env"), &mut warnings)?;
+            if args.is_none()
+                && let Some(entry) =
+                    program_entry(&spec.name).or_else(|| program_entry(&path.to_string_lossy()))
+            {
+                warnings.push(open_grant_warning(&spec.name, entry));
+            }
             programs.push(ProgramGrant {
                 name: spec.name,
                 path,
                 args,
                 operations,
+                env,
             });
         }
-        let (env, warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, host_env)?;
+        let (env, env_warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, host_env)?;
+        warnings.extend(env_warnings);
         let dirs = DirGrant::new(&self.dirs.roots, self.dirs.default.as_deref(), base)?;
         Ok(Policy {
             programs,
@@ -185,4 +203,14 @@ impl PolicySpec {
             manifest: None,
         })
     }
+}
+
+/// The load-time warning for a catalogued program granted with any
+/// arguments: what it can be made to do, and how to narrow the grant.
+fn open_grant_warning(name: &str, entry: &ProgramEntry) -> String {
+    format!(
+        "program `{name}` is granted with any arguments, and {name} {} (source: {}); \
+         narrow it with `args` patterns: {}",
+        entry.risk, entry.source, entry.narrow
+    )
 }

@@ -106,7 +106,8 @@ impl Policy {
         Ok(self)
     }
 
-    /// Warnings raised while loading (grants of loader/shell hooks).
+    /// Warnings raised while loading: exact grants of catalogued variables,
+    /// and catalogued programs granted with any arguments.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -145,10 +146,24 @@ impl Policy {
         self
     }
 
-    /// Whether a guest may set the variable.
+    /// Whether a guest may set the variable for every program (`[env]`).
     pub fn allows_variable(&self, name: &str) -> bool {
+        self.allows_variable_for(name, "", &env::VarGrant::default())
+    }
+
+    /// The granted programs (as named in the policy) that may be given the
+    /// variable through their own `env` although `[env]` does not allow it.
+    pub fn programs_allowing_variable(&self, name: &str) -> Vec<&str> {
+        self.programs
+            .iter()
+            .filter(|p| self.allows_variable_for(name, &p.name, &p.env))
+            .map(|p| p.name.as_str())
+            .collect()
+    }
+
+    fn allows_variable_for(&self, name: &str, program: &str, grant: &env::VarGrant) -> bool {
         self.env
-            .child_env(&[(name.to_string(), String::new())])
+            .child_env(&[(name.to_string(), String::new())], program, grant)
             .is_ok()
     }
 
@@ -176,7 +191,7 @@ impl Policy {
             )));
         }
         grant.check_args(req.args)?;
-        let env = self.env.child_env(req.env)?;
+        let env = self.env.child_env(req.env, &grant.name, &grant.env)?;
         let cwd = self.dirs.resolve(req.cwd)?;
         Ok(Approved {
             program: grant.path.clone(),
@@ -235,8 +250,9 @@ impl Policy {
 /// ```
 /// use wasmproc_host::Policy;
 /// let policy = Policy::builder()
-///     .allow_program("sh")
+///     .allow_program_args("sh", &[&["/opt/tool/check.sh", "**"]])
 ///     .allow_program_args("git", &[&["log", "**"], &["status"]])
+///     .allow_env_for("git", "GIT_AUTHOR_NAME")
 ///     .allow_env("LANG")
 ///     .build()
 ///     .expect("sh is on PATH");
@@ -247,6 +263,7 @@ pub struct PolicyBuilder {
     spec: PolicySpec,
     base: Option<PathBuf>,
     search_path: Option<std::ffi::OsString>,
+    program_env: Vec<(String, String)>,
 }
 
 impl PolicyBuilder {
@@ -265,6 +282,7 @@ impl PolicyBuilder {
             spec,
             base,
             search_path: None,
+            program_env: Vec::new(),
         })
     }
 
@@ -302,6 +320,15 @@ impl PolicyBuilder {
     /// Lets the guest set a variable (`NAME`, or a prefix such as `GIT_*`).
     pub fn allow_env(mut self, name: &str) -> Self {
         self.spec.env.allow.push(name.to_string());
+        self
+    }
+
+    /// Lets the guest set a variable (`NAME` or `PREFIX*`) for one granted
+    /// program only (the program's `env` in a policy file). The program
+    /// must be granted, in the file or in code, by the time of `build`.
+    pub fn allow_env_for(mut self, program: &str, name: &str) -> Self {
+        self.program_env
+            .push((program.to_string(), name.to_string()));
         self
     }
 
@@ -356,7 +383,22 @@ impl PolicyBuilder {
 
     /// Resolves every grant: programs on the host's `PATH`, directories
     /// relative to the policy file (or the current directory).
-    pub fn build(self) -> Result<Policy, PolicyError> {
+    pub fn build(mut self) -> Result<Policy, PolicyError> {
+        for (program, name) in std::mem::take(&mut self.program_env) {
+            let spec = self
+                .spec
+                .programs
+                .iter_mut()
+                .rev()
+                .find(|p| p.name == program)
+                .ok_or_else(|| {
+                    PolicyError::entry(
+                        format!("env of program `{program}` (`{name}`)"),
+                        "the program is not granted",
+                    )
+                })?;
+            spec.env.push(name);
+        }
         let search_path = self.search_path.or_else(|| std::env::var_os("PATH"));
         let base = match self.base {
             Some(b) if !b.as_os_str().is_empty() => b,

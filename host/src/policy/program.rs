@@ -2,6 +2,7 @@
 //! when the policy loads, and matching a guest's request against it.
 
 use super::args::{ArgPattern, Mismatch};
+use super::env::VarGrant;
 use crate::error::{CallError, PolicyError};
 use serde::Deserialize;
 use std::ffi::OsStr;
@@ -39,6 +40,8 @@ pub struct ProgramGrant {
     pub args: Option<Vec<ArgPattern>>,
     /// Operations allowed with this program.
     pub operations: Vec<Operation>,
+    /// Variables the guest may set for this program only (`env`).
+    pub(crate) env: VarGrant,
 }
 
 impl ProgramGrant {
@@ -98,9 +101,9 @@ impl ProgramGrant {
 /// Resolves a program named in a policy to a canonical executable path.
 ///
 /// A bare name is looked up in `search_path` (absolute entries only); a path
-/// must be absolute. The file must be a regular executable, and neither it
-/// nor the directory it was found in may be writable by everyone: a binary
-/// reached through such a place could be swapped by anyone on the machine.
+/// must be absolute. The file must be a regular executable reached through a
+/// trusted chain (see [`check_chain`]): a binary reached through a place
+/// someone else can write could be swapped by them.
 pub(crate) fn resolve(name: &str, search_path: Option<&OsStr>) -> Result<PathBuf, PolicyError> {
     let quoted = format!("program `{name}`");
     if name.is_empty() {
@@ -117,13 +120,13 @@ pub(crate) fn resolve(name: &str, search_path: Option<&OsStr>) -> Result<PathBuf
                 "a relative path is ambiguous; give a bare name or an absolute path",
             ));
         }
-        return check_executable(&quoted, path, path.parent());
+        return check_executable(&quoted, path);
     }
     let dirs = search_path.map(std::env::split_paths).into_iter().flatten();
     for dir in dirs.filter(|d| d.is_absolute()) {
         let candidate = dir.join(name);
         if candidate.is_file() {
-            return check_executable(&quoted, &candidate, Some(&dir));
+            return check_executable(&quoted, &candidate);
         }
     }
     Err(PolicyError::entry(
@@ -132,14 +135,8 @@ pub(crate) fn resolve(name: &str, search_path: Option<&OsStr>) -> Result<PathBuf
     ))
 }
 
-fn check_executable(
-    quoted: &str,
-    path: &Path,
-    found_in: Option<&Path>,
-) -> Result<PathBuf, PolicyError> {
-    let canonical = path.canonicalize().map_err(|e| {
-        PolicyError::entry(quoted, format!("cannot resolve {}: {e}", path.display()))
-    })?;
+fn check_executable(quoted: &str, path: &Path) -> Result<PathBuf, PolicyError> {
+    let canonical = check_chain(path).map_err(|why| PolicyError::entry(quoted, why))?;
     let meta = canonical.metadata().map_err(|e| {
         PolicyError::entry(
             quoted,
@@ -158,29 +155,116 @@ fn check_executable(
             format!("{} is not executable", canonical.display()),
         ));
     }
-    if meta.mode() & 0o002 != 0 {
-        return Err(PolicyError::entry(
-            quoted,
-            format!("{} is writable by every user", canonical.display()),
+    Ok(canonical)
+}
+
+/// Most symlinks followed while checking one path (as the kernel's own
+/// limit, `MAXSYMLINKS`).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Walks `path` from `/`, following every symlink hop, and checks each
+/// component as sudo's secure path and OpenSSH's `StrictModes` do: each
+/// directory, symlink and the final file must be owned by root or this
+/// user and writable by no one else, except a sticky directory (such as
+/// `/tmp`) whose next component is owned by root or this user. Returns the
+/// canonical path.
+pub(crate) fn check_chain(path: &Path) -> Result<PathBuf, String> {
+    let mut hops = 0;
+    walk(Path::new("/"), path, &mut hops)
+}
+
+fn trusted_owner(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
+fn walk(start: &Path, path: &Path, hops: &mut usize) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let mut current = start.to_path_buf();
+    let lstat = |p: &Path| {
+        std::fs::symlink_metadata(p).map_err(|e| format!("cannot inspect {}: {e}", p.display()))
+    };
+    let mut parent = lstat(&current)?;
+    for component in path.components() {
+        let next = match component {
+            Component::RootDir => {
+                current = PathBuf::from("/");
+                parent = lstat(&current)?;
+                continue;
+            }
+            Component::CurDir => continue,
+            Component::ParentDir => {
+                current.pop();
+                parent = lstat(&current)?;
+                continue;
+            }
+            Component::Prefix(_) => return Err("path prefixes are not supported".into()),
+            Component::Normal(name) => current.join(name),
+        };
+        let meta = lstat(&next)?;
+        check_component(&current, &parent, &next, &meta)?;
+        if meta.file_type().is_symlink() {
+            *hops += 1;
+            if *hops > MAX_SYMLINK_HOPS {
+                return Err(format!(
+                    "more than {MAX_SYMLINK_HOPS} symlinks at {}",
+                    next.display()
+                ));
+            }
+            let target = std::fs::read_link(&next)
+                .map_err(|e| format!("cannot read the link {}: {e}", next.display()))?;
+            // A relative target is taken from the link's directory.
+            current = walk(&current, &target, hops)?;
+        } else {
+            current = next;
+        }
+        parent = lstat(&current)?;
+    }
+    Ok(current)
+}
+
+/// Checks one step of the chain: `next` (with metadata `meta`) inside the
+/// directory `dir` (with metadata `dir_meta`).
+fn check_component(
+    dir: &Path,
+    dir_meta: &std::fs::Metadata,
+    next: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<(), String> {
+    let others_write = dir_meta.mode() & 0o022 != 0;
+    let sticky = dir_meta.mode() & 0o1000 != 0;
+    if !trusted_owner(dir_meta.uid()) {
+        return Err(format!(
+            "resolved through {}, a directory owned by uid {} (only root or this user may own the path)",
+            dir.display(),
+            dir_meta.uid()
         ));
     }
-    let dirs = [
-        found_in.map(Path::to_path_buf),
-        canonical.parent().map(Path::to_path_buf),
-    ];
-    for dir in dirs.into_iter().flatten() {
-        let mode = dir.metadata().map(|m| m.mode()).unwrap_or(0);
-        if mode & 0o002 != 0 {
-            return Err(PolicyError::entry(
-                quoted,
-                format!(
-                    "resolved through {}, a directory every user can write to",
-                    dir.display()
-                ),
-            ));
-        }
+    if others_write && !(sticky && trusted_owner(meta.uid())) {
+        return Err(format!(
+            "resolved through {}, a directory others can write to (mode {:04o}), so {} could be swapped",
+            dir.display(),
+            dir_meta.mode() & 0o7777,
+            next.display()
+        ));
     }
-    Ok(canonical)
+    if !trusted_owner(meta.uid()) {
+        return Err(format!(
+            "{} is owned by uid {} (only root or this user may own the path)",
+            next.display(),
+            meta.uid()
+        ));
+    }
+    // A symlink's own mode bits mean nothing; anything else must not be
+    // writable by others (a directory is checked again as the next parent).
+    if !meta.file_type().is_symlink() && !meta.is_dir() && meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by others (mode {:04o})",
+            next.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -200,6 +284,63 @@ mod tests {
         assert!(err.to_string().contains("relative path"), "{err}");
         let err = resolve("no-such-program-xyz", Some(OsStr::new("/usr/bin"))).unwrap_err();
         assert!(err.to_string().contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn program_trust_chain_bad() {
+        // A 0755 directory inside a 0777 (not sticky) one is refused, and
+        // so is a symlink in a trusted place whose target goes through it.
+        let base = tempfile::tempdir().unwrap();
+        let open = base.path().join("open");
+        let bin = open.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let tool = bin.join("tool");
+        std::fs::copy("/bin/true", &tool).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = resolve(tool.to_str().unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&open.display().to_string()) && err.contains("0777"),
+            "{err}"
+        );
+        let safe = base.path().join("safe");
+        std::fs::create_dir(&safe).unwrap();
+        let link = safe.join("tool");
+        std::os::unix::fs::symlink(&tool, &link).unwrap();
+        let err = resolve(link.to_str().unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&open.display().to_string()), "{err}");
+        // Once the directory is closed, the same binary (and link) pass.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            resolve(link.to_str().unwrap(), None).unwrap(),
+            tool.canonicalize().unwrap()
+        );
+    }
+
+    #[test]
+    fn program_trust_chain_sticky_good() {
+        // A sticky world-writable directory (like /tmp) is fine when the
+        // next component belongs to root or this user.
+        let base = tempfile::tempdir().unwrap();
+        let sticky = base.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let tool = sticky.join("tool");
+        std::fs::copy("/bin/true", &tool).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(resolve(tool.to_str().unwrap(), None).is_ok());
+        // The binary itself writable by others is refused.
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o757)).unwrap();
+        let err = resolve(tool.to_str().unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("writable by others"), "{err}");
     }
 
     #[test]

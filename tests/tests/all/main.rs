@@ -8,6 +8,7 @@ mod cli_grants;
 mod permission;
 mod policy;
 mod process;
+mod registry;
 mod runtime;
 mod sdk_parity;
 mod security;

@@ -157,3 +157,116 @@ fn policy_readme_example_good() {
         "README documents the defaults"
     );
 }
+
+#[test]
+fn policy_open_grant_warns_good() {
+    // Catalogued programs granted with any arguments warn at load (saying
+    // what they can do and how to narrow them), on stderr from the CLI and
+    // in the audit; narrowed grants and harmless programs do not.
+    let policy = Policy::builder()
+        .allow_program("git")
+        .allow_program("find")
+        .allow_program_args("sh", &[&["/opt/tool/check.sh", "**"]])
+        .allow_program("true")
+        .build()
+        .unwrap();
+    let warnings = policy.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    let git = warnings.iter().find(|w| w.contains("`git`")).unwrap();
+    assert!(
+        git.contains("core.pager") && git.contains("`args`"),
+        "{git}"
+    );
+    let find = warnings.iter().find(|w| w.contains("`find`")).unwrap();
+    assert!(
+        find.contains("-exec") && find.contains("GTFOBins"),
+        "{find}"
+    );
+    // In the audit: one record per warning when a session starts.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let audit = wasmproc_host::Audit::new()
+        .with_sink(Arc::new(wasmproc_host::JsonLinesSink::open(&path).unwrap()));
+    let manager = wasmproc_host::ProcessManager::new(std::time::Duration::from_secs(1));
+    drop(wasmproc_host::ProcessCtx::new(
+        "warned",
+        Arc::new(policy),
+        manager,
+        audit,
+    ));
+    let audited = std::fs::read_to_string(&path).unwrap();
+    let records: Vec<serde_json::Value> = audited
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["operation"] == "policy-warning")
+        .collect();
+    assert_eq!(records.len(), 2, "{audited}");
+    // On stderr, from the CLI.
+    let out = std::process::Command::new(wasmproc_tests::harness::cli_path())
+        .args([
+            "run",
+            wasmproc_tests::guests::PROBE,
+            "--allow",
+            "python3",
+            "--",
+            "[]",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: program `python3` is granted with any arguments"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn policy_program_env_grant_good() {
+    // A `[[program]]` entry's own `env` grants a variable for that program
+    // only; the CLI spells it `--allow-env PROGRAM:NAME`.
+    let policy = load(
+        "[[program]]\nname = \"env\"\nargs = [[]]\nenv = [\"FOR_ENV_ONLY\"]\n\
+         [[program]]\nname = \"printenv\"\n",
+    )
+    .unwrap();
+    let r = probe(
+        shared_runtime(),
+        Arc::new(policy),
+        json!([
+            {"op": "run", "program": "env", "args": [], "env": [["FOR_ENV_ONLY", "1"]]},
+            {"op": "run", "program": "printenv", "args": [], "env": [["FOR_ENV_ONLY", "1"]]},
+        ]),
+    );
+    assert_eq!(ok(&r[0])["stdout"], "FOR_ENV_ONLY=1\n");
+    assert_eq!(err_kind(&r[1]), "denied");
+    assert!(err_detail(&r[1]).contains("FOR_ENV_ONLY"), "{}", r[1]);
+    // Naming a program that is not granted is an error at load.
+    let err = Policy::builder()
+        .allow_env_for("nope", "X")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("not granted"), "{err}");
+    let out = std::process::Command::new(wasmproc_tests::harness::cli_path())
+        .args([
+            "run",
+            wasmproc_tests::guests::PROBE,
+            "--allow",
+            "printenv",
+            "--allow-env",
+            "printenv:ONLY_HERE",
+            "--",
+        ])
+        .arg(
+            json!([{"op": "run", "program": "printenv", "args": [], "env": [["ONLY_HERE", "2"]]}])
+                .to_string(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ONLY_HERE=2"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,8 +1,11 @@
-use serde_json::json;
+use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{GuestError, GuestOptions, GuestStdio, Limits, Policy};
+use wasmproc_host::{
+    Audit, CommandSpec, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Limits, Policy,
+    ProcessCtx, ProcessManager, StartSpec,
+};
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
     MARKER_VAR, component, err_detail, err_kind, ok, policy, policy_with, probe, shared_runtime,
@@ -223,7 +226,7 @@ fn security_env_injection_bad() {
     let r = probe(shared_runtime(), wide, json!(steps));
     for result in &r[..8] {
         assert_eq!(err_kind(result), "denied", "{result}");
-        assert!(err_detail(result).contains("hook"), "{result}");
+        assert!(err_detail(result).contains("exactly"), "{result}");
     }
     assert_eq!(err_kind(&r[8]), "invalid");
     assert_eq!(err_kind(&r[9]), "invalid");
@@ -292,7 +295,7 @@ fn security_program_path_hijack_bad() {
         .allow_program("git")
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("every user can write"), "{err}");
+    assert!(err.to_string().contains("others can write to"), "{err}");
     // 2. A relative search-path entry is never used.
     let err = Policy::builder()
         .search_path(".")
@@ -441,4 +444,419 @@ fn security_guest_resource_cap_ugly() {
         json!([{"op": "run", "program": "echo", "args": ["ok"]}]),
     );
     assert_eq!(ok(&r[0])["stdout"], "ok\n");
+}
+
+fn command(program: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec {
+        program: program.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Kills every process carrying `marker` (escapees a test made on purpose).
+fn kill_marked(marker: &str) {
+    for pid in pids_with_env(MARKER_VAR, marker) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn security_env_git_config_ugly() {
+    // The attack of a granted `git status --porcelain` plus a `GIT_*`
+    // variable grant: GIT_CONFIG_* sets core.fsmonitor, which git runs
+    // through a shell. It is denied, naming the variable, and runs nothing.
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.path().join("a"), "a").unwrap();
+    git(&["add", "a"]);
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("x");
+    let attack = [
+        ("GIT_CONFIG_COUNT", "1".to_string()),
+        ("GIT_CONFIG_KEY_0", "core.fsmonitor".to_string()),
+        (
+            "GIT_CONFIG_VALUE_0",
+            format!("touch {}; false", marker.display()),
+        ),
+    ];
+    let policy_file = scratch.path().join("policy.toml");
+    std::fs::write(
+        &policy_file,
+        format!(
+            "[[program]]\nname = \"git\"\nargs = [[\"status\", \"--porcelain\"]]\n\
+             [env]\nallow = [\"GIT_*\"]\n[dirs]\nroots = [{:?}]\n",
+            repo.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let policy = Arc::new(Policy::from_file(&policy_file).unwrap());
+    let env: Vec<[&str; 2]> = attack.iter().map(|(k, v)| [*k, v.as_str()]).collect();
+    let r = probe(
+        shared_runtime(),
+        policy,
+        json!([
+            {"op": "run", "program": "git", "args": ["status", "--porcelain"], "env": env},
+            {"op": "run", "program": "git", "args": ["status", "--porcelain"]},
+            {"op": "run", "program": "git", "args": ["status", "--porcelain"],
+             "env": [["GIT_AUTHOR_NAME", "someone"]]},
+        ]),
+    );
+    assert_eq!(err_kind(&r[0]), "denied", "{}", r[0]);
+    assert!(err_detail(&r[0]).contains("GIT_CONFIG_COUNT"), "{}", r[0]);
+    assert!(!marker.exists(), "the fsmonitor command ran");
+    // The grant itself still works, and so does a variable the catalogue
+    // does not know.
+    assert_eq!(ok(&r[1])["status"], json!({"exited": 0}));
+    assert_eq!(ok(&r[2])["stdout"], "A  a\n");
+    // The premise: this git does run the command when nothing stops it.
+    let out = std::process::Command::new("git")
+        .args(["status", "--porcelain"])
+        .envs(attack.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        marker.exists(),
+        "git ignored core.fsmonitor: the test proves nothing"
+    );
+}
+
+#[test]
+fn security_run_deadline_escaped_writer_ugly() {
+    // A `setsid` escapee keeps writing to the run's stdout. `run` still
+    // returns by its deadline (timeout + 2 s): once when the leader exits
+    // early, once when the leader never exits and the escapee never pauses.
+    let marker = unique_marker("escaped_writer");
+    let (_manager, mut ctx) = wasmproc_tests::harness::session(policy(&["sh"]));
+    let cases = [
+        "setsid sh -c 'while :; do echo x; sleep 0.2; done' & sleep 0.3; exit 0",
+        "setsid sh -c 'while :; do echo x; done' & sleep 30",
+    ];
+    let mut results = Vec::new();
+    for script in cases {
+        let mut cmd = command("sh", &["-c", script]);
+        cmd.env = vec![(MARKER_VAR.into(), marker.clone())];
+        cmd.timeout_ms = Some(1000);
+        let started = Instant::now();
+        let result = ctx.run(cmd);
+        results.push((started.elapsed(), result));
+    }
+    kill_marked(&marker);
+    for (took, result) in &results {
+        assert!(
+            *took < Duration::from_secs(3),
+            "run took {took:?}: {result:?}"
+        );
+    }
+    let first = results[0].1.as_ref().expect("the leader exited 0");
+    assert_eq!(first.exit, wasmproc_host::Exit::Code(0));
+    assert!(matches!(
+        results[1].1,
+        Err(wasmproc_host::CallError::TimedOut)
+    ));
+    assert!(
+        eventually(Duration::from_secs(10), || pids_with_env(
+            MARKER_VAR, &marker
+        )
+        .is_empty()),
+        "escapees left behind"
+    );
+}
+
+#[test]
+fn security_call_within_guest_time_good() {
+    // A guest with 1.5 s of guest time: a `run` with a long timeout, a
+    // `wait` with none and a `kill` of a TERM-ignoring process all return
+    // within the guest's remaining time (plus slack), never after it.
+    let limits = limits(|l| {
+        l.guest_time_ms = 1500;
+        l.kill_grace_ms = 60_000;
+    });
+    let (_manager, mut ctx) =
+        wasmproc_tests::harness::session(policy_with(&["sleep", "sh"], limits));
+    let started = Instant::now();
+    let run = ctx.run(command("sleep", &["30"]));
+    assert!(
+        matches!(run, Err(wasmproc_host::CallError::TimedOut)),
+        "{run:?}"
+    );
+    let id = ctx
+        .start(
+            command("sh", &["-c", "trap '' TERM; sleep 30"]),
+            StartSpec::default(),
+        )
+        .unwrap();
+    assert_eq!(ctx.wait(&id, None).unwrap(), None, "still running");
+    let _ = ctx.kill(&id);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(3500),
+        "calls took {took:?}"
+    );
+}
+
+/// The fds this process holds on the given pipes, pidfds of the given
+/// pids, and monitor threads of the given pids.
+fn held_resources(pipes: &[String], pids: &[u32]) -> Vec<String> {
+    let mut held = Vec::new();
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy().into_owned();
+        if pipes.contains(&target) {
+            held.push(format!("fd {:?} -> {target}", fd.file_name()));
+        }
+        if target == "anon_inode:[pidfd]" {
+            let info = std::fs::read_to_string(
+                std::path::Path::new("/proc/self/fdinfo").join(fd.file_name()),
+            )
+            .unwrap_or_default();
+            if pids.iter().any(|p| info.contains(&format!("Pid:\t{p}\n"))) {
+                held.push(format!("pidfd {:?}: {info}", fd.file_name()));
+            }
+        }
+    }
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if pids.iter().any(|p| comm.trim() == format!("pmon-{p}")) {
+            held.push(format!("thread {}", comm.trim()));
+        }
+    }
+    held
+}
+
+#[test]
+fn security_ended_process_holds_no_fd_good() {
+    // Ended processes whose 1-byte lossless buffers are full hold no pipe,
+    // no pidfd and no monitor thread, without any read; their output stays
+    // readable, whole.
+    let (_manager, mut ctx) = wasmproc_tests::harness::session(policy(&["sh"]));
+    let mut started = Vec::new();
+    for _ in 0..16 {
+        let id = ctx
+            .start(
+                command("sh", &["-c", "printf abcdef; sleep 0.5"]),
+                StartSpec {
+                    buffer_bytes: Some(1),
+                    ..StartSpec::default()
+                },
+            )
+            .unwrap();
+        let pid = ctx.get(&id).unwrap().facts.pid;
+        let pipe = std::fs::read_link(format!("/proc/{pid}/fd/1"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(pipe.starts_with("pipe:"), "{pipe}");
+        started.push((id, pid, pipe));
+    }
+    let pipes: Vec<String> = started.iter().map(|s| s.2.clone()).collect();
+    let pids: Vec<u32> = started.iter().map(|s| s.1).collect();
+    assert!(
+        !held_resources(&pipes, &pids).is_empty(),
+        "nothing to measure"
+    );
+    for (id, _, _) in &started {
+        assert!(ctx.wait(id, Some(10_000)).unwrap().is_some());
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || held_resources(&pipes, &pids)
+            .is_empty()),
+        "still held: {:?}",
+        held_resources(&pipes, &pids)
+    );
+    for (id, _, _) in &started {
+        let mut text = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let chunk = ctx.read(id, true, cursor, 1024, 1000).unwrap();
+            text.extend_from_slice(&chunk.data);
+            cursor = chunk.next;
+            if chunk.ended {
+                break;
+            }
+        }
+        assert_eq!(text, b"abcdef");
+    }
+}
+
+fn audit_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn security_refused_calls_audit_capped_good() {
+    // 100 refused calls with 900 KB arguments (90 MB in all) leave an audit
+    // file under 1 MiB, one capped record per call, each saying how long
+    // the arguments really were.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).unwrap()));
+    let manager = ProcessManager::new(Duration::from_secs(2));
+    let mut ctx = ProcessCtx::new("hoarder", policy(&["true"]), manager, audit);
+    let huge = "A".repeat(900_000);
+    for _ in 0..100 {
+        let err = ctx.run(command("nope", &[&huge])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                wasmproc_host::CallError::Denied(_) | wasmproc_host::CallError::LimitReached(_)
+            ),
+            "{err}"
+        );
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 1 << 20, "audit file is {size} bytes");
+    let events = audit_lines(&path);
+    let refusals: Vec<&Value> = events.iter().filter(|e| e["operation"] == "run").collect();
+    assert_eq!(refusals.len(), 100);
+    let args = refusals[0]["args"].as_array().unwrap();
+    assert!(
+        args.last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("900000 bytes"),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn security_refused_calls_rate_limited_bad() {
+    // Refused calls draw from the rate bucket: past the burst, even a
+    // request the policy would deny gets limit-reached.
+    let limits = limits(|l| {
+        l.starts_per_second = 1;
+        l.start_burst = 5;
+    });
+    let (_manager, mut ctx) = wasmproc_tests::harness::session(policy_with(&["true"], limits));
+    let kinds: Vec<&str> = (0..10)
+        .map(|_| ctx.run(command("nope", &[])).unwrap_err().kind())
+        .collect();
+    assert_eq!(kinds[..5], ["denied"; 5], "{kinds:?}");
+    assert_eq!(kinds[5..], ["limit-reached"; 5], "{kinds:?}");
+}
+
+#[test]
+fn security_preadmission_refusals_audited_bad() {
+    // Oversized run stdin, an oversized buffer, an oversized timeout and
+    // `remove` are refused (or done) and every one is audited.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).unwrap()));
+    let manager = ProcessManager::new(Duration::from_secs(2));
+    let limits = limits(|l| {
+        l.default_stream_buffer_bytes = 1024;
+        l.max_stream_buffer_bytes = 4096;
+    });
+    let mut ctx = ProcessCtx::new(
+        "edge",
+        policy_with(&["cat", "true"], limits),
+        manager,
+        audit,
+    );
+    let mut big_stdin = command("cat", &[]);
+    big_stdin.stdin = Some(vec![b'x'; 8192]);
+    let err = ctx.run(big_stdin).unwrap_err();
+    assert!(err.to_string().contains("max_stream_buffer_bytes"), "{err}");
+    let mut small_stdin = command("cat", &[]);
+    small_stdin.stdin = Some(b"fine".to_vec());
+    assert_eq!(ctx.run(small_stdin).unwrap().stdout, b"fine");
+    let err = ctx
+        .start(
+            command("true", &[]),
+            StartSpec {
+                buffer_bytes: Some(1 << 30),
+                ..StartSpec::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("max_stream_buffer_bytes"), "{err}");
+    let mut long = command("true", &[]);
+    long.timeout_ms = Some(u64::MAX);
+    assert!(
+        ctx.run(long)
+            .unwrap_err()
+            .to_string()
+            .contains("max_timeout_ms")
+    );
+    let id = ctx
+        .start(command("true", &[]), StartSpec::default())
+        .unwrap();
+    ctx.wait(&id, Some(10_000)).unwrap();
+    ctx.remove(&id).unwrap();
+    assert_eq!(ctx.remove(&id).unwrap_err().kind(), "not-found");
+    let events = audit_lines(&path);
+    let refused = |op: &str, needle: &str| {
+        events.iter().any(|e| {
+            e["operation"] == op
+                && e["decision"] == "refused"
+                && e["reason"].as_str().unwrap_or_default().contains(needle)
+        })
+    };
+    assert!(refused("run", "stdin"), "{events:#?}");
+    assert!(refused("start", "buffer of"), "{events:#?}");
+    assert!(refused("run", "max_timeout_ms"), "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["operation"] == "remove" && e["decision"] == "allowed"),
+        "{events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["operation"] == "remove" && e["decision"] == "refused"),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn security_run_stopped_at_shutdown_good() {
+    // A `run` in progress when the host shuts down: its child gets SIGTERM,
+    // then SIGKILL after the grace, like a started process.
+    let manager = ProcessManager::new(Duration::from_millis(1500));
+    let calls: Vec<_> = [
+        "trap 'exit 7' TERM; sleep 30 & wait",
+        "trap '' TERM; sleep 30",
+    ]
+    .into_iter()
+    .map(|script| {
+        let mut ctx = ProcessCtx::new("shut", policy(&["sh"]), Arc::clone(&manager), Audit::new());
+        std::thread::spawn(move || ctx.run(command("sh", &["-c", script])))
+    })
+    .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    manager.shutdown();
+    let took = started.elapsed();
+    let results: Vec<_> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(
+        results[0].as_ref().unwrap().exit,
+        wasmproc_host::Exit::Code(7)
+    );
+    assert_eq!(
+        results[1].as_ref().unwrap().exit,
+        wasmproc_host::Exit::Signal(libc::SIGKILL)
+    );
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "shutdown took {took:?}"
+    );
 }

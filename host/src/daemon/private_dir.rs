@@ -1,0 +1,332 @@
+//! A private directory: owned by this user, with no group or other access,
+//! and not a symlink, checked with `fstat` on the opened directory. Files in
+//! it are reached only through the directory's fd (`openat`, `renameat`,
+//! `unlinkat`), created with `O_EXCL | O_NOFOLLOW`, and read only when the
+//! opened fd is a regular file of this user below a size bound (checked with
+//! `fstat` before reading, opened non-blocking so a FIFO cannot hang us).
+//!
+//! The registry directory goes through here as [`Trust::Private`]; the
+//! directories of PID files and their locks as [`Trust::NoForeignWrite`]
+//! (PID files are meant to be read by other tools, and often live in a
+//! root-owned `/run`, so only writing is restricted).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An opened, verified directory.
+#[derive(Debug, Clone)]
+pub struct PrivateDir {
+    path: PathBuf,
+    fd: Arc<OwnedFd>,
+}
+
+/// How much a directory must belong to this user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Owned by this user, no group or other bits at all (mode 0700).
+    Private,
+    /// Owned by this user or root, writable by no one else (no group or
+    /// other write bits); others may read.
+    NoForeignWrite,
+}
+
+fn c_name(name: &str) -> io::Result<CString> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{name}` is not a plain file name"),
+        ));
+    }
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn fstat(fd: &impl AsRawFd) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which is valid for writes.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+fn refused(path: &Path, why: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("refusing {}: {why}", path.display()),
+    )
+}
+
+impl PrivateDir {
+    /// Creates the directory (mode 0700) if it is missing, then opens and
+    /// verifies it. An existing directory that is a symlink, is not owned by
+    /// this user, or gives any access to group or others is refused with an
+    /// error saying which; it is never repaired silently.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, Trust::Private)
+    }
+
+    /// Like [`open`](Self::open), with the given [`Trust`] level.
+    pub fn open_with(path: &Path, trust: Trust) -> io::Result<Self> {
+        match std::fs::DirBuilder::new().mode(0o700).create(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Parents are missing: make them (as `mkdir -p` would), then
+                // the directory itself, private.
+                if let Some(parent) = path.parent() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)?;
+                }
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(path)
+                    .or_else(|e| match e.kind() {
+                        io::ErrorKind::AlreadyExists => Ok(()),
+                        _ => Err(e),
+                    })?;
+            }
+            Err(e) => return Err(e),
+        }
+        Self::open_existing(path, trust)
+    }
+
+    /// Opens and verifies an existing directory (never creates it).
+    pub fn open_existing(path: &Path, trust: Trust) -> io::Result<Self> {
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+        // SAFETY: open with a valid C string and integer flags.
+        let raw = unsafe {
+            libc::open(
+                c_path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(match err.raw_os_error() {
+                // O_DIRECTORY | O_NOFOLLOW on a link fails with either.
+                Some(libc::ELOOP | libc::ENOTDIR) if is_link => {
+                    refused(path, "it is a symlink".into())
+                }
+                Some(libc::ENOTDIR) => refused(path, "it is not a directory".into()),
+                _ => err,
+            });
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let st = fstat(&fd)?;
+        let owner_ok = st.st_uid == euid() || (trust == Trust::NoForeignWrite && st.st_uid == 0);
+        if !owner_ok {
+            return Err(refused(
+                path,
+                format!(
+                    "it is owned by uid {}, not by this user (uid {})",
+                    st.st_uid,
+                    euid()
+                ),
+            ));
+        }
+        let (forbidden, fix) = match trust {
+            Trust::Private => (0o077, "give no access to group or others (chmod 700)"),
+            Trust::NoForeignWrite => (0o022, "not be writable by group or others (chmod go-w)"),
+        };
+        if st.st_mode & forbidden != 0 {
+            return Err(refused(
+                path,
+                format!(
+                    "its mode is {:04o}; it must {fix}, or be removed so the host creates it",
+                    st.st_mode & 0o7777
+                ),
+            ));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            fd: Arc::new(fd),
+        })
+    }
+
+    /// The directory's path (for messages and for sockets bound in it).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates `name` anew (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode `mode`),
+    /// removing a leftover of that name first. Never follows a planted link.
+    pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+        let c = c_name(name)?;
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        for attempt in 0..2 {
+            // SAFETY: openat on our directory fd with a valid C string.
+            let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
+            if raw >= 0 {
+                // SAFETY: a fresh fd that nothing else owns.
+                return Ok(unsafe { File::from_raw_fd(raw) });
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EEXIST) || attempt == 1 {
+                return Err(err);
+            }
+            self.remove(name)?;
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Opens `name` for reading and writing, creating it (mode `mode`) if
+    /// missing, without following a link or blocking; the opened fd must be
+    /// a regular file of this user. For lock files, which are never
+    /// replaced.
+    pub fn open_or_create(&self, name: &str, mode: u32) -> io::Result<File> {
+        let c = c_name(name)?;
+        let flags = libc::O_RDWR
+            | libc::O_CREAT
+            | libc::O_NOFOLLOW
+            | libc::O_NONBLOCK
+            | libc::O_NOCTTY
+            | libc::O_CLOEXEC;
+        // SAFETY: openat on our directory fd with a valid C string.
+        let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
+        if raw < 0 {
+            return Err(self.open_error(name));
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let file = unsafe { File::from_raw_fd(raw) };
+        self.check_file(name, &file, u64::MAX)?;
+        Ok(file)
+    }
+
+    fn open_error(&self, name: &str) -> io::Error {
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ELOOP) => refused(&self.path.join(name), "it is a symlink".into()),
+            _ => err,
+        }
+    }
+
+    fn check_file(&self, name: &str, file: &File, max: u64) -> io::Result<()> {
+        let st = fstat(file)?;
+        let path = || self.path.join(name);
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refused(&path(), "it is not a regular file".into()));
+        }
+        if st.st_uid != euid() {
+            return Err(refused(
+                &path(),
+                format!("it is owned by uid {}, not by this user", st.st_uid),
+            ));
+        }
+        if st.st_size as u64 > max {
+            return Err(refused(
+                &path(),
+                format!("it holds {} bytes, above the bound of {max}", st.st_size),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `name` atomically: a new temp file (`.NAME.PID.tmp`), fsync,
+    /// rename over `name`.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        self.write_atomic_via(name, &tmp, bytes, mode)
+    }
+
+    /// Writes `name` atomically through the temp file `tmp` (a leftover of
+    /// that name is replaced, never followed).
+    pub fn write_atomic_via(
+        &self,
+        name: &str,
+        tmp: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> io::Result<()> {
+        let mut file = self.create_new(tmp, mode)?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written {
+            let _ = self.remove(tmp);
+            return Err(e);
+        }
+        let (from, to) = (c_name(tmp)?, c_name(name)?);
+        let dir = self.fd.as_raw_fd();
+        // SAFETY: renameat within our directory fd with valid C strings.
+        if unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) } != 0 {
+            let err = io::Error::last_os_error();
+            let _ = self.remove(tmp);
+            return Err(err);
+        }
+        // SAFETY: fsync on our directory fd.
+        unsafe { libc::fsync(dir) };
+        Ok(())
+    }
+
+    /// Opens `name` for reading without following a link and without
+    /// blocking, and checks the opened fd: a regular file, owned by this
+    /// user, of at most `max` bytes.
+    pub fn open_file(&self, name: &str, max: u64) -> io::Result<File> {
+        let c = c_name(name)?;
+        let flags =
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        // SAFETY: openat on our directory fd with a valid C string.
+        let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
+        if raw < 0 {
+            return Err(self.open_error(name));
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let file = unsafe { File::from_raw_fd(raw) };
+        self.check_file(name, &file, max)?;
+        Ok(file)
+    }
+
+    /// Reads `name` whole, under the checks of [`open_file`](Self::open_file).
+    pub fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
+        let file = self.open_file(name, max)?;
+        let mut bytes = Vec::new();
+        // Bounded even if the file grows after the check.
+        file.take(max + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > max {
+            return Err(refused(
+                &self.path.join(name),
+                format!("it grew past the bound of {max} bytes"),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Removes `name` (not following a link: the link itself goes).
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        let c = c_name(name)?;
+        // SAFETY: unlinkat on our directory fd with a valid C string.
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The names in the directory (read through its fd).
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        let via_fd = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(via_fd)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+}
