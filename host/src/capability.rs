@@ -110,6 +110,8 @@ pub struct ProcessCtx {
     manager: Arc<ProcessManager>,
     audit: Audit,
     start_rate: StartRate,
+    /// The session's cgroup; dropped after the processes are stopped.
+    scope: crate::cgroup::Scope,
 }
 
 impl ProcessCtx {
@@ -123,6 +125,7 @@ impl ProcessCtx {
     ) -> Self {
         let limits = policy.limits();
         let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
+        let scope = manager.scope("guest", &limits.cgroup);
         Self {
             guest: guest.into(),
             session: uuid::Uuid::new_v4().to_string(),
@@ -130,6 +133,7 @@ impl ProcessCtx {
             manager,
             audit,
             start_rate,
+            scope,
         }
     }
 
@@ -222,7 +226,7 @@ impl ProcessCtx {
         };
         let child = self
             .manager
-            .spawn(&approved, plan)
+            .spawn_in(&approved, plan, &self.scope)
             .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let pid = child.pid();
         let cap = self.policy.limits().max_capture_bytes as usize;
@@ -326,7 +330,7 @@ impl ProcessCtx {
         };
         let mut child = self
             .manager
-            .spawn(&approved, plan)
+            .spawn_in(&approved, plan, &self.scope)
             .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
         let std_child = child.std_child();
         let io = MonitorIo {

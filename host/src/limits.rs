@@ -57,6 +57,10 @@ pub struct Limits {
     /// pollables and descriptors). Past it a call that would create one
     /// traps. Default 10 000.
     pub guest_resources: u32,
+    /// Limits on children's process count, memory and CPU, applied through
+    /// cgroup v2 (`[limits.cgroup]`); refused at load where a controller is
+    /// missing. Default: none.
+    pub cgroup: crate::cgroup_limits::CgroupLimits,
 }
 
 impl Default for Limits {
@@ -82,6 +86,7 @@ impl Default for Limits {
             guest_time_ms: 0,
             guest_table_elements: 100_000,
             guest_resources: 10_000,
+            cgroup: Default::default(),
         }
     }
 }
@@ -115,6 +120,7 @@ impl Limits {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("`{name}` must be greater than 0"));
         }
+        self.cgroup.validate()?;
         if self.default_run_timeout_ms > self.max_timeout_ms {
             return Err(format!(
                 "`default_run_timeout_ms = {}` is above `max_timeout_ms = {}`",
