@@ -162,7 +162,8 @@ fn detect_cgroup() -> Result<Containment, String> {
         .ok_or_else(|| format!("the host's cgroup {own} is outside the mounted {mount_root}"))?;
     let mut base = mount.join(relative.trim_start_matches('/'));
     let probe = base.join(format!("{SUBTREE_PREFIX}probe-{}", std::process::id()));
-    fs::create_dir(&probe).map_err(|e| format!("cannot create a cgroup in {}: {e}", base.display()))?;
+    fs::create_dir(&probe)
+        .map_err(|e| format!("cannot create a cgroup in {}: {e}", base.display()))?;
     let has_kill = probe.join("cgroup.kill").exists();
     let _ = fs::remove_dir(&probe);
     if !has_kill {
@@ -418,7 +419,9 @@ impl Scope {
             .map(|()| dir)
             .map_err(|e| format!("cannot create the guest's cgroup: {e}"))
         });
-        made.as_ref().map(|d| Some(d.as_path())).map_err(Clone::clone)
+        made.as_ref()
+            .map(|d| Some(d.as_path()))
+            .map_err(Clone::clone)
     }
 
     /// A new per-process cgroup in this scope (none without cgroups).
@@ -553,7 +556,10 @@ mod tests {
 
     #[test]
     fn cgroup_mountinfo_parse_bad() {
-        assert_eq!(cgroup2_mount("24 29 0:21 / /proc rw - proc proc rw\n"), None);
+        assert_eq!(
+            cgroup2_mount("24 29 0:21 / /proc rw - proc proc rw\n"),
+            None
+        );
         assert_eq!(own_cgroup("8:pids:/\n"), None);
     }
 }

@@ -62,7 +62,12 @@ impl CgroupLimits {
         push("guest_memory_max", "memory", g, n(self.guest_memory_max));
         push("guest_cpu_max", "cpu", g, self.guest_cpu_max.clone());
         push("process_pids_max", "pids", p, n(self.process_pids_max));
-        push("process_memory_max", "memory", p, n(self.process_memory_max));
+        push(
+            "process_memory_max",
+            "memory",
+            p,
+            n(self.process_memory_max),
+        );
         push("process_cpu_max", "cpu", p, self.process_cpu_max.clone());
         out
     }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod capability;
+mod contain;
 mod permission;
 mod policy;
 mod process;
