@@ -61,9 +61,9 @@ fn start_escapee(ctx: &mut wasmproc_host::ProcessCtx, marker: &str) -> (String, 
     let mut escapee = None;
     assert!(
         eventually(LIMIT, || {
-            escapee = pids_with_env(MARKER_VAR, marker)
-                .into_iter()
-                .find(|p| *p != leader && group_and_session(*p).is_some_and(|(g, s)| g == *p && s == *p));
+            escapee = pids_with_env(MARKER_VAR, marker).into_iter().find(|p| {
+                *p != leader && group_and_session(*p).is_some_and(|(g, s)| g == *p && s == *p)
+            });
             escapee.is_some()
         }),
         "the setsid escapee never started"
@@ -235,6 +235,24 @@ stop_grace_ms = 5000
     );
 }
 
+/// Zombie children of this process that were in a cgroup below `root` (a
+/// zombie keeps its cgroup path).
+fn zombies_from(root: &Path) -> Vec<u32> {
+    let relative = format!("/{}/", root.file_name().unwrap().to_string_lossy());
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            stat.contains(&format!(") Z {me} ")) && cgroup.contains(&relative)
+        })
+        .collect()
+}
+
 /// Cgroup directories below `dir` (itself included).
 fn cgroups_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -285,8 +303,13 @@ fn contain_no_cgroup_left_behind_good() {
     drop(manager);
     assert!(!root.exists(), "the manager's cgroup was removed");
     // Orphans killed with their cgroup were reaped by the host (a
-    // subreaper); other tests' children may be between exit and reap.
-    assert!(eventually(LIMIT, || wasmproc_tests::os::zombie_children() == 0));
+    // subreaper): no zombie child is left from this manager's cgroups.
+    let leftover = || zombies_from(&root);
+    assert!(
+        eventually(LIMIT, || leftover().is_empty()),
+        "{:?}",
+        leftover()
+    );
 }
 
 #[test]
