@@ -276,6 +276,14 @@ fn enable(dir: &Path, controllers: &[&str]) -> io::Result<()> {
     write_file(&dir.join("cgroup.subtree_control"), &line.join(" "))
 }
 
+/// Whether a process lives in `dir` or below (`populated 1` in
+/// `cgroup.events`); unreadable counts as populated.
+fn populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events"))
+        .map(|s| s.lines().any(|l| l == "populated 1"))
+        .unwrap_or(true)
+}
+
 /// Kills every process in `dir` and below, then removes the cgroups,
 /// deepest first, waiting for the killed processes to leave.
 pub(crate) fn kill_and_remove(dir: &Path) {
@@ -489,8 +497,12 @@ impl ProcessCgroup {
         Ok(())
     }
 
-    /// SIGKILLs every process in the cgroup.
+    /// SIGKILLs every process in the cgroup (a read of `cgroup.events`
+    /// first: an empty cgroup, the common case, costs no kill).
     pub(crate) fn kill(&self) -> io::Result<()> {
+        if !populated(&self.dir) {
+            return Ok(());
+        }
         write_file(&self.dir.join("cgroup.kill"), "1")
     }
 
@@ -516,7 +528,11 @@ impl ProcessCgroup {
 
     /// Kills what is left and removes the cgroup.
     pub(crate) fn remove(&self) {
-        kill_and_remove(&self.dir);
+        if populated(&self.dir) {
+            kill_and_remove(&self.dir);
+        } else {
+            remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);
+        }
     }
 }
 
