@@ -11,7 +11,8 @@ use wasmproc_host::{
 };
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
-    MARKER_VAR, cli_path, ok, policy, probe, session, shared_runtime, unique_marker,
+    MARKER_VAR, cli_path, ok, policy, probe, session, shared_runtime, spawn_cli_probe,
+    unique_marker,
 };
 use wasmproc_tests::os::{eventually, pids_with_env};
 
@@ -135,20 +136,7 @@ fn contain_setsid_escapee_host_sigkill_ugly() {
          "env": [[MARKER_VAR, marker]]},
         {"op": "sleep_ms", "ms": 60000},
     ]);
-    let mut host = std::process::Command::new(cli_path())
-        .args([
-            "run",
-            guests::PROBE,
-            "--allow",
-            "sh",
-            "--allow-env",
-            MARKER_VAR,
-            "--",
-        ])
-        .arg(steps.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut host = spawn_cli_probe(&["sh"], &steps);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(host.stdout.take().unwrap()));
     let started = lines
         .next()
