@@ -27,6 +27,13 @@ pub struct ProcessInfo {
     pub stdout: StreamStats,
     /// Counters of the stderr stream.
     pub stderr: StreamStats,
+    /// Highest memory use of the process and everything it started, in
+    /// bytes, where the host measures it (a cgroup with the memory
+    /// controller).
+    pub memory_peak_bytes: Option<u64>,
+    /// CPU time (user and system) of the process and everything it started,
+    /// where the host measures it (a cgroup).
+    pub cpu_time: Option<Duration>,
 }
 
 /// Where a process is in its life.
@@ -61,6 +68,8 @@ impl From<wit::ProcessInfo> for ProcessInfo {
             exit: info.exit.map(ExitStatus::from),
             stdout: info.stdout.into(),
             stderr: info.stderr.into(),
+            memory_peak_bytes: info.memory_peak_bytes,
+            cpu_time: info.cpu_time_us.map(Duration::from_micros),
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct ProcessCtx {
     /// When the guest's `guest_time_ms` runs out (`None`: no limit). No
     /// blocking call outlives it.
     guest_deadline: Option<Instant>,
+    /// The session's cgroup; dropped after the processes are stopped.
+    scope: crate::cgroup::Scope,
 }
 
 impl ProcessCtx {
@@ -132,6 +134,7 @@ impl ProcessCtx {
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
+        let scope = manager.scope("guest", &limits.cgroup);
         Self {
             guest,
             session: uuid::Uuid::new_v4().to_string(),
@@ -140,6 +143,7 @@ impl ProcessCtx {
             audit,
             start_rate,
             guest_deadline,
+            scope,
         }
     }
 
@@ -280,7 +284,7 @@ impl ProcessCtx {
         let manager = Arc::clone(&self.manager);
         let _running = manager.begin_run();
         let child = manager
-            .spawn(&approved, plan)
+            .spawn_in(&approved, plan, &self.scope)
             .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let pid = child.pid();
         let cap = self.policy.limits().max_capture_bytes as usize;
@@ -387,7 +391,7 @@ impl ProcessCtx {
         };
         let mut child = self
             .manager
-            .spawn(&approved, plan)
+            .spawn_in(&approved, plan, &self.scope)
             .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
         let std_child = child.std_child();
         let io = MonitorIo {

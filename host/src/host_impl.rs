@@ -109,6 +109,8 @@ impl ProcessHost for ProcessCtx {
             exit: s.exit.map(exit_status),
             stdout: stats(s.stdout),
             stderr: stats(s.stderr),
+            memory_peak_bytes: s.usage.and_then(|u| u.memory_peak_bytes),
+            cpu_time_us: s.usage.and_then(|u| u.cpu_time_us),
         })
     }
 

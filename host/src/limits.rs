@@ -72,6 +72,10 @@ pub struct Limits {
     /// pollables and descriptors). Past it a call that would create one
     /// traps. Default 10 000.
     pub guest_resources: u32,
+    /// Limits on children's process count, memory and CPU, applied through
+    /// cgroup v2 (`[limits.cgroup]`); refused at load where a controller is
+    /// missing. Default: none.
+    pub cgroup: crate::cgroup_limits::CgroupLimits,
 }
 
 impl Default for Limits {
@@ -97,6 +101,7 @@ impl Default for Limits {
             guest_time_ms: 0,
             guest_table_elements: 100_000,
             guest_resources: 10_000,
+            cgroup: Default::default(),
         }
     }
 }
@@ -157,6 +162,7 @@ impl Limits {
         if let Some((name, v)) = bytes.iter().find(|(_, v)| *v > MAX_BYTES) {
             return Err(format!("`{name} = {v}` is above {MAX_BYTES} bytes (1 TiB)"));
         }
+        self.cgroup.validate()?;
         if self.default_run_timeout_ms > self.max_timeout_ms {
             return Err(format!(
                 "`default_run_timeout_ms = {}` is above `max_timeout_ms = {}`",

@@ -132,6 +132,11 @@ fn run(args: RunArgs) -> i32 {
         Ok(r) => Arc::new(r),
         Err(e) => return fail(format!("cannot start the runtime: {e:#}")),
     };
+    if !args.no_process
+        && let Some(advice) = runtime.manager().containment().advice()
+    {
+        eprintln!("wasmproc: warning: {advice}");
+    }
     if let Err(e) = shutdown_on_signals(Arc::clone(&runtime)) {
         return fail(format!("cannot install signal handlers: {e}"));
     }

@@ -66,6 +66,8 @@ struct Life {
     state: ProcState,
     exit: Option<Exit>,
     stop_requested: bool,
+    /// Resource use read from the cgroup just before the reap.
+    usage: Option<crate::cgroup::Usage>,
 }
 
 /// The pipes and deadline the monitor thread owns.
@@ -109,6 +111,8 @@ pub struct ProcessSnapshot {
     pub stdout: StreamStats,
     /// Stderr totals.
     pub stderr: StreamStats,
+    /// Memory peak and CPU time of its tree, where it has a cgroup.
+    pub usage: Option<crate::cgroup::Usage>,
 }
 
 /// A background process and everything the host keeps about it.
@@ -153,6 +157,7 @@ impl ManagedProcess {
                 state: ProcState::Running,
                 exit: None,
                 stop_requested: false,
+                usage: None,
             }),
             changed: Condvar::new(),
             stdout: buffers.stdout,
@@ -206,6 +211,7 @@ impl ManagedProcess {
             exit: life.exit,
             stdout: stats(&self.stdout),
             stderr: stats(&self.stderr),
+            usage: life.child.as_ref().and_then(OsChild::usage).or(life.usage),
         }
     }
 
@@ -339,6 +345,7 @@ impl ManagedProcess {
         let Some(child) = life.child.take() else {
             return;
         };
+        life.usage = child.usage();
         let exit = match child.reap() {
             Ok(status) => Exit::from_status(status),
             Err(e) => {

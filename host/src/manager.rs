@@ -1,12 +1,16 @@
 //! The process manager shared by every guest of a host: the registry of
-//! managed processes, the watchdog, and orderly shutdown.
+//! managed processes, the cgroup subtree, the watchdog, and orderly
+//! shutdown.
 
+use crate::cgroup::{Containment, Hierarchy, Scope};
+use crate::cgroup_limits::CgroupLimits;
 use crate::error::CallError;
 use crate::managed::{ManagedProcess, ProcessSnapshot};
 use crate::os_child::OsChild;
 use crate::policy::Approved;
 use crate::registry::Registry;
 use crate::spawner::{self, StdioPlan};
+use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
@@ -100,6 +104,9 @@ impl Drop for RunGuard<'_> {
 #[derive(Debug)]
 pub struct ProcessManager {
     pub(crate) registry: Registry,
+    cgroups: Arc<Hierarchy>,
+    /// The scope of processes no guest owns (daemon probes).
+    host_scope: Scope,
     watchdog: Arc<Watchdog>,
     grace: Duration,
     pub(crate) runs: RunShutdown,
@@ -107,11 +114,18 @@ pub struct ProcessManager {
 
 impl ProcessManager {
     /// A manager whose shutdown gives processes `grace` between SIGTERM and
-    /// SIGKILL. Starts the watchdog process.
+    /// SIGKILL. Makes the host a child subreaper, creates the manager's
+    /// cgroup subtree where the host has cgroups ([`Containment::detect`]),
+    /// and starts the watchdog process.
     pub fn new(grace: Duration) -> Arc<Self> {
+        reaper();
+        let cgroups = Arc::new(Hierarchy::new());
+        let watchdog = Arc::new(Watchdog::start(cgroups.root()));
         Arc::new(Self {
             registry: Registry::default(),
-            watchdog: Arc::new(Watchdog::start()),
+            host_scope: cgroups.scope("host", &CgroupLimits::default()),
+            cgroups,
+            watchdog,
             grace,
             runs: RunShutdown::new(grace),
         })
@@ -123,11 +137,55 @@ impl ProcessManager {
         self.runs.begin()
     }
 
-    /// Starts an approved command.
+    /// The containment the manager's processes get.
+    pub fn containment(&self) -> Containment {
+        match self.cgroups.root() {
+            Some(_) => Containment::detect().clone(),
+            None => match Containment::detect() {
+                Containment::Cgroup { base, .. } => Containment::ProcessGroups {
+                    reason: format!("cannot create a cgroup under {}", base.display()),
+                },
+                weaker => weaker.clone(),
+            },
+        }
+    }
+
+    /// The manager's cgroup subtree (one cgroup per guest session, daemon
+    /// and process below it), where it has one.
+    pub fn cgroup(&self) -> Option<&std::path::Path> {
+        self.cgroups.root()
+    }
+
+    /// A cgroup scope for one guest session or daemon (`kind` names it).
+    pub(crate) fn scope(&self, kind: &str, limits: &CgroupLimits) -> Scope {
+        self.cgroups.scope(kind, limits)
+    }
+
+    /// Starts an approved command that no guest owns (a daemon's probe).
     pub(crate) fn spawn(&self, cmd: &Approved, plan: StdioPlan) -> Result<OsChild, CallError> {
-        let child = spawner::spawn(cmd, plan)
-            .map_err(|e| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display())))?;
-        OsChild::new(child, Arc::clone(&self.watchdog)).map_err(|e| CallError::io("track child", e))
+        self.spawn_in(cmd, plan, &self.host_scope)
+    }
+
+    /// Starts an approved command in its own cgroup inside `scope`.
+    pub(crate) fn spawn_in(
+        &self,
+        cmd: &Approved,
+        plan: StdioPlan,
+        scope: &Scope,
+    ) -> Result<OsChild, CallError> {
+        let failed = |e: String| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display()));
+        let cgroup = scope.process().map_err(failed)?;
+        let child = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(cgroup) = &cgroup {
+                    cgroup.remove();
+                }
+                return Err(failed(e.to_string()));
+            }
+        };
+        OsChild::new(child, Arc::clone(&self.watchdog), cgroup)
+            .map_err(|e| CallError::io("track child", e))
     }
 
     /// Snapshots of every managed process of every guest.
@@ -141,7 +199,8 @@ impl ProcessManager {
     }
 
     /// Stops every managed process, and the child of every `run` in
-    /// progress, alike (SIGTERM, grace, SIGKILL) and reaps them.
+    /// progress, alike (SIGTERM, grace, SIGKILL) and reaps them. Orphans
+    /// that escaped every cgroup are killed too.
     pub fn shutdown(&self) {
         std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -150,12 +209,15 @@ impl ProcessManager {
             });
             stop_all(self.registry.take_all(), self.grace);
         });
+        reaper().kill_orphans();
     }
 }
 
 impl Drop for ProcessManager {
     fn drop(&mut self) {
         self.shutdown();
+        self.cgroups.remove();
+        reaper().reap_orphans();
         self.watchdog.stop();
     }
 }

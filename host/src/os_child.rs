@@ -1,7 +1,11 @@
-//! A started child at the OS level: its pidfd, signals to its process group,
-//! and reaping. Reaping consumes the handle, so a reaped PID can never be
-//! signalled: the type system holds promise 1 of THREATS.md.
+//! A started child at the OS level: its pidfd, its cgroup, signals to its
+//! process group, and reaping. Reaping consumes the handle, so a reaped PID
+//! can never be signalled: the type system holds promise 1 of THREATS.md.
+//! Killing it (SIGKILL) also writes its cgroup's `cgroup.kill`, which ends
+//! the whole tree, `setsid` escapees included.
 
+use crate::cgroup::{ProcessCgroup, Usage};
+use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -16,11 +20,17 @@ pub(crate) struct OsChild {
     pid: u32,
     pidfd: Arc<OwnedFd>,
     watchdog: Arc<Watchdog>,
+    cgroup: Option<ProcessCgroup>,
 }
 
 impl OsChild {
-    /// Takes ownership of a freshly spawned child and tells the watchdog.
-    pub(crate) fn new(mut child: Child, watchdog: Arc<Watchdog>) -> io::Result<Self> {
+    /// Takes ownership of a freshly spawned child (already in `cgroup`, if
+    /// any) and tells the watchdog.
+    pub(crate) fn new(
+        mut child: Child,
+        watchdog: Arc<Watchdog>,
+        cgroup: Option<ProcessCgroup>,
+    ) -> io::Result<Self> {
         let pid = child.id();
         // Opened before anything can reap the child, so the pidfd refers to
         // this process and no other.
@@ -30,6 +40,10 @@ impl OsChild {
                 // SAFETY: killpg has no memory-safety preconditions.
                 unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
                 let _ = child.wait();
+                reaper().release(pid);
+                if let Some(cgroup) = &cgroup {
+                    cgroup.remove();
+                }
                 return Err(e);
             }
         };
@@ -39,7 +53,13 @@ impl OsChild {
             pid,
             pidfd: Arc::new(pidfd),
             watchdog,
+            cgroup,
         })
+    }
+
+    /// Memory peak and CPU time of its tree, where it has a cgroup.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.cgroup.as_ref().map(ProcessCgroup::usage)
     }
 
     /// The OS process id, which is also the process-group id.
@@ -57,10 +77,17 @@ impl OsChild {
         self.child.as_mut().expect("child is present until reaped")
     }
 
-    /// Sends a signal to the whole process group. Safe against PID reuse:
-    /// the leader is not reaped while `self` exists, so the group id stays
-    /// reserved.
+    /// Sends a signal to the whole process group; SIGKILL also kills its
+    /// cgroup, so processes that left the group die too. Safe against PID
+    /// reuse: the leader is not reaped while `self` exists, so the group id
+    /// stays reserved.
     pub(crate) fn signal_group(&self, signal: i32) -> io::Result<()> {
+        if signal == libc::SIGKILL
+            && let Some(cgroup) = &self.cgroup
+            && let Err(e) = cgroup.kill()
+        {
+            tracing::warn!(pid = self.pid, error = %e, "cgroup.kill failed");
+        }
         // SAFETY: killpg has no memory-safety preconditions.
         let rc = unsafe { libc::killpg(self.pid as libc::pid_t, signal) };
         if rc == 0 {
@@ -84,7 +111,13 @@ impl OsChild {
         let mut child = self.child.take().expect("reaped once");
         let _ = self.signal_group(libc::SIGKILL);
         self.watchdog.untrack(self.pid);
-        child.wait()
+        let status = child.wait();
+        reaper().release(self.pid);
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
+        reaper().reap_orphans();
+        status
     }
 }
 

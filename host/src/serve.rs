@@ -39,6 +39,8 @@ type PluginOutcome = Option<Result<i32, String>>;
 #[derive(Debug)]
 struct State {
     supervisor: Arc<Supervisor>,
+    /// The active containment, one line (reported by `/health`).
+    containment: String,
     plugins: Mutex<Vec<(String, PluginOutcome)>>,
     stopping: AtomicBool,
 }
@@ -235,6 +237,7 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
     }
     let state = Arc::new(State {
         supervisor: Arc::clone(&supervisor),
+        containment: manager.containment().summary(),
         plugins: Mutex::new(
             plugins
                 .iter()
@@ -292,6 +295,7 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
         "wasmproc: serving http://{local}/health and /ready (pid {})",
         res.me.pid
     );
+    eprintln!("wasmproc: containment: {}", state.containment);
     let signal = tokio.block_on(run_until_signal(
         listener,
         control_listener,
@@ -414,7 +418,11 @@ fn route(head: &[u8], state: &State) -> (u16, String, &'static str) {
         }
     };
     match path {
-        "/health" => checks(state.health(), "ok"),
+        "/health" => {
+            let (code, mut body, kind) = checks(state.health(), "ok");
+            body.push_str(&format!("containment: {}\n", state.containment));
+            (code, body, kind)
+        }
         "/ready" => checks(state.readiness(), "ready"),
         "/daemons" => (
             200,

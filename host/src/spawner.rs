@@ -8,7 +8,19 @@
 //! - the canonical program path, with `argv[0]` set to the granted name;
 //! - default signal dispositions and an empty signal mask (std resets
 //!   SIGPIPE, which Rust ignores, to its default in the child);
-//! - only fds 0–2: every other fd the host holds is close-on-exec.
+//! - only fds 0–2: every other fd the host holds is close-on-exec;
+//! - its cgroup, where the host has cgroups (see below).
+//!
+//! Placement in the cgroup: glibc 2.39's `pidfd_spawn` with
+//! `posix_spawnattr_setcgroup_np`, or `clone3` with `CLONE_INTO_CGROUP`,
+//! would start the child inside it. Neither is reachable through `std`'s
+//! `posix_spawn` path, and leaving that path costs a `fork` from a large
+//! host; so the child is moved right after `posix_spawn` returns, followed
+//! by anything it has forked by then. In that window (tens of µs; the
+//! `wasmproc_host::cgroup` trace event `window_us` measures it) a child
+//! forked and orphaned before the move would stay outside the cgroup; the
+//! host is a subreaper, so such an orphan comes back to it and is killed
+//! when the host's processes stop (`subreaper.rs`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -16,7 +28,9 @@
     reason = "this is the one module that starts processes"
 )]
 
+use crate::cgroup::ProcessCgroup;
 use crate::policy::Approved;
+use crate::subreaper::reaper;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -52,8 +66,12 @@ pub(crate) struct StdioPlan {
     pub stderr: StdioKind,
 }
 
-/// Starts an approved command in a new process group.
-pub(crate) fn spawn(cmd: &Approved, stdio: StdioPlan) -> io::Result<Child> {
+/// Starts an approved command in a new process group, in `cgroup` if given.
+pub(crate) fn spawn(
+    cmd: &Approved,
+    stdio: StdioPlan,
+    cgroup: Option<&ProcessCgroup>,
+) -> io::Result<Child> {
     mark_inherited_fds_cloexec();
     let mut command = Command::new(&cmd.program);
     command
@@ -68,7 +86,26 @@ pub(crate) fn spawn(cmd: &Approved, stdio: StdioPlan) -> io::Result<Child> {
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
-    command.spawn()
+    let mut child = {
+        let _registering = reaper().spawning();
+        let child = command.spawn()?;
+        reaper().register(child.id(), true);
+        child
+    };
+    if let Some(cgroup) = cgroup
+        && let Err(e) = cgroup.adopt(child.id())
+    {
+        // SAFETY: killpg has no memory-safety preconditions; the leader is
+        // not reaped yet, so the group id is still this child's.
+        unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = child.wait();
+        reaper().release(child.id());
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot move the child into its cgroup: {e}"),
+        ));
+    }
+    Ok(child)
 }
 
 /// Marks every fd above 2 close-on-exec, so a child gets only 0–2.
@@ -121,7 +158,14 @@ fn mark_inherited_fds_cloexec() {
 /// torn by the host's death) is ignored. It leads its own process group so a
 /// terminal's Ctrl-C reaches the host, which then shuts down in order, and
 /// not the watchdog.
-pub(crate) fn spawn_watchdog(awk: &Path, table: OwnedFd) -> io::Result<Child> {
+///
+/// With a cgroup subtree (`cgroup`), it then writes its `cgroup.kill` and
+/// removes the subtree's cgroups, deepest first.
+pub(crate) fn spawn_watchdog(
+    awk: &Path,
+    table: OwnedFd,
+    cgroup: Option<&Path>,
+) -> io::Result<Child> {
     mark_inherited_fds_cloexec();
     const SCRIPT: &str = r#"
         END {
@@ -131,14 +175,26 @@ pub(crate) fn spawn_watchdog(awk: &Path, table: OwnedFd) -> io::Result<Child> {
                 if (half[1] + 0 > 0 && half[1] == half[2]) groups = groups " -" (half[1] + 0)
             }
             if (groups != "") system("kill -s KILL --" groups " >/dev/null 2>&1")
+            if (ENVIRON["CG"] != "") {
+                system("echo 1 > \"$CG/cgroup.kill\" 2>/dev/null")
+                for (i = 0; i < 250; i++) {
+                    if (system("rmdir \"$CG\"/*/*/ \"$CG\"/*/ \"$CG\" 2>/dev/null; test ! -d \"$CG\"") == 0) break
+                    system("sleep 0.02")
+                }
+            }
         }"#;
-    Command::new(awk)
-        .arg(SCRIPT)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
+    let mut command = Command::new(awk);
+    command.arg(SCRIPT).env_clear().env("PATH", "/usr/bin:/bin");
+    if let Some(dir) = cgroup {
+        command.env("CG", dir);
+    }
+    let _registering = reaper().spawning();
+    let child = command
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::from(table))
         .stderr(Stdio::null())
-        .spawn()
+        .spawn()?;
+    reaper().register(child.id(), false);
+    Ok(child)
 }

@@ -14,6 +14,10 @@
 //! included, the kernel closes the pipe; the watchdog reads the table and
 //! kills what is listed. A leader is reaped only after its slot is cleared,
 //! so the watchdog never signals a recycled process-group id.
+//!
+//! Where the host has cgroups, the watchdog also writes `cgroup.kill` of
+//! the manager's cgroup subtree, which reaches processes that left their
+//! group, and then removes the subtree's cgroups.
 
 use crate::spawner;
 use std::collections::HashMap;
@@ -60,8 +64,8 @@ impl Watchdog {
     /// Starts the watchdog. Without `awk` on the machine the host still
     /// works, but children may outlive a host that is SIGKILLed; this is
     /// logged as a warning.
-    pub(crate) fn start() -> Self {
-        match Self::launch() {
+    pub(crate) fn start(cgroup: Option<&Path>) -> Self {
+        match Self::launch(cgroup) {
             Ok((file, mut child)) => Self {
                 table: Mutex::new(Table {
                     file: Some(file),
@@ -81,7 +85,7 @@ impl Watchdog {
         }
     }
 
-    fn launch() -> Result<(File, Child), String> {
+    fn launch(cgroup: Option<&Path>) -> Result<(File, Child), String> {
         let awk = AWK_PATHS
             .iter()
             .map(Path::new)
@@ -95,7 +99,7 @@ impl Watchdog {
         // SAFETY: a fresh fd that nothing else owns.
         let table = unsafe { OwnedFd::from_raw_fd(fd) };
         let for_child = table.try_clone().map_err(|e| e.to_string())?;
-        let child = spawner::spawn_watchdog(awk, for_child).map_err(|e| e.to_string())?;
+        let child = spawner::spawn_watchdog(awk, for_child, cgroup).map_err(|e| e.to_string())?;
         Ok((File::from(table), child))
     }
 
@@ -137,6 +141,7 @@ impl Watchdog {
             .take()
         {
             let _ = child.wait();
+            crate::subreaper::reaper().release(child.id());
         }
     }
 }

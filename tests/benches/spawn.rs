@@ -6,8 +6,13 @@
 //!   `/bin/true`, host RSS small.
 //! - `native_spawn_empty_env_ms`: the same with an empty environment, as
 //!   wasmproc starts every child (shows how much of the gap is the env).
-//! - `guest_run_ms`: median guest `run` of the same, timed inside the guest.
+//! - `guest_run_ms`: median guest `run` of the same, timed inside the guest,
+//!   with containment by process groups (`WASMPROC_CGROUPS=off`).
 //! - `guest_run_ratio`: guest / native.
+//! - `guest_run_contained_ms`, `guest_run_contained_ratio`: the same guest
+//!   run with a cgroup per process (measured in a child bench process that
+//!   keeps cgroups on; absent where the host cannot create cgroups), over
+//!   the same native baseline.
 //! - `guest_run_4gib_ms`, `guest_run_4gib_ratio`: the same guest run with
 //!   4 GiB of touched host memory, over native at small RSS.
 //! - `stream_native_mib_s`, `stream_guest_mib_s`, `stream_ratio`: reading
@@ -22,7 +27,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
-use wasmproc_host::{GuestOptions, GuestStdio, Limits, Policy, Runtime, RuntimeConfig};
+use wasmproc_host::{
+    CGROUPS_OFF_VAR, Containment, GuestOptions, GuestStdio, Limits, Policy, Runtime, RuntimeConfig,
+};
 use wasmproc_tests::guests;
 
 const RUNS: usize = 400;
@@ -153,9 +160,33 @@ fn ballast(bytes: usize) -> Vec<u8> {
     v
 }
 
+/// The argument that makes this bench measure only the contained guest run.
+const CONTAINED_ARG: &str = "--contained-only";
+
+/// Median contained guest run, measured by a child bench process with
+/// cgroups on; `None` where the host has no cgroups.
+fn guest_run_contained_ms() -> Option<f64> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg(CONTAINED_ARG)
+        .env_remove(CGROUPS_OFF_VAR)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("guest_run_contained_ms: "))
+        .map(|v| v.parse().unwrap())
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    let contained_only = std::env::args().any(|a| a == CONTAINED_ARG);
+    if !contained_only {
+        // SAFETY: no other thread exists yet; the variable is read when the
+        // first runtime starts.
+        unsafe { std::env::set_var(CGROUPS_OFF_VAR, "off") };
     }
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let component = runtime.load(guests::BENCH.as_ref()).unwrap();
@@ -172,6 +203,16 @@ fn main() {
             .build()
             .unwrap(),
     );
+    if contained_only {
+        if Containment::detect().is_cgroup() {
+            guest_run_ms(&runtime, &component, &policy);
+            let rounds: Vec<f64> = (0..ROUNDS)
+                .map(|_| guest_run_ms(&runtime, &component, &policy))
+                .collect();
+            println!("guest_run_contained_ms: {:.4}", median(rounds));
+        }
+        return;
+    }
     // Warm up both paths.
     native_spawn_ms();
     guest_run_ms(&runtime, &component, &policy);
@@ -187,6 +228,7 @@ fn main() {
     let native = median(native);
     let native_clean = median(native_clean);
     let guest_small = median(guest_small);
+    let contained = guest_run_contained_ms();
 
     let mut stream_native = Vec::new();
     let mut stream_guest = Vec::new();
@@ -213,6 +255,13 @@ fn main() {
     println!("native_spawn_empty_env_ms: {native_clean:.4}");
     println!("guest_run_ms: {guest_small:.4}");
     println!("guest_run_ratio: {:.3}", guest_small / native);
+    match contained {
+        Some(ms) => {
+            println!("guest_run_contained_ms: {ms:.4}");
+            println!("guest_run_contained_ratio: {:.3}", ms / native);
+        }
+        None => println!("guest_run_contained_ms: unavailable (the host cannot create cgroups)"),
+    }
     println!("native_spawn_4gib_ms: {native_big:.4}");
     println!("guest_run_4gib_ms: {guest_big:.4}");
     println!("guest_run_4gib_ratio: {:.3}", guest_big / native);

@@ -176,3 +176,19 @@ pub fn start_in_other_session(
         .expect("start in the other session");
     (other, id)
 }
+
+/// Starts the `wasmproc` CLI running the `probe` guest with `steps`,
+/// granting `programs` and the test marker variable; its stdout (one JSON
+/// line per step) is piped.
+pub fn spawn_cli_probe(programs: &[&str], steps: &Value) -> std::process::Child {
+    let mut cmd = std::process::Command::new(cli_path());
+    cmd.args(["run", crate::guests::PROBE]);
+    for p in programs {
+        cmd.args(["--allow", p]);
+    }
+    cmd.args(["--allow-env", MARKER_VAR, "--"])
+        .arg(steps.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the wasmproc CLI")
+}

@@ -982,7 +982,9 @@ restart = "always"
     );
     wait_serving(&mut s);
     let addr = s.addr();
-    assert_eq!(http_get(&addr, "/health"), Some((200, "ok\n".into())));
+    let (code, health) = http_get(&addr, "/health").expect("answer");
+    assert_eq!(code, 200);
+    assert!(health.starts_with("ok\ncontainment: "), "{health}");
     assert!(
         eventually(LIMIT, || http_get(&addr, "/ready")
             == Some((200, "ready\n".into()))),

@@ -15,6 +15,7 @@ use super::probe::{Probe, ProbeState};
 use super::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use crate::audit::{Audit, AuditEvent, now_ms};
 use crate::buffer::Buffering;
+use crate::cgroup::Scope;
 use crate::managed::{self, Buffers, Exit, ManagedProcess, MonitorIo, ProcessFacts};
 use crate::manager::ProcessManager;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
@@ -230,6 +231,8 @@ struct Inner {
 struct Daemon {
     spec: DaemonSpec,
     resolved: Resolved,
+    /// The daemon's cgroup: stopping it kills the whole tree.
+    scope: Scope,
     inner: Mutex<Inner>,
     changed: Condvar,
 }
@@ -300,6 +303,9 @@ impl Supervisor {
                 }),
                 spec: spec.clone(),
                 resolved,
+                scope: shared
+                    .manager
+                    .scope("daemon", &config.policy.limits().cgroup),
                 changed: Condvar::new(),
             }));
         }
@@ -811,7 +817,7 @@ impl Daemon {
         };
         let mut child = shared
             .manager
-            .spawn(&self.resolved.cmd, plan)
+            .spawn_in(&self.resolved.cmd, plan, &self.scope)
             .map_err(|e| e.to_string())?;
         // Not yet reaped, so /proc still describes it even if it exited.
         let identity = ProcessIdentity::of(child.pid()).unwrap_or(ProcessIdentity {

@@ -5,6 +5,7 @@
 mod audit;
 mod capability;
 mod cli_grants;
+mod contain;
 mod permission;
 mod policy;
 mod process;

@@ -121,22 +121,7 @@ fn security_host_sigkill_no_orphans_ugly() {
         {"op": "start", "program": "sleep", "args": ["300"], "env": [[MARKER_VAR, marker]]},
         {"op": "sleep_ms", "ms": 60000},
     ]);
-    let mut host = std::process::Command::new(wasmproc_tests::harness::cli_path())
-        .args([
-            "run",
-            guests::PROBE,
-            "--allow",
-            "sh",
-            "--allow",
-            "sleep",
-            "--allow-env",
-            MARKER_VAR,
-            "--",
-        ])
-        .arg(steps.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut host = wasmproc_tests::harness::spawn_cli_probe(&["sh", "sleep"], &steps);
     // Both `start` calls have returned (the guest printed their results), so
     // the host has recorded both groups; then the grandchildren are up.
     let mut results = std::io::BufRead::lines(std::io::BufReader::new(host.stdout.take().unwrap()));

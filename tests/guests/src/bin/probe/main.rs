@@ -41,7 +41,7 @@
 //! | `{"op":"start", <command>}` | the id |
 //! | `{"op":"kill","id":I}` | `null` |
 //! | `{"op":"list"}` | array of ids |
-//! | `{"op":"get","id":I}` | `{"id", "pid", "program", "args", "started_at_ms", "state", "exit", "stdout_received", "stdout_dropped", "stderr_received", "stderr_dropped"}`; state is `"running"`, `"exited"` or `"killed"` |
+//! | `{"op":"get","id":I}` | `{"id", "pid", "program", "args", "started_at_ms", "state", "exit", "stdout_received", "stdout_dropped", "stderr_received", "stderr_dropped", "memory_peak_bytes", "cpu_time_us"}`; state is `"running"`, `"exited"` or `"killed"` |
 //! | `{"op":"wait","id":I,"timeout_ms":N}` | status, or `null` if still running; `timeout_ms` `null` or absent waits until the end |
 //! | `{"op":"signal","id":I,"sig":S}` | `null`; S is `terminate`, `kill`, `interrupt`, `hangup`, `quit`, `user1` or `user2` |
 //! | `{"op":"read_all","id":I,"stream":"stdout"}` | `{"len", "fnv1a64", "text", "dropped"}`: bytes read to the end, their FNV-1a 64 hash (16 hex digits), the first 4096 bytes as text, bytes dropped by ring buffering; stream `stdout` or `stderr` |

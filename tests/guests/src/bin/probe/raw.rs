@@ -51,6 +51,8 @@ pub fn get(id: &str) -> Result<Value, Failure> {
         "stdout_dropped": info.stdout.dropped,
         "stderr_received": info.stderr.received,
         "stderr_dropped": info.stderr.dropped,
+        "memory_peak_bytes": info.memory_peak_bytes,
+        "cpu_time_us": info.cpu_time_us,
     }))
 }
 

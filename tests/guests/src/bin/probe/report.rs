@@ -45,6 +45,8 @@ pub fn info(info: &ProcessInfo) -> Value {
         "stdout_dropped": info.stdout.dropped,
         "stderr_received": info.stderr.received,
         "stderr_dropped": info.stderr.dropped,
+        "memory_peak_bytes": info.memory_peak_bytes,
+        "cpu_time_us": info.cpu_time.map(|t| t.as_micros() as u64),
     })
 }
 

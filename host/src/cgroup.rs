@@ -1,0 +1,581 @@
+//! Containment with cgroup v2: one cgroup per guest session (and per
+//! daemon), one child cgroup per managed process, `cgroup.kill` to end a
+//! whole tree, escapees included.
+//!
+//! The cgroup2 mount and the host's own cgroup are read from
+//! `/proc/self/mountinfo` and `/proc/self/cgroup`; no path is assumed. Each
+//! [`ProcessManager`](crate::ProcessManager) owns one subtree under the
+//! host's cgroup:
+//!
+//! ```text
+//! <host cgroup>/wasmproc-<host pid>-<n>/   one per manager; the watchdog kills it
+//!     <scope>/                             one per guest session or daemon
+//!         p-<n>/                           one per managed process
+//! ```
+//!
+//! Where no cgroup can be created (no cgroup2 mount, no permission, or the
+//! setting [`OFF_VAR`]`=off`), containment falls back to process groups and
+//! a subreaper; [`Containment::detect`] says which is active and why.
+
+use crate::cgroup_limits::{CgroupLimits, Level};
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The environment variable that turns cgroup containment off when set to
+/// `off` (read once, when the first process manager starts).
+pub const OFF_VAR: &str = "WASMPROC_CGROUPS";
+/// The controllers the host enables for its children, when offered.
+const WANTED: &[&str] = &["pids", "memory", "cpu"];
+/// How long removal waits for killed processes to leave a cgroup.
+const REMOVE_WAIT: Duration = Duration::from_secs(5);
+/// The name prefix of every subtree a host creates.
+pub(crate) const SUBTREE_PREFIX: &str = "wasmproc-";
+
+/// Which containment is active for the processes the host starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Containment {
+    /// A cgroup v2 per guest session and per process, ended with
+    /// `cgroup.kill`.
+    Cgroup {
+        /// The host's own cgroup, under which each manager makes its subtree.
+        base: PathBuf,
+        /// Controllers enabled for the host's subtrees (of pids, memory, cpu).
+        controllers: Vec<String>,
+        /// Controllers the host's cgroup offers (`cgroup.controllers`).
+        offered: Vec<String>,
+    },
+    /// Process groups and a subreaper: a child that leaves its group
+    /// (`setsid`) is not reached by kills, and no resource limits apply.
+    ProcessGroups {
+        /// Why cgroups are not used.
+        reason: String,
+    },
+}
+
+impl Containment {
+    /// The containment of this host process, detected once.
+    pub fn detect() -> &'static Containment {
+        static DETECTED: OnceLock<Containment> = OnceLock::new();
+        DETECTED.get_or_init(|| {
+            let off = std::env::var(OFF_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+            if off {
+                return Self::ProcessGroups {
+                    reason: format!("cgroups turned off by {OFF_VAR}=off"),
+                };
+            }
+            detect_cgroup().unwrap_or_else(|reason| Self::ProcessGroups { reason })
+        })
+    }
+
+    /// Whether cgroups are in use.
+    pub fn is_cgroup(&self) -> bool {
+        matches!(self, Self::Cgroup { .. })
+    }
+
+    /// Whether `controller` is enabled for the host's subtrees; the error
+    /// says why not.
+    pub(crate) fn require(&self, controller: &str) -> Result<(), String> {
+        match self {
+            Self::Cgroup {
+                controllers,
+                offered,
+                base,
+            } => {
+                if controllers.iter().any(|c| c == controller) {
+                    return Ok(());
+                }
+                let offered = if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(" ")
+                };
+                Err(format!(
+                    "the cgroup v2 `{controller}` controller is not enabled for {} \
+                     (its cgroup.controllers offers: {offered})",
+                    base.display()
+                ))
+            }
+            Self::ProcessGroups { reason } => Err(format!(
+                "cgroup v2 containment is not active ({reason}), so the `{controller}` controller is missing"
+            )),
+        }
+    }
+
+    /// One short line for logs and `/health`.
+    pub fn summary(&self) -> String {
+        self.to_string()
+    }
+
+    /// What would make containment stronger, when it is weaker than cgroups.
+    pub fn advice(&self) -> Option<String> {
+        match self {
+            Self::Cgroup { .. } => None,
+            Self::ProcessGroups { reason } => Some(format!(
+                "containment is process groups only ({reason}): a child that calls setsid can \
+                 outlive its guest; run as root, in a systemd unit with Delegate=yes, or under \
+                 `systemd-run --user --scope -p Delegate=yes` for a cgroup per guest"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Containment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cgroup {
+                base, controllers, ..
+            } => {
+                let controllers = if controllers.is_empty() {
+                    "none".to_string()
+                } else {
+                    controllers.join(" ")
+                };
+                write!(
+                    f,
+                    "cgroup2 under {} (controllers: {controllers})",
+                    base.display()
+                )
+            }
+            Self::ProcessGroups { reason } => {
+                write!(f, "process groups and subreaper ({reason})")
+            }
+        }
+    }
+}
+
+/// Finds the cgroup2 mount and the host's cgroup, checks that a child
+/// cgroup can be made and killed, and enables the wanted controllers.
+fn detect_cgroup() -> Result<Containment, String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let (mount, mount_root) = cgroup2_mount(&mountinfo).ok_or("no cgroup2 mount")?;
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let own = own_cgroup(&own).ok_or("no cgroup2 entry (0::) in /proc/self/cgroup")?;
+    let relative = own
+        .strip_prefix(&mount_root)
+        .ok_or_else(|| format!("the host's cgroup {own} is outside the mounted {mount_root}"))?;
+    let mut base = mount.join(relative.trim_start_matches('/'));
+    let probe = base.join(format!("{SUBTREE_PREFIX}probe-{}", std::process::id()));
+    fs::create_dir(&probe)
+        .map_err(|e| format!("cannot create a cgroup in {}: {e}", base.display()))?;
+    let has_kill = probe.join("cgroup.kill").exists();
+    let _ = fs::remove_dir(&probe);
+    if !has_kill {
+        return Err("the kernel has no cgroup.kill (Linux 5.14 or later needed)".into());
+    }
+    let offered = words(&base.join("cgroup.controllers"));
+    let wanted: Vec<&str> = WANTED
+        .iter()
+        .copied()
+        .filter(|c| offered.iter().any(|o| o == c))
+        .collect();
+    if !wanted.is_empty()
+        && enable(&base, &wanted).is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY))
+        && !relative.trim_matches('/').is_empty()
+    {
+        // A delegated cgroup that holds the host itself cannot enable
+        // controllers for children ("no internal processes"): move the host
+        // into a leaf of its own, as systemd asks of delegated services.
+        let leaf = base.join(format!("{SUBTREE_PREFIX}host"));
+        let moved = fs::create_dir(&leaf)
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .and_then(|()| write_file(&leaf.join("cgroup.procs"), "0"));
+        if moved.is_ok() {
+            let _ = enable(&base, &wanted);
+        }
+    }
+    let enabled = words(&base.join("cgroup.subtree_control"));
+    let controllers = WANTED
+        .iter()
+        .filter(|c| enabled.iter().any(|e| e == *c))
+        .map(|c| c.to_string())
+        .collect();
+    base.shrink_to_fit();
+    Ok(Containment::Cgroup {
+        base,
+        controllers,
+        offered,
+    })
+}
+
+/// The mount point and mounted root of the first cgroup2 mount.
+fn cgroup2_mount(mountinfo: &str) -> Option<(PathBuf, String)> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        let fields: Vec<&str> = left.split(' ').collect();
+        Some((
+            PathBuf::from(unescape(fields.get(4)?)),
+            unescape(fields.get(3)?),
+        ))
+    })
+}
+
+/// The cgroup2 path from `/proc/self/cgroup` (the `0::` line).
+fn own_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end_matches(" (deleted)").to_string())
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn words(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).open(path)?;
+    file.write_all(value.as_bytes())
+}
+
+/// Enables `controllers` for the children of `dir`.
+fn enable(dir: &Path, controllers: &[&str]) -> io::Result<()> {
+    if controllers.is_empty() {
+        return Ok(());
+    }
+    let line: Vec<String> = controllers.iter().map(|c| format!("+{c}")).collect();
+    write_file(&dir.join("cgroup.subtree_control"), &line.join(" "))
+}
+
+/// Whether a process lives in `dir` or below (`populated 1` in
+/// `cgroup.events`); unreadable counts as populated.
+fn populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events"))
+        .map(|s| s.lines().any(|l| l == "populated 1"))
+        .unwrap_or(true)
+}
+
+/// Kills every process in `dir` and below, then removes the cgroups,
+/// deepest first, waiting for the killed processes to leave.
+pub(crate) fn kill_and_remove(dir: &Path) {
+    match write_file(&dir.join("cgroup.kill"), "1") {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => tracing::warn!(cgroup = %dir.display(), error = %e, "cgroup.kill failed"),
+        Ok(()) => {}
+    }
+    remove_tree(dir, Instant::now() + REMOVE_WAIT);
+}
+
+fn remove_tree(dir: &Path, deadline: Instant) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&entry.path(), deadline);
+            }
+        }
+    }
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => {
+                tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove cgroup");
+                return;
+            }
+        }
+    }
+}
+
+/// Makes `dir` with `limits` written into it; the error names the file.
+fn make(dir: &Path, controllers: &[String], limits: &[(&str, String)]) -> io::Result<()> {
+    fs::create_dir(dir)?;
+    let wanted: Vec<&str> = controllers.iter().map(String::as_str).collect();
+    let result = enable(dir, &wanted).and_then(|()| {
+        limits.iter().try_for_each(|(file, value)| {
+            write_file(&dir.join(file), value)
+                .map_err(|e| io::Error::new(e.kind(), format!("{file} = {value}: {e}")))
+        })
+    });
+    if result.is_err() {
+        let _ = fs::remove_dir(dir);
+    }
+    result
+}
+
+/// The cgroup subtree of one process manager. Without cgroups it is empty
+/// and every scope it hands out is too.
+#[derive(Debug)]
+pub(crate) struct Hierarchy {
+    root: Option<PathBuf>,
+    controllers: Vec<String>,
+    next: AtomicU64,
+}
+
+impl Hierarchy {
+    /// Creates this manager's subtree, if the host has cgroups.
+    pub(crate) fn new() -> Self {
+        static MANAGERS: AtomicU64 = AtomicU64::new(0);
+        let none = Self {
+            root: None,
+            controllers: Vec::new(),
+            next: AtomicU64::new(0),
+        };
+        let Containment::Cgroup {
+            base, controllers, ..
+        } = Containment::detect()
+        else {
+            return none;
+        };
+        let n = MANAGERS.fetch_add(1, Ordering::Relaxed);
+        let root = base.join(format!("{SUBTREE_PREFIX}{}-{n}", std::process::id()));
+        match make(&root, controllers, &[]) {
+            Ok(()) => Self {
+                root: Some(root),
+                controllers: controllers.clone(),
+                next: AtomicU64::new(0),
+            },
+            Err(e) => {
+                tracing::warn!(cgroup = %root.display(), error = %e, "cannot create the host's cgroup: children are contained by process groups only");
+                none
+            }
+        }
+    }
+
+    /// The subtree's root, for the watchdog.
+    pub(crate) fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// A scope (one guest session or daemon) with its limits; its cgroup is
+    /// created when the first process starts in it.
+    pub(crate) fn scope(self: &Arc<Self>, kind: &str, limits: &CgroupLimits) -> Scope {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        Scope {
+            hierarchy: Arc::clone(self),
+            name: format!("{kind}-{n}"),
+            limits: limits.clone(),
+            dir: OnceLock::new(),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Kills everything in the subtree and removes it.
+    pub(crate) fn remove(&self) {
+        if let Some(root) = &self.root {
+            kill_and_remove(root);
+        }
+    }
+}
+
+/// One guest session's (or daemon's) cgroup. Dropping it kills whatever
+/// is still in it and removes it.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    hierarchy: Arc<Hierarchy>,
+    name: String,
+    limits: CgroupLimits,
+    dir: OnceLock<Result<PathBuf, String>>,
+    next: AtomicU64,
+}
+
+impl Scope {
+    fn dir(&self) -> Result<Option<&Path>, String> {
+        let Some(root) = &self.hierarchy.root else {
+            return Ok(None);
+        };
+        let made = self.dir.get_or_init(|| {
+            let dir = root.join(&self.name);
+            make(
+                &dir,
+                &self.hierarchy.controllers,
+                &self.limits.files(Level::Guest),
+            )
+            .map(|()| dir)
+            .map_err(|e| format!("cannot create the guest's cgroup: {e}"))
+        });
+        made.as_ref()
+            .map(|d| Some(d.as_path()))
+            .map_err(Clone::clone)
+    }
+
+    /// A new per-process cgroup in this scope (none without cgroups).
+    pub(crate) fn process(&self) -> Result<Option<ProcessCgroup>, String> {
+        let Some(scope) = self.dir()? else {
+            return Ok(None);
+        };
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let dir = scope.join(format!("p-{n}"));
+        make(&dir, &[], &self.limits.files(Level::Process))
+            .map_err(|e| format!("cannot create the process's cgroup: {e}"))?;
+        Ok(Some(ProcessCgroup { dir }))
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if let Some(Ok(dir)) = self.dir.get() {
+            kill_and_remove(dir);
+        }
+    }
+}
+
+/// Resource use of one process tree, read from its cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Highest memory use seen (`memory.peak`), if the memory controller is
+    /// enabled.
+    pub memory_peak_bytes: Option<u64>,
+    /// CPU time used, user and system (`cpu.stat` `usage_usec`).
+    pub cpu_time_us: Option<u64>,
+}
+
+/// The cgroup of one managed process (leaf of its scope).
+#[derive(Debug)]
+pub(crate) struct ProcessCgroup {
+    dir: PathBuf,
+}
+
+impl ProcessCgroup {
+    /// Moves a freshly spawned child in, and then whatever it has forked
+    /// already (those children are still its children: an orphan would
+    /// have come back to the host, a subreaper).
+    pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
+        let started = Instant::now();
+        let procs = self.dir.join("cgroup.procs");
+        match write_file(&procs, &pid.to_string()) {
+            // It already exited (a zombie): nothing left to move.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+            other => other?,
+        }
+        let mut pending = vec![pid];
+        while let Some(parent) = pending.pop() {
+            for child in children_of(parent) {
+                if write_file(&procs, &child.to_string()).is_ok() {
+                    pending.push(child);
+                }
+            }
+        }
+        tracing::trace!(
+            window_us = started.elapsed().as_micros() as u64,
+            pid,
+            "child moved into its cgroup"
+        );
+        Ok(())
+    }
+
+    /// SIGKILLs every process in the cgroup (a read of `cgroup.events`
+    /// first: an empty cgroup, the common case, costs no kill).
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        if !populated(&self.dir) {
+            return Ok(());
+        }
+        write_file(&self.dir.join("cgroup.kill"), "1")
+    }
+
+    /// Memory peak and CPU time so far.
+    pub(crate) fn usage(&self) -> Usage {
+        let number = |file: &str| {
+            fs::read_to_string(self.dir.join(file))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        };
+        let cpu = fs::read_to_string(self.dir.join("cpu.stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse().ok())
+            });
+        Usage {
+            memory_peak_bytes: number("memory.peak"),
+            cpu_time_us: cpu,
+        }
+    }
+
+    /// Kills what is left and removes the cgroup.
+    pub(crate) fn remove(&self) {
+        if populated(&self.dir) {
+            kill_and_remove(&self.dir);
+        } else {
+            remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);
+        }
+    }
+}
+
+/// The children of `pid`, from every thread's `children` file.
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_mountinfo_parse_good() {
+        let info = "24 29 0:21 / /proc rw - proc proc rw\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified\\040dir rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount(info),
+            Some((PathBuf::from("/sys/fs/cgroup/unified dir"), "/".to_string()))
+        );
+        assert_eq!(
+            own_cgroup("9:name=systemd:/\n0::/system.slice/x.service\n"),
+            Some("/system.slice/x.service".into())
+        );
+    }
+
+    #[test]
+    fn cgroup_mountinfo_parse_bad() {
+        assert_eq!(
+            cgroup2_mount("24 29 0:21 / /proc rw - proc proc rw\n"),
+            None
+        );
+        assert_eq!(own_cgroup("8:pids:/\n"), None);
+    }
+}
