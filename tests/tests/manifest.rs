@@ -249,8 +249,9 @@ fn manifest_declared_not_granted_bad() {
     );
     assert_eq!(
         denial(&results[2]),
-        "declared by the plugin, not granted by this host: add `allow = [\"GREETING\"]` under \
-         [env] to allow it (environment variable `GREETING` is not granted (env.allow))"
+        "declared by the plugin, not granted by this host: add \"GREETING\" to `env` of program \
+         `echo` to allow it (environment variable `GREETING` is not granted (env.allow, or `env` \
+         of program `echo`))"
     );
     let gates: Vec<_> = events
         .iter()

@@ -164,7 +164,12 @@ fn missing_grant(
             .check(op, CommandRequest { env: &one, ..bare })
             .is_err()
         {
-            return format!("`allow = [\"{name}\"]` under [env]");
+            let program = policy
+                .programs()
+                .iter()
+                .find(|g| g.is_named_by(req.program))
+                .map_or(req.program, |g| g.name.as_str());
+            return format!("\"{name}\" to `env` of program `{program}`");
         }
     }
     match req.cwd {
