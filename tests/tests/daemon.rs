@@ -195,7 +195,7 @@ start_limit = { burst = 0 }
     assert_eq!(
         &s.recent_delays_ms[..3],
         [30, 30, 30],
-        "stable runs reset the delay"
+        "stable runs reset the delay: {s:?}"
     );
     assert!(s.restarts >= 2);
 }

@@ -216,6 +216,8 @@ struct Inner {
     last: Option<Arc<ManagedProcess>>,
     ended: Option<Exit>,
     liveness_failed: bool,
+    /// Probes running right now; `stop` returns only once they ended.
+    probes_in_flight: usize,
     restarts: u32,
     last_exit: Option<Exit>,
     reason: Option<String>,
@@ -291,6 +293,7 @@ impl Supervisor {
                     last: None,
                     ended: None,
                     liveness_failed: false,
+                    probes_in_flight: 0,
                     restarts: 0,
                     last_exit: None,
                     reason: None,
@@ -369,8 +372,19 @@ impl Supervisor {
         let mut g = d.lock();
         g.wanted = false;
         d.changed.notify_all();
-        let deadline = Instant::now() + d.resolved.grace + KILL_WAIT + Duration::from_secs(5);
+        // A probe in flight ends by its own timeout (it is then killed
+        // and reaped); stop waits for that too.
+        let probe_wait = [&d.resolved.liveness, &d.resolved.readiness]
+            .into_iter()
+            .flatten()
+            .map(|p| p.timeout)
+            .max()
+            .unwrap_or_default();
+        let deadline = crate::limits::deadline_after(
+            d.resolved.grace + KILL_WAIT + probe_wait + Duration::from_secs(5),
+        );
         while g.instance.is_some()
+            || g.probes_in_flight > 0
             || matches!(g.state, DaemonState::Starting | DaemonState::Stopping)
         {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -957,10 +971,13 @@ impl Daemon {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
+                g.probes_in_flight += 1;
             }
             let began = Instant::now();
             let result = probe.run(&shared.manager);
             let mut g = self.lock();
+            g.probes_in_flight -= 1;
+            self.changed.notify_all();
             if g.generation != generation || g.ended.is_some() {
                 return;
             }
