@@ -1,7 +1,11 @@
 //! The WIT bindings of `wasmproc:process/process`, implemented by
 //! [`ProcessCtx`]: conversions between WIT types and the library's.
+//!
+//! The async trait ([`ProcessHost`]) is the implementation; the sync one
+//! ([`sync::ProcessHost`]) is a thin wrapper that blocks on it.
 
 use crate::bindings::ProcessHost;
+use crate::bindings::sync;
 use crate::bindings::types::{
     self, Buffering as WitBuffering, Chunk as WitChunk, Command, Error, ExitStatus, Output,
     OutputStream, ProcessInfo, Signal, StartOptions, State, StdioMode as WitStdio,
@@ -60,7 +64,7 @@ pub(crate) fn signal_number(sig: Signal) -> i32 {
 }
 
 impl ProcessHost for ProcessCtx {
-    fn run(&mut self, cmd: Command) -> Result<Output, Error> {
+    async fn run(&mut self, cmd: Command) -> Result<Output, Error> {
         let out = ProcessCtx::run(self, command(cmd))?;
         Ok(Output {
             status: exit_status(out.exit),
@@ -85,7 +89,7 @@ impl ProcessHost for ProcessCtx {
         Ok(ProcessCtx::start(self, command(cmd), spec)?)
     }
 
-    fn kill(&mut self, id: String) -> Result<(), Error> {
+    async fn kill(&mut self, id: String) -> Result<(), Error> {
         Ok(ProcessCtx::kill(self, &id)?)
     }
 
@@ -114,7 +118,11 @@ impl ProcessHost for ProcessCtx {
         })
     }
 
-    fn wait(&mut self, id: String, timeout_ms: Option<u64>) -> Result<Option<ExitStatus>, Error> {
+    async fn wait(
+        &mut self,
+        id: String,
+        timeout_ms: Option<u64>,
+    ) -> Result<Option<ExitStatus>, Error> {
         Ok(ProcessCtx::wait(self, &id, timeout_ms)?.map(exit_status))
     }
 
@@ -122,7 +130,7 @@ impl ProcessHost for ProcessCtx {
         Ok(ProcessCtx::signal(self, &id, signal_number(sig))?)
     }
 
-    fn read(
+    async fn read(
         &mut self,
         id: String,
         stream: OutputStream,
@@ -146,7 +154,7 @@ impl ProcessHost for ProcessCtx {
         })
     }
 
-    fn write(&mut self, id: String, data: Vec<u8>, timeout_ms: u64) -> Result<u64, Error> {
+    async fn write(&mut self, id: String, data: Vec<u8>, timeout_ms: u64) -> Result<u64, Error> {
         Ok(ProcessCtx::write(self, &id, &data, timeout_ms)?)
     }
 
@@ -156,5 +164,68 @@ impl ProcessHost for ProcessCtx {
 
     fn remove(&mut self, id: String) -> Result<(), Error> {
         Ok(ProcessCtx::remove(self, &id)?)
+    }
+}
+
+/// Runs one async host call to its end on the calling thread, for engines
+/// without async support.
+fn block_on<F: std::future::Future>(call: F) -> F::Output {
+    wasmtime_wasi::runtime::in_tokio(call)
+}
+
+/// The synchronous interface: each call forwards to the async
+/// implementation above, blocking on it where it waits.
+impl sync::ProcessHost for ProcessCtx {
+    fn run(&mut self, cmd: Command) -> Result<Output, Error> {
+        block_on(ProcessHost::run(self, cmd))
+    }
+
+    fn start(&mut self, cmd: Command, options: StartOptions) -> Result<String, Error> {
+        ProcessHost::start(self, cmd, options)
+    }
+
+    fn kill(&mut self, id: String) -> Result<(), Error> {
+        block_on(ProcessHost::kill(self, id))
+    }
+
+    fn list(&mut self) -> Vec<String> {
+        ProcessHost::list(self)
+    }
+
+    fn get(&mut self, id: String) -> Result<ProcessInfo, Error> {
+        ProcessHost::get(self, id)
+    }
+
+    fn wait(&mut self, id: String, timeout_ms: Option<u64>) -> Result<Option<ExitStatus>, Error> {
+        block_on(ProcessHost::wait(self, id, timeout_ms))
+    }
+
+    fn send_signal(&mut self, id: String, sig: Signal) -> Result<(), Error> {
+        ProcessHost::send_signal(self, id, sig)
+    }
+
+    fn read(
+        &mut self,
+        id: String,
+        stream: OutputStream,
+        cursor: u64,
+        max_bytes: u32,
+        timeout_ms: u64,
+    ) -> Result<WitChunk, Error> {
+        block_on(ProcessHost::read(
+            self, id, stream, cursor, max_bytes, timeout_ms,
+        ))
+    }
+
+    fn write(&mut self, id: String, data: Vec<u8>, timeout_ms: u64) -> Result<u64, Error> {
+        block_on(ProcessHost::write(self, id, data, timeout_ms))
+    }
+
+    fn close_stdin(&mut self, id: String) -> Result<(), Error> {
+        ProcessHost::close_stdin(self, id)
+    }
+
+    fn remove(&mut self, id: String) -> Result<(), Error> {
+        ProcessHost::remove(self, id)
     }
 }

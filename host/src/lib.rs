@@ -6,7 +6,8 @@
 //! wait, signal, and streaming stdin/stdout/stderr.
 //!
 //! Permission is by registration, in two layers:
-//! 1. a guest gets the capability only if the host calls [`add_to_linker`];
+//! 1. a guest gets the capability only if the host calls
+//!    [`add_to_linker_async`] (or [`add_to_linker_sync`]);
 //! 2. each call is checked against the guest's [`Policy`], deny-by-default,
 //!    and audited ([`Audit`]). Denials are WIT errors, never traps.
 //!
@@ -14,11 +15,13 @@
 //! is one guest session); all processes live in a shared
 //! [`ProcessManager`], which stops them when a session or the host ends.
 //!
-//! Embed it with your own `Linker` and world through [`add_to_linker`] and
-//! [`ProcessView`], or use [`Runtime`] to run `wasi:cli/command` components.
+//! Embed it with your own `Linker` and world through [`add_to_linker_async`]
+//! and [`ProcessView`] (reusing the generated interface from [`bindings`] in
+//! a `bindgen!` of your own), or use [`Runtime`] to run `wasi:cli/command`
+//! components, async ([`Runtime::run_async`]) or not ([`Runtime::run`]).
 
 mod audit;
-mod bindings;
+pub mod bindings;
 mod buffer;
 mod cache;
 mod capability;
@@ -37,6 +40,7 @@ mod manager;
 pub mod manifest;
 mod os_child;
 pub mod policy;
+mod pool;
 mod quota;
 mod registry;
 mod runtime;
@@ -54,10 +58,11 @@ pub use cgroup::{Containment, OFF_VAR as CGROUPS_OFF_VAR, Usage};
 pub use cgroup_limits::CgroupLimits;
 pub use error::{CallError, PolicyError};
 pub use limits::Limits;
-pub use linker::{HasProcess, ProcessView, add_to_linker};
+pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
 pub use managed::{Exit, ProcState, ProcessFacts, ProcessSnapshot};
 pub use manager::ProcessManager;
 pub use policy::{Policy, PolicyBuilder};
+pub use pool::InstancePool;
 pub use runtime::{
     GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
     Runtime, RuntimeConfig,

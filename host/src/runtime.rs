@@ -6,18 +6,19 @@ use crate::audit::Audit;
 use crate::bindings::CAPABILITY_NAME;
 use crate::capability::ProcessCtx;
 use crate::guest_limits::GuestLimiter;
-use crate::linker::{ProcessView, add_to_linker};
+use crate::linker::{ProcessView, add_to_linker_async};
 use crate::manager::ProcessManager;
 use crate::policy::Policy;
+use crate::pool::InstancePool;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap};
-use wasmtime_wasi::p2::bindings::sync::{Command, CommandPre};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -25,6 +26,9 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Most bytes of guest stdout/stderr kept when capturing.
 const CAPTURE_LIMIT: usize = 16 << 20;
+/// Stack left on a guest's fiber, past its wasm stack, for the host
+/// functions it calls.
+const HOST_STACK: usize = 1 << 20;
 
 /// Why a guest could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -80,16 +84,31 @@ pub enum GuestError {
     ManifestRequired(String),
 }
 
-/// The store data of a guest run by [`Runtime`].
-pub struct GuestState {
+/// The store data of a guest run by a [`Runtime<T>`]: WASI, the
+/// capability session, limits, and the embedder's own `data` of type `T`.
+pub struct GuestState<T = ()> {
     wasi: WasiCtx,
     table: ResourceTable,
     process: Option<ProcessCtx>,
     daemon: Option<crate::daemon::DaemonCtx>,
     limiter: GuestLimiter,
+    data: T,
 }
 
-impl std::fmt::Debug for GuestState {
+impl<T> GuestState<T> {
+    /// The embedder's data of this guest.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// The embedder's data of this guest, mutably (e.g. from a host
+    /// function added with [`Runtime::linker_mut`]).
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+impl<T> std::fmt::Debug for GuestState<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuestState")
             .field("process", &self.process)
@@ -97,7 +116,7 @@ impl std::fmt::Debug for GuestState {
     }
 }
 
-impl WasiView for GuestState {
+impl<T: Send> WasiView for GuestState<T> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -106,7 +125,7 @@ impl WasiView for GuestState {
     }
 }
 
-impl ProcessView for GuestState {
+impl<T: Send> ProcessView for GuestState<T> {
     fn process_ctx(&mut self) -> &mut ProcessCtx {
         self.process
             .as_mut()
@@ -114,7 +133,7 @@ impl ProcessView for GuestState {
     }
 }
 
-impl crate::daemon::DaemonView for GuestState {
+impl<T: Send> crate::daemon::DaemonView for GuestState<T> {
     fn daemon_ctx(&mut self) -> &mut crate::daemon::DaemonCtx {
         self.daemon
             .as_mut()
@@ -178,6 +197,13 @@ pub struct RuntimeConfig {
     /// Told when [`Runtime::load`] has to compile a component (seconds for
     /// an interpreter-sized one), e.g. to show progress. Default `None`.
     pub compile_progress: Option<Arc<dyn crate::CompileProgress>>,
+    /// The instance pool guests are allocated from, which bounds how many
+    /// may be instantiated at once and reserves their address space up
+    /// front ([`InstancePool`]). Default: a pool of 256 guests. `None`
+    /// maps each guest's memory on demand instead: no reservation and no
+    /// bound, at about a millisecond more per instantiation of a large
+    /// guest.
+    pub pool: Option<InstancePool>,
 }
 
 impl Default for RuntimeConfig {
@@ -190,37 +216,49 @@ impl Default for RuntimeConfig {
             cache: None,
             daemons: None,
             compile_progress: None,
+            pool: Some(InstancePool::default()),
         }
     }
 }
 
 /// Loads and runs command components with the process capability.
 ///
+/// Guests run on an async engine: [`Runtime::run_async`] runs one as a
+/// future on the caller's executor (a multi-thread tokio runtime, say), and
+/// a guest waiting on a process or spinning in a loop gives its thread back
+/// (every 10 ms while it computes). [`Runtime::run`] is the same run for a
+/// synchronous caller, blocking its thread.
+///
+/// `T` is the embedder's own data in each guest's store
+/// ([`GuestState::data`]), reachable from host functions added through
+/// [`Runtime::linker_mut`]; [`Runtime::new`] makes a runtime without any.
+///
 /// ```no_run
 /// use std::sync::Arc;
 /// use wasmproc_host::{GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig};
 ///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// let runtime = Runtime::new(RuntimeConfig::default())?;
 /// let component = runtime.load("plugin.wasm".as_ref())?;
 /// let policy = Arc::new(Policy::builder().allow_program("git").build()?);
-/// let outcome = runtime.run(&component, GuestOptions {
+/// let outcome = runtime.run_async(&component, GuestOptions {
 ///     name: "plugin".into(),
 ///     args: vec![],
 ///     policy,
 ///     stdio: GuestStdio::Inherit,
-/// })?;
+/// }).await?;
 /// std::process::exit(outcome.exit_code);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }
 /// ```
-pub struct Runtime {
+pub struct Runtime<T: 'static = ()> {
     engine: Engine,
-    linker: Linker<GuestState>,
+    linker: Linker<GuestState<T>>,
     manager: Arc<ProcessManager>,
     config: RuntimeConfig,
     ticking: Arc<AtomicBool>,
 }
 
-impl std::fmt::Debug for Runtime {
+impl<T: 'static> std::fmt::Debug for Runtime<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("config", &self.config)
@@ -230,16 +268,29 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Creates the engine, the linker (WASI p2, and the capability if
-    /// `config.register_process`), the process manager and the epoch ticker.
+    /// `config.register_process`), the process manager and the epoch ticker,
+    /// for guests that carry no embedder data.
     pub fn new(config: RuntimeConfig) -> wasmtime::Result<Self> {
+        Self::with_data(config)
+    }
+}
+
+impl<T: Send + 'static> Runtime<T> {
+    /// [`Runtime::new`] for guests whose stores carry embedder data of type
+    /// `T` (given to [`Runtime::instantiate_async_with`]).
+    pub fn with_data(config: RuntimeConfig) -> wasmtime::Result<Self> {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack);
+            .max_wasm_stack(config.max_wasm_stack)
+            .async_stack_size(config.max_wasm_stack + HOST_STACK);
+        if let Some(pool) = &config.pool {
+            wasm.allocation_strategy(pool.strategy());
+        }
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         if config.register_process {
-            add_to_linker(&mut linker)?;
+            add_to_linker_async(&mut linker)?;
             if config.daemons.is_some() {
                 crate::daemon::add_daemon_to_linker(&mut linker)?;
             }
@@ -271,6 +322,14 @@ impl Runtime {
     /// The shared process manager (every guest's processes).
     pub fn manager(&self) -> &Arc<ProcessManager> {
         &self.manager
+    }
+
+    /// The linker guests are instantiated with, to add host functions of
+    /// the embedder's own (they reach [`GuestState::data_mut`]) before
+    /// [`Runtime::prepare`]. The engine has async support, so these may be
+    /// async (`func_wrap_async`, or `bindgen!` with async imports).
+    pub fn linker_mut(&mut self) -> &mut Linker<GuestState<T>> {
+        &mut self.linker
     }
 
     /// Compiles a component file (or loads it from the cache of
@@ -332,8 +391,8 @@ impl Runtime {
 
     /// Resolves and type-checks a component's imports against this
     /// runtime's linker, once: the result instantiates again and again
-    /// without that work ([`Runtime::instantiate`]).
-    pub fn prepare(&self, component: &Component) -> Result<GuestPre, GuestError> {
+    /// without that work ([`Runtime::instantiate_async`]).
+    pub fn prepare(&self, component: &Component) -> Result<GuestPre<T>, GuestError> {
         let ty = component.component_type();
         let imports_capability = ty
             .imports(&self.engine)
@@ -351,25 +410,36 @@ impl Runtime {
         Ok(GuestPre { pre })
     }
 
-    /// Runs a command component to its end and stops whatever processes it
-    /// left running.
-    pub fn run(
+    /// Creates a fresh instance of a prepared guest, with its own store,
+    /// WASI context, capability session, limits and the embedder's `data`,
+    /// ready to [run](GuestInstance::run_async).
+    pub async fn instantiate_async_with(
         &self,
-        component: &Component,
+        pre: &GuestPre<T>,
         options: GuestOptions,
-    ) -> Result<GuestOutcome, GuestError> {
-        let pre = self.prepare(component)?;
-        self.instantiate(&pre, options)?.run()
+        data: T,
+    ) -> Result<GuestInstance<T>, GuestError> {
+        let limits = options.policy.limits().clone();
+        let (mut store, stdio) = self.store(options, data)?;
+        let command = pre
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
+        Ok(GuestInstance {
+            store,
+            command,
+            limits,
+            stdio,
+        })
     }
 
-    /// Creates a fresh instance of a prepared guest, with its own store,
-    /// WASI context, capability session and limits, ready to
-    /// [run](GuestInstance::run).
-    pub fn instantiate(
+    /// A guest's store: its state, limiter and time limit.
+    fn store(
         &self,
-        pre: &GuestPre,
         options: GuestOptions,
-    ) -> Result<GuestInstance, GuestError> {
+        data: T,
+    ) -> Result<(Store<GuestState<T>>, CapturedStdio), GuestError> {
         if options.policy.require_manifest() && options.policy.manifest().is_none() {
             return Err(GuestError::ManifestRequired(options.name));
         }
@@ -378,10 +448,10 @@ impl Runtime {
         let mut argv = vec![options.name.clone()];
         argv.extend(options.args.iter().cloned());
         wasi.args(&argv);
-        let (stdout, stderr) = match options.stdio {
+        let stdio = match options.stdio {
             GuestStdio::Inherit => {
                 wasi.inherit_stdio();
-                (None, None)
+                CapturedStdio::default()
             }
             GuestStdio::Capture => {
                 let (out, err) = (
@@ -389,7 +459,10 @@ impl Runtime {
                     MemoryOutputPipe::new(CAPTURE_LIMIT),
                 );
                 wasi.stdout(out.clone()).stderr(err.clone());
-                (Some(out), Some(err))
+                CapturedStdio {
+                    stdout: Some(out),
+                    stderr: Some(err),
+                }
             }
         };
         let process = self.config.register_process.then(|| {
@@ -417,28 +490,12 @@ impl Runtime {
             process,
             daemon,
             limiter: GuestLimiter::new(&limits),
+            data,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        if limits.guest_time_ms > 0 {
-            let ticks = limits.guest_time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
-            store.set_epoch_deadline(ticks);
-            store.epoch_deadline_trap();
-        } else {
-            store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(u64::MAX / 2)));
-            store.set_epoch_deadline(u64::MAX / 2);
-        }
-        let command = pre
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
-        Ok(GuestInstance {
-            store,
-            command,
-            limits,
-            stdout,
-            stderr,
-        })
+        yield_every_tick(&mut store, limits.guest_time_ms);
+        Ok((store, stdio))
     }
 
     /// Stops every managed process of every guest.
@@ -447,29 +504,101 @@ impl Runtime {
     }
 }
 
-/// A component whose imports were resolved against a runtime's linker
-/// ([`Runtime::prepare`]); cheap to clone and to instantiate again.
-#[derive(Clone)]
-pub struct GuestPre {
-    pre: CommandPre<GuestState>,
+impl<T: Default + Send + 'static> Runtime<T> {
+    /// Runs a command component to its end and stops whatever processes it
+    /// left running. The future is `Send`: spawn it on a multi-thread
+    /// executor; while the guest waits on a process it holds no thread.
+    pub async fn run_async(
+        &self,
+        component: &Component,
+        options: GuestOptions,
+    ) -> Result<GuestOutcome, GuestError> {
+        let pre = self.prepare(component)?;
+        self.instantiate_async(&pre, options).await?.run_async().await
+    }
+
+    /// [`Runtime::run_async`] for a synchronous caller: runs the guest to
+    /// its end on the calling thread. Call it outside any async executor
+    /// (inside one, await [`Runtime::run_async`] instead).
+    pub fn run(
+        &self,
+        component: &Component,
+        options: GuestOptions,
+    ) -> Result<GuestOutcome, GuestError> {
+        wasmtime_wasi::runtime::in_tokio(self.run_async(component, options))
+    }
+
+    /// [`Runtime::instantiate_async_with`] with `T::default()` as the
+    /// embedder's data.
+    pub async fn instantiate_async(
+        &self,
+        pre: &GuestPre<T>,
+        options: GuestOptions,
+    ) -> Result<GuestInstance<T>, GuestError> {
+        self.instantiate_async_with(pre, options, T::default())
+            .await
+    }
+
+    /// [`Runtime::instantiate_async`] for a synchronous caller (outside any
+    /// async executor).
+    pub fn instantiate(
+        &self,
+        pre: &GuestPre<T>,
+        options: GuestOptions,
+    ) -> Result<GuestInstance<T>, GuestError> {
+        wasmtime_wasi::runtime::in_tokio(self.instantiate_async(pre, options))
+    }
 }
 
-impl std::fmt::Debug for GuestPre {
+/// Makes a guest's store give its thread back on every epoch tick while it
+/// computes, and stop it with [`Trap::Interrupt`] once `guest_time_ms` (if
+/// not 0) have passed since it was instantiated.
+fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, guest_time_ms: u64) {
+    let deadline =
+        (guest_time_ms > 0).then(|| Instant::now() + Duration::from_millis(guest_time_ms));
+    store.epoch_deadline_callback(move |_| match deadline {
+        Some(deadline) if Instant::now() >= deadline => Err(Trap::Interrupt.into()),
+        _ => Ok(UpdateDeadline::Yield(1)),
+    });
+    store.set_epoch_deadline(1);
+}
+
+/// A component whose imports were resolved against a runtime's linker
+/// ([`Runtime::prepare`]); cheap to clone and to instantiate again.
+pub struct GuestPre<T: 'static = ()> {
+    pre: CommandPre<GuestState<T>>,
+}
+
+impl<T: 'static> Clone for GuestPre<T> {
+    fn clone(&self) -> Self {
+        Self {
+            pre: self.pre.clone(),
+        }
+    }
+}
+
+impl<T: 'static> std::fmt::Debug for GuestPre<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuestPre").finish_non_exhaustive()
     }
 }
 
-/// A guest instantiated by [`Runtime::instantiate`], not yet run.
-pub struct GuestInstance {
-    store: Store<GuestState>,
-    command: Command,
-    limits: crate::Limits,
+/// The pipes a guest's stdout and stderr are captured into, if they are.
+#[derive(Default)]
+struct CapturedStdio {
     stdout: Option<MemoryOutputPipe>,
     stderr: Option<MemoryOutputPipe>,
 }
 
-impl std::fmt::Debug for GuestInstance {
+/// A guest instantiated by [`Runtime::instantiate_async`], not yet run.
+pub struct GuestInstance<T: 'static = ()> {
+    store: Store<GuestState<T>>,
+    command: Command,
+    limits: crate::Limits,
+    stdio: CapturedStdio,
+}
+
+impl<T: 'static> std::fmt::Debug for GuestInstance<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuestInstance")
             .field("state", self.store.data())
@@ -477,18 +606,23 @@ impl std::fmt::Debug for GuestInstance {
     }
 }
 
-impl GuestInstance {
+impl<T: Send + 'static> GuestInstance<T> {
+    /// This guest's store data (its embedder data is
+    /// [`GuestState::data`]).
+    pub fn state(&self) -> &GuestState<T> {
+        self.store.data()
+    }
+
     /// Calls the guest's `wasi:cli/run` export to its end, then drops the
     /// instance, which stops whatever processes the guest left running.
-    pub fn run(self) -> Result<GuestOutcome, GuestError> {
+    pub async fn run_async(self) -> Result<GuestOutcome, GuestError> {
         let Self {
             mut store,
             command,
             limits,
-            stdout,
-            stderr,
+            stdio,
         } = self;
-        let result = command.wasi_cli_run().call_run(&mut store);
+        let result = command.wasi_cli_run().call_run(&mut store).await;
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
@@ -500,17 +634,26 @@ impl GuestInstance {
         // Dropping the store drops the ProcessCtx, which stops the guest's
         // processes.
         drop(store);
+        let contents = |pipe: Option<MemoryOutputPipe>| {
+            pipe.map(|p| p.contents().to_vec()).unwrap_or_default()
+        };
         Ok(GuestOutcome {
             exit_code,
-            stdout: stdout.map(|p| p.contents().to_vec()).unwrap_or_default(),
-            stderr: stderr.map(|p| p.contents().to_vec()).unwrap_or_default(),
+            stdout: contents(stdio.stdout),
+            stderr: contents(stdio.stderr),
         })
+    }
+
+    /// [`GuestInstance::run_async`] for a synchronous caller (outside any
+    /// async executor).
+    pub fn run(self) -> Result<GuestOutcome, GuestError> {
+        wasmtime_wasi::runtime::in_tokio(self.run_async())
     }
 }
 
-fn classify_trap(
+fn classify_trap<T: 'static>(
     e: wasmtime::Error,
-    store: &Store<GuestState>,
+    store: &Store<GuestState<T>>,
     limits: &crate::Limits,
 ) -> GuestError {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
@@ -531,7 +674,7 @@ fn classify_trap(
     GuestError::Trap(format!("{e:#}"))
 }
 
-impl Drop for Runtime {
+impl<T: 'static> Drop for Runtime<T> {
     fn drop(&mut self) {
         self.ticking.store(false, Ordering::Relaxed);
         self.manager.shutdown();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use wasmproc_host::{
-    Audit, AuditEvent, AuditSink, Policy, ProcessCtx, ProcessManager, ProcessView, add_to_linker,
+    Audit, AuditEvent, AuditSink, Policy, ProcessCtx, ProcessManager, ProcessView, add_to_linker_sync,
 };
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::default();
     let mut linker: Linker<PluginState> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
-    add_to_linker(&mut linker).map_err(|e| e.to_string())?;
+    add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
 
     // This application lets plugins read git history, nothing else.
     let policy = Policy::builder()

@@ -135,7 +135,7 @@ impl HasData for HasDaemon {
 }
 
 /// Registers the `wasmproc:process/daemon` interface on `linker`. The
-/// process capability ([`add_to_linker`](crate::add_to_linker)) must be
+/// process capability ([`add_to_linker_async`](crate::add_to_linker_async)) must be
 /// registered too, for the shared types.
 pub fn add_daemon_to_linker<T: DaemonView + 'static>(
     linker: &mut Linker<T>,

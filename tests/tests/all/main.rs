@@ -6,6 +6,7 @@ mod audit;
 mod capability;
 mod cli_grants;
 mod contain;
+mod embed;
 mod permission;
 mod policy;
 mod process;
