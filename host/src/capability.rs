@@ -510,3 +510,17 @@ impl Drop for ProcessCtx {
             .stop_owner(&self.session, self.policy.limits().kill_grace());
     }
 }
+
+/// The futures of the async calls are `Send` (wasmtime's async host
+/// functions need that): checked at compile time.
+const _: () = {
+    fn send<T: Send>(_: &T) {}
+    #[allow(dead_code, reason = "only type-checked")]
+    fn calls_are_send(ctx: &mut ProcessCtx) {
+        send(&ctx.run(CommandSpec::default()));
+        send(&ctx.wait("", None));
+        send(&ctx.read("", true, 0, 1, 0));
+        send(&ctx.write("", b"", 0));
+        send(&ctx.kill(""));
+    }
+};
