@@ -14,6 +14,7 @@ use crate::bindings::types::{
 use crate::buffer::{Buffering, StreamStats};
 use crate::capability::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
 use crate::managed::{Exit, ProcState};
+use crate::process_core::block_on;
 
 impl types::Host for ProcessCtx {}
 
@@ -50,22 +51,23 @@ fn stats(s: StreamStats) -> WitStats {
     }
 }
 
-/// The OS signal number of a WIT signal.
-pub(crate) fn signal_number(sig: Signal) -> i32 {
+/// The library's form of a WIT signal.
+fn host_signal(sig: Signal) -> crate::process_types::Signal {
+    use crate::process_types::Signal as S;
     match sig {
-        Signal::Terminate => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-        Signal::Interrupt => libc::SIGINT,
-        Signal::Hangup => libc::SIGHUP,
-        Signal::Quit => libc::SIGQUIT,
-        Signal::User1 => libc::SIGUSR1,
-        Signal::User2 => libc::SIGUSR2,
+        Signal::Terminate => S::Term,
+        Signal::Kill => S::Kill,
+        Signal::Interrupt => S::Int,
+        Signal::Hangup => S::Hup,
+        Signal::Quit => S::Quit,
+        Signal::User1 => S::Usr1,
+        Signal::User2 => S::Usr2,
     }
 }
 
 impl ProcessHost for ProcessCtx {
     async fn run(&mut self, cmd: Command) -> Result<Output, Error> {
-        let out = ProcessCtx::run(self, command(cmd))?;
+        let out = ProcessCtx::run(self, command(cmd)).await?;
         Ok(Output {
             status: exit_status(out.exit),
             stdout: out.stdout,
@@ -90,7 +92,7 @@ impl ProcessHost for ProcessCtx {
     }
 
     async fn kill(&mut self, id: String) -> Result<(), Error> {
-        Ok(ProcessCtx::kill(self, &id)?)
+        Ok(ProcessCtx::kill(self, &id).await?)
     }
 
     fn list(&mut self) -> Vec<String> {
@@ -123,11 +125,13 @@ impl ProcessHost for ProcessCtx {
         id: String,
         timeout_ms: Option<u64>,
     ) -> Result<Option<ExitStatus>, Error> {
-        Ok(ProcessCtx::wait(self, &id, timeout_ms)?.map(exit_status))
+        Ok(ProcessCtx::wait(self, &id, timeout_ms)
+            .await?
+            .map(exit_status))
     }
 
     fn send_signal(&mut self, id: String, sig: Signal) -> Result<(), Error> {
-        Ok(ProcessCtx::signal(self, &id, signal_number(sig))?)
+        Ok(ProcessCtx::signal(self, &id, host_signal(sig))?)
     }
 
     async fn read(
@@ -145,7 +149,8 @@ impl ProcessHost for ProcessCtx {
             cursor,
             max_bytes,
             timeout_ms,
-        )?;
+        )
+        .await?;
         Ok(WitChunk {
             data: chunk.data,
             next: chunk.next,
@@ -155,7 +160,7 @@ impl ProcessHost for ProcessCtx {
     }
 
     async fn write(&mut self, id: String, data: Vec<u8>, timeout_ms: u64) -> Result<u64, Error> {
-        Ok(ProcessCtx::write(self, &id, &data, timeout_ms)?)
+        Ok(ProcessCtx::write(self, &id, &data, timeout_ms).await?)
     }
 
     fn close_stdin(&mut self, id: String) -> Result<(), Error> {
@@ -165,12 +170,6 @@ impl ProcessHost for ProcessCtx {
     fn remove(&mut self, id: String) -> Result<(), Error> {
         Ok(ProcessCtx::remove(self, &id)?)
     }
-}
-
-/// Runs one async host call to its end on the calling thread, for engines
-/// without async support.
-fn block_on<F: std::future::Future>(call: F) -> F::Output {
-    wasmtime_wasi::runtime::in_tokio(call)
 }
 
 /// The synchronous interface: each call forwards to the async

@@ -3,10 +3,9 @@
 //! any other: checked against the daemon policy, started by the spawner in
 //! its own group, and at its timeout killed with its group and reaped.
 
-use crate::capture;
+use crate::capture::{self, RunRequest};
 use crate::manager::ProcessManager;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
-use crate::spawner::{StdioKind, StdioPlan};
 use serde::Deserialize;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -175,19 +174,23 @@ impl Probe {
 const EXEC_OUTPUT_CAP: usize = 512;
 
 fn run_exec(cmd: &Approved, manager: &ProcessManager, timeout: Duration) -> Result<(), String> {
-    let plan = StdioPlan {
-        stdin: StdioKind::Null,
-        stdout: StdioKind::Piped,
-        stderr: StdioKind::Piped,
-    };
     // One deadline for the whole probe, spawn included, fixed now.
     let deadline = crate::limits::deadline_after(timeout);
-    let child = manager.spawn(cmd, plan).map_err(|e| e.to_string())?;
-    // Kills the group at the deadline and closes the pipes either way.
-    let got = capture::run_to_end(child, None, EXEC_OUTPUT_CAP, deadline, None)
+    // interim: the manager's `run` path, blocking this probe thread. It
+    // kills the group at the deadline and closes the pipes either way.
+    let request = RunRequest {
+        cmd,
+        scope: manager.host_scope(),
+        owner: "host",
+        guest: "host",
+        stdin: None,
+        cap: EXEC_OUTPUT_CAP,
+        deadline,
+    };
+    let got = ProcessManager::block_on(capture::run_captured(manager, request))
         .map_err(|e| e.to_string())?;
-    let status = match got.status {
-        Some(status) if !got.timed_out => status,
+    let exit = match got.exit {
+        Some(exit) if !got.timed_out => exit,
         _ => {
             return Err(format!(
                 "timed out after {} ms (killed)",
@@ -195,7 +198,7 @@ fn run_exec(cmd: &Approved, manager: &ProcessManager, timeout: Duration) -> Resu
             ));
         }
     };
-    if status.success() {
+    if exit.success() {
         return Ok(());
     }
     let said = String::from_utf8_lossy(if got.stderr.is_empty() {
@@ -204,7 +207,6 @@ fn run_exec(cmd: &Approved, manager: &ProcessManager, timeout: Duration) -> Resu
         &got.stderr
     });
     let said = said.trim();
-    let exit = crate::managed::Exit::from_status(status);
     Err(if said.is_empty() {
         format!("{exit}")
     } else {

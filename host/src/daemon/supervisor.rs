@@ -13,13 +13,14 @@ use super::identity::{Liveness, ProcessIdentity, stop_verified};
 use super::pidfile::{Existing, PidFile};
 use super::probe::{Probe, ProbeState};
 use super::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
-use crate::audit::{Audit, AuditEvent, now_ms};
+use crate::audit::{Audit, AuditEvent};
 use crate::buffer::Buffering;
 use crate::cgroup::Scope;
-use crate::managed::{self, Buffers, Exit, ManagedProcess, MonitorIo, ProcessFacts};
-use crate::manager::ProcessManager;
+use crate::managed::{self, Buffers, Exit, ManagedProcess};
+use crate::manager::{Launch, ProcessManager};
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
-use crate::spawner::{StdioKind, StdioPlan};
+use crate::process_types::{Signal, StdioMode};
+use crate::spawner::StdioPlan;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -431,14 +432,9 @@ impl Supervisor {
         };
         let snap = p.snapshot();
         let newest = |stdout: bool, received: u64| {
-            p.read(
-                stdout,
-                received.saturating_sub(max_bytes as u64),
-                max_bytes,
-                Duration::ZERO,
-            )
-            .map(|c| c.data)
-            .unwrap_or_default()
+            p.read_now(stdout, received.saturating_sub(max_bytes as u64), max_bytes)
+                .map(|c| c.data)
+                .unwrap_or_default()
         };
         Ok(RecentOutput {
             stdout: newest(true, snap.stdout.received),
@@ -825,26 +821,9 @@ impl Daemon {
             }
         };
         let plan = StdioPlan {
-            stdin: StdioKind::Null,
-            stdout: StdioKind::Piped,
-            stderr: StdioKind::Piped,
-        };
-        let mut child = shared
-            .manager
-            .spawn_in(&self.resolved.cmd, plan, &self.scope)
-            .map_err(|e| e.to_string())?;
-        // Not yet reaped, so /proc still describes it even if it exited.
-        let identity = ProcessIdentity::of(child.pid()).unwrap_or(ProcessIdentity {
-            pid: child.pid(),
-            start_time: 0,
-            boot_id: String::new(),
-        });
-        let std_child = child.std_child();
-        let io = MonitorIo {
-            stdout: std_child.stdout.take().map(Into::into),
-            stderr: std_child.stderr.take().map(Into::into),
-            stdin: None,
-            deadline: None,
+            stdin: StdioMode::Null,
+            stdout: StdioMode::Piped,
+            stderr: StdioMode::Piped,
         };
         let capacity = self.spec.output_buffer_bytes as usize;
         let buffers = Buffers {
@@ -853,18 +832,30 @@ impl Daemon {
             stdin: None,
             close_stdin_when_drained: true,
         };
-        let started_at_ms = now_ms();
-        let facts = ProcessFacts {
+        // interim: launched through the manager's one lifecycle entry point.
+        let launch = Launch {
             id: format!("daemon:{name}"),
             owner: format!("daemon:{name}"),
             guest: format!("daemon:{name}"),
-            pid: identity.pid,
-            program: self.resolved.cmd.program.to_string_lossy().into_owned(),
-            args: self.resolved.cmd.args.clone(),
-            started_at_ms,
+            scope: &self.scope,
+            plan,
+            buffers,
+            deadline: None,
+            audit: Some(shared.audit.clone()),
         };
-        let process = ManagedProcess::launch(facts, child, io, buffers, shared.audit.clone())
-            .map_err(|e| format!("cannot monitor the daemon: {e}"))?;
+        let process = shared
+            .manager
+            .launch(&self.resolved.cmd, launch)
+            .map_err(|e| e.to_string())?;
+        let started_at_ms = process.facts().started_at_ms;
+        // Read before the first await point of the monitor in most cases;
+        // a child that already exited and was reaped falls back to its pid.
+        let pid = process.facts().pid;
+        let identity = ProcessIdentity::of(pid).unwrap_or(ProcessIdentity {
+            pid,
+            start_time: 0,
+            boot_id: String::new(),
+        });
         if let Some(f) = &pidfile
             && let Err(e) = f.write(&identity)
         {
@@ -922,7 +913,7 @@ impl Daemon {
             .name(format!("wasmproc-daemon-wait-{}", self.spec.name))
             .spawn(move || {
                 let exit = loop {
-                    if let Some(exit) = process.wait_timeout(Duration::from_secs(3600)) {
+                    if let Some(exit) = process.wait_blocking(Duration::from_secs(3600)) {
                         break exit;
                     }
                 };
@@ -996,14 +987,8 @@ impl Daemon {
 
 /// Stops a daemon instance: `signal` to its group, SIGKILL after `grace`;
 /// returns how it ended once reaped.
-fn stop_process(p: &ManagedProcess, signal: i32, grace: Duration) -> Option<Exit> {
-    if let Some(exit) = p.wait_timeout(Duration::ZERO) {
-        return Some(exit);
-    }
-    let _ = p.signal(signal);
-    if let Some(exit) = p.wait_timeout(grace) {
-        return Some(exit);
-    }
-    let _ = p.signal(libc::SIGKILL);
-    p.wait_timeout(KILL_WAIT)
+fn stop_process(p: &Arc<ManagedProcess>, signal: i32, grace: Duration) -> Option<Exit> {
+    // interim: the manager's one stop sequence, blocking this thread.
+    let signal = Signal::from_number(signal).unwrap_or(Signal::Term);
+    ProcessManager::block_on(p.stop(signal, grace)).ok()
 }
