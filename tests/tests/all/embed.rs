@@ -28,7 +28,8 @@ fn probe_lines(stdout: &[u8]) -> Vec<Value> {
 fn async_embed_good() {
     // 50 guests, each blocked in `wait` on a 2 s child, share two tokio
     // workers: none holds a worker while it waits, so they finish together
-    // in about 2 s, not one pair after another (50 s).
+    // in about 2 s, not one pair after another (50 s). The bound leaves
+    // room for a loaded machine and still fails if waits hold threads.
     const GUESTS: usize = 50;
     let runtime = shared_runtime();
     let probe = component(runtime, guests::PROBE);
@@ -61,6 +62,7 @@ fn async_embed_good() {
         runs.join_all().await
     });
     let elapsed = started.elapsed();
+    eprintln!("{GUESTS} guests waiting on a 2 s child, on 2 workers: {elapsed:?}");
     assert_eq!(outcomes.len(), GUESTS);
     for outcome in outcomes {
         let outcome = outcome.expect("guest run");
@@ -73,7 +75,7 @@ fn async_embed_good() {
         "each guest waited on a 2 s child, yet all finished in {elapsed:?}"
     );
     assert!(
-        elapsed < Duration::from_secs(30),
+        elapsed < Duration::from_secs(15),
         "{GUESTS} guests waiting 2 s each on 2 workers took {elapsed:?}: waits hold threads"
     );
 }
