@@ -18,7 +18,8 @@
 //! A world that imports `wasmproc:process/process` beside interfaces of its
 //! own maps the process interface (and its types) onto these bindings with
 //! `with:`, implements only its own interfaces, and registers the
-//! capability with [`add_to_linker_async`](crate::add_to_linker_async):
+//! capability with [`add_to_linker_async`](crate::add_to_linker_async)
+//! beside its own interfaces:
 //!
 //! ```
 //! mod app {
@@ -36,6 +37,8 @@
 //!             "wasmproc:process/types": wasmproc_host::bindings::types,
 //!             "wasmproc:process/process": wasmproc_host::bindings::process,
 //!         },
+//!         // The process imports are async, so the store data must be Send.
+//!         require_store_data_send: true,
 //!     });
 //! }
 //!
