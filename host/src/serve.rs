@@ -282,7 +282,8 @@ fn start(
     let _ = std::fs::remove_file(&res.socket);
     let control_listener = {
         let _guard = tokio.enter();
-        UnixListener::bind(&res.socket).map_err(io(format!("cannot bind {}", res.socket.display())))?
+        UnixListener::bind(&res.socket)
+            .map_err(io(format!("cannot bind {}", res.socket.display())))?
     };
     let manager = ProcessManager::new(grace);
     let supervisor = Supervisor::new(

@@ -123,8 +123,9 @@ impl Backoff {
     /// The delay before the next restart; each call grows the next one.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let max = self.spec.max.as_secs_f64() * 1e3;
-        let base =
-            self.spec.initial.as_secs_f64() * 1e3 * self.spec.factor.powi(self.attempt.min(64) as i32);
+        let base = self.spec.initial.as_secs_f64()
+            * 1e3
+            * self.spec.factor.powi(self.attempt.min(64) as i32);
         let base = base.min(max);
         self.attempt = self.attempt.saturating_add(1);
         let spread = if self.spec.jitter > 0.0 {

@@ -12,8 +12,8 @@
 //! reports [`Event::Exited`] when it is over.
 
 use super::backoff::{Backoff, BackoffSpec, StartLimit, StartLimitSpec};
-use super::spec::RestartPolicy;
 use super::probe::{ProbeOutcome, ProbeState, Thresholds};
+use super::spec::RestartPolicy;
 use crate::Exit;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -500,9 +500,7 @@ impl Machine {
     /// Whether its liveness probe passes (true when not running or without
     /// one).
     pub fn live(&self) -> bool {
-        self.state != DaemonState::Running
-            || self.spec.liveness.is_none()
-            || self.liveness.passing
+        self.state != DaemonState::Running || self.spec.liveness.is_none() || self.liveness.passing
     }
 
     /// The most recent restart delays, in ms, oldest first.

@@ -76,10 +76,16 @@ fn daemon_machine_restart_good() {
         ]
     );
     assert_eq!(r.m.state(), DaemonState::Backoff);
-    assert_eq!(r.at(100, Event::TimerElapsed(Timer::Backoff)), [Action::Launch]);
+    assert_eq!(
+        r.at(100, Event::TimerElapsed(Timer::Backoff)),
+        [Action::Launch]
+    );
     r.at(0, Event::Launched);
     let acts = r.at(10, Event::Exited(Exit::Signal(9)));
-    assert_eq!(acts.last(), Some(&Action::Schedule(Timer::Backoff, ms(200))));
+    assert_eq!(
+        acts.last(),
+        Some(&Action::Schedule(Timer::Backoff, ms(200)))
+    );
     assert_eq!(r.m.restarts(), 1);
     assert_eq!(r.m.recent_delays_ms(), [100, 200]);
     assert_eq!(r.m.last_exit(), Some(Exit::Signal(9)));
@@ -91,7 +97,10 @@ fn daemon_machine_on_failure_good() {
     let mut r = Run::new(spec(RestartPolicy::OnFailure));
     r.running();
     let acts = r.at(10, Event::Exited(Exit::Code(3)));
-    assert_eq!(acts.last(), Some(&Action::Schedule(Timer::Backoff, ms(100))));
+    assert_eq!(
+        acts.last(),
+        Some(&Action::Schedule(Timer::Backoff, ms(100)))
+    );
     r.at(100, Event::TimerElapsed(Timer::Backoff));
     r.at(0, Event::Launched);
     assert_eq!(
@@ -253,7 +262,10 @@ fn daemon_machine_liveness_bad() {
     assert!(r.m.ready());
     for _ in 0..3 {
         assert_eq!(
-            r.at(1, Event::Probed(ProbeRole::Readiness, ProbeOutcome::Failed("no".into()))),
+            r.at(
+                1,
+                Event::Probed(ProbeRole::Readiness, ProbeOutcome::Failed("no".into()))
+            ),
             []
         );
     }

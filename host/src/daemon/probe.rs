@@ -531,7 +531,13 @@ mod tests {
         );
         assert_eq!(p.period, Duration::from_millis(50));
         assert_eq!(p.timeout, Duration::from_secs(1));
-        assert_eq!(p.thresholds, Thresholds { failure: 3, success: 1 });
+        assert_eq!(
+            p.thresholds,
+            Thresholds {
+                failure: 3,
+                success: 1
+            }
+        );
         let t = resolve("tcp = \"localhost:22\"\ninitial_delay = \"2s\"").expect("tcp");
         assert!(matches!(t.kind, ProbeKind::Tcp(_)));
         assert_eq!(t.initial_delay, Duration::from_secs(2));
@@ -598,7 +604,13 @@ mod tests {
                 let mut s = stream.expect("accept");
                 let mut buf = [0u8; 1024];
                 let n = s.read(&mut buf).unwrap_or(0);
-                paths.push(String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string());
+                paths.push(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                );
                 let status = if i == 0 {
                     "200 OK"
                 } else {
@@ -619,7 +631,10 @@ mod tests {
         let paths = server.join().expect("server");
         assert_eq!(paths[0], "GET /health HTTP/1.1");
         let closed = resolve(&format!("tcp = \"{addr}\"")).expect("probe");
-        assert!(block_on(closed.run(&manager)).is_err(), "nothing listens any more");
+        assert!(
+            block_on(closed.run(&manager)).is_err(),
+            "nothing listens any more"
+        );
     }
 
     #[test]
@@ -628,8 +643,8 @@ mod tests {
         // timeout instead of hanging.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let probe = resolve(&format!("http = \"http://{addr}/\"\ntimeout = \"200ms\""))
-            .expect("probe");
+        let probe =
+            resolve(&format!("http = \"http://{addr}/\"\ntimeout = \"200ms\"")).expect("probe");
         let manager = ProcessManager::new(Duration::from_secs(1));
         let began = std::time::Instant::now();
         let err = block_on(probe.run(&manager)).expect_err("no answer");
