@@ -4,15 +4,15 @@
 
 use crate::audit::{Audit, AuditEvent};
 use crate::buffer::{Buffering, Chunk};
-use crate::capture::{self, Captured};
+use crate::capture::{self, Captured, RunRequest};
 use crate::error::CallError;
-use crate::managed::{
-    self, Buffers, Exit, ManagedProcess, MonitorIo, ProcessFacts, ProcessSnapshot,
-};
-use crate::manager::ProcessManager;
+use crate::managed::{self, Buffers, ManagedProcess, ProcessSnapshot, StreamError};
+use crate::manager::{Launch, ProcessManager};
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
+pub use crate::process_types::StdioMode;
+use crate::process_types::{Exit, Signal};
 use crate::quota::StartRate;
-use crate::spawner::{StdioKind, StdioPlan};
+use crate::spawner::StdioPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,27 +59,6 @@ impl Default for StartSpec {
             stderr: StdioMode::Piped,
             buffering: Buffering::Lossless,
             buffer_bytes: None,
-        }
-    }
-}
-
-/// Where a background process's stream goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StdioMode {
-    /// `/dev/null`.
-    Null,
-    /// A pipe to the host.
-    Piped,
-    /// The host's own stream (if the policy allows it).
-    Inherit,
-}
-
-impl StdioMode {
-    fn kind(self) -> StdioKind {
-        match self {
-            Self::Null => StdioKind::Null,
-            Self::Piped => StdioKind::Piped,
-            Self::Inherit => StdioKind::Inherit,
         }
     }
 }
@@ -250,17 +229,19 @@ impl ProcessCtx {
         self.guest_deadline.map_or(deadline, |g| g.min(deadline))
     }
 
-    /// How long a `wait`, `read` or `write` may block: what the guest asked
-    /// for, at most `max_call_wait_ms` and the guest's remaining time.
-    fn call_wait(&self, requested_ms: Option<u64>) -> Duration {
+    /// Until when a `wait`, `read` or `write` may block: what the guest
+    /// asked for, at most `max_call_wait_ms` and the guest's remaining time.
+    fn call_wait(&self, requested_ms: Option<u64>) -> Instant {
         let max = self.policy.limits().max_call_wait_ms;
         let wanted = Duration::from_millis(requested_ms.unwrap_or(max).min(max));
         self.call_deadline(wanted)
-            .saturating_duration_since(Instant::now())
     }
 
     /// `run`: executes a command to completion and captures its output.
-    pub fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
+    /// The call's deadline is fixed when it starts: its timeout, capped by
+    /// the guest's remaining time; at the deadline the group is killed and
+    /// the call returns `timed-out`.
+    pub async fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
         let timeout = self.timeout(
             cmd.timeout_ms,
             Some(self.policy.limits().default_run_timeout_ms),
@@ -271,49 +252,42 @@ impl ProcessCtx {
             .map(drop)
             .and_then(|()| self.check_stdin(cmd.stdin.as_ref()));
         let approved = self.admit(Operation::Run, &cmd, precheck)?;
-        let plan = StdioPlan {
-            stdin: if cmd.stdin.is_some() {
-                StdioKind::Piped
-            } else {
-                StdioKind::Null
-            },
-            stdout: StdioKind::Piped,
-            stderr: StdioKind::Piped,
+        let request = RunRequest {
+            cmd: &approved,
+            scope: &self.scope,
+            owner: &self.session,
+            guest: &self.guest,
+            stdin: cmd.stdin.clone(),
+            cap: self.policy.limits().max_capture_bytes as usize,
+            deadline,
         };
-        // Shutdown waits for this call and stops its child in order.
-        let manager = Arc::clone(&self.manager);
-        let _running = manager.begin_run();
-        let child = manager
-            .spawn_in(&approved, plan, &self.scope)
-            .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
-        let pid = child.pid();
-        let cap = self.policy.limits().max_capture_bytes as usize;
         let Captured {
-            status,
+            pid,
+            exit,
             stdout,
             stderr,
             stdout_dropped,
             stderr_dropped,
             timed_out,
-        } = capture::run_to_end(child, cmd.stdin, cap, deadline, manager.runs.signal())
-            .map_err(|e| CallError::io("run", e))?;
+        } = capture::run_captured(&self.manager, request)
+            .await
+            .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let mut event = self
             .event("exit")
             .program(&approved.program.to_string_lossy(), &cmd.args);
         event.pid = Some(pid);
-        let exit = match status {
-            Some(status) if !timed_out => Exit::from_status(status),
+        let exit = match exit {
+            Some(exit) if !timed_out => exit,
             _ => {
-                let event = match status {
-                    Some(status) => event.exit(Exit::from_status(status)),
+                let event = match exit {
+                    Some(exit) => event.exit(exit),
                     None => event,
                 };
                 self.audit.record(event.reason("timed out".into()));
                 return Err(CallError::TimedOut);
             }
         };
-        let event = event.exit(exit);
-        self.audit.record(event);
+        self.audit.record(event.exit(exit));
         Ok(RunOutput {
             exit,
             stdout,
@@ -382,34 +356,20 @@ impl ProcessCtx {
             .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
         let plan = StdioPlan {
             stdin: if stdin_piped {
-                StdioKind::Piped
+                StdioMode::Piped
             } else {
-                spec.stdin.kind()
+                spec.stdin
             },
-            stdout: spec.stdout.kind(),
-            stderr: spec.stderr.kind(),
+            stdout: spec.stdout,
+            stderr: spec.stderr,
         };
-        let mut child = self
-            .manager
-            .spawn_in(&approved, plan, &self.scope)
-            .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
-        let std_child = child.std_child();
-        let io = MonitorIo {
-            stdout: std_child.stdout.take().map(Into::into),
-            stderr: std_child.stderr.take().map(Into::into),
-            stdin: std_child.stdin.take().map(Into::into),
-            deadline,
+        let output = |mode: StdioMode| {
+            (mode == StdioMode::Piped).then(|| managed::buffer(capacity as usize, spec.buffering))
         };
         let buffers = Buffers {
-            stdout: io
-                .stdout
-                .as_ref()
-                .map(|_| managed::buffer(capacity as usize, spec.buffering)),
-            stderr: io
-                .stderr
-                .as_ref()
-                .map(|_| managed::buffer(capacity as usize, spec.buffering)),
-            stdin: io.stdin.as_ref().map(|_| {
+            stdout: output(spec.stdout),
+            stderr: output(spec.stderr),
+            stdin: stdin_piped.then(|| {
                 let size = (capacity as usize).max(initial_stdin.len());
                 let b = managed::buffer(size, Buffering::Lossless);
                 b.push(&initial_stdin);
@@ -418,18 +378,21 @@ impl ProcessCtx {
             close_stdin_when_drained: spec.stdin != StdioMode::Piped,
         };
         let id = uuid::Uuid::new_v4().to_string();
-        let facts = ProcessFacts {
+        let launch = Launch {
             id: id.clone(),
             owner: self.session.clone(),
             guest: self.guest.clone(),
-            pid: child.pid(),
-            program: approved.program.to_string_lossy().into_owned(),
-            args: approved.args.clone(),
-            started_at_ms: crate::audit::now_ms(),
+            scope: &self.scope,
+            plan,
+            buffers,
+            deadline,
+            audit: Some(self.audit.clone()),
         };
-        let pid = facts.pid;
-        let process = ManagedProcess::launch(facts, child, io, buffers, self.audit.clone())
-            .map_err(|e| CallError::io("start monitor", e))?;
+        let process = self
+            .manager
+            .launch(&approved, launch)
+            .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
+        let pid = process.facts().pid;
         self.manager.registry.insert(process);
         self.audit.record(
             self.event("started")
@@ -456,20 +419,24 @@ impl ProcessCtx {
         result
     }
 
-    /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped.
-    pub fn kill(&mut self, id: &str) -> Result<(), CallError> {
+    /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped, or with an
+    /// error at the call's deadline.
+    pub async fn kill(&mut self, id: &str) -> Result<(), CallError> {
         let grace = self.policy.limits().kill_grace();
         let deadline = self.call_deadline(grace + managed::KILL_WAIT);
-        let result = self.find(id).and_then(|p| {
-            p.stop_by(grace, deadline)
+        let result = match self.find(id) {
+            Ok(p) => p
+                .stop_by(Signal::Term, grace, deadline)
+                .await
                 .map(|_| ())
-                .map_err(|e| CallError::io("kill", e))
-        });
+                .map_err(|e| CallError::Io(format!("kill: {e}"))),
+            Err(e) => Err(e),
+        };
         self.audited("kill", id, result)
     }
 
     /// `signal`: sends a signal to a running process's group.
-    pub fn signal(&mut self, id: &str, signal: i32) -> Result<(), CallError> {
+    pub fn signal(&mut self, id: &str, signal: Signal) -> Result<(), CallError> {
         let result = self
             .find(id)
             .and_then(|p| p.signal(signal).map_err(|e| CallError::io("signal", e)));
@@ -487,13 +454,13 @@ impl ProcessCtx {
     }
 
     /// `wait`: waits for a process to end, at most the given time.
-    pub fn wait(&self, id: &str, timeout_ms: Option<u64>) -> Result<Option<Exit>, CallError> {
+    pub async fn wait(&self, id: &str, timeout_ms: Option<u64>) -> Result<Option<Exit>, CallError> {
         let p = self.find(id)?;
-        Ok(p.wait_timeout(self.call_wait(timeout_ms)))
+        Ok(p.wait_until(self.call_wait(timeout_ms)).await)
     }
 
     /// `read`: reads a piped output stream at a cursor.
-    pub fn read(
+    pub async fn read(
         &self,
         id: &str,
         stdout: bool,
@@ -504,20 +471,22 @@ impl ProcessCtx {
         let p = self.find(id)?;
         let max = (max as usize).clamp(1, MAX_READ_BYTES);
         p.read(stdout, cursor, max, self.call_wait(Some(timeout_ms)))
-            .map_err(CallError::Invalid)
+            .await
+            .map_err(stream_error)
     }
 
     /// `write`: queues bytes for a piped stdin; returns how many were taken.
-    pub fn write(&self, id: &str, data: &[u8], timeout_ms: u64) -> Result<u64, CallError> {
+    pub async fn write(&self, id: &str, data: &[u8], timeout_ms: u64) -> Result<u64, CallError> {
         let p = self.find(id)?;
         p.write(data, self.call_wait(Some(timeout_ms)))
+            .await
             .map(|n| n as u64)
-            .map_err(CallError::Invalid)
+            .map_err(stream_error)
     }
 
     /// `close-stdin`: closes a piped stdin after the queued bytes.
     pub fn close_stdin(&self, id: &str) -> Result<(), CallError> {
-        self.find(id)?.close_stdin().map_err(CallError::Invalid)
+        self.find(id)?.close_stdin().map_err(stream_error)
     }
 
     /// `remove`: forgets an ended process's record (audited).
@@ -527,9 +496,31 @@ impl ProcessCtx {
     }
 }
 
+/// A stream error as the guest sees it.
+fn stream_error(e: StreamError) -> CallError {
+    match e {
+        StreamError::ShuttingDown => CallError::Io(e.to_string()),
+        _ => CallError::Invalid(e.to_string()),
+    }
+}
+
 impl Drop for ProcessCtx {
     fn drop(&mut self) {
         self.manager
             .stop_owner(&self.session, self.policy.limits().kill_grace());
     }
 }
+
+/// The futures of the async calls are `Send` (wasmtime's async host
+/// functions need that): checked at compile time.
+const _: () = {
+    fn send<T: Send>(_: &T) {}
+    #[allow(dead_code, reason = "only type-checked")]
+    fn calls_are_send(ctx: &mut ProcessCtx) {
+        send(&ctx.run(CommandSpec::default()));
+        send(&ctx.wait("", None));
+        send(&ctx.read("", true, 0, 1, 0));
+        send(&ctx.write("", b"", 0));
+        send(&ctx.kill(""));
+    }
+};

@@ -10,6 +10,7 @@ use crate::bindings::types::{
 use crate::buffer::{Buffering, StreamStats};
 use crate::capability::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
 use crate::managed::{Exit, ProcState};
+use crate::manager::ProcessManager; // interim
 
 impl types::Host for ProcessCtx {}
 
@@ -46,22 +47,23 @@ fn stats(s: StreamStats) -> WitStats {
     }
 }
 
-/// The OS signal number of a WIT signal.
-pub(crate) fn signal_number(sig: Signal) -> i32 {
+/// The library's form of a WIT signal.
+fn host_signal(sig: Signal) -> crate::process_types::Signal {
+    use crate::process_types::Signal as S;
     match sig {
-        Signal::Terminate => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-        Signal::Interrupt => libc::SIGINT,
-        Signal::Hangup => libc::SIGHUP,
-        Signal::Quit => libc::SIGQUIT,
-        Signal::User1 => libc::SIGUSR1,
-        Signal::User2 => libc::SIGUSR2,
+        Signal::Terminate => S::Term,
+        Signal::Kill => S::Kill,
+        Signal::Interrupt => S::Int,
+        Signal::Hangup => S::Hup,
+        Signal::Quit => S::Quit,
+        Signal::User1 => S::Usr1,
+        Signal::User2 => S::Usr2,
     }
 }
 
 impl ProcessHost for ProcessCtx {
     fn run(&mut self, cmd: Command) -> Result<Output, Error> {
-        let out = ProcessCtx::run(self, command(cmd))?;
+        let out = ProcessManager::block_on(ProcessCtx::run(self, command(cmd)))?; // interim
         Ok(Output {
             status: exit_status(out.exit),
             stdout: out.stdout,
@@ -86,7 +88,7 @@ impl ProcessHost for ProcessCtx {
     }
 
     fn kill(&mut self, id: String) -> Result<(), Error> {
-        Ok(ProcessCtx::kill(self, &id)?)
+        Ok(ProcessManager::block_on(ProcessCtx::kill(self, &id))?) // interim
     }
 
     fn list(&mut self) -> Vec<String> {
@@ -115,11 +117,11 @@ impl ProcessHost for ProcessCtx {
     }
 
     fn wait(&mut self, id: String, timeout_ms: Option<u64>) -> Result<Option<ExitStatus>, Error> {
-        Ok(ProcessCtx::wait(self, &id, timeout_ms)?.map(exit_status))
+        Ok(ProcessManager::block_on(ProcessCtx::wait(self, &id, timeout_ms))?.map(exit_status)) // interim
     }
 
     fn send_signal(&mut self, id: String, sig: Signal) -> Result<(), Error> {
-        Ok(ProcessCtx::signal(self, &id, signal_number(sig))?)
+        Ok(ProcessCtx::signal(self, &id, host_signal(sig))?)
     }
 
     fn read(
@@ -130,14 +132,14 @@ impl ProcessHost for ProcessCtx {
         max_bytes: u32,
         timeout_ms: u64,
     ) -> Result<WitChunk, Error> {
-        let chunk = ProcessCtx::read(
+        let chunk = ProcessManager::block_on(ProcessCtx::read(
             self,
             &id,
             stream == OutputStream::Stdout,
             cursor,
             max_bytes,
             timeout_ms,
-        )?;
+        ))?; // interim
         Ok(WitChunk {
             data: chunk.data,
             next: chunk.next,
@@ -147,7 +149,9 @@ impl ProcessHost for ProcessCtx {
     }
 
     fn write(&mut self, id: String, data: Vec<u8>, timeout_ms: u64) -> Result<u64, Error> {
-        Ok(ProcessCtx::write(self, &id, &data, timeout_ms)?)
+        Ok(ProcessManager::block_on(ProcessCtx::write(
+            self, &id, &data, timeout_ms,
+        ))?) // interim
     }
 
     fn close_stdin(&mut self, id: String) -> Result<(), Error> {

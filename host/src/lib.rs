@@ -27,7 +27,6 @@ mod cgroup;
 mod cgroup_limits;
 pub mod daemon;
 mod error;
-mod fdio;
 mod guest_limits;
 mod host_impl;
 mod limits;
@@ -37,6 +36,8 @@ mod manager;
 pub mod manifest;
 mod os_child;
 pub mod policy;
+mod process_core;
+mod process_types;
 mod quota;
 mod registry;
 mod runtime;
@@ -47,7 +48,7 @@ mod watchdog;
 
 pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
 pub use bindings::{CAPABILITY_NAME, DAEMON_INTERFACE_NAME};
-pub use buffer::{Buffering, Chunk, StreamStats};
+pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
 pub use cache::{CacheConfig, CacheError, CacheStatus, CompileProgress, ComponentCache};
 pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
 pub use cgroup::{Containment, OFF_VAR as CGROUPS_OFF_VAR, Usage};
@@ -55,9 +56,11 @@ pub use cgroup_limits::CgroupLimits;
 pub use error::{CallError, PolicyError};
 pub use limits::Limits;
 pub use linker::{HasProcess, ProcessView, add_to_linker};
-pub use managed::{Exit, ProcState, ProcessFacts, ProcessSnapshot};
+pub use managed::{ProcessFacts, ProcessSnapshot};
 pub use manager::ProcessManager;
 pub use policy::{Policy, PolicyBuilder};
+pub use process_core::block_on;
+pub use process_types::{Exit, ProcState, Signal, UnknownSignal};
 pub use runtime::{
     GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
     Runtime, RuntimeConfig,

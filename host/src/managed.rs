@@ -1,64 +1,32 @@
-//! A background process the host manages for a guest: its record, its
-//! lifecycle, and the monitor thread that moves bytes between its pipes and
-//! bounded buffers and reaps it.
+//! A process the host manages: its record, its lifecycle, and the monitor
+//! task on the process core that moves bytes between its pipes and bounded
+//! buffers and reaps it when its pidfd becomes readable. No thread and no
+//! extra fd per process: a live piped process holds its pidfd and its
+//! pipes, nothing else.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::buffer::{Buffering, ByteBuffer, Chunk, StreamStats};
-use crate::fdio::{PollSet, ReadOutcome, read_some, set_nonblocking, write_some};
+use crate::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
 use crate::os_child::OsChild;
+use crate::process_core::on_core;
+pub use crate::process_types::{Exit, ProcState, Signal};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::unix::pipe;
+use tokio::sync::{Notify, watch};
 
 /// How long output pipes may stay silent after the group is gone before the
 /// monitor stops waiting for end-of-file.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// How long `stop` waits for the kernel after SIGKILL.
 pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
-
-/// Where a managed process is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcState {
-    /// Running, or exited and not yet reaped.
-    Running,
-    /// Ended on its own.
-    Exited,
-    /// Ended after the host was asked to stop or signal it.
-    Killed,
-}
-
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Exit code.
-    Code(i32),
-    /// Terminating signal number.
-    Signal(i32),
-}
-
-impl Exit {
-    /// Converts an OS exit status.
-    pub fn from_status(status: ExitStatus) -> Self {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Self::Code(code),
-            (None, Some(sig)) => Self::Signal(sig),
-            (None, None) => Self::Code(-1),
-        }
-    }
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Code(c) => write!(f, "exit {c}"),
-            Self::Signal(s) => write!(f, "signal {s}"),
-        }
-    }
-}
+/// Reads of one pipe per wake-up: a writer that never pauses cannot keep the
+/// monitor from checking its deadline.
+const READS_PER_WAKE: usize = 16;
 
 #[derive(Debug)]
 struct Life {
@@ -66,17 +34,19 @@ struct Life {
     state: ProcState,
     exit: Option<Exit>,
     stop_requested: bool,
+    /// The monitor killed it at its deadline.
+    timed_out: bool,
     /// Resource use read from the cgroup just before the reap.
     usage: Option<crate::cgroup::Usage>,
 }
 
-/// The pipes and deadline the monitor thread owns.
-#[derive(Debug)]
-pub(crate) struct MonitorIo {
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
-    pub stdin: Option<OwnedFd>,
-    pub deadline: Option<Instant>,
+/// What waiters can watch for.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Set once the leader has been reaped.
+    exit: Option<Exit>,
+    /// Set once the monitor has let go of every pipe.
+    finished: bool,
 }
 
 /// Static facts about a managed process.
@@ -115,40 +85,95 @@ pub struct ProcessSnapshot {
     pub usage: Option<crate::cgroup::Usage>,
 }
 
-/// A background process and everything the host keeps about it.
+/// Why a stream operation on a managed process failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The stream was not started as a pipe.
+    #[error("{0} is not piped")]
+    NotPiped(&'static str),
+    /// Stdin was closed (by the guest or by the child).
+    #[error("stdin is closed")]
+    StdinClosed,
+    /// The cursor is past what the stream received.
+    #[error(transparent)]
+    Cursor(#[from] CursorPastEnd),
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a stop did not end with a reaped process.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    /// A signal could not be sent.
+    #[error("cannot signal process {pid}: {source}")]
+    Signal {
+        /// The process.
+        pid: u32,
+        /// The cause.
+        source: io::Error,
+    },
+    /// It had not ended by the deadline; SIGKILL was sent and the monitor
+    /// reaps it when it dies.
+    #[error("process {pid} had not ended by the call's deadline (SIGKILL sent)")]
+    NotEnded {
+        /// The process.
+        pid: u32,
+    },
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+/// The buffers of a managed process's piped streams, chosen at launch.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    pub stdout: Option<Arc<ByteBuffer>>,
+    pub stderr: Option<Arc<ByteBuffer>>,
+    pub stdin: Option<Arc<ByteBuffer>>,
+    /// Close stdin once its buffer is delivered (it holds initial bytes
+    /// only; the guest cannot write more).
+    pub close_stdin_when_drained: bool,
+}
+
+/// The pipes the monitor owns.
+#[derive(Debug)]
+pub(crate) struct Pipes {
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub stdin: Option<OwnedFd>,
+}
+
+/// A process the host started and everything it keeps about it.
 #[derive(Debug)]
 pub struct ManagedProcess {
     facts: ProcessFacts,
     life: Mutex<Life>,
-    changed: Condvar,
+    progress: watch::Sender<Progress>,
     stdout: Option<Arc<ByteBuffer>>,
     stderr: Option<Arc<ByteBuffer>>,
     stdin: Option<Arc<ByteBuffer>>,
     close_stdin: AtomicBool,
     discard: AtomicBool,
-    /// Wakes the monitor; closed (None) once the monitor has finished.
-    waker: Mutex<Option<OwnedFd>>,
-    audit: Audit,
-}
-
-/// Buffers chosen at start.
-#[derive(Debug)]
-pub(crate) struct Buffers {
-    pub stdout: Option<Arc<ByteBuffer>>,
-    pub stderr: Option<Arc<ByteBuffer>>,
-    pub stdin: Option<Arc<ByteBuffer>>,
-    pub close_stdin_when_drained: bool,
+    /// Wakes the monitor (a permit is kept if it is busy).
+    wake: Notify,
+    /// Where its exit is audited (`run` audits its own).
+    audit: Option<Audit>,
+    core: tokio::runtime::Handle,
 }
 
 impl ManagedProcess {
-    /// Wraps a spawned child and starts its monitor thread.
+    /// Wraps a spawned child and starts its monitor on the process core.
+    /// `deadline`: when the monitor kills the group.
     pub(crate) fn launch(
+        core: &tokio::runtime::Handle,
         facts: ProcessFacts,
         child: OsChild,
-        io: MonitorIo,
+        pipes: Pipes,
         buffers: Buffers,
-        audit: Audit,
-    ) -> io::Result<Arc<Self>> {
+        deadline: Option<Instant>,
+        audit: Option<Audit>,
+    ) -> Arc<Self> {
         let pidfd = child.pidfd();
         let this = Arc::new(Self {
             facts,
@@ -157,24 +182,21 @@ impl ManagedProcess {
                 state: ProcState::Running,
                 exit: None,
                 stop_requested: false,
+                timed_out: false,
                 usage: None,
             }),
-            changed: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
             stdout: buffers.stdout,
             stderr: buffers.stderr,
             stdin: buffers.stdin,
             close_stdin: AtomicBool::new(buffers.close_stdin_when_drained),
             discard: AtomicBool::new(false),
-            waker: Mutex::new(Some(eventfd()?)),
+            wake: Notify::new(),
             audit,
+            core: core.clone(),
         });
-        let monitored = Arc::clone(&this);
-        std::thread::Builder::new()
-            // `pmon-PID` fits the kernel's 15-byte thread name, so tools
-            // (and tests) can tell which process a monitor belongs to.
-            .name(format!("pmon-{}", this.facts.pid))
-            .spawn(move || monitored.monitor(io, pidfd))?;
-        Ok(this)
+        core.spawn(Arc::clone(&this).monitor(pipes, pidfd, deadline));
+        this
     }
 
     /// Static facts.
@@ -201,6 +223,16 @@ impl ManagedProcess {
         self.life().exit.is_some()
     }
 
+    /// How it ended, if it has.
+    pub fn exit_now(&self) -> Option<Exit> {
+        self.life().exit
+    }
+
+    /// Whether the monitor killed it at its deadline.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.life().timed_out
+    }
+
     /// A snapshot of state and counters.
     pub fn snapshot(&self) -> ProcessSnapshot {
         let life = self.life();
@@ -216,128 +248,186 @@ impl ManagedProcess {
     }
 
     /// Sends a signal to the process group, if the leader is not yet
-    /// reaped. Terminating signals mark the process as killed.
-    pub fn signal(&self, signal: i32) -> io::Result<()> {
+    /// reaped. Signals that end a process mark it as killed.
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
         let mut life = self.life();
         let Some(child) = &life.child else {
             return Ok(());
         };
-        child.signal_group(signal)?;
-        if matches!(
-            signal,
-            libc::SIGTERM | libc::SIGKILL | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
-        ) {
+        child.signal_group(signal.number())?;
+        if signal.ends_process() {
             life.stop_requested = true;
         }
         Ok(())
     }
 
-    /// Waits up to `timeout` for the process to end.
-    pub fn wait_timeout(&self, timeout: Duration) -> Option<Exit> {
-        let deadline = crate::limits::deadline_after(timeout);
-        let mut life = self.life();
-        loop {
-            if life.exit.is_some() {
-                return life.exit;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            life = self
-                .changed
-                .wait_timeout(life, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+    /// Resolves once the process has ended and been reaped, on any
+    /// executor.
+    pub async fn exited(&self) -> Exit {
+        let mut rx = self.progress.subscribe();
+        match rx.wait_for(|p| p.exit.is_some()).await {
+            Ok(p) => p.exit.unwrap_or(Exit::Code(-1)),
+            // The sender lives in `self`; kept total all the same.
+            Err(_) => self.exit_now().unwrap_or(Exit::Code(-1)),
         }
     }
 
-    /// Stops the process: SIGTERM to the group, SIGKILL after `grace`, and
-    /// returns once it has been reaped.
-    pub fn stop(&self, grace: Duration) -> io::Result<Exit> {
+    /// Resolves once the monitor has let go of every pipe (after the exit,
+    /// and at most [`DRAIN_GRACE`] after it).
+    pub(crate) async fn finished(&self) {
+        let mut rx = self.progress.subscribe();
+        let _ = rx.wait_for(|p| p.finished).await;
+    }
+
+    /// Waits until `deadline` for the process to end; `None` if it has not.
+    pub async fn wait_until(self: &Arc<Self>, deadline: Instant) -> Option<Exit> {
+        if let Some(exit) = self.exit_now() {
+            return Some(exit);
+        }
+        let me = Arc::clone(self);
+        on_core(&self.core, async move {
+            let until = tokio::time::Instant::from_std(deadline);
+            tokio::time::timeout_at(until, me.exited()).await.ok()
+        })
+        .await
+        .flatten()
+    }
+
+    /// Waits up to `timeout` for the process to end, blocking the calling
+    /// thread (for callers that run on threads of their own).
+    pub fn wait_blocking(self: &Arc<Self>, timeout: Duration) -> Option<Exit> {
+        crate::process_core::block_on(self.wait_until(crate::limits::deadline_after(timeout)))
+    }
+
+    /// The one stop sequence: `signal` to the group, SIGKILL after `grace`
+    /// (its cgroup too, reaching escapees), and returns once reaped, at
+    /// most [`KILL_WAIT`] after the SIGKILL.
+    pub async fn stop(
+        self: &Arc<Self>,
+        signal: Signal,
+        grace: Duration,
+    ) -> Result<Exit, StopError> {
         let deadline = crate::limits::deadline_after(grace + KILL_WAIT);
-        self.stop_by(grace, deadline)
+        self.stop_by(signal, grace, deadline).await
     }
 
     /// Like [`stop`](Self::stop), but returns by `deadline` whatever
     /// happens: the grace period is cut short, SIGKILL sent, and an error
-    /// returned if the process has not ended by then.
-    pub(crate) fn stop_by(&self, grace: Duration, deadline: Instant) -> io::Result<Exit> {
-        self.signal(libc::SIGTERM)?;
-        let left = |d: Instant| d.saturating_duration_since(Instant::now());
-        if let Some(exit) = self.wait_timeout(grace.min(left(deadline))) {
+    /// returned if the process has not ended by then (the monitor reaps it
+    /// in the background when it dies).
+    pub(crate) async fn stop_by(
+        self: &Arc<Self>,
+        signal: Signal,
+        grace: Duration,
+        deadline: Instant,
+    ) -> Result<Exit, StopError> {
+        let me = Arc::clone(self);
+        on_core(&self.core, async move {
+            me.stop_on_core(signal, grace, deadline).await
+        })
+        .await
+        .unwrap_or(Err(StopError::ShuttingDown))
+    }
+
+    /// The stop sequence; runs on the process core (it uses its timer).
+    pub(crate) async fn stop_on_core(
+        &self,
+        signal: Signal,
+        grace: Duration,
+        deadline: Instant,
+    ) -> Result<Exit, StopError> {
+        let pid = self.facts.pid;
+        let failed = |source| StopError::Signal { pid, source };
+        if let Some(exit) = self.exit_now() {
             return Ok(exit);
         }
-        self.signal(libc::SIGKILL)?;
-        self.wait_timeout(left(deadline)).ok_or_else(|| {
-            io::Error::other(format!(
-                "process {} had not ended by the call's deadline (SIGKILL sent)",
-                self.facts.pid
-            ))
-        })
+        self.signal(signal).map_err(failed)?;
+        if signal != Signal::Kill {
+            let until = crate::limits::deadline_after(grace).min(deadline);
+            let until = tokio::time::Instant::from_std(until);
+            if let Ok(exit) = tokio::time::timeout_at(until, self.exited()).await {
+                return Ok(exit);
+            }
+            self.signal(Signal::Kill).map_err(failed)?;
+        }
+        let until = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(until, self.exited())
+            .await
+            .map_err(|_| StopError::NotEnded { pid })
     }
 
-    /// Sends SIGTERM without waiting (the first half of a parallel stop).
-    pub(crate) fn begin_stop(&self) {
-        let _ = self.signal(libc::SIGTERM);
+    fn buffer(&self, stdout: bool) -> Result<&Arc<ByteBuffer>, StreamError> {
+        let (buffer, name) = if stdout {
+            (&self.stdout, "stdout")
+        } else {
+            (&self.stderr, "stderr")
+        };
+        buffer.as_ref().ok_or(StreamError::NotPiped(name))
     }
 
-    /// Reads a piped output stream at a cursor.
-    pub fn read(
+    /// Reads a piped output stream at a cursor, waiting until `deadline`
+    /// when nothing is there yet.
+    pub async fn read(
         &self,
         stdout: bool,
         cursor: u64,
         max: usize,
-        timeout: Duration,
-    ) -> Result<Chunk, String> {
-        let buffer = if stdout { &self.stdout } else { &self.stderr };
-        let name = if stdout { "stdout" } else { "stderr" };
-        let buffer = buffer
-            .as_ref()
-            .ok_or_else(|| format!("{name} is not piped"))?;
+        deadline: Instant,
+    ) -> Result<Chunk, StreamError> {
+        let buffer = Arc::clone(self.buffer(stdout)?);
         // Releasing consumed bytes makes room: let the monitor drain the
         // pipe before this read waits for new data.
         buffer.release(cursor);
-        self.wake();
-        buffer.read(cursor, max, timeout)
+        self.wake.notify_one();
+        on_core(&self.core, async move {
+            buffer.read(cursor, max, deadline).await
+        })
+        .await
+        .ok_or(StreamError::ShuttingDown)?
+        .map_err(StreamError::from)
     }
 
-    /// Queues bytes for stdin, waiting up to `timeout` for room; returns how
-    /// many were taken.
-    pub fn write(&self, data: &[u8], timeout: Duration) -> Result<usize, String> {
-        let stdin = self.stdin.as_ref().ok_or("stdin is not piped")?;
+    /// Reads a piped output stream at a cursor without waiting.
+    pub fn read_now(&self, stdout: bool, cursor: u64, max: usize) -> Result<Chunk, StreamError> {
+        let buffer = self.buffer(stdout)?;
+        let chunk = buffer.read_now(cursor, max)?;
+        self.wake.notify_one();
+        Ok(chunk)
+    }
+
+    /// Queues bytes for stdin, waiting until `deadline` for room; returns
+    /// how many were taken.
+    pub async fn write(&self, data: &[u8], deadline: Instant) -> Result<usize, StreamError> {
+        let stdin = Arc::clone(self.stdin.as_ref().ok_or(StreamError::NotPiped("stdin"))?);
         if self.close_stdin.load(Ordering::SeqCst) || stdin.is_closed() {
-            return Err("stdin is closed".into());
+            return Err(StreamError::StdinClosed);
         }
-        let taken = stdin.push_wait(data, timeout);
-        self.wake();
+        let data = data.to_vec();
+        let taken = on_core(&self.core, async move {
+            stdin.push_until(&data, deadline).await
+        })
+        .await
+        .ok_or(StreamError::ShuttingDown)?;
+        self.wake.notify_one();
         Ok(taken)
     }
 
     /// Closes stdin once the queued bytes are delivered.
-    pub fn close_stdin(&self) -> Result<(), String> {
+    pub fn close_stdin(&self) -> Result<(), StreamError> {
         if self.stdin.is_none() {
-            return Err("stdin is not piped".into());
+            return Err(StreamError::NotPiped("stdin"));
         }
         self.close_stdin.store(true, Ordering::SeqCst);
-        self.wake();
+        self.wake.notify_one();
         Ok(())
     }
 
     /// Tells the monitor to let go of the pipes (the record is being
-    /// dropped). Kills the process if it is still running.
+    /// dropped). Kills the process if it is still running; the monitor
+    /// reaps it.
     pub(crate) fn discard(&self) {
         self.discard.store(true, Ordering::SeqCst);
-        self.wake();
-    }
-
-    fn wake(&self) {
-        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(fd) = waker.as_ref() {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
+        self.wake.notify_one();
     }
 
     fn reap_now(&self) {
@@ -362,213 +452,313 @@ impl ManagedProcess {
         let killed = life.state == ProcState::Killed;
         // Audited before anyone can see the exit, so a caller that waited
         // for it finds the record already written.
-        self.audit.record(
-            AuditEvent::new(&self.facts.guest, if killed { "killed" } else { "exit" })
-                .process(&self.facts.id, self.facts.pid)
-                .program(&self.facts.program, &self.facts.args)
-                .exit(exit),
-        );
+        if let Some(audit) = &self.audit {
+            audit.record(
+                AuditEvent::new(&self.facts.guest, if killed { "killed" } else { "exit" })
+                    .process(&self.facts.id, self.facts.pid)
+                    .program(&self.facts.program, &self.facts.args)
+                    .exit(exit),
+            );
+        }
         drop(life);
-        self.changed.notify_all();
+        self.progress.send_modify(|p| p.exit = Some(exit));
     }
 
-    fn monitor(self: Arc<Self>, mut io: MonitorIo, pidfd: Arc<OwnedFd>) {
-        let waker = self
-            .waker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|fd| fd.as_raw_fd())
-            .expect("the waker lives until the monitor ends");
-        for fd in [&io.stdout, &io.stderr, &io.stdin].into_iter().flatten() {
-            let _ = set_nonblocking(fd.as_fd());
+    /// Kills the group at the deadline, once.
+    fn kill_at_deadline(&self) {
+        let mut life = self.life();
+        if life.child.is_none() {
+            return;
         }
-        let mut scratch = vec![0u8; 64 * 1024];
-        let mut pending: Vec<u8> = Vec::new();
-        let mut pending_at = 0usize;
-        let mut polls = PollSet::default();
+        life.timed_out = true;
+        drop(life);
+        let _ = self.signal(Signal::Kill);
+    }
+
+    async fn monitor(
+        self: Arc<Self>,
+        pipes: Pipes,
+        pidfd: Arc<OwnedFd>,
+        deadline: Option<Instant>,
+    ) {
+        // SAFETY: the `Arc<OwnedFd>` moves into the `AsyncFd`, which keeps
+        // the pidfd open, and the same fd, for as long as it lives.
+        let pidfd = match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
+            Ok(fd) => fd,
+            Err(e) => {
+                // Cannot watch it: end it now and reap it off the reactor.
+                tracing::error!(error = %e, pid = self.facts.pid, "cannot watch a child's pidfd");
+                let _ = self.signal(Signal::Kill);
+                let me = Arc::clone(&self);
+                let _ = tokio::task::spawn_blocking(move || me.reap_now()).await;
+                self.finish();
+                return;
+            }
+        };
+        let mut streams = Streams::new(pipes, &self);
+        let mut deadline = deadline.map(tokio::time::Instant::from_std);
         let mut reaped = false;
+        let mut discarded = false;
         // Fixed once, when the leader is reaped; never extended.
-        let mut drain_until: Option<Instant> = None;
+        let mut drain_until: Option<tokio::time::Instant> = None;
         loop {
-            if self.discard.load(Ordering::SeqCst) {
+            if !discarded && self.discard.load(Ordering::SeqCst) {
+                discarded = true;
+                streams.close_all();
                 if !reaped {
-                    let _ = self.signal(libc::SIGKILL);
-                    self.reap_now();
+                    let _ = self.signal(Signal::Kill);
                 }
+            }
+            streams.refill_stdin(&self);
+            let now = tokio::time::Instant::now();
+            if !reaped && deadline.is_some_and(|d| now >= d) {
+                deadline = None;
+                self.kill_at_deadline();
+            }
+            if drain_until.is_some_and(|d| now >= d) {
+                // Whoever still holds the pipes is outside the group.
+                streams.close_outputs();
+            }
+            if reaped && streams.outputs_closed() {
                 break;
             }
-            if io.stdin.is_some() && pending_at == pending.len() {
-                let queued = self
-                    .stdin
-                    .as_ref()
-                    .map(|b| b.take_front(scratch.len()))
-                    .unwrap_or_default();
-                if queued.is_empty() && self.close_stdin.load(Ordering::SeqCst) {
-                    io.stdin = None;
-                }
-                pending = queued;
-                pending_at = 0;
-            }
-            polls.clear();
-            let wake_slot = Some(polls.add(waker, false));
-            let exit_slot = (!reaped).then(|| polls.add(pidfd.as_raw_fd(), false));
-            // Once the group is gone, what is left in the pipes is read even
-            // into a full buffer, so the record can let go of every fd.
-            let room =
-                |b: &Option<Arc<ByteBuffer>>| reaped || b.as_ref().is_some_and(|b| b.room() > 0);
-            let out_slot = io
-                .stdout
-                .as_ref()
-                .filter(|_| room(&self.stdout))
-                .map(|fd| polls.add(fd.as_raw_fd(), false));
-            let err_slot = io
-                .stderr
-                .as_ref()
-                .filter(|_| room(&self.stderr))
-                .map(|fd| polls.add(fd.as_raw_fd(), false));
-            let in_slot = io
-                .stdin
-                .as_ref()
-                .filter(|_| pending_at < pending.len())
-                .map(|fd| polls.add(fd.as_raw_fd(), true));
-            let wake_at = if reaped { drain_until } else { io.deadline };
-            if let Err(e) = polls.wait(wake_at) {
-                tracing::error!(error = %e, "monitor poll failed");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if polls.ready(wake_slot) {
-                let mut counter = [0u8; 8];
-                let _ = read_some(waker, &mut counter);
-            }
-            drain_into(
-                &mut io.stdout,
-                polls.ready(out_slot),
-                self.stdout.as_deref(),
-                &mut scratch,
-                reaped,
-            );
-            drain_into(
-                &mut io.stderr,
-                polls.ready(err_slot),
-                self.stderr.as_deref(),
-                &mut scratch,
-                reaped,
-            );
-            if polls.ready(in_slot)
-                && let Some(fd) = &io.stdin
-            {
-                match write_some(fd.as_raw_fd(), &pending[pending_at..]) {
-                    Ok(n) => pending_at += n,
-                    Err(_) => {
-                        // The child closed its stdin; later writes fail.
-                        io.stdin = None;
-                        if let Some(b) = &self.stdin {
-                            b.close();
-                        }
+            let timer = if reaped { drain_until } else { deadline };
+            let wants_out = streams.wants_read(&streams.stdout, &self.stdout, reaped);
+            let wants_err = streams.wants_read(&streams.stderr, &self.stderr, reaped);
+            let wants_in = streams.wants_write();
+            tokio::select! {
+                ready = pidfd.readable(), if !reaped => {
+                    if let Err(e) = ready {
+                        tracing::error!(error = %e, pid = self.facts.pid, "pidfd wait failed");
                     }
+                    self.reap_now();
+                    reaped = true;
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+                    streams.close_stdin(&self);
                 }
+                _ = readable(streams.stdout.as_ref()), if wants_out => {}
+                _ = readable(streams.stderr.as_ref()), if wants_err => {}
+                _ = writable(streams.stdin.as_ref()), if wants_in => {}
+                () = self.wake.notified() => {}
+                () = sleep_until(timer), if timer.is_some() => {}
             }
-            if polls.ready(exit_slot) {
-                self.reap_now();
-                reaped = true;
-                drain_until = Some(Instant::now() + DRAIN_GRACE);
-                io.stdin = None;
-                if let Some(b) = &self.stdin {
-                    b.close();
-                }
-            }
-            if !reaped && io.deadline.is_some_and(|d| Instant::now() >= d) {
-                io.deadline = None;
-                let _ = self.signal(libc::SIGKILL);
-            }
-            if reaped {
-                if drain_until.is_some_and(|d| Instant::now() >= d) {
-                    // Whoever still holds the pipes is outside the group.
-                    io.stdout = None;
-                    io.stderr = None;
-                }
-                if io.stdout.is_none() && io.stderr.is_none() {
-                    break;
-                }
-            }
+            streams.pump(&self, reaped);
         }
+        self.finish();
+    }
+
+    /// Closes every buffer and tells waiters the pipes are released.
+    fn finish(&self) {
         for b in [&self.stdout, &self.stderr, &self.stdin]
             .into_iter()
             .flatten()
         {
             b.close();
         }
-        // An ended record keeps no fd open.
-        self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.progress.send_modify(|p| p.finished = true);
     }
 }
 
-impl Drop for ManagedProcess {
-    fn drop(&mut self) {
-        // The monitor holds an Arc until it has reaped, so by now the child
-        // is gone; this only guards against a logic error.
-        if let Some(child) = self
-            .life
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .child
-            .take()
+/// The monitor's pipes, registered with the core's reactor, and the stdin
+/// bytes taken from the buffer but not yet written.
+struct Streams {
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    stdin: Option<pipe::Sender>,
+    pending: Vec<u8>,
+    pending_at: usize,
+    scratch: Vec<u8>,
+}
+
+impl Streams {
+    fn new(pipes: Pipes, process: &ManagedProcess) -> Self {
+        let pid = process.facts.pid;
+        fn register<T>(pid: u32, what: &str, r: io::Result<T>) -> Option<T> {
+            r.inspect_err(|e| tracing::error!(error = %e, pid, "cannot watch {what}"))
+                .ok()
+        }
+        // A stream without a buffer has nobody to read it: close it.
+        let stdout = pipes
+            .stdout
+            .filter(|_| process.stdout.is_some())
+            .and_then(|fd| register(pid, "stdout", pipe::Receiver::from_owned_fd(fd)));
+        let stderr = pipes
+            .stderr
+            .filter(|_| process.stderr.is_some())
+            .and_then(|fd| register(pid, "stderr", pipe::Receiver::from_owned_fd(fd)));
+        let stdin = pipes
+            .stdin
+            .filter(|_| process.stdin.is_some())
+            .and_then(|fd| register(pid, "stdin", pipe::Sender::from_owned_fd(fd)));
+        for (open, buffer) in [
+            (stdout.is_some(), &process.stdout),
+            (stderr.is_some(), &process.stderr),
+            (stdin.is_some(), &process.stdin),
+        ] {
+            if let (false, Some(b)) = (open, buffer) {
+                b.close();
+            }
+        }
+        Self {
+            stdout,
+            stderr,
+            stdin,
+            pending: Vec::new(),
+            pending_at: 0,
+            scratch: vec![0u8; 64 * 1024],
+        }
+    }
+
+    /// Whether to wait for a pipe to become readable: there is room for
+    /// what it holds, or the group is gone and the rest goes in anyway.
+    fn wants_read(
+        &self,
+        rx: &Option<pipe::Receiver>,
+        buffer: &Option<Arc<ByteBuffer>>,
+        reaped: bool,
+    ) -> bool {
+        rx.is_some() && (reaped || buffer.as_ref().is_some_and(|b| b.room() > 0))
+    }
+
+    fn wants_write(&self) -> bool {
+        self.stdin.is_some() && self.pending_at < self.pending.len()
+    }
+
+    fn outputs_closed(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    fn close_outputs(&mut self) {
+        self.stdout = None;
+        self.stderr = None;
+    }
+
+    fn close_stdin(&mut self, process: &ManagedProcess) {
+        self.stdin = None;
+        if let Some(b) = &process.stdin {
+            b.close();
+        }
+    }
+
+    fn close_all(&mut self) {
+        self.close_outputs();
+        self.stdin = None;
+    }
+
+    /// Takes the next bytes for stdin from its buffer once the last ones
+    /// are written; closes stdin when asked and everything is delivered.
+    fn refill_stdin(&mut self, process: &ManagedProcess) {
+        if self.stdin.is_none() || self.pending_at < self.pending.len() {
+            return;
+        }
+        let queued = process
+            .stdin
+            .as_ref()
+            .map(|b| b.take_front(self.scratch.len()))
+            .unwrap_or_default();
+        if queued.is_empty() && process.close_stdin.load(Ordering::SeqCst) {
+            self.stdin = None;
+        }
+        self.pending = queued;
+        self.pending_at = 0;
+    }
+
+    /// Moves whatever the pipes hold into the buffers and writes pending
+    /// stdin, without blocking.
+    fn pump(&mut self, process: &ManagedProcess, reaped: bool) {
+        drain_into(
+            &mut self.stdout,
+            process.stdout.as_deref(),
+            &mut self.scratch,
+            reaped,
+        );
+        drain_into(
+            &mut self.stderr,
+            process.stderr.as_deref(),
+            &mut self.scratch,
+            reaped,
+        );
+        if let Some(tx) = &self.stdin
+            && self.pending_at < self.pending.len()
         {
-            let _ = child.reap();
+            match tx.try_write(&self.pending[self.pending_at..]) {
+                Ok(n) => self.pending_at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The child closed its stdin; later writes fail.
+                Err(_) => self.close_stdin(process),
+            }
         }
     }
 }
 
-/// Moves what a ready pipe holds into its buffer. After the group has
-/// ended (`tail`), the rest of the pipe goes in even past the buffer's
-/// capacity (see [`ByteBuffer::push_tail`]).
+/// Moves what a pipe holds into its buffer, up to [`READS_PER_WAKE`]
+/// reads. After the group has ended (`tail`), the rest of the pipe goes in
+/// even past the buffer's capacity (see [`ByteBuffer::push_tail`]).
 fn drain_into(
-    fd: &mut Option<OwnedFd>,
-    ready: bool,
+    rx: &mut Option<pipe::Receiver>,
     buffer: Option<&ByteBuffer>,
     scratch: &mut [u8],
     tail: bool,
 ) {
-    let (Some(raw), Some(buffer)) = (fd.as_ref().map(|f| f.as_raw_fd()), buffer) else {
+    let (Some(pipe), Some(buffer)) = (rx.as_ref(), buffer) else {
         return;
     };
-    if !ready {
-        return;
-    }
-    let want = if tail {
-        scratch.len()
-    } else {
-        buffer.room().min(scratch.len())
-    };
-    if want == 0 {
-        return;
-    }
-    match read_some(raw, &mut scratch[..want]) {
-        Ok(ReadOutcome::Data(n)) if tail => buffer.push_tail(&scratch[..n]),
-        Ok(ReadOutcome::Data(n)) => {
-            buffer.push(&scratch[..n]);
+    for _ in 0..READS_PER_WAKE {
+        let want = if tail {
+            scratch.len()
+        } else {
+            buffer.room().min(scratch.len())
+        };
+        if want == 0 {
+            return;
         }
-        Ok(ReadOutcome::WouldBlock) => {}
-        Ok(ReadOutcome::Eof) | Err(_) => {
-            *fd = None;
-            buffer.close();
+        match pipe.try_read(&mut scratch[..want]) {
+            Ok(0) => {
+                *rx = None;
+                buffer.close();
+                return;
+            }
+            Ok(n) if tail => buffer.push_tail(&scratch[..n]),
+            Ok(n) => {
+                buffer.push(&scratch[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                *rx = None;
+                buffer.close();
+                return;
+            }
         }
     }
 }
 
-/// A new non-blocking, close-on-exec eventfd.
-pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd takes integer arguments and returns a new fd or -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+async fn readable(rx: Option<&pipe::Receiver>) {
+    match rx {
+        Some(rx) => {
+            let _ = rx.readable().await;
+        }
+        None => std::future::pending().await,
     }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+async fn writable(tx: Option<&pipe::Sender>) {
+    match tx {
+        Some(tx) => {
+            let _ = tx.writable().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A shared buffer of `capacity` bytes for one stream of a managed process.
-pub(crate) fn buffer(capacity: usize, mode: Buffering) -> Arc<ByteBuffer> {
+pub(crate) fn buffer(capacity: usize, mode: crate::buffer::Buffering) -> Arc<ByteBuffer> {
     Arc::new(ByteBuffer::new(capacity, mode))
 }

@@ -1,104 +1,54 @@
 //! The process manager shared by every guest of a host: the registry of
-//! managed processes, the cgroup subtree, the watchdog, and orderly
-//! shutdown.
+//! managed processes, the cgroup subtree, the watchdog, the process core
+//! (the runtime that monitors them all), the one lifecycle entry point
+//! ([`ProcessManager::launch`]) and orderly shutdown.
 
+use crate::audit::Audit;
 use crate::cgroup::{Containment, Hierarchy, Scope};
 use crate::cgroup_limits::CgroupLimits;
 use crate::error::CallError;
-use crate::managed::{ManagedProcess, ProcessSnapshot};
+use crate::managed::{Buffers, KILL_WAIT, ManagedProcess, Pipes, ProcessFacts, ProcessSnapshot};
 use crate::os_child::OsChild;
 use crate::policy::Approved;
+use crate::process_core::ProcessCore;
+use crate::process_types::Signal;
 use crate::registry::Registry;
 use crate::spawner::{self, StdioPlan};
 use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Tells `run` calls in progress that the host is shutting down, and lets
-/// shutdown wait for them: each such call stops its child like a started
-/// process (SIGTERM, grace, SIGKILL) and returns.
+/// Who a launched process belongs to, and how it is carried.
 #[derive(Debug)]
-pub(crate) struct RunShutdown {
-    /// Written once at shutdown and never read, so it stays readable for
-    /// every `run` that polls it, now and later.
-    signal: Option<OwnedFd>,
-    grace: Duration,
-    active: Mutex<usize>,
-    idle: Condvar,
-}
-
-/// Marks one `run` call in progress for as long as it lives.
-#[derive(Debug)]
-pub(crate) struct RunGuard<'a> {
-    shutdown: &'a RunShutdown,
-}
-
-impl RunShutdown {
-    fn new(grace: Duration) -> Self {
-        let signal = crate::managed::eventfd()
-            .inspect_err(|e| tracing::error!(error = %e, "no shutdown signal for `run` calls"))
-            .ok();
-        Self {
-            signal,
-            grace,
-            active: Mutex::new(0),
-            idle: Condvar::new(),
-        }
-    }
-
-    /// The fd a `run` polls (readable once shutdown began), and the grace
-    /// it gives its child between SIGTERM and SIGKILL.
-    pub(crate) fn signal(&self) -> Option<(BorrowedFd<'_>, Duration)> {
-        use std::os::fd::AsFd;
-        self.signal.as_ref().map(|fd| (fd.as_fd(), self.grace))
-    }
-
-    fn count(&self) -> std::sync::MutexGuard<'_, usize> {
-        self.active.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn begin(&self) -> RunGuard<'_> {
-        *self.count() += 1;
-        RunGuard { shutdown: self }
-    }
-
-    /// Signals every `run` in progress, then waits until they have all
-    /// returned, at most `limit`.
-    fn stop_runs(&self, limit: Duration) {
-        if let Some(fd) = &self.signal {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        }
-        let deadline = crate::limits::deadline_after(limit);
-        let mut active = self.count();
-        while *active > 0 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                tracing::error!(runs = *active, "`run` calls still going after shutdown");
-                return;
-            }
-            active = self
-                .idle
-                .wait_timeout(active, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-impl Drop for RunGuard<'_> {
-    fn drop(&mut self) {
-        *self.shutdown.count() -= 1;
-        self.shutdown.idle.notify_all();
-    }
+pub(crate) struct Launch<'a> {
+    /// Host-issued id.
+    pub id: String,
+    /// The session (or daemon) that owns it.
+    pub owner: String,
+    /// The guest name for audit records.
+    pub guest: String,
+    /// The cgroup scope it goes in.
+    pub scope: &'a Scope,
+    /// Where its standard streams go.
+    pub plan: StdioPlan,
+    /// The buffers of its piped streams.
+    pub buffers: Buffers,
+    /// When the monitor kills its group (`None`: never).
+    pub deadline: Option<Instant>,
+    /// Where its exit is audited (`None`: the caller audits it).
+    pub audit: Option<Audit>,
 }
 
 /// Owns every process the host started for its guests. Create one per host
 /// (or per runtime) and share it between guests' [`ProcessCtx`]s; dropping
 /// it stops whatever is still running.
+///
+/// All processes are monitored on one small runtime the manager owns (one
+/// worker thread named `wasmproc-core`), whatever their number; its async
+/// methods work from any executor.
 ///
 /// [`ProcessCtx`]: crate::ProcessCtx
 #[derive(Debug)]
@@ -109,16 +59,51 @@ pub struct ProcessManager {
     host_scope: Scope,
     watchdog: Arc<Watchdog>,
     grace: Duration,
-    pub(crate) runs: RunShutdown,
+    /// The children of `run` calls in progress, by pid: shutdown stops
+    /// them like started processes.
+    runs: Mutex<HashMap<u32, Arc<ManagedProcess>>>,
+    core: ProcessCore,
+}
+
+/// Marks one `run` child in progress; dropping it (the call returned or
+/// was cancelled) forgets it and, if it still runs, kills it.
+#[derive(Debug)]
+pub(crate) struct RunGuard<'a> {
+    manager: &'a ProcessManager,
+    process: Arc<ManagedProcess>,
+}
+
+impl RunGuard<'_> {
+    /// The process of the call.
+    pub(crate) fn process(&self) -> &Arc<ManagedProcess> {
+        &self.process
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        self.manager
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.process.facts().pid);
+        self.process.discard();
+    }
 }
 
 impl ProcessManager {
     /// A manager whose shutdown gives processes `grace` between SIGTERM and
-    /// SIGKILL. Makes the host a child subreaper, creates the manager's
+    /// SIGKILL. Makes the host a child subreaper, raises the soft fd limit
+    /// to the hard one (once per host process), creates the manager's
     /// cgroup subtree where the host has cgroups ([`Containment::detect`]),
-    /// and starts the watchdog process.
+    /// starts the process core and the watchdog process.
+    ///
+    /// # Panics
+    /// If the process core's runtime cannot be created (no thread can be
+    /// started): the host could not manage any process.
     pub fn new(grace: Duration) -> Arc<Self> {
         reaper();
+        let core = ProcessCore::new().expect("cannot start the process core's runtime");
         let cgroups = Arc::new(Hierarchy::new());
         let watchdog = Arc::new(Watchdog::start(cgroups.root()));
         Arc::new(Self {
@@ -127,14 +112,16 @@ impl ProcessManager {
             cgroups,
             watchdog,
             grace,
-            runs: RunShutdown::new(grace),
+            runs: Mutex::new(HashMap::new()),
+            core,
         })
     }
 
-    /// Marks a `run` call in progress until the guard drops, so shutdown
-    /// waits for it.
-    pub(crate) fn begin_run(&self) -> RunGuard<'_> {
-        self.runs.begin()
+    /// Runs a future to completion on the calling thread: the sync path to
+    /// this crate's async methods, for callers outside any async runtime.
+    /// Inside an async task, `.await` instead (this blocks the thread).
+    pub fn block_on<F: Future>(fut: F) -> F::Output {
+        crate::process_core::block_on(fut)
     }
 
     /// The containment the manager's processes get.
@@ -161,13 +148,13 @@ impl ProcessManager {
         self.cgroups.scope(kind, limits)
     }
 
-    /// Starts an approved command that no guest owns (a daemon's probe).
-    pub(crate) fn spawn(&self, cmd: &Approved, plan: StdioPlan) -> Result<OsChild, CallError> {
-        self.spawn_in(cmd, plan, &self.host_scope)
+    /// The scope of processes no guest owns (daemon probes).
+    pub(crate) fn host_scope(&self) -> &Scope {
+        &self.host_scope
     }
 
     /// Starts an approved command in its own cgroup inside `scope`.
-    pub(crate) fn spawn_in(
+    fn spawn_in(
         &self,
         cmd: &Approved,
         plan: StdioPlan,
@@ -188,6 +175,70 @@ impl ProcessManager {
             .map_err(|e| CallError::io("track child", e))
     }
 
+    /// The one lifecycle entry point: starts an approved command in its own
+    /// cgroup inside `launch.scope`, and hands it to a monitor on the
+    /// process core (pipes into buffers, deadline, reap on exit). Used by
+    /// `run`, `start` and the daemon supervisor.
+    pub(crate) fn launch(
+        &self,
+        cmd: &Approved,
+        launch: Launch<'_>,
+    ) -> Result<Arc<ManagedProcess>, CallError> {
+        let mut child = self.spawn_in(cmd, launch.plan, launch.scope)?;
+        let std_child = child.std_child();
+        let pipes = Pipes {
+            stdout: std_child.stdout.take().map(Into::into),
+            stderr: std_child.stderr.take().map(Into::into),
+            stdin: std_child.stdin.take().map(Into::into),
+        };
+        let facts = ProcessFacts {
+            id: launch.id,
+            owner: launch.owner,
+            guest: launch.guest,
+            pid: child.pid(),
+            program: cmd.program.to_string_lossy().into_owned(),
+            args: cmd.args.clone(),
+            started_at_ms: crate::audit::now_ms(),
+        };
+        Ok(ManagedProcess::launch(
+            self.core.handle(),
+            facts,
+            child,
+            pipes,
+            launch.buffers,
+            launch.deadline,
+            launch.audit,
+        ))
+    }
+
+    /// Launches the child of a `run` call and tracks it until the guard
+    /// drops, so shutdown stops it too.
+    pub(crate) fn launch_run(
+        &self,
+        cmd: &Approved,
+        launch: Launch<'_>,
+    ) -> Result<RunGuard<'_>, CallError> {
+        let process = self.launch(cmd, launch)?;
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(process.facts().pid, Arc::clone(&process));
+        Ok(RunGuard {
+            manager: self,
+            process,
+        })
+    }
+
+    /// Runs `fut` on the process core and waits for it from any executor;
+    /// `None` if the core shut down first.
+    pub(crate) async fn on_core<F>(&self, fut: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.core.run(fut).await
+    }
+
     /// Snapshots of every managed process of every guest.
     pub fn processes(&self) -> Vec<ProcessSnapshot> {
         self.registry.all().iter().map(|p| p.snapshot()).collect()
@@ -195,21 +246,37 @@ impl ProcessManager {
 
     /// Stops and forgets every process of one guest session.
     pub fn stop_owner(&self, owner: &str, grace: Duration) {
-        stop_all(self.registry.take_owner(owner), grace);
+        self.stop_all_blocking(self.registry.take_owner(owner), grace);
     }
 
     /// Stops every managed process, and the child of every `run` in
     /// progress, alike (SIGTERM, grace, SIGKILL) and reaps them. Orphans
     /// that escaped every cgroup are killed too.
     pub fn shutdown(&self) {
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                self.runs
-                    .stop_runs(self.grace + crate::managed::KILL_WAIT + Duration::from_secs(1))
-            });
-            stop_all(self.registry.take_all(), self.grace);
-        });
+        let mut processes = self.registry.take_all();
+        processes.extend(
+            self.runs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        self.stop_all_blocking(processes, self.grace);
         reaper().kill_orphans();
+    }
+
+    fn stop_all_blocking(&self, processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
+        if processes.is_empty() {
+            return;
+        }
+        if crate::process_core::block_on(self.core.run(stop_all(processes.clone(), grace)))
+            .is_none()
+        {
+            tracing::error!("the process core stopped before its processes");
+        }
+        for p in processes {
+            p.discard();
+        }
     }
 }
 
@@ -222,21 +289,19 @@ impl Drop for ProcessManager {
     }
 }
 
-/// Stops processes in parallel: SIGTERM to all, then each waits out what is
-/// left of the shared grace period before SIGKILL.
-fn stop_all(processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
+/// Stops processes in parallel on the core: SIGTERM to all, then each
+/// waits out what is left of the shared grace period before SIGKILL.
+async fn stop_all(processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
     let running: Vec<_> = processes.iter().filter(|p| !p.has_ended()).collect();
     for p in &running {
-        p.begin_stop();
+        let _ = p.signal(Signal::Term);
     }
-    let deadline = crate::limits::deadline_after(grace);
+    let grace_end = crate::limits::deadline_after(grace);
+    let kill_end = crate::limits::deadline_after(grace + KILL_WAIT);
     for p in &running {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if let Err(e) = p.stop(left) {
+        let left = grace_end.saturating_duration_since(Instant::now());
+        if let Err(e) = p.stop_on_core(Signal::Term, left, kill_end).await {
             tracing::error!(error = %e, "cannot stop process");
         }
-    }
-    for p in processes {
-        p.discard();
     }
 }

@@ -30,6 +30,7 @@
 
 use crate::cgroup::ProcessCgroup;
 use crate::policy::Approved;
+use crate::process_types::StdioMode;
 use crate::subreaper::reaper;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -37,33 +38,21 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Where a child's standard stream goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StdioKind {
-    /// `/dev/null`.
-    Null,
-    /// A pipe to the host.
-    Piped,
-    /// The host's own stream.
-    Inherit,
-}
-
-impl StdioKind {
-    fn to_std(self) -> Stdio {
-        match self {
-            Self::Null => Stdio::null(),
-            Self::Piped => Stdio::piped(),
-            Self::Inherit => Stdio::inherit(),
-        }
+/// The `std` form of a stream's mode.
+fn to_std(mode: StdioMode) -> Stdio {
+    match mode {
+        StdioMode::Null => Stdio::null(),
+        StdioMode::Piped => Stdio::piped(),
+        StdioMode::Inherit => Stdio::inherit(),
     }
 }
 
 /// The three standard streams of a child.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StdioPlan {
-    pub stdin: StdioKind,
-    pub stdout: StdioKind,
-    pub stderr: StdioKind,
+    pub stdin: StdioMode,
+    pub stdout: StdioMode,
+    pub stderr: StdioMode,
 }
 
 /// Starts an approved command in a new process group, in `cgroup` if given.
@@ -80,9 +69,9 @@ pub(crate) fn spawn(
         .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
-        .stdin(stdio.stdin.to_std())
-        .stdout(stdio.stdout.to_std())
-        .stderr(stdio.stderr.to_std());
+        .stdin(to_std(stdio.stdin))
+        .stdout(to_std(stdio.stdout))
+        .stderr(to_std(stdio.stderr));
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }

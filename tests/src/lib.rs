@@ -6,3 +6,5 @@ pub mod harness;
 pub mod os;
 /// The Python and JavaScript example guests.
 pub mod polyglot;
+/// Measures of many live processes (scale test and benchmark).
+pub mod scale;

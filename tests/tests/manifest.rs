@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
+use wasmproc_host::block_on;
 use wasmproc_host::manifest::{self, Manifest, ManifestError};
 use wasmproc_host::{
     Audit, AuditEvent, AuditSink, CacheConfig, GuestError, GuestOptions, GuestStdio, Policy,
@@ -415,12 +416,11 @@ fn manifest_required_missing_bad() {
     // And the capability denies each call of a session without one.
     let manager = ProcessManager::new(std::time::Duration::from_secs(2));
     let mut ctx = ProcessCtx::new("direct", policy, manager, Audit::new());
-    let err = ctx
-        .run(wasmproc_host::CommandSpec {
-            program: "echo".into(),
-            ..Default::default()
-        })
-        .unwrap_err();
+    let err = block_on(ctx.run(wasmproc_host::CommandSpec {
+        program: "echo".into(),
+        ..Default::default()
+    }))
+    .unwrap_err();
     assert!(
         err.to_string().contains("not declared by the plugin"),
         "{err}"

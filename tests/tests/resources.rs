@@ -3,6 +3,7 @@
 //! numbers.
 
 use std::sync::Mutex;
+use wasmproc_host::block_on;
 use wasmproc_host::{CallError, CommandSpec, Limits, StartSpec};
 use wasmproc_tests::harness::{policy_with, session};
 use wasmproc_tests::os::{open_fds, rss_kib, zombie_children};
@@ -33,14 +34,14 @@ fn security_start_kill_cycles_no_zombies_ugly() {
     let id = ctx
         .start(cmd("sleep", &["30"]), StartSpec::default())
         .unwrap();
-    ctx.kill(&id).unwrap();
+    block_on(ctx.kill(&id)).unwrap();
     ctx.remove(&id).unwrap();
     let fds = open_fds();
     for _ in 0..2000 {
         let id = ctx
             .start(cmd("sleep", &["30"]), StartSpec::default())
             .unwrap();
-        ctx.kill(&id).unwrap();
+        block_on(ctx.kill(&id)).unwrap();
     }
     assert_eq!(zombie_children(), 0);
     // Ended records hold no fds once their monitors finish.
@@ -87,9 +88,9 @@ fn security_start_quota_bad() {
     };
     let (_manager, mut ctx) = session(policy_with(&["true"], limits));
     for _ in 0..5 {
-        ctx.run(cmd("true", &[])).unwrap();
+        block_on(ctx.run(cmd("true", &[]))).unwrap();
     }
-    let err = ctx.run(cmd("true", &[])).unwrap_err();
+    let err = block_on(ctx.run(cmd("true", &[]))).unwrap_err();
     assert!(
         matches!(&err, CallError::LimitReached(r) if r.contains("starts per second")),
         "{err}"
@@ -121,7 +122,7 @@ fn security_oversized_args_bad() {
         ("a 100 MB arg", huge),
         ("100k env vars", many_env),
     ] {
-        let err = ctx.run(spec).unwrap_err();
+        let err = block_on(ctx.run(spec)).unwrap_err();
         assert!(matches!(err, CallError::Invalid(_)), "{what}: {err}");
     }
     let grew = rss_kib().saturating_sub(rss_before);
@@ -141,7 +142,7 @@ fn security_registry_entries_evicted_good() {
     let mut ids = Vec::new();
     for _ in 0..200 {
         let id = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
-        ctx.wait(&id, Some(10_000)).unwrap();
+        block_on(ctx.wait(&id, Some(10_000))).unwrap();
         ids.push(id);
     }
     assert_eq!(ctx.list().len(), 40);
@@ -179,7 +180,7 @@ fn security_buffer_quota_bad() {
         "{err}"
     );
     // An ended record's buffers are evicted to make room.
-    ctx.kill(&first).unwrap();
+    block_on(ctx.kill(&first)).unwrap();
     ctx.start(cmd("sleep", &["30"]), StartSpec::default())
         .unwrap();
     assert!(!ctx.list().contains(&first), "the ended record was evicted");

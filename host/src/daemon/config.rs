@@ -392,7 +392,7 @@ mod tests {
             d.pid_file.as_deref(),
             Some(Path::new("/etc/wp/run/worker.pid"))
         );
-        assert_eq!(d.stop_signal, libc::SIGINT);
+        assert_eq!(d.stop_signal, crate::Signal::Int);
         assert_eq!(d.stop_grace, Duration::from_secs(5));
         assert_eq!(d.backoff.initial, Duration::from_millis(10));
         assert_eq!(
@@ -417,7 +417,10 @@ mod tests {
                 GOOD.replace("program = \"sleep\"", "program = \"true\""),
                 "start",
             ),
-            (GOOD.replace("SIGINT", "SIGSEGV"), "stop signal"),
+            (
+                GOOD.replace("SIGINT", "SIGSEGV"),
+                "unknown signal `SIGSEGV`",
+            ),
             (
                 GOOD.replace("restart = \"always\"", "restart = \"sometimes\""),
                 "restart",

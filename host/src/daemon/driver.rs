@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// How long a stop may wait for the kernel after SIGKILL.
-pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const KILL_WAIT: Duration = crate::managed::KILL_WAIT;
 
 /// What reaches a daemon's task.
 #[derive(Debug)]
@@ -340,8 +340,13 @@ async fn perform(
             if let Some(instance) = &run.instance {
                 let process = Arc::clone(&instance.process);
                 let (signal, grace) = (daemon.resolved.stop_signal, daemon.resolved.grace);
-                // The exit watcher reports how it ended.
-                tokio::task::spawn_blocking(move || stop_process(&process, signal, grace));
+                // The process core's one stop sequence; the exit watcher
+                // reports how it ended.
+                tokio::spawn(async move {
+                    if let Err(e) = process.stop(signal, grace).await {
+                        tracing::warn!(error = %e, "cannot stop a daemon");
+                    }
+                });
             }
         }
         Action::Release => {
@@ -385,27 +390,7 @@ fn record(daemon: &Daemon, note: Note, run: &Running) {
 
 /// Reports how the instance ended.
 fn watch_exit(process: Arc<ManagedProcess>) -> JoinHandle<Exit> {
-    tokio::task::spawn_blocking(move || {
-        loop {
-            if let Some(exit) = process.wait_timeout(Duration::from_secs(3600)) {
-                return exit;
-            }
-        }
-    })
-}
-
-/// Stops a daemon instance: `signal` to its group, SIGKILL after `grace`;
-/// returns how it ended once reaped.
-fn stop_process(p: &ManagedProcess, signal: i32, grace: Duration) -> Option<Exit> {
-    if let Some(exit) = p.wait_timeout(Duration::ZERO) {
-        return Some(exit);
-    }
-    let _ = p.signal(signal);
-    if let Some(exit) = p.wait_timeout(grace) {
-        return Some(exit);
-    }
-    let _ = p.signal(libc::SIGKILL);
-    p.wait_timeout(KILL_WAIT)
+    tokio::spawn(async move { process.exited().await })
 }
 
 /// Probes the instance of `generation` every period until cancelled; a

@@ -8,12 +8,13 @@ use super::pidfile::{Existing, PidFile, PidFileError};
 use super::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use super::resolve::Resolved;
 use super::spec::DaemonSpec;
-use crate::audit::{Audit, now_ms};
+use crate::StdioMode;
+use crate::audit::Audit;
 use crate::buffer::Buffering;
 use crate::cgroup::Scope;
-use crate::managed::{self, Buffers, ManagedProcess, MonitorIo, ProcessFacts};
-use crate::manager::ProcessManager;
-use crate::spawner::{StdioKind, StdioPlan};
+use crate::managed::{self, Buffers, ManagedProcess};
+use crate::manager::{Launch, ProcessManager};
+use crate::spawner::StdioPlan;
 use std::sync::Arc;
 
 /// What every daemon of one supervisor shares.
@@ -54,9 +55,6 @@ pub enum LaunchError {
     /// The process could not be started.
     #[error("{0}")]
     Spawn(#[source] crate::CallError),
-    /// Its monitor could not be started.
-    #[error("cannot monitor the daemon: {0}")]
-    Monitor(#[source] std::io::Error),
 }
 
 /// Starts one instance of `spec`.
@@ -72,47 +70,40 @@ pub(crate) fn launch(
         None => None,
         Some(path) => Some(take_pid_file(path, name, resolved)?),
     };
-    let plan = StdioPlan {
-        stdin: StdioKind::Null,
-        stdout: StdioKind::Piped,
-        stderr: StdioKind::Piped,
-    };
-    let mut child = side
+    let capacity = spec.output_buffer_bytes as usize;
+    let process = side
         .manager
-        .spawn_in(&resolved.cmd, plan, scope)
+        .launch(
+            &resolved.cmd,
+            Launch {
+                id: format!("daemon:{name}"),
+                owner: format!("daemon:{name}"),
+                guest: format!("daemon:{name}"),
+                scope,
+                plan: StdioPlan {
+                    stdin: StdioMode::Null,
+                    stdout: StdioMode::Piped,
+                    stderr: StdioMode::Piped,
+                },
+                buffers: Buffers {
+                    stdout: Some(managed::buffer(capacity, Buffering::Ring)),
+                    stderr: Some(managed::buffer(capacity, Buffering::Ring)),
+                    stdin: None,
+                    close_stdin_when_drained: true,
+                },
+                deadline: None,
+                audit: Some(side.audit.clone()),
+            },
+        )
         .map_err(LaunchError::Spawn)?;
-    // Not yet reaped, so /proc still describes it even if it exited.
-    let identity = ProcessIdentity::of(child.pid()).unwrap_or(ProcessIdentity {
-        pid: child.pid(),
+    let started_at_ms = process.facts().started_at_ms;
+    // A child that already exited and was reaped falls back to its PID.
+    let pid = process.facts().pid;
+    let identity = ProcessIdentity::of(pid).unwrap_or(ProcessIdentity {
+        pid,
         start_time: 0,
         boot_id: String::new(),
     });
-    let std_child = child.std_child();
-    let io = MonitorIo {
-        stdout: std_child.stdout.take().map(Into::into),
-        stderr: std_child.stderr.take().map(Into::into),
-        stdin: None,
-        deadline: None,
-    };
-    let capacity = spec.output_buffer_bytes as usize;
-    let buffers = Buffers {
-        stdout: Some(managed::buffer(capacity, Buffering::Ring)),
-        stderr: Some(managed::buffer(capacity, Buffering::Ring)),
-        stdin: None,
-        close_stdin_when_drained: true,
-    };
-    let started_at_ms = now_ms();
-    let facts = ProcessFacts {
-        id: format!("daemon:{name}"),
-        owner: format!("daemon:{name}"),
-        guest: format!("daemon:{name}"),
-        pid: identity.pid,
-        program: resolved.cmd.program.to_string_lossy().into_owned(),
-        args: resolved.cmd.args.clone(),
-        started_at_ms,
-    };
-    let process = ManagedProcess::launch(facts, child, io, buffers, side.audit.clone())
-        .map_err(LaunchError::Monitor)?;
     if let Some(f) = &pidfile
         && let Err(e) = f.write(&identity)
     {
@@ -170,7 +161,11 @@ fn stop_leftover_of_crashed_host(
             pid: entry.host.pid,
         });
     }
-    if let Ok(true) = stop_verified(&entry.process, resolved.stop_signal, resolved.grace) {
+    if let Ok(true) = stop_verified(
+        &entry.process,
+        resolved.stop_signal.number(),
+        resolved.grace,
+    ) {
         tracing::warn!(daemon = %name, pid = entry.process.pid, "stopped a leftover of a crashed host");
     }
     Ok(())
@@ -186,7 +181,7 @@ fn take_pid_file(
     let file = PidFile::acquire(path).map_err(LaunchError::PidFile)?;
     match file.previous() {
         Existing::Live(id) => {
-            if let Ok(true) = stop_verified(id, resolved.stop_signal, resolved.grace) {
+            if let Ok(true) = stop_verified(id, resolved.stop_signal.number(), resolved.grace) {
                 tracing::warn!(daemon = %name, pid = id.pid, "stopped the leftover named by the PID file");
             }
         }

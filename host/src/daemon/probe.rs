@@ -8,10 +8,9 @@
 //! [`ProbeSpec`] cannot hold anything else, nor a zero period, timeout or
 //! threshold.
 
-use crate::capture;
+use crate::capture::{self, RunRequest};
 use crate::manager::ProcessManager;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
-use crate::spawner::{StdioKind, StdioPlan};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
@@ -300,9 +299,6 @@ pub enum ProbeFailure {
     /// The exec probe could not be started.
     #[error("cannot start: {0}")]
     Spawn(#[source] crate::CallError),
-    /// The exec probe's output could not be read.
-    #[error("capture: {0}")]
-    Capture(#[source] std::io::Error),
     /// The exec probe ended unhealthy; what it said, if anything.
     #[error("{exit}{}", if .said.is_empty() { String::new() } else { format!(": {}", .said) })]
     Unhealthy {
@@ -329,21 +325,13 @@ pub enum ProbeFailure {
     /// A non-2xx status.
     #[error("HTTP {0}")]
     Status(u16),
-    /// The probe's blocking work could not run.
-    #[error("probe task: {0}")]
-    Task(#[source] tokio::task::JoinError),
 }
 
 impl Probe {
     /// Runs the probe once, within its timeout.
     pub(crate) async fn run(&self, manager: &Arc<ProcessManager>) -> Result<(), ProbeFailure> {
         match &self.kind {
-            ProbeKind::Exec(cmd) => {
-                let (cmd, manager, timeout) = (Arc::clone(cmd), Arc::clone(manager), self.timeout);
-                tokio::task::spawn_blocking(move || run_exec(&cmd, &manager, timeout))
-                    .await
-                    .map_err(ProbeFailure::Task)?
-            }
+            ProbeKind::Exec(cmd) => run_exec(cmd, manager, self.timeout).await,
             ProbeKind::Tcp(addr) => self.bounded(connect(addr)).await.map(drop),
             ProbeKind::Http { authority, path } => self.bounded(http_get(authority, path)).await,
         }
@@ -362,27 +350,31 @@ impl Probe {
 /// Most bytes of an exec probe's output quoted in a failure.
 const EXEC_OUTPUT_CAP: usize = 512;
 
-fn run_exec(
+/// Runs the exec probe through the process core's `run` path: one
+/// deadline for the whole probe, spawn included; at it the group is killed
+/// and reaped.
+async fn run_exec(
     cmd: &Approved,
     manager: &ProcessManager,
     timeout: Duration,
 ) -> Result<(), ProbeFailure> {
-    let plan = StdioPlan {
-        stdin: StdioKind::Null,
-        stdout: StdioKind::Piped,
-        stderr: StdioKind::Piped,
+    let request = RunRequest {
+        cmd,
+        scope: manager.host_scope(),
+        owner: "host",
+        guest: "host",
+        stdin: None,
+        cap: EXEC_OUTPUT_CAP,
+        deadline: crate::limits::deadline_after(timeout),
     };
-    // One deadline for the whole probe, spawn included, fixed now.
-    let deadline = crate::limits::deadline_after(timeout);
-    let child = manager.spawn(cmd, plan).map_err(ProbeFailure::Spawn)?;
-    // Kills the group at the deadline and closes the pipes either way.
-    let got = capture::run_to_end(child, None, EXEC_OUTPUT_CAP, deadline, None)
-        .map_err(ProbeFailure::Capture)?;
-    let status = match got.status {
-        Some(status) if !got.timed_out => status,
+    let got = capture::run_captured(manager, request)
+        .await
+        .map_err(ProbeFailure::Spawn)?;
+    let exit = match got.exit {
+        Some(exit) if !got.timed_out => exit,
         _ => return Err(ProbeFailure::TimedOut(timeout, true)),
     };
-    if status.success() {
+    if exit.success() {
         return Ok(());
     }
     let said = String::from_utf8_lossy(if got.stderr.is_empty() {
@@ -391,7 +383,7 @@ fn run_exec(
         &got.stderr
     });
     Err(ProbeFailure::Unhealthy {
-        exit: crate::Exit::from_status(status),
+        exit,
         said: said.trim().to_string(),
     })
 }

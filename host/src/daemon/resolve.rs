@@ -3,8 +3,8 @@
 
 use super::probe::{Probe, ProbeDenied, ProbeSpec};
 use super::spec::DaemonSpec;
-use crate::CallError;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
+use crate::{CallError, Signal};
 use std::time::Duration;
 
 /// A daemon's configuration, checked against the policy.
@@ -13,7 +13,7 @@ pub(crate) struct Resolved {
     pub cmd: Approved,
     pub liveness: Option<Probe>,
     pub readiness: Option<Probe>,
-    pub stop_signal: i32,
+    pub stop_signal: Signal,
     pub grace: Duration,
 }
 

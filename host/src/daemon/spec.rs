@@ -5,6 +5,7 @@
 
 use super::backoff::{BackoffSpec, StartLimitSpec};
 use super::probe::ProbeSpec;
+use crate::Signal;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,7 +62,7 @@ pub struct DaemonSpec {
     /// Signal that asks it to stop: `TERM`, `INT`, `HUP`, `QUIT`, `USR1`,
     /// `USR2` or `KILL` (with or without `SIG`). Default `TERM`.
     #[serde(default = "default_stop_signal", deserialize_with = "signal_by_name")]
-    pub stop_signal: i32,
+    pub stop_signal: Signal,
     /// Time between the stop signal and SIGKILL. Default `5s`.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub stop_grace: Duration,
@@ -73,8 +74,8 @@ pub struct DaemonSpec {
 fn default_output_buffer() -> u64 {
     64 << 10
 }
-fn default_stop_signal() -> i32 {
-    libc::SIGTERM
+fn default_stop_signal() -> Signal {
+    Signal::Term
 }
 fn default_grace() -> Duration {
     Duration::from_secs(5)
@@ -83,28 +84,9 @@ fn yes() -> bool {
     true
 }
 
-/// A stop signal name that is not one of the accepted ones.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a stop signal (TERM, INT, HUP, QUIT, USR1, USR2, KILL)")]
-pub struct UnknownSignal(pub String);
-
-/// The number of a stop signal given by name (`TERM`, `SIGTERM`, …).
-pub fn signal_number(name: &str) -> Result<i32, UnknownSignal> {
-    let short = name.trim().to_ascii_uppercase();
-    let short = short.strip_prefix("SIG").unwrap_or(&short);
-    Ok(match short {
-        "TERM" => libc::SIGTERM,
-        "INT" => libc::SIGINT,
-        "HUP" => libc::SIGHUP,
-        "QUIT" => libc::SIGQUIT,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "KILL" => libc::SIGKILL,
-        _ => return Err(UnknownSignal(name.to_string())),
-    })
-}
-
-fn signal_by_name<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+/// A signal by name (`TERM`, `SIGTERM`, `term`), with the error that
+/// lists the accepted names.
+fn signal_by_name<'de, D: Deserializer<'de>>(d: D) -> Result<Signal, D::Error> {
     let name = String::deserialize(d)?;
-    signal_number(&name).map_err(serde::de::Error::custom)
+    name.parse().map_err(serde::de::Error::custom)
 }

@@ -19,7 +19,7 @@ use crate::Exit;
 use crate::audit::Audit;
 use crate::manager::ProcessManager;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Why a supervisor call failed.
 #[derive(Debug, thiserror::Error)]
@@ -186,14 +186,9 @@ impl Supervisor {
         };
         let snap = p.snapshot();
         let newest = |stdout: bool, received: u64| {
-            p.read(
-                stdout,
-                received.saturating_sub(max_bytes as u64),
-                max_bytes,
-                Duration::ZERO,
-            )
-            .map(|c| c.data)
-            .unwrap_or_default()
+            p.read_now(stdout, received.saturating_sub(max_bytes as u64), max_bytes)
+                .map(|c| c.data)
+                .unwrap_or_default()
         };
         Ok(RecentOutput {
             stdout: newest(true, snap.stdout.received),

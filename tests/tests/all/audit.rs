@@ -1,5 +1,6 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
+use wasmproc_host::block_on;
 use wasmproc_host::{Audit, CommandSpec, JsonLinesSink, ProcessCtx, ProcessManager, StartSpec};
 use wasmproc_tests::harness::policy;
 
@@ -19,13 +20,13 @@ fn audit_decisions_good() {
     let manager = ProcessManager::new(std::time::Duration::from_secs(2));
     {
         let mut ctx = ProcessCtx::new("auditor", policy(&["echo", "sleep"]), manager, audit);
-        ctx.run(spec("echo", &["hi"])).unwrap();
-        ctx.run(spec("rm", &["-rf", "/"])).unwrap_err();
+        block_on(ctx.run(spec("echo", &["hi"]))).unwrap();
+        block_on(ctx.run(spec("rm", &["-rf", "/"]))).unwrap_err();
         let id = ctx
             .start(spec("sleep", &["30"]), StartSpec::default())
             .unwrap();
-        ctx.kill(&id).unwrap();
-        ctx.kill("nope").unwrap_err();
+        block_on(ctx.kill(&id)).unwrap();
+        block_on(ctx.kill("nope")).unwrap_err();
     }
     let events: Vec<Value> = std::fs::read_to_string(&path)
         .unwrap()

@@ -6,6 +6,7 @@
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wasmproc_host::block_on;
 use wasmproc_host::{
     CGROUPS_OFF_VAR, CgroupLimits, CommandSpec, Containment, Limits, Policy, StartSpec,
 };
@@ -86,7 +87,7 @@ fn contain_setsid_escapee_kill_good() {
     let marker = unique_marker("contain_kill");
     let (_manager, mut ctx) = session(policy(&["sh"]));
     let (id, escapee) = start_escapee(&mut ctx, &marker);
-    ctx.kill(&id).expect("kill");
+    block_on(ctx.kill(&id)).expect("kill");
     assert!(
         gone(&marker),
         "escapee {escapee} survived kill: {:?}",
@@ -265,17 +266,17 @@ fn contain_no_cgroup_left_behind_good() {
         .expect("the manager has a cgroup")
         .to_path_buf();
     // A run, a started process killed, and one still running at session end.
-    ctx.run(CommandSpec {
+    block_on(ctx.run(CommandSpec {
         program: "true".into(),
         ..CommandSpec::default()
-    })
+    }))
     .expect("run");
     let (killed, _) = start_escapee(&mut ctx, &marker);
     let (_running, _) = start_escapee(&mut ctx, &format!("{marker}-2"));
     let during = cgroups_under(&root);
     // root, the session's scope, and one cgroup per live process.
     assert_eq!(during.len(), 4, "{during:?}");
-    ctx.kill(&killed).expect("kill");
+    block_on(ctx.kill(&killed)).expect("kill");
     assert_eq!(
         cgroups_under(&root).len(),
         3,
@@ -336,7 +337,7 @@ fn contain_fork_bomb_pids_max_ugly() {
         std::thread::sleep(Duration::from_secs(1));
         let live = pids_with_env(MARKER_VAR, &marker).len();
         assert!(live <= 16, "pids.max did not hold: {live} processes");
-        ctx.kill(&id).expect("kill");
+        block_on(ctx.kill(&id)).expect("kill");
         assert!(gone(&marker));
         return;
     };

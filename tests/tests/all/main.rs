@@ -11,6 +11,7 @@ mod policy;
 mod process;
 mod registry;
 mod runtime;
+mod scale;
 mod sdk_parity;
 mod security;
 mod stream;

@@ -2,6 +2,7 @@ use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmproc_host::block_on;
 use wasmproc_host::{CommandSpec, Policy, StartSpec};
 use wasmproc_tests::harness::{
     MARKER_VAR, err_detail, err_kind, ok, policy, probe, session, shared_runtime,
@@ -157,13 +158,18 @@ fn process_wait_timeout_good() {
             StartSpec::default(),
         )
         .unwrap();
-    assert_eq!(ctx.wait(&id, Some(0)).unwrap(), None, "still running");
-    assert!(eventually(Duration::from_secs(10), || ctx
-        .wait(&id, Some(100))
-        .unwrap()
-        .is_some()));
     assert_eq!(
-        ctx.wait(&id, Some(0)).unwrap(),
+        block_on(ctx.wait(&id, Some(0))).unwrap(),
+        None,
+        "still running"
+    );
+    assert!(eventually(Duration::from_secs(10), || block_on(
+        ctx.wait(&id, Some(100))
+    )
+    .unwrap()
+    .is_some()));
+    assert_eq!(
+        block_on(ctx.wait(&id, Some(0))).unwrap(),
         Some(wasmproc_host::Exit::Code(0))
     );
 }

@@ -2,6 +2,7 @@ use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmproc_host::block_on;
 use wasmproc_host::{
     Audit, CommandSpec, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Limits, Policy,
     ProcessCtx, ProcessManager, StartSpec,
@@ -40,7 +41,7 @@ fn security_kill_foreign_id_bad() {
         assert_eq!(err_kind(result), "not-found", "step {i}: {result}");
     }
     assert!(alive(canary_pid), "the canary was signalled");
-    other.kill(&canary).unwrap();
+    block_on(other.kill(&canary)).unwrap();
 }
 
 #[test]
@@ -534,7 +535,7 @@ fn security_run_deadline_escaped_writer_ugly() {
         cmd.env = vec![(MARKER_VAR.into(), marker.clone())];
         cmd.timeout_ms = Some(1000);
         let started = Instant::now();
-        let result = ctx.run(cmd);
+        let result = block_on(ctx.run(cmd));
         results.push((started.elapsed(), result));
     }
     kill_marked(&marker);
@@ -571,7 +572,7 @@ fn security_call_within_guest_time_good() {
     let (_manager, mut ctx) =
         wasmproc_tests::harness::session(policy_with(&["sleep", "sh"], limits));
     let started = Instant::now();
-    let run = ctx.run(command("sleep", &["30"]));
+    let run = block_on(ctx.run(command("sleep", &["30"])));
     assert!(
         matches!(run, Err(wasmproc_host::CallError::TimedOut)),
         "{run:?}"
@@ -582,8 +583,12 @@ fn security_call_within_guest_time_good() {
             StartSpec::default(),
         )
         .unwrap();
-    assert_eq!(ctx.wait(&id, None).unwrap(), None, "still running");
-    let _ = ctx.kill(&id);
+    assert_eq!(
+        block_on(ctx.wait(&id, None)).unwrap(),
+        None,
+        "still running"
+    );
+    let _ = block_on(ctx.kill(&id));
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_millis(3500),
@@ -654,7 +659,7 @@ fn security_ended_process_holds_no_fd_good() {
         "nothing to measure"
     );
     for (id, _, _) in &started {
-        assert!(ctx.wait(id, Some(10_000)).unwrap().is_some());
+        assert!(block_on(ctx.wait(id, Some(10_000))).unwrap().is_some());
     }
     assert!(
         eventually(Duration::from_secs(10), || held_resources(&pipes, &pids)
@@ -666,7 +671,7 @@ fn security_ended_process_holds_no_fd_good() {
         let mut text = Vec::new();
         let mut cursor = 0;
         loop {
-            let chunk = ctx.read(id, true, cursor, 1024, 1000).unwrap();
+            let chunk = block_on(ctx.read(id, true, cursor, 1024, 1000)).unwrap();
             text.extend_from_slice(&chunk.data);
             cursor = chunk.next;
             if chunk.ended {
@@ -697,7 +702,7 @@ fn security_refused_calls_audit_capped_good() {
     let mut ctx = ProcessCtx::new("hoarder", policy(&["true"]), manager, audit);
     let huge = "A".repeat(900_000);
     for _ in 0..100 {
-        let err = ctx.run(command("nope", &[&huge])).unwrap_err();
+        let err = block_on(ctx.run(command("nope", &[&huge]))).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -732,7 +737,7 @@ fn security_refused_calls_rate_limited_bad() {
     });
     let (_manager, mut ctx) = wasmproc_tests::harness::session(policy_with(&["true"], limits));
     let kinds: Vec<&str> = (0..10)
-        .map(|_| ctx.run(command("nope", &[])).unwrap_err().kind())
+        .map(|_| block_on(ctx.run(command("nope", &[]))).unwrap_err().kind())
         .collect();
     assert_eq!(kinds[..5], ["denied"; 5], "{kinds:?}");
     assert_eq!(kinds[5..], ["limit-reached"; 5], "{kinds:?}");
@@ -758,11 +763,11 @@ fn security_preadmission_refusals_audited_bad() {
     );
     let mut big_stdin = command("cat", &[]);
     big_stdin.stdin = Some(vec![b'x'; 8192]);
-    let err = ctx.run(big_stdin).unwrap_err();
+    let err = block_on(ctx.run(big_stdin)).unwrap_err();
     assert!(err.to_string().contains("max_stream_buffer_bytes"), "{err}");
     let mut small_stdin = command("cat", &[]);
     small_stdin.stdin = Some(b"fine".to_vec());
-    assert_eq!(ctx.run(small_stdin).unwrap().stdout, b"fine");
+    assert_eq!(block_on(ctx.run(small_stdin)).unwrap().stdout, b"fine");
     let err = ctx
         .start(
             command("true", &[]),
@@ -776,7 +781,7 @@ fn security_preadmission_refusals_audited_bad() {
     let mut long = command("true", &[]);
     long.timeout_ms = Some(u64::MAX);
     assert!(
-        ctx.run(long)
+        block_on(ctx.run(long))
             .unwrap_err()
             .to_string()
             .contains("max_timeout_ms")
@@ -784,7 +789,7 @@ fn security_preadmission_refusals_audited_bad() {
     let id = ctx
         .start(command("true", &[]), StartSpec::default())
         .unwrap();
-    ctx.wait(&id, Some(10_000)).unwrap();
+    block_on(ctx.wait(&id, Some(10_000))).unwrap();
     ctx.remove(&id).unwrap();
     assert_eq!(ctx.remove(&id).unwrap_err().kind(), "not-found");
     let events = audit_lines(&path);
@@ -824,7 +829,7 @@ fn security_run_stopped_at_shutdown_good() {
     .into_iter()
     .map(|script| {
         let mut ctx = ProcessCtx::new("shut", policy(&["sh"]), Arc::clone(&manager), Audit::new());
-        std::thread::spawn(move || ctx.run(command("sh", &["-c", script])))
+        std::thread::spawn(move || block_on(ctx.run(command("sh", &["-c", script]))))
     })
     .collect();
     std::thread::sleep(Duration::from_millis(500));

@@ -1,5 +1,6 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
+use wasmproc_host::block_on;
 use wasmproc_host::{Buffering, CommandSpec, StartSpec, StdioMode};
 use wasmproc_tests::harness::{ok, policy, probe, session, shared_runtime};
 
@@ -37,14 +38,14 @@ fn stream_binary_roundtrip_good() {
     let mut received = Vec::new();
     let mut cursor = 0;
     while sent < data.len() {
-        sent += ctx.write(&id, &data[sent..], 1000).unwrap() as usize;
-        let chunk = ctx.read(&id, true, cursor, 1 << 20, 0).unwrap();
+        sent += block_on(ctx.write(&id, &data[sent..], 1000)).unwrap() as usize;
+        let chunk = block_on(ctx.read(&id, true, cursor, 1 << 20, 0)).unwrap();
         cursor = chunk.next;
         received.extend(chunk.data);
     }
     ctx.close_stdin(&id).unwrap();
     loop {
-        let chunk = ctx.read(&id, true, cursor, 1 << 20, 1000).unwrap();
+        let chunk = block_on(ctx.read(&id, true, cursor, 1 << 20, 1000)).unwrap();
         cursor = chunk.next;
         received.extend(chunk.data);
         if chunk.ended {
@@ -136,12 +137,12 @@ fn stream_interleaved_echo_good() {
     for i in 0..200 {
         let line = format!("line {i}\n");
         assert_eq!(
-            ctx.write(&id, line.as_bytes(), 5000).unwrap() as usize,
+            block_on(ctx.write(&id, line.as_bytes(), 5000)).unwrap() as usize,
             line.len()
         );
         let mut got = Vec::new();
         while got.len() < line.len() {
-            let chunk = ctx.read(&id, true, cursor, 4096, 5000).unwrap();
+            let chunk = block_on(ctx.read(&id, true, cursor, 4096, 5000)).unwrap();
             assert!(!chunk.ended, "cat ended early");
             cursor = chunk.next;
             got.extend(chunk.data);
@@ -149,7 +150,7 @@ fn stream_interleaved_echo_good() {
         assert_eq!(got, line.as_bytes());
     }
     assert!(started.elapsed() < Duration::from_secs(30));
-    ctx.kill(&id).unwrap();
+    block_on(ctx.kill(&id)).unwrap();
 }
 
 #[test]
@@ -160,19 +161,19 @@ fn stream_read_after_exit_ugly() {
     let id = ctx
         .start(cmd("printf", &["the tail"]), StartSpec::default())
         .unwrap();
-    assert!(ctx.wait(&id, Some(10_000)).unwrap().is_some());
-    let first = ctx.read(&id, true, 0, 4096, 1000).unwrap();
+    assert!(block_on(ctx.wait(&id, Some(10_000))).unwrap().is_some());
+    let first = block_on(ctx.read(&id, true, 0, 4096, 1000)).unwrap();
     let (data, next) = if first.ended {
         (first.data, first.next)
     } else {
-        let second = ctx.read(&id, true, first.next, 4096, 1000).unwrap();
+        let second = block_on(ctx.read(&id, true, first.next, 4096, 1000)).unwrap();
         assert!(second.ended && second.data.is_empty());
         (first.data, second.next)
     };
     assert_eq!(data, b"the tail");
-    let last = ctx.read(&id, true, next, 4096, 0).unwrap();
+    let last = block_on(ctx.read(&id, true, next, 4096, 0)).unwrap();
     assert!(last.ended && last.data.is_empty());
-    let err = ctx.read(&id, false, 0, 16, 0).unwrap();
+    let err = block_on(ctx.read(&id, false, 0, 16, 0)).unwrap();
     assert!(err.ended && err.data.is_empty(), "stderr was empty");
 }
 
@@ -180,21 +181,21 @@ fn stream_read_after_exit_ugly() {
 fn stream_close_stdin_good() {
     let (_m, mut ctx) = session(policy(&["cat"]));
     let id = ctx.start(cmd("cat", &[]), piped_stdin()).unwrap();
-    ctx.write(&id, b"bye\n", 1000).unwrap();
+    block_on(ctx.write(&id, b"bye\n", 1000)).unwrap();
     assert_eq!(
-        ctx.wait(&id, Some(200)).unwrap(),
+        block_on(ctx.wait(&id, Some(200))).unwrap(),
         None,
         "cat waits for input"
     );
     ctx.close_stdin(&id).unwrap();
     assert_eq!(
-        ctx.wait(&id, Some(10_000)).unwrap(),
+        block_on(ctx.wait(&id, Some(10_000))).unwrap(),
         Some(wasmproc_host::Exit::Code(0))
     );
-    let out = ctx.read(&id, true, 0, 4096, 1000).unwrap();
+    let out = block_on(ctx.read(&id, true, 0, 4096, 1000)).unwrap();
     assert_eq!(out.data, b"bye\n");
     // Writing after close is refused, not silently dropped.
-    assert!(ctx.write(&id, b"more", 0).is_err());
+    assert!(block_on(ctx.write(&id, b"more", 0)).is_err());
 }
 
 #[test]
@@ -212,11 +213,11 @@ fn stream_write_backpressure_bad() {
     let block = vec![7u8; 64 * 1024];
     let mut total = 0u64;
     for _ in 0..64 {
-        total += ctx.write(&id, &block, 50).unwrap();
+        total += block_on(ctx.write(&id, &block, 50)).unwrap();
     }
     assert!(total < 1 << 20, "took {total} bytes with nobody reading");
-    assert_eq!(ctx.write(&id, &block, 50).unwrap(), 0);
-    ctx.kill(&id).unwrap();
+    assert_eq!(block_on(ctx.write(&id, &block, 50)).unwrap(), 0);
+    block_on(ctx.kill(&id)).unwrap();
 }
 
 #[test]
@@ -227,14 +228,14 @@ fn stream_read_timeout_keeps_waiting_good() {
     let id = ctx.start(cmd("sleep", &["30"]), piped_stdin()).unwrap();
     let mut cursor = 0;
     for _ in 0..3 {
-        let chunk = ctx.read(&id, true, cursor, 4096, 200).unwrap();
+        let chunk = block_on(ctx.read(&id, true, cursor, 4096, 200)).unwrap();
         assert!(chunk.data.is_empty() && !chunk.ended, "{chunk:?}");
         cursor = chunk.next;
-        assert_eq!(ctx.write(&id, b"x\n", 200).unwrap(), 2);
+        assert_eq!(block_on(ctx.write(&id, b"x\n", 200)).unwrap(), 2);
     }
     assert_eq!(
         ctx.get(&id).unwrap().state,
         wasmproc_host::ProcState::Running
     );
-    ctx.kill(&id).unwrap();
+    block_on(ctx.kill(&id)).unwrap();
 }

@@ -1,0 +1,139 @@
+//! The process core: one small tokio runtime per [`ProcessManager`] on
+//! which every managed process is monitored (pidfd and pipes through the
+//! reactor, no thread per process), and the bridges callers use to reach
+//! it from any executor, or from none ([`block_on`]).
+//!
+//! [`ProcessManager`]: crate::ProcessManager
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+
+/// Name of the process core's threads.
+pub(crate) const THREAD_NAME: &str = "wasmproc-core";
+
+/// The runtime that carries every managed process of one manager.
+#[derive(Debug)]
+pub(crate) struct ProcessCore {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl ProcessCore {
+    /// A runtime with one worker thread (all monitoring is I/O-bound).
+    pub(crate) fn new() -> std::io::Result<Self> {
+        raise_fd_limit_once();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            // Nothing here blocks for long; keep the pool for the rare
+            // blocking reap small.
+            .max_blocking_threads(2)
+            .thread_name(THREAD_NAME)
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        Ok(Self {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    /// A handle for spawning onto the core.
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Runs `fut` on the core and waits for it from whatever executor the
+    /// caller is on. `None` if the core shut down first.
+    pub(crate) async fn run<F>(&self, fut: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        on_core(&self.handle, fut).await
+    }
+}
+
+/// Runs `fut` on the core behind `handle` and waits for it from any
+/// executor. `None` if the core shut down first.
+pub(crate) async fn on_core<F>(handle: &tokio::runtime::Handle, fut: F) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    handle.spawn(fut).await.ok()
+}
+
+impl Drop for ProcessCore {
+    fn drop(&mut self) {
+        // Never blocks, so a manager may be dropped inside an async task.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Runs a future to completion on the calling thread, parking it between
+/// wake-ups. For sync callers: the futures of this crate do their work on
+/// the process core, so they need no runtime of the caller's. Inside an
+/// async task, `.await` them instead: this blocks the thread.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, once per host
+/// process, as Go's runtime does: every live piped process holds three fds
+/// (pidfd, stdout, stderr), and the default soft limit would cap the count
+/// of processes long before memory does.
+fn raise_fd_limit_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) if soft < hard => {
+                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                    tracing::warn!(error = %e, soft, hard, "cannot raise the soft fd limit");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the fd limit"),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_block_on_without_runtime_good() {
+        let core = ProcessCore::new().unwrap();
+        let got = block_on(core.run(async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            7
+        }));
+        assert_eq!(got, Some(7));
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!(soft, hard, "the soft fd limit is raised to the hard one");
+    }
+}

@@ -1,0 +1,172 @@
+//! `cargo bench --bench scale`: how the host carries many processes.
+//! Prints `key: value` lines, measured in one run:
+//!
+//! - `live_processes`: background `sleep` processes with piped stdout and
+//!   stderr, all live at once: 10,000, or as many as the hard fd limit
+//!   allows (three fds each, and a margin).
+//! - `host_threads_at_peak`: threads of this process with all of them live.
+//! - `fds_per_live_process`: fds this process holds for them (pipes and
+//!   pidfds, found through /proc), per process.
+//! - `start_ms_at_0_live`, `start_ms_at_peak_live`: median time of one
+//!   `start` call with none, and with all of them, live; `start_flatness`
+//!   is the second over the first.
+//! - `concurrent_guests`: guest sessions running `run /bin/true` at once,
+//!   each from its own task on a 2-worker tokio runtime, through the async
+//!   `ProcessCtx::run` (the capability's calls without a wasm guest);
+//!   `guest_runs_per_s` is their combined rate, `native_runs_per_s` the
+//!   rate of as many threads running `Command::output()`, and
+//!   `concurrent_ratio` the first over the second.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the native baseline spawns directly"
+)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmproc_host::{Audit, CommandSpec, ProcessCtx, ProcessManager};
+use wasmproc_tests::scale::{child_pipes, fds_held_for, policy_for, start_sleep, threads};
+
+const MAX_LIVE: usize = 10_000;
+const START_SAMPLES: usize = 200;
+const GUESTS: usize = 100;
+const RUNS_PER_GUEST: usize = 20;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// How many processes the hard fd limit leaves room for.
+fn live_target() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let by_fds = (hard.saturating_sub(1_000) / 3) as usize;
+    MAX_LIVE.min(by_fds)
+}
+
+fn live_part() {
+    let live = live_target();
+    let manager = ProcessManager::new(Duration::from_secs(2));
+    let mut ctx = ProcessCtx::new(
+        "scale",
+        policy_for((live + START_SAMPLES) as u32),
+        Arc::clone(&manager),
+        Audit::new(),
+    );
+    // Starts at 0 live: each sample's process ends before the next start.
+    let mut at_zero = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..START_SAMPLES {
+        let (id, took) = start_sleep(&mut ctx, 0);
+        at_zero.push(ms(took));
+        warm.push(id);
+    }
+    for id in warm {
+        wasmproc_host::block_on(ctx.wait(&id, Some(10_000))).unwrap();
+        ctx.remove(&id).unwrap();
+    }
+    let mut pids = Vec::with_capacity(live);
+    let mut pipes = HashSet::new();
+    for _ in 0..live {
+        let (id, _) = start_sleep(&mut ctx, 600);
+        let pid = ctx.get(&id).unwrap().facts.pid;
+        pids.push(pid);
+    }
+    for pid in &pids {
+        pipes.extend(child_pipes(*pid));
+    }
+    let peak_threads = threads();
+    let held = fds_held_for(&pipes, &pids);
+    let mut at_peak = Vec::new();
+    for _ in 0..START_SAMPLES {
+        let (_, took) = start_sleep(&mut ctx, 600);
+        at_peak.push(ms(took));
+    }
+    let (zero, peak) = (median(at_zero), median(at_peak));
+    println!("live_processes: {live}");
+    println!("host_threads_at_peak: {peak_threads}");
+    println!("fds_per_live_process: {:.2}", held as f64 / live as f64);
+    println!("start_ms_at_0_live: {zero:.3}");
+    println!("start_ms_at_peak_live: {peak:.3}");
+    println!("start_flatness: {:.3}", peak / zero);
+    let stopping = Instant::now();
+    drop(ctx);
+    println!("stop_all_ms: {:.0}", ms(stopping.elapsed()));
+}
+
+fn command_true() -> CommandSpec {
+    CommandSpec {
+        program: "true".into(),
+        ..Default::default()
+    }
+}
+
+fn guest_runs_per_s() -> f64 {
+    let manager = ProcessManager::new(Duration::from_secs(2));
+    let policy = policy_for(16);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..GUESTS)
+            .map(|i| {
+                let mut ctx = ProcessCtx::new(
+                    format!("guest-{i}"),
+                    Arc::clone(&policy),
+                    Arc::clone(&manager),
+                    Audit::new(),
+                );
+                tokio::spawn(async move {
+                    for _ in 0..RUNS_PER_GUEST {
+                        let out = ctx.run(command_true()).await.unwrap();
+                        assert!(out.exit.success());
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    (GUESTS * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn native_runs_per_s() -> f64 {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..GUESTS)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..RUNS_PER_GUEST {
+                    let out = std::process::Command::new("/bin/true")
+                        .env_clear()
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (GUESTS * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    live_part();
+    let native = native_runs_per_s();
+    let guest = guest_runs_per_s();
+    println!("concurrent_guests: {GUESTS}");
+    println!("guest_runs_per_s: {guest:.0}");
+    println!("native_runs_per_s: {native:.0}");
+    println!("concurrent_ratio: {:.3}", guest / native);
+}
