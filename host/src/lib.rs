@@ -17,6 +17,7 @@
 //! Embed it with your own `Linker` and world through [`add_to_linker`] and
 //! [`ProcessView`], or use [`Runtime`] to run `wasi:cli/command` components.
 
+mod atomic_file;
 mod audit;
 mod bindings;
 mod buffer;

@@ -102,8 +102,10 @@ impl RegistryDir {
     /// Writes (or replaces) an entry atomically.
     pub fn register(&self, entry: &RegistryEntry) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
-        self.dir
-            .write_atomic(&Self::file(entry.kind, &entry.name), &bytes, 0o600)
+        let name = Self::file(entry.kind, &entry.name);
+        // Unique per writer, and starting with `.` so `prune` knows it.
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        crate::atomic_file::replace_at(self.dir.fd(), &name, &tmp, &[&bytes], 0o600)
     }
 
     /// Removes an entry, but only if it still describes `process` (another
