@@ -112,9 +112,16 @@ pub enum Notice {
     Stopping(&'static str),
 }
 
-/// How a plugin ended (`None` while it runs): its exit code, or why it
-/// could not run.
-type PluginOutcome = Option<Result<i32, String>>;
+/// Where a plugin is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PluginOutcome {
+    /// Still running.
+    Running,
+    /// Ended with this exit code.
+    Exited(i32),
+    /// Could not run, and why.
+    Failed(String),
+}
 
 /// What the HTTP and control handlers share.
 #[derive(Debug)]
@@ -136,9 +143,11 @@ impl State {
             .iter()
         {
             match outcome {
-                Some(Ok(0)) | None => {}
-                Some(Ok(code)) => failing.push(format!("plugin {name}: exited with code {code}")),
-                Some(Err(e)) => failing.push(format!("plugin {name}: {e}")),
+                PluginOutcome::Exited(0) | PluginOutcome::Running => {}
+                PluginOutcome::Exited(code) => {
+                    failing.push(format!("plugin {name}: exited with code {code}"))
+                }
+                PluginOutcome::Failed(e) => failing.push(format!("plugin {name}: {e}")),
             }
         }
         if self.stopping.load(Ordering::SeqCst) {
@@ -318,7 +327,7 @@ fn start(
         plugins: Mutex::new(
             plugins
                 .iter()
-                .map(|(p, ..)| (p.name.clone(), None))
+                .map(|(p, ..)| (p.name.clone(), PluginOutcome::Running))
                 .collect(),
         ),
         stopping: AtomicBool::new(false),
@@ -348,20 +357,19 @@ fn start(
             let spawned = std::thread::Builder::new()
                 .name(format!("wasmproc-plugin-{}", spec.name))
                 .spawn(move || {
-                    let outcome = rt
-                        .run(
-                            &component,
-                            GuestOptions {
-                                name: spec.name.clone(),
-                                args: spec.args.clone(),
-                                policy,
-                                stdio: GuestStdio::Inherit,
-                            },
-                        )
-                        .map(|o| o.exit_code)
-                        .map_err(|e| e.to_string());
-                    state.plugins.lock().unwrap_or_else(|e| e.into_inner())[index].1 =
-                        Some(outcome);
+                    let outcome = match rt.run(
+                        &component,
+                        GuestOptions {
+                            name: spec.name.clone(),
+                            args: spec.args.clone(),
+                            policy,
+                            stdio: GuestStdio::Inherit,
+                        },
+                    ) {
+                        Ok(o) => PluginOutcome::Exited(o.exit_code),
+                        Err(e) => PluginOutcome::Failed(e.to_string()),
+                    };
+                    state.plugins.lock().unwrap_or_else(|e| e.into_inner())[index].1 = outcome;
                 });
             spawned.map_err(io("cannot start a plugin thread"))?;
         }

@@ -496,14 +496,14 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
-    fn spec(text: &str) -> Result<ProbeSpec, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    fn spec(text: &str) -> Result<ProbeSpec, toml::de::Error> {
+        toml::from_str(text)
     }
 
-    fn resolve(text: &str) -> Result<Probe, String> {
-        spec(text)?
+    fn resolve(text: &str) -> Result<Probe, ProbeDenied> {
+        spec(text)
+            .expect("probe table")
             .resolve(&Policy::deny_all())
-            .map_err(|e| e.to_string())
     }
 
     fn block_on<F: Future>(f: F) -> F::Output {
@@ -559,10 +559,12 @@ mod tests {
             ("tcp = \"127.0.0.1:1\"\nperiod_ms = 50", "period_ms"),
         ];
         for (text, needle) in cases {
-            let err = spec(text).expect_err(text);
+            let err = spec(text).expect_err(text).to_string();
             assert!(err.contains(needle), "expected `{needle}` in: {err}");
         }
-        let denied = resolve("exec = [\"true\"]").expect_err("deny-all policy");
+        let denied = resolve("exec = [\"true\"]")
+            .expect_err("deny-all policy")
+            .to_string();
         assert!(denied.contains("not granted"), "{denied}");
     }
 

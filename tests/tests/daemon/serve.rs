@@ -298,3 +298,50 @@ stop_grace = "300ms"
     );
     assert!(!s.dir.path().join("host.pid").exists());
 }
+
+/// Sends `request` as written to `addr`; returns the status code, or `None`
+/// when the server closed the connection without an answer.
+fn raw_request(addr: &str, request: &[u8]) -> Option<u16> {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(LIMIT)).expect("timeout");
+    s.write_all(request).expect("send");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.get(9..12)?.parse().ok()
+}
+
+#[test]
+fn serve_http_routes_bad() {
+    // Only GET of the three paths is served; other methods get 405, other
+    // paths 404, a request that is not HTTP 400, and a client that never
+    // sends its request head is cut off instead of holding a connection.
+    let (mut s, _spare) = serve("serve-routes", "");
+    wait_serving(&mut s);
+    let addr = s.addr();
+    let (code, body) = http_get(&addr, "/daemons").expect("answer");
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON"),
+        serde_json::json!([])
+    );
+    assert_eq!(http_get(&addr, "/nope").map(|(c, _)| c), Some(404));
+    assert_eq!(
+        raw_request(
+            &addr,
+            b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        ),
+        Some(405)
+    );
+    assert_eq!(raw_request(&addr, b"NONSENSE\r\n\r\n"), Some(400));
+    let began = Instant::now();
+    let mut silent = std::net::TcpStream::connect(&addr).expect("connect");
+    silent.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let mut buf = [0u8; 256];
+    let _ = silent.read(&mut buf);
+    assert!(
+        began.elapsed() < LIMIT,
+        "a silent client was not cut off within {LIMIT:?}"
+    );
+    let status = s.terminate();
+    assert!(status.success(), "{status}");
+}
