@@ -464,6 +464,17 @@ mod tests {
     }
 
     #[test]
+    fn daemon_config_example_good() {
+        // The configuration the README shows loads as written.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/serve");
+        let c = HostConfig::from_file(&dir.join("wasmproc.toml")).expect("example config");
+        let names: Vec<_> = c.daemons.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["web", "worker"]);
+        assert_eq!(c.serve.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.daemons[0].start_limit.interval, Duration::from_secs(60));
+    }
+
+    #[test]
     fn daemon_config_ugly() {
         // Nothing declared: a valid, empty host with a deny-all policy.
         let c = HostConfig::parse("", Path::new("/")).expect("empty config");
