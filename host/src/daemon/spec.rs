@@ -1,7 +1,7 @@
 //! One declared daemon (`[[daemon]]`), as written in the host
 //! configuration: typed so that a parsed value is well-formed (durations
 //! with units, one stop signal by name, probes of exactly one kind).
-//! What depends on the policy is checked by [`resolve`](super::resolve).
+//! What depends on the policy is checked when the configuration loads.
 
 use super::backoff::{BackoffSpec, StartLimitSpec};
 use super::probe::ProbeSpec;

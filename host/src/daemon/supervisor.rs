@@ -1,5 +1,5 @@
 //! The supervisor: the declared daemons, each run by a task of its own
-//! (see [`driver`](super::driver)) on one small runtime, and the calls
+//! (the `driver` module) on one small runtime, and the calls
 //! that start, stop, restart and report them.
 //!
 //! A daemon is a process like any other: its command passed the daemon
@@ -71,8 +71,12 @@ impl Supervisor {
         manager: Arc<ProcessManager>,
         options: SupervisorOptions,
     ) -> Result<Arc<Self>, DaemonError> {
+        // One worker runs every daemon's task and probe; launches (PID
+        // file, spawn, registry entry: file work) take a blocking thread,
+        // at most two at once, whatever the number of daemons.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .max_blocking_threads(2)
             .thread_name("wasmproc-supervisor")
             .enable_all()
             .build()
