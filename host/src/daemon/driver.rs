@@ -62,7 +62,10 @@ pub(crate) struct Daemon {
     scope: Scope,
     side: Arc<HostSide>,
     view: Mutex<View>,
+    /// Wakes threads waiting for the view to change.
     changed: Condvar,
+    /// Wakes tasks waiting for the view to change.
+    bumps: watch::Sender<u64>,
     inbox: mpsc::UnboundedSender<Message>,
     sent: AtomicU64,
 }
@@ -91,6 +94,7 @@ impl Daemon {
                 done: false,
             }),
             changed: Condvar::new(),
+            bumps: watch::Sender::new(0),
             inbox,
             sent: AtomicU64::new(0),
         });
@@ -132,6 +136,28 @@ impl Daemon {
         }
     }
 
+    /// Like [`wait_until`](Self::wait_until), for a task: waits without
+    /// holding a thread. Runs on a tokio runtime (the supervisor's).
+    pub(crate) async fn changed_until(
+        &self,
+        deadline: Instant,
+        ready: impl Fn(&View) -> bool,
+    ) -> bool {
+        let mut bumps = self.bumps.subscribe();
+        let settled = async {
+            while !ready(&self.view()) {
+                if bumps.changed().await.is_err() {
+                    // The sender lives in `self`: cannot happen; wait out
+                    // the deadline all the same.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout_at(deadline.into(), settled)
+            .await
+            .is_ok()
+    }
+
     /// The longest a stop may take: grace, SIGKILL wait, a probe in flight.
     pub(crate) fn stop_budget(&self) -> Duration {
         let probe_wait = [&self.resolved.liveness, &self.resolved.readiness]
@@ -165,6 +191,7 @@ impl Daemon {
 
     fn notify(&self) {
         self.changed.notify_all();
+        self.bumps.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

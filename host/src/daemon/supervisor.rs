@@ -60,6 +60,7 @@ pub struct SupervisorOptions {
 pub struct Supervisor {
     daemons: Vec<Arc<Daemon>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
 }
 
 impl Supervisor {
@@ -113,6 +114,7 @@ impl Supervisor {
         }
         Ok(Arc::new(Self {
             daemons,
+            handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
         }))
     }
@@ -164,6 +166,22 @@ impl Supervisor {
             Ok(())
         } else {
             Err(DaemonError::TimedOut(name.to_string()))
+        }
+    }
+
+    /// [`stop`](Self::stop) for async callers: the same stop, awaited
+    /// without holding a thread, from any executor.
+    pub async fn stop_async(&self, name: &str) -> Result<(), DaemonError> {
+        let d = Arc::clone(self.find(name)?);
+        let seq = d.send(Event::StopRequested);
+        let deadline = crate::limits::deadline_after(d.stop_budget());
+        let waited = self.handle.spawn(async move {
+            d.changed_until(deadline, |v| v.done || (v.handled >= seq && settled(v)))
+                .await
+        });
+        match waited.await {
+            Ok(true) => Ok(()),
+            _ => Err(DaemonError::TimedOut(name.to_string())),
         }
     }
 

@@ -221,3 +221,31 @@ stop_grace = "10000ms"
     );
     assert!(f.leftovers().is_empty());
 }
+
+#[test]
+fn daemon_stop_async_good() {
+    // The async stop ends the daemon as the blocking one does, awaited from
+    // an executor that is not tokio, and the daemon stays stopped.
+    let f = fixture(
+        "stop-async",
+        r#"
+[[daemon]]
+name = "polite"
+program = "sleep"
+args = ["60"]
+env = { {MARK} }
+restart = "always"
+"#,
+    );
+    f.supervisor.start("polite").expect("start");
+    f.wait_for("polite", "running", |s| s.state == DaemonState::Running);
+    wasmproc_host::block_on(f.supervisor.stop_async("polite")).expect("stop");
+    let s = f.status("polite");
+    assert_eq!(s.state, DaemonState::Stopped);
+    assert_eq!(s.last_exit, Some(Exit::Signal(libc::SIGTERM)));
+    assert!(f.leftovers().is_empty());
+    assert!(matches!(
+        wasmproc_host::block_on(f.supervisor.stop_async("nope")),
+        Err(wasmproc_host::daemon::DaemonError::NotFound(_))
+    ));
+}
