@@ -29,7 +29,7 @@ fn main() {
     let code = match cli.command {
         CliCommand::Run(args) => run(args),
         CliCommand::Compile(args) => compile(args),
-        CliCommand::Serve(args) => wasmproc_host::serve::serve(&args.config),
+        CliCommand::Serve(args) => serve(&args.config),
         CliCommand::Daemon(args) => daemon(args),
         CliCommand::Inspect(args) => manifest_cmd::inspect(&args),
         CliCommand::Grant(args) => manifest_cmd::grant(&args),
@@ -226,10 +226,42 @@ fn daemon(args: DaemonArgs) -> i32 {
     use wasmproc_host::daemon::{config::default_registry_dir, control};
     let registry = args.registry.unwrap_or_else(default_registry_dir);
     let out = &mut std::io::stdout();
-    match args.command {
+    let done = match args.command {
         DaemonCommand::List => control::cmd_list(&registry, out),
         DaemonCommand::Status { name } => control::cmd_status(&registry, &name, out),
         DaemonCommand::Stop { name } => control::cmd_stop(&registry, &name, out),
+    };
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("wasmproc: error: {e}");
+            1
+        }
+    }
+}
+
+/// `wasmproc serve`: 0 after a clean shutdown, 1 if the host could not
+/// start cleanly.
+fn serve(config: &Path) -> i32 {
+    use wasmproc_host::serve::Notice;
+    let notice = |n: Notice| match n {
+        Notice::Warning(w) => eprintln!("wasmproc: warning: {w}"),
+        Notice::Serving {
+            addr,
+            pid,
+            containment,
+        } => {
+            eprintln!("wasmproc: serving http://{addr}/health and /ready (pid {pid})");
+            eprintln!("wasmproc: containment: {containment}");
+        }
+        Notice::Stopping(signal) => tracing::info!(signal, "shutting down"),
+    };
+    match wasmproc_host::serve::serve(config, &notice) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("wasmproc: error: {e}");
+            1
+        }
     }
 }
 

@@ -1,39 +1,127 @@
 //! `wasmproc serve`: the host as a daemon itself. It runs the declared
 //! daemons and plugins of a configuration file, holds its own PID file,
-//! registers itself, answers `GET /health` and `GET /ready` on a loopback
-//! address, takes `wasmproc daemon` requests on its control socket, and on
-//! SIGTERM or SIGINT stops everything in order and cleans up after itself.
+//! registers itself, answers `GET /health`, `GET /ready` and
+//! `GET /daemons` on a loopback address (hyper), takes `wasmproc daemon`
+//! requests on its control socket, and on SIGTERM or SIGINT stops
+//! everything in order and cleans up after itself.
+//!
+//! [`serve`] returns a typed result; what it has to tell the operator on
+//! the way (warnings, the address it serves) goes to a [`Notice`] callback,
+//! so the binary decides how to print it.
 
 use crate::audit::{Audit, JsonLinesSink, now_ms};
-use crate::daemon::config::HostConfig;
+use crate::daemon::config::{ConfigError, HostConfig};
 use crate::daemon::control;
 use crate::daemon::identity::{Liveness, ProcessIdentity};
-use crate::daemon::pidfile::PidFile;
+use crate::daemon::pidfile::{PidFile, PidFileError};
 use crate::daemon::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
-use crate::daemon::{Supervisor, SupervisorOptions};
+use crate::daemon::{DaemonError, Supervisor, SupervisorOptions};
 use crate::manager::ProcessManager;
 use crate::policy::Policy;
 use crate::runtime::{GuestOptions, GuestStdio, Runtime, RuntimeConfig};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::net::{TcpListener, UnixListener};
 
 /// Longest a client may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest request head read.
-const MAX_REQUEST_HEAD: usize = 8 << 10;
 
-/// Why `serve` could not start.
+/// Why `serve` could not start (or stop) cleanly.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ServeError(String);
+pub enum ServeError {
+    /// The configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The host's own PID file could not be taken or written.
+    #[error("cannot take the host PID file: {0}")]
+    PidFile(#[source] PidFileError),
+    /// The registry directory could not be opened.
+    #[error("cannot open the registry {}: {source}", .path.display())]
+    Registry {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another live host of the same name uses the same registry.
+    #[error("a host named `{name}` already runs (pid {pid}) with registry {}", .registry.display())]
+    AlreadyRunning {
+        /// The host name.
+        name: String,
+        /// Its PID.
+        pid: u32,
+        /// The registry.
+        registry: PathBuf,
+    },
+    /// An I/O step failed (the message says which).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The supervisor could not be set up.
+    #[error(transparent)]
+    Supervisor(#[from] DaemonError),
+    /// The plugin runtime could not be started.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] wasmtime::Error),
+    /// A plugin could not be loaded.
+    #[error("plugin `{name}`: {problem}")]
+    Plugin {
+        /// The plugin.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
 
-/// How a plugin ended (`None` while it runs): its exit code, or why it
-/// could not run.
-type PluginOutcome = Option<Result<i32, String>>;
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |source| ServeError::Io { what, source }
+}
+
+/// Something `serve` tells the operator while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A warning (a wide daemon policy, a leftover daemon stopped).
+    Warning(String),
+    /// Serving on this address, as this PID, with this containment.
+    Serving {
+        /// The bound address of `/health` and `/ready`.
+        addr: SocketAddr,
+        /// The host's PID.
+        pid: u32,
+        /// The active containment, one line.
+        containment: String,
+    },
+    /// Shutting down on this signal.
+    Stopping(&'static str),
+}
+
+/// Where a plugin is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PluginOutcome {
+    /// Still running.
+    Running,
+    /// Ended with this exit code.
+    Exited(i32),
+    /// Could not run, and why.
+    Failed(String),
+}
 
 /// What the HTTP and control handlers share.
 #[derive(Debug)]
@@ -55,9 +143,11 @@ impl State {
             .iter()
         {
             match outcome {
-                Some(Ok(0)) | None => {}
-                Some(Ok(code)) => failing.push(format!("plugin {name}: exited with code {code}")),
-                Some(Err(e)) => failing.push(format!("plugin {name}: {e}")),
+                PluginOutcome::Exited(0) | PluginOutcome::Running => {}
+                PluginOutcome::Exited(code) => {
+                    failing.push(format!("plugin {name}: exited with code {code}"))
+                }
+                PluginOutcome::Failed(e) => failing.push(format!("plugin {name}: {e}")),
             }
         }
         if self.stopping.load(Ordering::SeqCst) {
@@ -93,49 +183,35 @@ impl Resources {
     }
 }
 
-/// Runs `wasmproc serve --config FILE` until SIGTERM or SIGINT. Returns
-/// the process exit code: 0 after a clean shutdown, non-zero (with a message
-/// on stderr) if the host could not start cleanly.
-pub fn serve(config_path: &Path) -> i32 {
-    match serve_inner(config_path) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("wasmproc: error: {e}");
-            1
-        }
-    }
-}
-
-fn err(what: impl std::fmt::Display) -> ServeError {
-    ServeError(what.to_string())
-}
-
-fn serve_inner(config_path: &Path) -> Result<(), ServeError> {
-    let config = HostConfig::from_file(config_path).map_err(err)?;
+/// Runs `wasmproc serve --config FILE` until SIGTERM or SIGINT; `notice`
+/// hears what the operator should know. Returns after a clean shutdown,
+/// or with why the host could not start.
+pub fn serve(config_path: &Path, notice: &dyn Fn(Notice)) -> Result<(), ServeError> {
+    let config = HostConfig::from_file(config_path)?;
     for w in config.policy.warnings() {
-        eprintln!("wasmproc: warning: daemon policy: {w}");
+        notice(Notice::Warning(format!("daemon policy: {w}")));
     }
     let name = config.serve.name.clone();
     let me = ProcessIdentity::current();
     let pidfile = match &config.serve.pid_file {
         Some(path) => {
-            let f = PidFile::acquire(path)
-                .map_err(|e| err(format!("cannot take the host PID file: {e}")))?;
-            f.write(&me).map_err(err)?;
+            let f = PidFile::acquire(path).map_err(ServeError::PidFile)?;
+            f.write(&me).map_err(ServeError::PidFile)?;
             Some(f)
         }
         None => None,
     };
-    let registry = RegistryDir::open(&config.registry_dir).map_err(|e| {
-        err(format!(
-            "cannot open the registry {}: {e}",
-            config.registry_dir.display()
-        ))
-    })?;
-    let grace = Duration::from_millis(config.serve.shutdown_grace_ms);
+    let registry =
+        RegistryDir::open(&config.registry_dir).map_err(|source| ServeError::Registry {
+            path: config.registry_dir.clone(),
+            source,
+        })?;
+    let grace = config.serve.shutdown_grace;
     let cleanup = registry.clean_leftovers(grace);
     for d in &cleanup.stopped {
-        eprintln!("wasmproc: warning: stopped daemon `{d}` left running by a crashed host");
+        notice(Notice::Warning(format!(
+            "stopped daemon `{d}` left running by a crashed host"
+        )));
     }
     let socket = registry.path().join(format!("host.{name}.sock"));
     let resources = Resources {
@@ -143,56 +219,80 @@ fn serve_inner(config_path: &Path) -> Result<(), ServeError> {
         registry: registry.clone(),
         me: me.clone(),
         name: name.clone(),
-        socket: socket.clone(),
+        socket,
     };
     if let Some(other) = registry.get(EntryKind::Host, &name)
         && other.process != me
         && other.process.liveness() == Liveness::Alive
     {
-        let msg = format!(
-            "a host named `{name}` already runs (pid {}) with registry {}",
-            other.process.pid,
-            registry.path().display()
-        );
         // Not ours: leave its socket and entry alone.
         if let Some(p) = resources.pidfile {
             p.release();
         }
-        return Err(err(msg));
+        return Err(ServeError::AlreadyRunning {
+            name,
+            pid: other.process.pid,
+            registry: registry.path().to_path_buf(),
+        });
     }
-    match start(config, &resources, grace) {
-        Ok(()) => {
-            resources.release();
-            Ok(())
-        }
-        Err(e) => {
-            resources.release();
-            Err(e)
-        }
-    }
+    let result = start(config, &resources, grace, notice);
+    resources.release();
+    result
 }
 
-fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), ServeError> {
+/// The plugins of a configuration, loaded with their policies.
+type Loaded = Vec<(
+    crate::daemon::PluginSpec,
+    wasmtime::component::Component,
+    Arc<Policy>,
+)>;
+
+fn load_plugins(config: &HostConfig, rt: &Runtime) -> Result<Loaded, ServeError> {
+    let mut plugins = Vec::new();
+    for p in &config.plugins {
+        let problem = |problem: String| ServeError::Plugin {
+            name: p.name.clone(),
+            problem,
+        };
+        let component = rt.load(&p.component).map_err(|e| problem(e.to_string()))?;
+        let policy = match &p.policy {
+            Some(path) => Policy::from_file(path).map_err(|e| problem(e.to_string()))?,
+            None => Policy::deny_all(),
+        };
+        let policy =
+            crate::manifest::attach(policy, &p.component, p.require_manifest).map_err(problem)?;
+        plugins.push((p.clone(), component, Arc::new(policy)));
+    }
+    Ok(plugins)
+}
+
+fn start(
+    config: HostConfig,
+    res: &Resources,
+    grace: Duration,
+    notice: &dyn Fn(Notice),
+) -> Result<(), ServeError> {
     let mut audit = Audit::new();
     if let Some(path) = &config.serve.audit {
         let sink = JsonLinesSink::open(path)
-            .map_err(|e| err(format!("cannot open audit file {}: {e}", path.display())))?;
+            .map_err(io(format!("cannot open audit file {}", path.display())))?;
         audit = audit.with_sink(Arc::new(sink));
     }
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| err(format!("cannot start the I/O runtime: {e}")))?;
+        .map_err(io("cannot start the I/O runtime"))?;
+    let listen = config.serve.listen;
     let listener = tokio
-        .block_on(TcpListener::bind(config.listen))
-        .map_err(|e| err(format!("cannot listen on {}: {e}", config.listen)))?;
-    let local = listener.local_addr().map_err(err)?;
+        .block_on(TcpListener::bind(listen))
+        .map_err(io(format!("cannot listen on {listen}")))?;
+    let local = listener.local_addr().map_err(io("listening address"))?;
     let _ = std::fs::remove_file(&res.socket);
     let control_listener = {
         let _guard = tokio.enter();
         UnixListener::bind(&res.socket)
-            .map_err(|e| err(format!("cannot bind {}: {e}", res.socket.display())))?
+            .map_err(io(format!("cannot bind {}", res.socket.display())))?
     };
     let manager = ProcessManager::new(grace);
     let supervisor = Supervisor::new(
@@ -203,8 +303,7 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
             host_name: Some(res.name.clone()),
             audit: audit.clone(),
         },
-    )
-    .map_err(err)?;
+    )?;
     // Plugins: load every component and policy before anything runs.
     let runtime = if config.plugins.is_empty() {
         None
@@ -215,33 +314,20 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
             daemons: Some(Arc::clone(&supervisor)),
             ..RuntimeConfig::default()
         })
-        .map_err(|e| err(format!("cannot start the runtime: {e:#}")))?;
+        .map_err(ServeError::Runtime)?;
         Some(Arc::new(rt))
     };
-    let mut plugins = Vec::new();
-    if let Some(rt) = &runtime {
-        for p in &config.plugins {
-            let component = rt
-                .load(&p.component)
-                .map_err(|e| err(format!("plugin `{}`: {e}", p.name)))?;
-            let policy = match &p.policy {
-                Some(path) => {
-                    Policy::from_file(path).map_err(|e| err(format!("plugin `{}`: {e}", p.name)))?
-                }
-                None => Policy::deny_all(),
-            };
-            let policy = crate::manifest::attach(policy, &p.component, p.require_manifest)
-                .map_err(|e| err(format!("plugin `{}`: {e}", p.name)))?;
-            plugins.push((p.clone(), component, Arc::new(policy)));
-        }
-    }
+    let plugins = match &runtime {
+        Some(rt) => load_plugins(&config, rt)?,
+        None => Vec::new(),
+    };
     let state = Arc::new(State {
         supervisor: Arc::clone(&supervisor),
         containment: manager.containment().summary(),
         plugins: Mutex::new(
             plugins
                 .iter()
-                .map(|(p, ..)| (p.name.clone(), None))
+                .map(|(p, ..)| (p.name.clone(), PluginOutcome::Running))
                 .collect(),
         ),
         stopping: AtomicBool::new(false),
@@ -260,12 +346,10 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
             started_at_ms: now_ms(),
             control: Some(res.socket.clone()),
         })
-        .map_err(|e| {
-            err(format!(
-                "cannot register in {}: {e}",
-                res.registry.path().display()
-            ))
-        })?;
+        .map_err(io(format!(
+            "cannot register in {}",
+            res.registry.path().display()
+        )))?;
     supervisor.start_all();
     if let Some(rt) = &runtime {
         for (index, (spec, component, policy)) in plugins.into_iter().enumerate() {
@@ -273,35 +357,34 @@ fn start(config: HostConfig, res: &Resources, grace: Duration) -> Result<(), Ser
             let spawned = std::thread::Builder::new()
                 .name(format!("wasmproc-plugin-{}", spec.name))
                 .spawn(move || {
-                    let outcome = rt
-                        .run(
-                            &component,
-                            GuestOptions {
-                                name: spec.name.clone(),
-                                args: spec.args.clone(),
-                                policy,
-                                stdio: GuestStdio::Inherit,
-                            },
-                        )
-                        .map(|o| o.exit_code)
-                        .map_err(|e| e.to_string());
-                    state.plugins.lock().unwrap_or_else(|e| e.into_inner())[index].1 =
-                        Some(outcome);
+                    let outcome = match rt.run(
+                        &component,
+                        GuestOptions {
+                            name: spec.name.clone(),
+                            args: spec.args.clone(),
+                            policy,
+                            stdio: GuestStdio::Inherit,
+                        },
+                    ) {
+                        Ok(o) => PluginOutcome::Exited(o.exit_code),
+                        Err(e) => PluginOutcome::Failed(e.to_string()),
+                    };
+                    state.plugins.lock().unwrap_or_else(|e| e.into_inner())[index].1 = outcome;
                 });
-            spawned.map_err(|e| err(format!("cannot start plugin thread: {e}")))?;
+            spawned.map_err(io("cannot start a plugin thread"))?;
         }
     }
-    eprintln!(
-        "wasmproc: serving http://{local}/health and /ready (pid {})",
-        res.me.pid
-    );
-    eprintln!("wasmproc: containment: {}", state.containment);
+    notice(Notice::Serving {
+        addr: local,
+        pid: res.me.pid,
+        containment: state.containment.clone(),
+    });
     let signal = tokio.block_on(run_until_signal(
         listener,
         control_listener,
         Arc::clone(&state),
     ))?;
-    tracing::info!(signal, "shutting down");
+    notice(Notice::Stopping(signal));
     state.stopping.store(true, Ordering::SeqCst);
     supervisor.shutdown();
     if let Some(rt) = &runtime {
@@ -318,8 +401,8 @@ async fn run_until_signal(
     state: Arc<State>,
 ) -> Result<&'static str, ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(err)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+    let mut term = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io("SIGINT handler"))?;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok("SIGTERM"),
@@ -355,84 +438,78 @@ async fn control_connection(stream: tokio::net::UnixStream, state: Arc<State>) {
     let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
 }
 
-async fn http_connection(mut stream: TcpStream, state: Arc<State>) {
-    let mut head = Vec::with_capacity(512);
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.len() > MAX_REQUEST_HEAD {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
-    let (status, body, kind) = match read {
-        Ok(Ok(())) => route(&head, &state),
-        _ => (408, "request timeout\n".to_string(), "text/plain"),
-    };
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        400 => "Bad Request",
-        _ => "Service Unavailable",
-    };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// Serves one HTTP/1 connection (one request at a time; the head must
+/// arrive within [`REQUEST_TIMEOUT`]).
+async fn http_connection(stream: tokio::net::TcpStream, state: Arc<State>) {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let response = route(&req, &state);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
 }
 
-fn route(head: &[u8], state: &State) -> (u16, String, &'static str) {
-    let text = String::from_utf8_lossy(head);
-    let mut parts = text.lines().next().unwrap_or_default().split(' ');
-    let (method, target) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    let path = target.split('?').next().unwrap_or_default();
-    if method.is_empty() || target.is_empty() {
-        return (400, "bad request\n".into(), "text/plain");
+fn response(status: StatusCode, kind: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let headers = r.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("{kind}; charset=utf-8")) {
+        headers.insert(header::CONTENT_TYPE, v);
     }
-    if method != "GET" {
-        return (405, "only GET is served\n".into(), "text/plain");
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET is served\n".into(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+        return r;
     }
     let checks = |failing: Vec<String>, good: &str| {
         if failing.is_empty() {
-            (200, format!("{good}\n"), "text/plain")
+            (StatusCode::OK, format!("{good}\n"))
         } else {
             (
-                503,
+                StatusCode::SERVICE_UNAVAILABLE,
                 failing.iter().map(|f| format!("{f}\n")).collect(),
-                "text/plain",
             )
         }
     };
-    match path {
+    match req.uri().path() {
         "/health" => {
-            let (code, mut body, kind) = checks(state.health(), "ok");
+            let (code, mut body) = checks(state.health(), "ok");
             body.push_str(&format!("containment: {}\n", state.containment));
-            (code, body, kind)
+            response(code, "text/plain", body)
         }
-        "/ready" => checks(state.readiness(), "ready"),
-        "/daemons" => (
-            200,
-            serde_json::to_string_pretty(&state.supervisor.statuses()).unwrap_or_default(),
+        "/ready" => {
+            let (code, body) = checks(state.readiness(), "ready");
+            response(code, "text/plain", body)
+        }
+        "/daemons" => response(
+            StatusCode::OK,
             "application/json",
+            serde_json::to_string_pretty(&state.supervisor.statuses()).unwrap_or_default(),
         ),
-        _ => (
-            404,
-            "not found: try /health or /ready\n".into(),
+        _ => response(
+            StatusCode::NOT_FOUND,
             "text/plain",
+            "not found: try /health, /ready or /daemons\n".into(),
         ),
     }
 }

@@ -151,7 +151,7 @@ name = "log-test"
 listen = "127.0.0.1:0"
 pid_file = "host.pid"
 registry_dir = "registry"
-shutdown_grace_ms = 2000
+shutdown_grace = "2s"
 
 [[policy.program]]
 name = "sh"
@@ -163,11 +163,11 @@ args = ["-c", "exit 3"]
 restart = "on-failure"
 
 [daemon.backoff]
-initial_ms = 50
+initial = "50ms"
 
 [daemon.start_limit]
 burst = 2
-interval_ms = 60000
+interval = "1m"
 "#,
     )
     .unwrap();

@@ -1,10 +1,11 @@
 //! Restart delays and the start limit, on the monotonic clock only.
 //!
-//! Delays grow exponentially from `initial_ms` by `factor` up to `max_ms`,
-//! each spread by `jitter` (a fraction either side) so that daemons failing
-//! together do not restart in lockstep. A run that lasted `reset_after_ms`
-//! counts as stable and resets the delay. The start limit refuses a start
-//! once `burst` starts happened within `interval_ms`.
+//! Delays grow exponentially from `initial` by `factor` up to `max`, each
+//! spread by `jitter` (a fraction either side, drawn with `fastrand`) so
+//! that daemons failing together do not restart in lockstep. A run that
+//! lasted `reset_after` counts as stable and resets the delay. The start
+//! limit refuses a start once `burst` starts happened within `interval`.
+//! Durations are written with units: `"500ms"`, `"2s"`, `"1m"`.
 
 use serde::Deserialize;
 use std::collections::VecDeque;
@@ -14,51 +15,67 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackoffSpec {
-    /// First delay, in ms. Default 500.
-    pub initial_ms: u64,
+    /// First delay. Default `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub initial: Duration,
     /// Growth per consecutive failure. Default 2.0.
     pub factor: f64,
-    /// Largest delay, in ms. Default 30 000.
-    pub max_ms: u64,
+    /// Largest delay. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
     /// Random spread, a fraction of the delay either side (0 to 1).
     /// Default 0.1.
     pub jitter: f64,
-    /// A run at least this long (ms) resets the delay. Default 10 000.
-    pub reset_after_ms: u64,
+    /// A run at least this long resets the delay. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub reset_after: Duration,
 }
 
 impl Default for BackoffSpec {
     fn default() -> Self {
         Self {
-            initial_ms: 500,
+            initial: Duration::from_millis(500),
             factor: 2.0,
-            max_ms: 30_000,
+            max: Duration::from_secs(30),
             jitter: 0.1,
-            reset_after_ms: 10_000,
+            reset_after: Duration::from_secs(10),
         }
     }
 }
 
+/// Why a `[daemon.backoff]` table is refused; each names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackoffError {
+    /// `factor` is below 1 or not a number.
+    #[error("backoff.factor = {0} must be at least 1")]
+    Factor(f64),
+    /// `jitter` is outside 0..=1.
+    #[error("backoff.jitter = {0} must be between 0 and 1")]
+    Jitter(f64),
+    /// `max` is below `initial`.
+    #[error("backoff.max = {max:?} is below backoff.initial = {initial:?}")]
+    MaxBelowInitial {
+        /// `max`.
+        max: Duration,
+        /// `initial`.
+        initial: Duration,
+    },
+}
+
 impl BackoffSpec {
     /// Checks the values; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BackoffError> {
         if !(self.factor.is_finite() && self.factor >= 1.0) {
-            return Err(format!(
-                "backoff.factor = {} must be at least 1",
-                self.factor
-            ));
+            return Err(BackoffError::Factor(self.factor));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(format!(
-                "backoff.jitter = {} must be between 0 and 1",
-                self.jitter
-            ));
+            return Err(BackoffError::Jitter(self.jitter));
         }
-        if self.max_ms < self.initial_ms {
-            return Err(format!(
-                "backoff.max_ms = {} is below backoff.initial_ms = {}",
-                self.max_ms, self.initial_ms
-            ));
+        if self.max < self.initial {
+            return Err(BackoffError::MaxBelowInitial {
+                max: self.max,
+                initial: self.initial,
+            });
         }
         Ok(())
     }
@@ -69,17 +86,18 @@ impl BackoffSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StartLimitSpec {
-    /// Starts allowed within the interval. Default 5.
+    /// Starts allowed within the interval (0: no limit). Default 5.
     pub burst: u32,
-    /// The interval, in ms. Default 60 000.
-    pub interval_ms: u64,
+    /// The interval. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
 }
 
 impl Default for StartLimitSpec {
     fn default() -> Self {
         Self {
             burst: 5,
-            interval_ms: 60_000,
+            interval: Duration::from_secs(60),
         }
     }
 }
@@ -89,45 +107,41 @@ impl Default for StartLimitSpec {
 pub(crate) struct Backoff {
     spec: BackoffSpec,
     attempt: u32,
-    rng: u64,
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
     /// A fresh backoff.
     pub(crate) fn new(spec: BackoffSpec) -> Self {
-        let seed = u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8]
-                .try_into()
-                .expect("8 bytes"),
-        );
         Self {
             spec,
             attempt: 0,
-            rng: seed | 1,
+            rng: fastrand::Rng::new(),
         }
     }
 
     /// The delay before the next restart; each call grows the next one.
     pub(crate) fn next_delay(&mut self) -> Duration {
-        let base =
-            (self.spec.initial_ms as f64) * self.spec.factor.powi(self.attempt.min(64) as i32);
-        let base = base.min(self.spec.max_ms as f64);
+        let max = self.spec.max.as_secs_f64() * 1e3;
+        let base = self.spec.initial.as_secs_f64()
+            * 1e3
+            * self.spec.factor.powi(self.attempt.min(64) as i32);
+        let base = base.min(max);
         self.attempt = self.attempt.saturating_add(1);
         let spread = if self.spec.jitter > 0.0 {
             // A uniform value in [-1, 1).
-            let unit = (self.next_random() >> 11) as f64 / (1u64 << 53) as f64;
-            (unit * 2.0 - 1.0) * self.spec.jitter
+            (self.rng.f64() * 2.0 - 1.0) * self.spec.jitter
         } else {
             0.0
         };
-        let ms = (base * (1.0 + spread)).clamp(0.0, self.spec.max_ms as f64);
+        let ms = (base * (1.0 + spread)).clamp(0.0, max);
         Duration::from_millis(ms.round() as u64)
     }
 
     /// Tells the backoff how long the last run lasted; a stable run resets
     /// the delay.
     pub(crate) fn run_ended(&mut self, ran_for: Duration) {
-        if ran_for >= Duration::from_millis(self.spec.reset_after_ms) {
+        if ran_for >= self.spec.reset_after {
             self.attempt = 0;
         }
     }
@@ -135,16 +149,6 @@ impl Backoff {
     /// Starts over from the initial delay.
     pub(crate) fn reset(&mut self) {
         self.attempt = 0;
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // xorshift64*: plenty for spreading delays.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 }
 
@@ -169,7 +173,7 @@ impl StartLimit {
         if self.spec.burst == 0 {
             return true;
         }
-        let interval = Duration::from_millis(self.spec.interval_ms);
+        let interval = self.spec.interval;
         while self
             .starts
             .front()
@@ -189,7 +193,7 @@ impl StartLimit {
         if self.spec.burst == 0 {
             return true;
         }
-        let interval = Duration::from_millis(self.spec.interval_ms);
+        let interval = self.spec.interval;
         let recent = self
             .starts
             .iter()
@@ -206,8 +210,9 @@ impl StartLimit {
     /// Describes the limit for a `failed` reason.
     pub(crate) fn describe(&self) -> String {
         format!(
-            "start limit reached: {} starts within {} ms",
-            self.spec.burst, self.spec.interval_ms
+            "start limit reached: {} starts within {}",
+            self.spec.burst,
+            humantime::format_duration(self.spec.interval)
         )
     }
 }
@@ -218,11 +223,11 @@ mod tests {
 
     fn spec(initial: u64, factor: f64, max: u64, jitter: f64) -> BackoffSpec {
         BackoffSpec {
-            initial_ms: initial,
+            initial: Duration::from_millis(initial),
             factor,
-            max_ms: max,
+            max: Duration::from_millis(max),
             jitter,
-            reset_after_ms: 1_000,
+            reset_after: Duration::from_millis(1_000),
         }
     }
 
@@ -276,7 +281,7 @@ mod tests {
     fn daemon_start_limit_good() {
         let mut l = StartLimit::new(StartLimitSpec {
             burst: 3,
-            interval_ms: 1_000,
+            interval: Duration::from_millis(1_000),
         });
         let t0 = Instant::now();
         assert!(l.try_start(t0));
@@ -300,7 +305,7 @@ mod tests {
     fn daemon_start_limit_ugly() {
         let mut l = StartLimit::new(StartLimitSpec {
             burst: 0,
-            interval_ms: 1,
+            interval: Duration::from_millis(1),
         });
         let t0 = Instant::now();
         assert!(

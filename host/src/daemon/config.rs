@@ -7,6 +7,7 @@
 //! listen = "127.0.0.1:8686"          # loopback only: /health and /ready
 //! pid_file = "run/wasmproc.pid"      # relative to this file
 //! registry_dir = "run/registry"
+//! shutdown_grace = "10s"
 //!
 //! [policy]                           # same format as a policy file
 //! [[policy.program]]
@@ -17,134 +18,22 @@
 //! program = "sleep"
 //! args = ["3600"]
 //! restart = "always"
+//! stop_grace = "5s"
 //! ```
 
-use super::backoff::{BackoffSpec, StartLimitSpec};
-use super::probe::ProbeSpec;
+use super::backoff::BackoffError;
+use super::resolve::{ResolveError, resolve};
+use super::spec::DaemonSpec;
+use crate::PolicyError;
 use crate::policy::{Policy, PolicyBuilder, PolicySpec};
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// When a daemon that ended is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    /// Never.
-    Never,
-    /// When it exits non-zero, is killed by a signal it was not sent by the
-    /// host, or fails its liveness probe.
-    #[default]
-    OnFailure,
-    /// Whenever it ends, unless it was stopped.
-    Always,
-}
-
-/// One `[[daemon]]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DaemonSpec {
-    /// Unique name: letters, digits, `-`, `_`, `.`; at most 64 bytes.
-    pub name: String,
-    /// Program, as the policy grants it.
-    pub program: String,
-    /// Arguments.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Variables to set (each must be allowed by `[policy.env]`).
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Working directory (under a `[policy.dirs]` root).
-    pub cwd: Option<String>,
-    /// Restart policy. Default `on-failure`.
-    #[serde(default)]
-    pub restart: RestartPolicy,
-    /// Restart delays.
-    #[serde(default)]
-    pub backoff: BackoffSpec,
-    /// Start limit.
-    #[serde(default)]
-    pub start_limit: StartLimitSpec,
-    /// Liveness probe: failing it restarts the daemon.
-    pub liveness: Option<ProbeSpec>,
-    /// Readiness probe: failing it only marks the daemon not ready.
-    pub readiness: Option<ProbeSpec>,
-    /// PID file (relative to the configuration file).
-    pub pid_file: Option<PathBuf>,
-    /// Ring buffer per output stream, in bytes. Default 64 KiB.
-    #[serde(default = "default_output_buffer")]
-    pub output_buffer_bytes: u64,
-    /// Signal that asks it to stop: `TERM`, `INT`, `HUP`, `QUIT`, `USR1`,
-    /// `USR2` (with or without `SIG`). Default `TERM`.
-    #[serde(default = "default_stop_signal")]
-    pub stop_signal: String,
-    /// Time between the stop signal and SIGKILL, in ms. Default 5 000.
-    #[serde(default = "default_grace")]
-    pub stop_grace_ms: u64,
-    /// Whether `serve` starts it. Default true.
-    #[serde(default = "yes")]
-    pub autostart: bool,
-}
-
-fn default_output_buffer() -> u64 {
-    64 << 10
-}
-fn default_stop_signal() -> String {
-    "TERM".into()
-}
-fn default_grace() -> u64 {
-    5_000
-}
-fn yes() -> bool {
-    true
-}
+use std::time::Duration;
 
 /// The largest output buffer a daemon may have.
 const MAX_OUTPUT_BUFFER: u64 = 64 << 20;
-
-impl DaemonSpec {
-    /// The stop signal's number.
-    pub fn stop_signal_number(&self) -> Result<i32, String> {
-        signal_number(&self.stop_signal)
-    }
-}
-
-/// The number of a stop signal given by name.
-pub fn signal_number(name: &str) -> Result<i32, String> {
-    let short = name.trim().to_ascii_uppercase();
-    let short = short.strip_prefix("SIG").unwrap_or(&short);
-    Ok(match short {
-        "TERM" => libc::SIGTERM,
-        "INT" => libc::SIGINT,
-        "HUP" => libc::SIGHUP,
-        "QUIT" => libc::SIGQUIT,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "KILL" => libc::SIGKILL,
-        _ => {
-            return Err(format!(
-                "`{name}` is not a stop signal (TERM, INT, HUP, QUIT, USR1, USR2, KILL)"
-            ));
-        }
-    })
-}
-
-/// Refuses times above [`MAX_MILLIS`](crate::limits::MAX_MILLIS), which
-/// would overflow clock arithmetic; the error names the field.
-fn check_millis(at: &str, fields: &[(&str, u64)]) -> Result<(), String> {
-    match fields
-        .iter()
-        .find(|(_, ms)| *ms > crate::limits::MAX_MILLIS)
-    {
-        Some((name, ms)) => Err(format!(
-            "{at}: {name} = {ms} is above {} ms (ten years)",
-            crate::limits::MAX_MILLIS
-        )),
-        None => Ok(()),
-    }
-}
 
 /// One `[[plugin]]` table: a command component `serve` runs.
 #[derive(Debug, Clone, Deserialize)]
@@ -168,40 +57,36 @@ pub struct PluginSpec {
 
 /// The `[serve]` table.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServeSpec {
     /// Host name in the registry. Default `wasmproc`.
-    #[serde(default = "default_name")]
     pub name: String,
-    /// Loopback address of `/health` and `/ready`. Default `127.0.0.1:8686`;
-    /// port 0 picks a free port (the registry entry shows which).
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// Loopback address of `/health`, `/ready` and `/daemons`. Default
+    /// `127.0.0.1:8686`; port 0 picks a free port (the registry entry shows
+    /// which).
+    pub listen: SocketAddr,
     /// The host's own PID file.
     pub pid_file: Option<PathBuf>,
     /// The registry directory. Default `$WASMPROC_REGISTRY`,
     /// `$XDG_RUNTIME_DIR/wasmproc`, or `/tmp/wasmproc-<uid>`.
     pub registry_dir: Option<PathBuf>,
-    /// Time to stop daemons and processes at shutdown, in ms. Default 10 000.
-    #[serde(default = "default_shutdown")]
-    pub shutdown_grace_ms: u64,
+    /// Time to stop daemons and processes at shutdown. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
     /// Write audit events as JSON lines to this file.
     pub audit: Option<PathBuf>,
 }
 
-fn default_name() -> String {
-    "wasmproc".into()
-}
-fn default_listen() -> String {
-    "127.0.0.1:8686".into()
-}
-fn default_shutdown() -> u64 {
-    10_000
-}
-
 impl Default for ServeSpec {
     fn default() -> Self {
-        toml::from_str("").expect("defaults")
+        Self {
+            name: "wasmproc".into(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8686)),
+            pid_file: None,
+            registry_dir: None,
+            shutdown_grace: Duration::from_secs(10),
+            audit: None,
+        }
     }
 }
 
@@ -229,10 +114,8 @@ pub struct HostConfigSpec {
 /// every daemon checked.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
-    /// Serve settings (paths absolute).
+    /// Serve settings (paths absolute, `registry_dir` filled in).
     pub serve: ServeSpec,
-    /// The parsed listen address (loopback).
-    pub listen: SocketAddr,
     /// The registry directory.
     pub registry_dir: PathBuf,
     /// The policy daemons and probes are checked against.
@@ -243,14 +126,79 @@ pub struct HostConfig {
     pub plugins: Vec<PluginSpec>,
 }
 
-/// Why a configuration could not be loaded.
+/// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}: {problem}", .path.display())]
 pub struct ConfigError {
-    /// The file (or `<inline>`).
-    pub path: String,
+    /// The file.
+    pub path: PathBuf,
     /// What is wrong.
-    pub message: String,
+    #[source]
+    pub problem: ConfigProblem,
+}
+
+/// What is wrong with a configuration; each message quotes the entry.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// The file could not be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// Not valid TOML for the schema (the message quotes the line).
+    #[error("{0}")]
+    Syntax(#[source] toml::de::Error),
+    /// Both `[policy]` and `policy_file`.
+    #[error("give `[policy]` or `policy_file`, not both")]
+    TwoPolicies,
+    /// The daemon policy is invalid.
+    #[error("daemon policy: {0}")]
+    Policy(#[source] PolicyError),
+    /// `listen` is not loopback.
+    #[error(
+        "[serve] listen = `{0}` is not a loopback address; /health and /ready are served on loopback only"
+    )]
+    NotLoopback(SocketAddr),
+    /// `[serve] name` is not a valid name.
+    #[error("[serve] name = `{0}` must be letters, digits, `-`, `_`, `.`")]
+    HostName(String),
+    /// A time that would overflow clock arithmetic.
+    #[error("{at}: {field} = {} is above ten years", humantime::format_duration(*.value))]
+    TooLong {
+        /// The table.
+        at: String,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: Duration,
+    },
+    /// A `[[daemon]]` table is wrong.
+    #[error("[[daemon]] `{name}`: {problem}")]
+    Daemon {
+        /// The daemon's name as written.
+        name: String,
+        /// What is wrong.
+        #[source]
+        problem: DaemonProblem,
+    },
+}
+
+/// What is wrong with one `[[daemon]]` table.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonProblem {
+    /// The name is not 1-64 letters, digits, `-`, `_`, `.`.
+    #[error("the name must be 1-64 letters, digits, `-`, `_`, `.`")]
+    Name,
+    /// Two tables with one name.
+    #[error("declared twice")]
+    Twice,
+    /// The backoff table is inconsistent.
+    #[error("{0}")]
+    Backoff(#[source] BackoffError),
+    /// `output_buffer_bytes` out of range.
+    #[error("output_buffer_bytes = {0} is outside 1..={MAX_OUTPUT_BUFFER}")]
+    OutputBuffer(u64),
+    /// The policy refuses its command or a probe.
+    #[error("{0}")]
+    Policy(#[source] ResolveError),
 }
 
 /// The registry directory used when the configuration names none.
@@ -274,29 +222,68 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Refuses times above [`MAX_MILLIS`](crate::limits::MAX_MILLIS), which
+/// would overflow clock arithmetic; the error names the field.
+fn check_times(at: &str, fields: &[(&'static str, Duration)]) -> Result<(), ConfigProblem> {
+    let max = Duration::from_millis(crate::limits::MAX_MILLIS);
+    match fields.iter().find(|(_, d)| *d > max) {
+        Some(&(field, value)) => Err(ConfigProblem::TooLong {
+            at: at.to_string(),
+            field,
+            value,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks one daemon table (the parts that do not need the policy).
+fn check_daemon(d: &DaemonSpec) -> Result<(), ConfigProblem> {
+    let problem = |problem| ConfigProblem::Daemon {
+        name: d.name.clone(),
+        problem,
+    };
+    if !valid_name(&d.name) {
+        return Err(problem(DaemonProblem::Name));
+    }
+    d.backoff
+        .validate()
+        .map_err(|e| problem(DaemonProblem::Backoff(e)))?;
+    check_times(
+        &format!("[[daemon]] `{}`", d.name),
+        &[
+            ("stop_grace", d.stop_grace),
+            ("backoff.initial", d.backoff.initial),
+            ("backoff.max", d.backoff.max),
+            ("backoff.reset_after", d.backoff.reset_after),
+            ("start_limit.interval", d.start_limit.interval),
+        ],
+    )?;
+    if d.output_buffer_bytes == 0 || d.output_buffer_bytes > MAX_OUTPUT_BUFFER {
+        return Err(problem(DaemonProblem::OutputBuffer(d.output_buffer_bytes)));
+    }
+    Ok(())
+}
+
 impl HostConfig {
     /// Loads a configuration file; relative paths are taken relative to it.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let error = |problem| ConfigError {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(ConfigProblem::Read(e)))?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let base = std::fs::canonicalize(&base).unwrap_or(base);
-        Self::parse(&text, &base).map_err(|message| ConfigError {
-            path: shown,
-            message,
-        })
+        Self::parse(&text, &base).map_err(error)
     }
 
     /// Parses configuration text; relative paths are taken relative to `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let spec: HostConfigSpec = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigProblem> {
+        let spec: HostConfigSpec = toml::from_str(text).map_err(ConfigProblem::Syntax)?;
         let abs = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -305,33 +292,20 @@ impl HostConfig {
             }
         };
         let policy = match (spec.policy, &spec.policy_file) {
-            (Some(_), Some(_)) => return Err("give `[policy]` or `policy_file`, not both".into()),
+            (Some(_), Some(_)) => return Err(ConfigProblem::TwoPolicies),
             (Some(inline), None) => PolicyBuilder::from_spec(inline).base_dir(base).build(),
             (None, Some(file)) => Policy::from_file(&abs(file)),
             (None, None) => Ok(Policy::deny_all()),
         }
-        .map_err(|e| format!("daemon policy: {e}"))?;
-        let listen: SocketAddr = spec
-            .serve
-            .listen
-            .parse()
-            .map_err(|_| format!("[serve] listen = `{}` is not IP:PORT", spec.serve.listen))?;
-        if !listen.ip().is_loopback() {
-            return Err(format!(
-                "[serve] listen = `{listen}` is not a loopback address; /health and /ready are served on loopback only"
-            ));
-        }
-        if !valid_name(&spec.serve.name) {
-            return Err(format!(
-                "[serve] name = `{}` must be letters, digits, `-`, `_`, `.`",
-                spec.serve.name
-            ));
-        }
-        check_millis(
-            "[serve]",
-            &[("shutdown_grace_ms", spec.serve.shutdown_grace_ms)],
-        )?;
+        .map_err(ConfigProblem::Policy)?;
         let mut serve = spec.serve;
+        if !serve.listen.ip().is_loopback() {
+            return Err(ConfigProblem::NotLoopback(serve.listen));
+        }
+        if !valid_name(&serve.name) {
+            return Err(ConfigProblem::HostName(serve.name));
+        }
+        check_times("[serve]", &[("shutdown_grace", serve.shutdown_grace)])?;
         serve.pid_file = serve.pid_file.as_deref().map(abs);
         serve.audit = serve.audit.as_deref().map(abs);
         let registry_dir = serve
@@ -343,61 +317,40 @@ impl HostConfig {
         let mut daemons = spec.daemons;
         let mut seen = std::collections::HashSet::new();
         for d in &mut daemons {
-            let at = format!("[[daemon]] `{}`", d.name);
-            if !valid_name(&d.name) {
-                return Err(format!(
-                    "{at}: the name must be 1-64 letters, digits, `-`, `_`, `.`"
-                ));
-            }
+            check_daemon(d)?;
             if !seen.insert(d.name.clone()) {
-                return Err(format!("{at}: declared twice"));
+                return Err(ConfigProblem::Daemon {
+                    name: d.name.clone(),
+                    problem: DaemonProblem::Twice,
+                });
             }
             d.pid_file = d.pid_file.as_deref().map(abs);
-            d.backoff.validate().map_err(|e| format!("{at}: {e}"))?;
-            check_millis(
-                &at,
-                &[
-                    ("stop_grace_ms", d.stop_grace_ms),
-                    ("backoff.initial_ms", d.backoff.initial_ms),
-                    ("backoff.max_ms", d.backoff.max_ms),
-                    ("backoff.reset_after_ms", d.backoff.reset_after_ms),
-                    ("start_limit.interval_ms", d.start_limit.interval_ms),
-                ],
-            )?;
-            d.stop_signal_number().map_err(|e| format!("{at}: {e}"))?;
-            if d.output_buffer_bytes == 0 || d.output_buffer_bytes > MAX_OUTPUT_BUFFER {
-                return Err(format!(
-                    "{at}: output_buffer_bytes = {} is outside 1..={MAX_OUTPUT_BUFFER}",
-                    d.output_buffer_bytes
-                ));
-            }
+            // Every daemon command and probe must pass the policy now, so a
+            // host never starts half-configured.
+            resolve(d, &policy).map_err(|e| ConfigProblem::Daemon {
+                name: d.name.clone(),
+                problem: DaemonProblem::Policy(e),
+            })?;
         }
         let mut plugins = spec.plugins;
         for p in &mut plugins {
             p.component = abs(&p.component);
             p.policy = p.policy.as_deref().map(abs);
         }
-        let config = Self {
+        Ok(Self {
             serve,
-            listen,
             registry_dir,
             policy: Arc::new(policy),
             daemons,
             plugins,
-        };
-        // Every daemon command and probe must pass the policy now, so a
-        // host never starts half-configured.
-        for d in &config.daemons {
-            super::supervisor::resolve(d, &config.policy)
-                .map_err(|e| format!("[[daemon]] `{}`: {e}", d.name))?;
-        }
-        Ok(config)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::spec::RestartPolicy;
 
     const GOOD: &str = r#"
         [serve]
@@ -420,9 +373,9 @@ mod tests {
         stop_signal = "SIGINT"
         [daemon.liveness]
         exec = ["true"]
-        period_ms = 100
+        period = "100ms"
         [daemon.backoff]
-        initial_ms = 10
+        initial = "10ms"
     "#;
 
     #[test]
@@ -439,9 +392,16 @@ mod tests {
             d.pid_file.as_deref(),
             Some(Path::new("/etc/wp/run/worker.pid"))
         );
-        assert_eq!(d.stop_signal_number(), Ok(libc::SIGINT));
-        assert_eq!(d.backoff.initial_ms, 10);
-        assert_eq!(d.backoff.max_ms, 30_000, "unset fields keep defaults");
+        assert_eq!(d.stop_signal, crate::Signal::Int);
+        assert_eq!(d.stop_grace, Duration::from_secs(5));
+        assert_eq!(d.backoff.initial, Duration::from_millis(10));
+        assert_eq!(
+            d.backoff.max,
+            Duration::from_secs(30),
+            "unset fields keep defaults"
+        );
+        let probe = d.liveness.as_ref().expect("liveness");
+        assert_eq!(probe.period, Duration::from_millis(100));
     }
 
     #[test]
@@ -457,13 +417,16 @@ mod tests {
                 GOOD.replace("program = \"sleep\"", "program = \"true\""),
                 "start",
             ),
-            (GOOD.replace("SIGINT", "SIGSEGV"), "stop signal"),
+            (
+                GOOD.replace("SIGINT", "SIGSEGV"),
+                "unknown signal `SIGSEGV`",
+            ),
             (
                 GOOD.replace("restart = \"always\"", "restart = \"sometimes\""),
                 "restart",
             ),
             (
-                GOOD.replace("initial_ms = 10", "initial_ms = 10\nfactor = 0.5"),
+                GOOD.replace("initial = \"10ms\"", "initial = \"10ms\"\nfactor = 0.5"),
                 "factor",
             ),
             (
@@ -472,24 +435,43 @@ mod tests {
             ),
             (GOOD.replace("[serve]", "[serve]\nbogus = 1"), "bogus"),
             (
-                GOOD.replace(
-                    "[serve]",
-                    "[serve]\nshutdown_grace_ms = 18446744073709551615",
-                ),
-                "shutdown_grace_ms",
+                GOOD.replace("[serve]", "[serve]\nshutdown_grace = \"20years\""),
+                "shutdown_grace",
             ),
             (
                 GOOD.replace(
-                    "initial_ms = 10",
-                    "initial_ms = 10\nmax_ms = 18446744073709551615",
+                    "initial = \"10ms\"",
+                    "initial = \"10ms\"\nmax = \"20years\"",
                 ),
-                "backoff.max_ms",
+                "backoff.max",
             ),
+            (
+                GOOD.replace("[serve]", "[serve]\nshutdown_grace_ms = 3000"),
+                "shutdown_grace_ms",
+            ),
+            (
+                GOOD.replace("period = \"100ms\"", "period = \"soon\""),
+                "soon",
+            ),
+            (GOOD.replace("127.0.0.1:0", "localhost"), "listen"),
         ];
         for (text, needle) in cases {
-            let err = HostConfig::parse(&text, Path::new("/")).expect_err(needle);
+            let err = HostConfig::parse(&text, Path::new("/"))
+                .expect_err(needle)
+                .to_string();
             assert!(err.contains(needle), "expected `{needle}` in: {err}");
         }
+    }
+
+    #[test]
+    fn daemon_config_example_good() {
+        // The configuration the README shows loads as written.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/serve");
+        let c = HostConfig::from_file(&dir.join("wasmproc.toml")).expect("example config");
+        let names: Vec<_> = c.daemons.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["web", "worker"]);
+        assert_eq!(c.serve.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.daemons[0].start_limit.interval, Duration::from_secs(60));
     }
 
     #[test]
@@ -497,7 +479,10 @@ mod tests {
         // Nothing declared: a valid, empty host with a deny-all policy.
         let c = HostConfig::parse("", Path::new("/")).expect("empty config");
         assert!(c.daemons.is_empty() && c.plugins.is_empty());
-        assert!(c.listen.ip().is_loopback());
+        assert!(c.serve.listen.ip().is_loopback());
+        let d = ServeSpec::default();
+        assert_eq!(d.listen.to_string(), "127.0.0.1:8686");
+        assert_eq!(d.shutdown_grace, Duration::from_secs(10));
         assert!(c.policy.programs().is_empty());
     }
 }

@@ -14,7 +14,7 @@ use super::supervisor::Supervisor;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Longest a control request may take (a stop waits out its grace period).
@@ -73,12 +73,56 @@ fn ask_hosts(reg: &RegistryDir, line: &str) -> Option<Value> {
     None
 }
 
-/// `wasmproc daemon list`: prunes dead entries, then prints one line per
+/// Why a `wasmproc daemon` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The registry directory could not be opened.
+    #[error("cannot open the registry {}: {source}", .path.display())]
+    Registry {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host that runs the daemon refused the request.
+    #[error("{0}")]
+    Refused(String),
+    /// No running host declares the daemon, and the registry has no
+    /// leftover of it.
+    #[error("no running host declares a daemon `{0}`")]
+    NotDeclared(String),
+    /// A leftover of a crashed host could not be stopped.
+    #[error("cannot stop {name}: {source}")]
+    Stop {
+        /// The daemon.
+        name: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the answer failed.
+    #[error("cannot write the answer: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+/// Opens the registry for a `wasmproc daemon` command.
+fn open_registry(registry: &Path) -> Result<RegistryDir, ControlError> {
+    RegistryDir::open(registry).map_err(|source| ControlError::Registry {
+        path: registry.to_path_buf(),
+        source,
+    })
+}
+
+/// The error a host's answer carries.
+fn refused(v: &Value) -> ControlError {
+    ControlError::Refused(v["error"].as_str().unwrap_or("unknown error").to_string())
+}
+
+/// `wasmproc daemon list`: prunes dead entries, then writes one line per
 /// host and daemon with its live state.
-pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> i32 {
-    let Some(reg) = open_registry(registry) else {
-        return 1;
-    };
+pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> Result<(), ControlError> {
+    let reg = open_registry(registry)?;
     let (entries, _) = reg.prune();
     let mut states = std::collections::HashMap::new();
     for host in entries.iter().filter(|e| e.kind == EntryKind::Host) {
@@ -91,11 +135,12 @@ pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> i32 {
             }
         }
     }
-    let _ = writeln!(
+    writeln!(
         out,
         "{:<7} {:<20} {:>8} {:<10} {:<6} {:<12} HEALTH",
         "KIND", "NAME", "PID", "STATE", "READY", "HOST"
-    );
+    )
+    .map_err(ControlError::Output)?;
     for e in &entries {
         let (state, ready) = match e.kind {
             EntryKind::Host => ("running".to_string(), "-".to_string()),
@@ -117,110 +162,69 @@ pub fn cmd_list(registry: &Path, out: &mut dyn Write) -> i32 {
         } else {
             "daemon"
         };
-        let _ = writeln!(
+        writeln!(
             out,
             "{kind:<7} {:<20} {:>8} {state:<10} {ready:<6} {:<12} {}",
             e.name,
             e.process.pid,
             e.host_name,
             e.health.as_deref().unwrap_or("-")
-        );
+        )
+        .map_err(ControlError::Output)?;
     }
-    0
-}
-
-/// Opens the registry for a `wasmproc daemon` command, saying why on failure.
-fn open_registry(registry: &Path) -> Option<RegistryDir> {
-    RegistryDir::open(registry)
-        .inspect_err(|e| {
-            eprintln!(
-                "wasmproc: error: cannot open the registry {}: {e}",
-                registry.display()
-            )
-        })
-        .ok()
+    Ok(())
 }
 
 /// `wasmproc daemon status NAME`: the live status from the host that runs
 /// it, else what the registry holds.
-pub fn cmd_status(registry: &Path, name: &str, out: &mut dyn Write) -> i32 {
-    let Some(reg) = open_registry(registry) else {
-        return 1;
-    };
+pub fn cmd_status(registry: &Path, name: &str, out: &mut dyn Write) -> Result<(), ControlError> {
+    let reg = open_registry(registry)?;
     reg.prune();
-    if let Some(v) = ask_hosts(&reg, &format!("status {name}")) {
-        if v["ok"] == json!(true) {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&v["status"]).unwrap_or_default()
-            );
-            return 0;
+    let shown = if let Some(v) = ask_hosts(&reg, &format!("status {name}")) {
+        if v["ok"] != json!(true) {
+            return Err(refused(&v));
         }
-        eprintln!(
-            "wasmproc: error: {}",
-            v["error"].as_str().unwrap_or("unknown error")
-        );
-        return 1;
-    }
-    match reg.get(EntryKind::Daemon, name) {
-        Some(entry) => {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"name": name, "state": "orphaned", "entry": entry})
-                )
-                .unwrap_or_default()
-            );
-            0
-        }
-        None => {
-            eprintln!("wasmproc: error: no running host declares a daemon `{name}`");
-            1
-        }
-    }
+        v["status"].clone()
+    } else {
+        let entry = reg
+            .get(EntryKind::Daemon, name)
+            .ok_or_else(|| ControlError::NotDeclared(name.to_string()))?;
+        json!({"name": name, "state": "orphaned", "entry": entry})
+    };
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&shown).unwrap_or_default()
+    )
+    .map_err(ControlError::Output)
 }
 
 /// `wasmproc daemon stop NAME`: asks the host that runs it; a leftover of a
 /// crashed host is stopped by identity (never by bare PID).
-pub fn cmd_stop(registry: &Path, name: &str, out: &mut dyn Write) -> i32 {
-    let Some(reg) = open_registry(registry) else {
-        return 1;
-    };
+pub fn cmd_stop(registry: &Path, name: &str, out: &mut dyn Write) -> Result<(), ControlError> {
+    let reg = open_registry(registry)?;
     reg.prune();
     if let Some(v) = ask_hosts(&reg, &format!("stop {name}")) {
-        if v["ok"] == json!(true) {
-            let _ = writeln!(out, "stopped {name}");
-            return 0;
+        if v["ok"] != json!(true) {
+            return Err(refused(&v));
         }
-        eprintln!(
-            "wasmproc: error: {}",
-            v["error"].as_str().unwrap_or("unknown error")
-        );
-        return 1;
+        return writeln!(out, "stopped {name}").map_err(ControlError::Output);
     }
     match reg.get(EntryKind::Daemon, name) {
         Some(entry) if entry.host.liveness() != Liveness::Alive => {
-            match stop_verified(&entry.process, libc::SIGTERM, Duration::from_secs(5)) {
-                Ok(stopped) => {
-                    reg.unregister(EntryKind::Daemon, name, &entry.process);
-                    let _ = writeln!(
-                        out,
-                        "{} {name} (left by a crashed host)",
-                        if stopped { "stopped" } else { "removed" }
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("wasmproc: error: cannot stop {name}: {e}");
-                    1
-                }
-            }
+            let stopped = stop_verified(&entry.process, libc::SIGTERM, Duration::from_secs(5))
+                .map_err(|source| ControlError::Stop {
+                    name: name.to_string(),
+                    source,
+                })?;
+            reg.unregister(EntryKind::Daemon, name, &entry.process);
+            writeln!(
+                out,
+                "{} {name} (left by a crashed host)",
+                if stopped { "stopped" } else { "removed" }
+            )
+            .map_err(ControlError::Output)
         }
-        _ => {
-            eprintln!("wasmproc: error: no running host declares a daemon `{name}`");
-            1
-        }
+        _ => Err(ControlError::NotDeclared(name.to_string())),
     }
 }

@@ -2,7 +2,9 @@
 //! implemented by [`DaemonCtx`]. A guest reaches only the daemons its
 //! policy's `[daemons]` table names; every call is audited.
 
-use super::supervisor::{DaemonError, DaemonState, DaemonStatus, RecentOutput, Supervisor};
+use super::machine::DaemonState;
+use super::status::{DaemonStatus, RecentOutput};
+use super::supervisor::{DaemonError, Supervisor};
 use crate::audit::{Audit, AuditEvent};
 use crate::bindings::supervised::wasmproc::process::daemon as wit;
 use crate::bindings::types::{Error as WitError, ExitStatus};
@@ -115,8 +117,8 @@ impl DaemonCtx {
 fn call_error(e: DaemonError) -> CallError {
     match e {
         DaemonError::NotFound(n) => CallError::NotFound(n),
-        DaemonError::Failed(s) => CallError::Io(s),
         DaemonError::TimedOut(_) => CallError::TimedOut,
+        other => CallError::Io(other.to_string()),
     }
 }
 

@@ -2,6 +2,11 @@
 //! probes, PID files and an on-disk registry, and guest access to them.
 //!
 //! - [`config`]: the host configuration `wasmproc serve` reads;
+//! - [`spec`]: one declared daemon, as written;
+//! - [`machine`]: a daemon's life as a pure state machine (events in,
+//!   actions out);
+//! - `driver`: the task that feeds a daemon's machine and carries out its
+//!   actions;
 //! - [`backoff`]: restart delays and the start limit (monotonic clock);
 //! - [`probe`]: exec, TCP and HTTP health probes;
 //! - [`identity`]: PID plus start time plus boot id, so a reused PID is
@@ -20,17 +25,26 @@ mod access;
 pub mod backoff;
 pub mod config;
 pub mod control;
+mod driver;
 mod guest;
 pub mod identity;
+mod launch;
+pub mod machine;
 pub mod pidfile;
 pub mod private_dir;
 pub mod probe;
 pub mod registry_dir;
+mod resolve;
+pub mod spec;
+mod status;
 pub mod supervisor;
 
 pub use access::DaemonAccess;
-pub use config::{DaemonSpec, HostConfig, PluginSpec, RestartPolicy, ServeSpec};
+pub use config::{ConfigError, ConfigProblem, HostConfig, PluginSpec, ServeSpec};
 pub use guest::{DaemonCtx, DaemonView, HasDaemon, add_daemon_to_linker};
-pub use supervisor::{
-    DaemonError, DaemonState, DaemonStatus, RecentOutput, Supervisor, SupervisorOptions,
-};
+pub use launch::LaunchError;
+pub use machine::DaemonState;
+pub use resolve::ResolveError;
+pub use spec::{DaemonSpec, RestartPolicy};
+pub use status::{DaemonStatus, ProbeReport, RecentOutput};
+pub use supervisor::{DaemonError, Supervisor, SupervisorOptions};

@@ -153,8 +153,7 @@ impl PidFile {
     pub fn write(&self, id: &ProcessIdentity) -> Result<(), PidFileError> {
         let text = format!("{}\n{}\n{}\n", id.pid, id.start_time, id.boot_id);
         let tmp = format!("{}.tmp", self.name);
-        self.dir
-            .write_atomic_via(&self.name, &tmp, text.as_bytes(), 0o644)
+        crate::atomic_file::replace_at(self.dir.fd(), &self.name, &tmp, &[text.as_bytes()], 0o644)
             .map_err(io_err(&self.path))
     }
 
@@ -194,7 +193,7 @@ fn classify(dir: &PrivateDir, name: &str) -> Existing {
         return Existing::Empty;
     }
     match parse(&text) {
-        Err(why) => Existing::Corrupt(why),
+        Err(why) => Existing::Corrupt(why.to_string()),
         Ok(id) => match id.liveness() {
             Liveness::Alive => Existing::Live(id),
             Liveness::Dead => Existing::Stale(id),
@@ -203,29 +202,44 @@ fn classify(dir: &PrivateDir, name: &str) -> Existing {
     }
 }
 
-fn parse(text: &[u8]) -> Result<ProcessIdentity, String> {
+/// Why a PID file's content names no verifiable process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CorruptPidFile {
+    /// Far more bytes than three lines need.
+    #[error("{0} bytes, far more than a PID file holds")]
+    TooLong(usize),
+    /// Not text.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// The first line is not a PID.
+    #[error("the first line is not a positive PID")]
+    NoPid,
+    /// No start time: the PID alone cannot be verified.
+    #[error("PID {0} has no start time, so it cannot be verified")]
+    NoStartTime(u32),
+    /// No boot id: the PID alone cannot be verified.
+    #[error("PID {0} has no boot id, so it cannot be verified")]
+    NoBootId(u32),
+}
+
+fn parse(text: &[u8]) -> Result<ProcessIdentity, CorruptPidFile> {
     if text.len() > 4096 {
-        return Err(format!(
-            "{} bytes, far more than a PID file holds",
-            text.len()
-        ));
+        return Err(CorruptPidFile::TooLong(text.len()));
     }
-    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8".to_string())?;
+    let text = std::str::from_utf8(text).map_err(|_| CorruptPidFile::NotUtf8)?;
     let mut lines = text.lines().map(str::trim);
     let pid: u32 = lines
         .next()
         .and_then(|l| l.parse().ok())
         .filter(|p| *p > 0)
-        .ok_or_else(|| "the first line is not a positive PID".to_string())?;
+        .ok_or(CorruptPidFile::NoPid)?;
     let start_time: u64 = lines
         .next()
         .and_then(|l| l.parse().ok())
-        .ok_or_else(|| format!("PID {pid} has no start time, so it cannot be verified"))?;
+        .ok_or(CorruptPidFile::NoStartTime(pid))?;
     let boot = lines.next().unwrap_or_default().to_string();
     if boot.is_empty() && !boot_id().is_empty() {
-        return Err(format!(
-            "PID {pid} has no boot id, so it cannot be verified"
-        ));
+        return Err(CorruptPidFile::NoBootId(pid));
     }
     Ok(ProcessIdentity {
         pid,

@@ -12,8 +12,8 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -165,26 +165,10 @@ impl PrivateDir {
         &self.path
     }
 
-    /// Creates `name` anew (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode `mode`),
-    /// removing a leftover of that name first. Never follows a planted link.
-    pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
-        let c = c_name(name)?;
-        let flags =
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        for attempt in 0..2 {
-            // SAFETY: openat on our directory fd with a valid C string.
-            let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
-            if raw >= 0 {
-                // SAFETY: a fresh fd that nothing else owns.
-                return Ok(unsafe { File::from_raw_fd(raw) });
-            }
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EEXIST) || attempt == 1 {
-                return Err(err);
-            }
-            self.remove(name)?;
-        }
-        unreachable!("the loop returns")
+    /// The directory's fd, for [`atomic_file`](crate::atomic_file) writes
+    /// relative to it.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Opens `name` for reading and writing, creating it (mode `mode`) if
@@ -239,42 +223,6 @@ impl PrivateDir {
         Ok(())
     }
 
-    /// Writes `name` atomically: a new temp file (`.NAME.PID.tmp`), fsync,
-    /// rename over `name`.
-    pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-        let tmp = format!(".{name}.{}.tmp", std::process::id());
-        self.write_atomic_via(name, &tmp, bytes, mode)
-    }
-
-    /// Writes `name` atomically through the temp file `tmp` (a leftover of
-    /// that name is replaced, never followed).
-    pub fn write_atomic_via(
-        &self,
-        name: &str,
-        tmp: &str,
-        bytes: &[u8],
-        mode: u32,
-    ) -> io::Result<()> {
-        let mut file = self.create_new(tmp, mode)?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
-        drop(file);
-        if let Err(e) = written {
-            let _ = self.remove(tmp);
-            return Err(e);
-        }
-        let (from, to) = (c_name(tmp)?, c_name(name)?);
-        let dir = self.fd.as_raw_fd();
-        // SAFETY: renameat within our directory fd with valid C strings.
-        if unsafe { libc::renameat(dir, from.as_ptr(), dir, to.as_ptr()) } != 0 {
-            let err = io::Error::last_os_error();
-            let _ = self.remove(tmp);
-            return Err(err);
-        }
-        // SAFETY: fsync on our directory fd.
-        unsafe { libc::fsync(dir) };
-        Ok(())
-    }
-
     /// Opens `name` for reading without following a link and without
     /// blocking, and checks the opened fd: a regular file, owned by this
     /// user, of at most `max` bytes.
@@ -310,12 +258,7 @@ impl PrivateDir {
 
     /// Removes `name` (not following a link: the link itself goes).
     pub fn remove(&self, name: &str) -> io::Result<()> {
-        let c = c_name(name)?;
-        // SAFETY: unlinkat on our directory fd with a valid C string.
-        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        crate::atomic_file::remove_at(self.fd(), name)
     }
 
     /// The names in the directory (read through its fd).

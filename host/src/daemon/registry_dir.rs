@@ -102,8 +102,10 @@ impl RegistryDir {
     /// Writes (or replaces) an entry atomically.
     pub fn register(&self, entry: &RegistryEntry) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
-        self.dir
-            .write_atomic(&Self::file(entry.kind, &entry.name), &bytes, 0o600)
+        let name = Self::file(entry.kind, &entry.name);
+        // Unique per writer, and starting with `.` so `prune` knows it.
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        crate::atomic_file::replace_at(self.dir.fd(), &name, &tmp, &[&bytes], 0o600)
     }
 
     /// Removes an entry, but only if it still describes `process` (another
@@ -218,29 +220,70 @@ impl RegistryDir {
 /// itself was already checked to be this user's, in this user's private
 /// directory.) A process that predates its claimed host, or belongs to
 /// someone else, is never signalled.
-pub fn leftover_proof(entry: &RegistryEntry) -> Result<(), String> {
+pub fn leftover_proof(entry: &RegistryEntry) -> Result<(), NoProof> {
     let (process, host) = (&entry.process, &entry.host);
     let owner = std::fs::metadata(format!("/proc/{}", process.pid))
-        .map_err(|e| format!("pid {} cannot be inspected: {e}", process.pid))?
+        .map_err(|source| NoProof::Uninspectable {
+            pid: process.pid,
+            source,
+        })?
         .uid();
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if owner != me {
-        return Err(format!(
-            "pid {} runs as uid {owner}, not as this user (uid {me})",
-            process.pid
-        ));
+        return Err(NoProof::OtherUser {
+            pid: process.pid,
+            owner,
+            me,
+        });
     }
     if process.boot_id != host.boot_id {
-        return Err("the process and its claimed host are from different boots".into());
+        return Err(NoProof::OtherBoot);
     }
     if process.start_time < host.start_time {
-        return Err(format!(
-            "pid {} started before its claimed host (pid {}), so that host did not start it",
-            process.pid, host.pid
-        ));
+        return Err(NoProof::OlderThanHost {
+            pid: process.pid,
+            host: host.pid,
+        });
     }
     Ok(())
+}
+
+/// Why a leftover entry cannot be proven to name its crashed host's daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum NoProof {
+    /// `/proc/PID` cannot be read.
+    #[error("pid {pid} cannot be inspected: {source}")]
+    Uninspectable {
+        /// The process.
+        pid: u32,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// It runs as someone else.
+    #[error("pid {pid} runs as uid {owner}, not as this user (uid {me})")]
+    OtherUser {
+        /// The process.
+        pid: u32,
+        /// Its owner.
+        owner: u32,
+        /// This user.
+        me: u32,
+    },
+    /// It is from another boot than its claimed host.
+    #[error("the process and its claimed host are from different boots")]
+    OtherBoot,
+    /// It started before its claimed host.
+    #[error(
+        "pid {pid} started before its claimed host (pid {host}), so that host did not start it"
+    )]
+    OlderThanHost {
+        /// The process.
+        pid: u32,
+        /// The host.
+        host: u32,
+    },
 }
 
 #[cfg(test)]

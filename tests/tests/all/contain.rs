@@ -198,7 +198,7 @@ name = "forker"
 program = "sh"
 args = ["-c", "{}"]
 env = {{ {MARKER_VAR} = "{marker}" }}
-stop_grace_ms = 5000
+stop_grace = "5s"
 "#,
         escapee_script("300")
     );

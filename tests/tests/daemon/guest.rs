@@ -1,0 +1,245 @@
+//! Guest access to daemons: the policy's `[daemons]` grants, the WIT
+//! interface, and which components import it.
+
+use super::*;
+
+#[test]
+fn daemon_guest_access_good() {
+    let f = fixture(
+        "guest-access",
+        r#"
+[[daemon]]
+name = "echo"
+program = "sh"
+args = ["-c", "echo hello-from-daemon; echo oops >&2; exec sleep 60"]
+[[daemon]]
+name = "worker"
+program = "sleep"
+args = ["60"]
+[[daemon]]
+name = "secret"
+program = "sleep"
+args = ["60"]
+"#,
+    );
+    f.supervisor.start_all();
+    let policy = Arc::new(
+        Policy::builder()
+            .observe_daemon("echo")
+            .control_daemon("worker")
+            .observe_daemon("ghost")
+            .build()
+            .expect("policy"),
+    );
+    let ctx = DaemonCtx::new("plugin", policy, Arc::clone(&f.supervisor), Audit::new());
+    assert_eq!(ctx.list(), ["echo", "worker"]);
+    f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
+    assert!(eventually(LIMIT, || ctx
+        .recent_output("echo", 1024)
+        .is_ok_and(|o| o.stdout == b"hello-from-daemon\n")));
+    let out = ctx.recent_output("echo", 3).expect("output");
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice()),
+        (&b"on\n"[..], &b"ps\n"[..]),
+        "the newest bytes"
+    );
+    assert_eq!(
+        ctx.status("echo").expect("status").state,
+        DaemonState::Running
+    );
+    ctx.stop("worker").expect("control");
+    assert_eq!(
+        ctx.status("worker").expect("status").state,
+        DaemonState::Stopped
+    );
+    ctx.start("worker").expect("control");
+    f.wait_for("worker", "running", |s| s.state == DaemonState::Running);
+    ctx.restart("worker").expect("control");
+}
+
+#[test]
+fn daemon_guest_access_bad() {
+    let f = fixture(
+        "guest-denied",
+        r#"
+[[daemon]]
+name = "secret"
+program = "sleep"
+args = ["60"]
+[[daemon]]
+name = "seen"
+program = "sleep"
+args = ["60"]
+"#,
+    );
+    let policy = Arc::new(
+        Policy::builder()
+            .observe_daemon("seen")
+            .observe_daemon("ghost")
+            .build()
+            .expect("policy"),
+    );
+    let ctx = DaemonCtx::new("plugin", policy, Arc::clone(&f.supervisor), Audit::new());
+    assert!(
+        matches!(ctx.status("secret"), Err(CallError::Denied(_))),
+        "not named by the policy"
+    );
+    assert!(matches!(
+        ctx.recent_output("secret", 10),
+        Err(CallError::Denied(_))
+    ));
+    assert!(
+        matches!(ctx.stop("seen"), Err(CallError::Denied(_))),
+        "observe does not grant control"
+    );
+    assert!(matches!(ctx.start("seen"), Err(CallError::Denied(_))));
+    assert!(
+        matches!(ctx.status("ghost"), Err(CallError::NotFound(_))),
+        "named but not declared"
+    );
+    assert_eq!(
+        ctx.status("seen").expect("observe").state,
+        DaemonState::Stopped
+    );
+    assert!(
+        Policy::deny_all().daemons().observe.is_empty(),
+        "deny-all grants no daemon"
+    );
+}
+
+#[test]
+fn daemon_runtime_link_good() {
+    // With a supervisor the runtime links the daemon interface too; guests
+    // of the plain `guest` world, with or without the process import, keep
+    // instantiating.
+    let f = fixture("runtime-link", "");
+    let runtime = wasmproc_host::Runtime::new(wasmproc_host::RuntimeConfig {
+        daemons: Some(Arc::clone(&f.supervisor)),
+        ..wasmproc_host::RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let policy = wasmproc_tests::harness::policy(&[]);
+    let out = wasmproc_tests::harness::run_guest(
+        &runtime,
+        wasmproc_tests::guests::HELLO,
+        &["0"],
+        Arc::clone(&policy),
+    );
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from guest\n");
+    let out =
+        wasmproc_tests::harness::run_guest(&runtime, wasmproc_tests::guests::CAPS, &[], policy);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.exit_code, 1, "{said}");
+    assert!(
+        said.contains("not granted"),
+        "instantiated, and its calls reach the policy: {said}"
+    );
+}
+
+#[test]
+fn daemon_guest_wit_ugly() {
+    // A real component of the `supervised-guest` world, through the WIT
+    // interface: what its policy grants works, the rest is refused with a
+    // WIT error, never a trap.
+    let f = fixture(
+        "guest-wit",
+        r#"
+[[daemon]]
+name = "echo"
+program = "sh"
+args = ["-c", "echo from-echo; exec sleep 60"]
+[[daemon]]
+name = "worker"
+program = "sleep"
+args = ["60"]
+[[daemon]]
+name = "secret"
+program = "sleep"
+args = ["60"]
+"#,
+    );
+    f.supervisor.start("echo").expect("start");
+    f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
+    let runtime = wasmproc_host::Runtime::new(wasmproc_host::RuntimeConfig {
+        daemons: Some(Arc::clone(&f.supervisor)),
+        ..wasmproc_host::RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let policy = Arc::new(
+        Policy::builder()
+            .observe_daemon("echo")
+            .control_daemon("worker")
+            .observe_daemon("ghost")
+            .build()
+            .expect("policy"),
+    );
+    assert!(eventually(LIMIT, || f
+        .supervisor
+        .recent_output("echo", 64)
+        .is_ok_and(|o| !o.stdout.is_empty())));
+    let steps = [
+        "list",
+        "status:echo",
+        "output:echo",
+        "stop:echo",
+        "start:worker",
+        "status:secret",
+        "stop:secret",
+        "status:ghost",
+        "status:other",
+    ];
+    let out = wasmproc_tests::harness::run_guest(
+        &runtime,
+        wasmproc_tests::guests::DAEMONCTL,
+        &steps,
+        policy,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.exit_code, 0, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "list  ok echo,worker",
+            "status echo ok DaemonState::Running ready=true pid=true",
+            "output echo ok from-echo",
+            "stop echo err denied",
+            "start worker ok",
+            "status secret err denied",
+            "stop secret err denied",
+            "status ghost err not-found",
+            "status other err denied",
+        ]
+    );
+    f.wait_for("worker", "started by the guest", |s| {
+        s.state == DaemonState::Running
+    });
+    assert_eq!(f.status("secret").state, DaemonState::Stopped);
+    assert_eq!(f.status("echo").state, DaemonState::Running);
+}
+
+#[test]
+fn daemon_import_only_where_used_good() {
+    // The test guests share one SDK built with its `daemon` feature (world
+    // `supervised-guest`), but a component imports only the interfaces it
+    // calls: only `daemonctl` needs a host with a supervisor. The imports are
+    // read without compiling, which would slow the timing tests around.
+    for (name, path) in wasmproc_tests::guests::ALL {
+        let bytes = std::fs::read(path).expect("read guest");
+        let mut imports = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            if let wasmparser::Payload::ComponentImportSection(section) = payload.expect("parse") {
+                for import in section {
+                    imports.push(import.expect("import").name.name.to_string());
+                }
+            }
+        }
+        assert!(
+            imports.iter().any(|i| i.starts_with("wasi:")),
+            "guest `{name}`: {imports:?}"
+        );
+        let daemon = imports.iter().any(|i| i == "wasmproc:process/daemon@0.1.0");
+        assert_eq!(daemon, *name == "daemonctl", "guest `{name}`: {imports:?}");
+    }
+}

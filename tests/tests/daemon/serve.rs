@@ -1,0 +1,347 @@
+//! `wasmproc serve`: /health, /ready and /daemons, the control socket,
+//! the `wasmproc daemon` commands, and a clean shutdown.
+
+use super::*;
+
+/// `GET path` on `addr`; returns the status code and body.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+struct Served {
+    child: Child,
+    dir: tempfile::TempDir,
+    marker: String,
+}
+
+impl Served {
+    fn registry(&self) -> PathBuf {
+        self.dir.path().join("registry")
+    }
+
+    fn addr(&self) -> String {
+        let reg = RegistryDir::open(&self.registry()).expect("registry");
+        let host = reg.get(EntryKind::Host, "test-host").expect("host entry");
+        host.health
+            .expect("health url")
+            .trim_start_matches("http://")
+            .trim_end_matches("/health")
+            .to_string()
+    }
+
+    fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(cli_path())
+            .arg("daemon")
+            .arg("--registry")
+            .arg(self.registry())
+            .args(args)
+            .output()
+            .expect("cli");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(test: &str, daemons: &str) -> (Served, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let marker = unique_marker(test);
+    let daemons = daemons.replace("{MARK}", &format!("{MARK} = \"{marker}\""));
+    let config = format!(
+        "[serve]\nname = \"test-host\"\nlisten = \"127.0.0.1:0\"\npid_file = \"host.pid\"\nregistry_dir = \"registry\"\nshutdown_grace = \"3s\"\n{}\n{daemons}",
+        policy_toml(dir.path())
+    );
+    let path = dir.path().join("wasmproc.toml");
+    std::fs::write(&path, config).expect("write config");
+    let child = Command::new(cli_path())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let spare = tempfile::tempdir().expect("dir");
+    (Served { child, dir, marker }, spare)
+}
+
+fn wait_serving(s: &mut Served) {
+    let reg = RegistryDir::open(&s.registry()).expect("registry");
+    let up = eventually(LIMIT, || reg.get(EntryKind::Host, "test-host").is_some());
+    if !up {
+        let _ = s.child.kill();
+        let mut err = String::new();
+        let _ = s
+            .child
+            .stderr
+            .take()
+            .map(|mut e| e.read_to_string(&mut err));
+        panic!("serve never registered: {err}");
+    }
+}
+
+#[test]
+fn serve_health_good() {
+    let port = free_port();
+    let (mut s, _spare) = serve(
+        "serve-good",
+        &format!(
+            r#"
+[[daemon]]
+name = "web"
+program = "/usr/bin/python3"
+args = ["-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+env = {{ {{MARK}} }}
+restart = "always"
+readiness = {{ http = "http://127.0.0.1:{port}/", period = "100ms" }}
+[[daemon]]
+name = "worker"
+program = "sh"
+args = ["-c", "while :; do sleep 0.2; done"]
+env = {{ {{MARK}} }}
+restart = "always"
+"#
+        ),
+    );
+    wait_serving(&mut s);
+    let addr = s.addr();
+    let (code, health) = http_get(&addr, "/health").expect("answer");
+    assert_eq!(code, 200);
+    assert!(health.starts_with("ok\ncontainment: "), "{health}");
+    assert!(
+        eventually(LIMIT, || http_get(&addr, "/ready")
+            == Some((200, "ready\n".into()))),
+        "{:?}",
+        http_get(&addr, "/ready")
+    );
+    assert_eq!(http_get(&addr, "/nope").map(|r| r.0), Some(404));
+    let host_pid = std::fs::read_to_string(s.dir.path().join("host.pid")).expect("host PID file");
+    assert_eq!(
+        host_pid.lines().next(),
+        Some(s.child.id().to_string().as_str())
+    );
+
+    let (code, list) = s.cli(&["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("host") && l.contains("test-host")),
+        "{list}"
+    );
+    for name in ["web", "worker"] {
+        assert!(
+            list.lines()
+                .any(|l| l.contains(name) && l.contains("running")),
+            "{list}"
+        );
+    }
+    let (code, status) = s.cli(&["status", "web"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(
+        (status["state"].as_str(), status["ready"].as_bool()),
+        (Some("running"), Some(true))
+    );
+    assert_eq!(s.cli(&["status", "ghost"]).0, 1);
+    let (code, stopped) = s.cli(&["stop", "worker"]);
+    assert_eq!((code, stopped.trim()), (0, "stopped worker"));
+    let (_, status) = s.cli(&["status", "worker"]);
+    assert!(status.contains("\"stopped\""), "{status}");
+    assert_eq!(
+        http_get(&addr, "/health").map(|r| r.0),
+        Some(200),
+        "a stopped daemon is not a failure"
+    );
+
+    let exit = s.terminate();
+    assert_eq!(exit.code(), Some(0), "clean shutdown");
+    assert!(
+        !s.dir.path().join("host.pid").exists(),
+        "host PID file removed"
+    );
+    let reg = RegistryDir::open(&s.registry()).expect("registry");
+    assert!(
+        reg.entries().is_empty(),
+        "unregistered: {:?}",
+        reg.entries()
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || pids_with_env(MARK, &s.marker)
+            .is_empty()),
+        "no process left behind"
+    );
+    assert!(http_get(&addr, "/health").is_none(), "no longer listening");
+}
+
+#[test]
+fn health_failed_daemon_bad() {
+    let (mut s, _spare) = serve(
+        "serve-failed",
+        r#"
+[[daemon]]
+name = "crash"
+program = "sh"
+args = ["-c", "exit 7"]
+backoff = { initial = "10ms", jitter = 0.0 }
+start_limit = { burst = 2, interval = "60000ms" }
+"#,
+    );
+    wait_serving(&mut s);
+    let addr = s.addr();
+    assert!(eventually(LIMIT, || http_get(&addr, "/health")
+        .is_some_and(|(c, _)| c == 503)));
+    let (code, body) = http_get(&addr, "/health").expect("answer");
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("daemon crash: failed (start limit reached"),
+        "{body}"
+    );
+    let (code, body) = http_get(&addr, "/ready").expect("answer");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(s.terminate().code(), Some(0));
+}
+
+#[test]
+fn serve_start_bad() {
+    // Cannot start cleanly: a daemon the policy does not grant, a
+    // non-loopback address, a host PID file another host holds.
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |config: &str| {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, config).expect("write");
+        let out = Command::new(cli_path())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .output()
+            .expect("serve");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = format!(
+        "[serve]\nlisten = \"127.0.0.1:0\"\nregistry_dir = \"{}\"\n",
+        dir.path().join("reg").display()
+    );
+    let (code, err) = run(&format!(
+        "{base}[[daemon]]\nname = \"x\"\nprogram = \"sleep\"\n"
+    ));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("not granted"), "{err}");
+    let (code, err) = run("[serve]\nlisten = \"0.0.0.0:0\"\n");
+    assert_ne!(code, Some(0));
+    assert!(err.contains("loopback"), "{err}");
+    let held = dir.path().join("held.pid");
+    let _lock = PidFile::acquire(&held).expect("lock");
+    let (code, err) = run(&format!("{base}pid_file = \"{}\"\n", held.display()));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("held by another process"), "{err}");
+}
+
+#[test]
+fn serve_sigterm_ugly() {
+    // SIGTERM while a daemon ignores SIGTERM: serve still exits cleanly
+    // after the daemon's grace period, leaving nothing behind.
+    let (mut s, _spare) = serve(
+        "serve-ugly",
+        r#"
+[[daemon]]
+name = "stubborn"
+program = "sh"
+args = ["-c", "trap '' TERM; while :; do sleep 0.05; done"]
+env = { {MARK} }
+stop_grace = "300ms"
+"#,
+    );
+    wait_serving(&mut s);
+    assert!(eventually(LIMIT, || !pids_with_env(MARK, &s.marker).is_empty()));
+    let exit = s.terminate();
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        pids_with_env(MARK, &s.marker).is_empty(),
+        "the daemon's group was killed"
+    );
+    assert!(!s.dir.path().join("host.pid").exists());
+}
+
+/// Sends `request` as written to `addr`; returns the status code, or `None`
+/// when the server closed the connection without an answer.
+fn raw_request(addr: &str, request: &[u8]) -> Option<u16> {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(LIMIT)).expect("timeout");
+    s.write_all(request).expect("send");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.get(9..12)?.parse().ok()
+}
+
+#[test]
+fn serve_http_routes_bad() {
+    // Only GET of the three paths is served; other methods get 405, other
+    // paths 404, a request that is not HTTP 400, and a client that never
+    // sends its request head is cut off instead of holding a connection.
+    let (mut s, _spare) = serve("serve-routes", "");
+    wait_serving(&mut s);
+    let addr = s.addr();
+    let (code, body) = http_get(&addr, "/daemons").expect("answer");
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON"),
+        serde_json::json!([])
+    );
+    assert_eq!(http_get(&addr, "/nope").map(|(c, _)| c), Some(404));
+    assert_eq!(
+        raw_request(
+            &addr,
+            b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        ),
+        Some(405)
+    );
+    assert_eq!(raw_request(&addr, b"NONSENSE\r\n\r\n"), Some(400));
+    let began = Instant::now();
+    let mut silent = std::net::TcpStream::connect(&addr).expect("connect");
+    silent.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let mut buf = [0u8; 256];
+    let _ = silent.read(&mut buf);
+    assert!(
+        began.elapsed() < LIMIT,
+        "a silent client was not cut off within {LIMIT:?}"
+    );
+    let status = s.terminate();
+    assert!(status.success(), "{status}");
+}
