@@ -514,7 +514,10 @@ impl<T: Default + Send + 'static> Runtime<T> {
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
         let pre = self.prepare(component)?;
-        self.instantiate_async(&pre, options).await?.run_async().await
+        self.instantiate_async(&pre, options)
+            .await?
+            .run_async()
+            .await
     }
 
     /// [`Runtime::run_async`] for a synchronous caller: runs the guest to

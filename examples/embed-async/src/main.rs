@@ -3,7 +3,7 @@
 //! example) starts a shell service and streams five questions and answers
 //! through its stdin and stdout; a guest waiting on its child holds no
 //! thread. At the end the application prints what was done: guests, the
-//! process operations the capability allowed, answers streamed, wall time,
+//! capability's audit events by operation, answers streamed, wall time,
 //! and the host's threads.
 //!
 //! ```text
@@ -24,7 +24,7 @@ use wasmproc_host::{
 const DEFAULT_GUESTS: usize = 100;
 const WORKER_THREADS: usize = 4;
 
-/// Counts the capability's decisions by operation and outcome.
+/// Counts the capability's audit events by operation and decision.
 #[derive(Debug, Default)]
 struct CountingAudit {
     decisions: Mutex<BTreeMap<String, usize>>,
@@ -32,11 +32,10 @@ struct CountingAudit {
 
 impl AuditSink for CountingAudit {
     fn record(&self, e: &AuditEvent) {
-        let key = format!(
-            "{} {}",
-            e.operation,
-            e.decision.as_deref().unwrap_or("done")
-        );
+        let key = match &e.decision {
+            Some(decision) => format!("{} {decision}", e.operation),
+            None => e.operation.clone(),
+        };
         *self
             .decisions
             .lock()
@@ -86,11 +85,8 @@ async fn run(path: String, guests: usize) -> Result<(), Box<dyn std::error::Erro
     let started = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
     for index in 0..guests {
-        let (runtime, component, policy) = (
-            Arc::clone(&runtime),
-            component.clone(),
-            Arc::clone(&policy),
-        );
+        let (runtime, component, policy) =
+            (Arc::clone(&runtime), component.clone(), Arc::clone(&policy));
         runs.spawn(async move {
             let options = GuestOptions {
                 name: format!("plugin-{index}"),
@@ -138,7 +134,7 @@ async fn run(path: String, guests: usize) -> Result<(), Box<dyn std::error::Erro
         .unwrap_or_else(|e| e.into_inner())
         .iter()
     {
-        println!("capability {decision}: {count}");
+        println!("audit {decision}: {count}");
     }
     println!("answers streamed: {answers}");
     println!("wall time: {:.0} ms", wall.as_secs_f64() * 1e3);

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use wasmproc_host::{
-    Audit, AuditEvent, AuditSink, Policy, ProcessCtx, ProcessManager, ProcessView, add_to_linker_sync,
+    Audit, AuditEvent, AuditSink, Policy, ProcessCtx, ProcessManager, ProcessView,
+    add_to_linker_sync,
 };
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
