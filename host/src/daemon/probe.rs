@@ -294,8 +294,13 @@ pub(crate) struct Probe {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeFailure {
     /// It took longer than its timeout (an exec probe was killed).
-    #[error("timed out after {} ms{}", .0.as_millis(), if *.1 { " (killed)" } else { "" })]
-    TimedOut(Duration, bool),
+    #[error("timed out after {} ms{}", .after.as_millis(), if *.killed { " (killed)" } else { "" })]
+    TimedOut {
+        /// The timeout.
+        after: Duration,
+        /// Whether a process was killed for it.
+        killed: bool,
+    },
     /// The exec probe could not be started.
     #[error("cannot start: {0}")]
     Spawn(#[source] crate::CallError),
@@ -343,7 +348,10 @@ impl Probe {
     ) -> Result<T, ProbeFailure> {
         tokio::time::timeout(self.timeout, work)
             .await
-            .unwrap_or(Err(ProbeFailure::TimedOut(self.timeout, false)))
+            .unwrap_or(Err(ProbeFailure::TimedOut {
+                after: self.timeout,
+                killed: false,
+            }))
     }
 }
 
@@ -372,7 +380,12 @@ async fn run_exec(
         .map_err(ProbeFailure::Spawn)?;
     let exit = match got.exit {
         Some(exit) if !got.timed_out => exit,
-        _ => return Err(ProbeFailure::TimedOut(timeout, true)),
+        _ => {
+            return Err(ProbeFailure::TimedOut {
+                after: timeout,
+                killed: true,
+            });
+        }
     };
     if exit.success() {
         return Ok(());
@@ -642,7 +655,7 @@ mod tests {
         let manager = ProcessManager::new(Duration::from_secs(1));
         let began = std::time::Instant::now();
         let err = block_on(probe.run(&manager)).expect_err("no answer");
-        assert!(matches!(err, ProbeFailure::TimedOut(..)), "{err}");
+        assert!(matches!(err, ProbeFailure::TimedOut { .. }), "{err}");
         assert!(began.elapsed() < Duration::from_secs(10));
         drop(listener);
     }
