@@ -349,8 +349,8 @@ fn serve_http_routes_bad() {
 #[test]
 fn serve_threads_bounded_good() {
     // Forty daemons, each probed every 100 ms: the host's thread count does
-    // not grow with them (it was five threads per daemon when each had a
-    // supervising thread, a watcher, probe threads and a monitor).
+    // not grow with them (it was four threads per daemon when each had a
+    // supervising thread, an exit watcher, a probe thread and a monitor).
     let port = free_port();
     let daemons: String = (0..40)
         .map(|i| {
