@@ -28,6 +28,7 @@ mod cgroup;
 mod cgroup_limits;
 pub mod daemon;
 mod error;
+mod fd_pass;
 mod guest_limits;
 mod host_impl;
 mod limits;

@@ -155,6 +155,9 @@ pub struct ManagedProcess {
     stdin: Option<Arc<ByteBuffer>>,
     close_stdin: AtomicBool,
     discard: AtomicBool,
+    /// Set once reaped: read without the lock by quota checks, which scan
+    /// every record of a session on each start.
+    ended: AtomicBool,
     /// Wakes the monitor (a permit is kept if it is busy).
     wake: Notify,
     /// Where its exit is audited (`run` audits its own).
@@ -191,6 +194,7 @@ impl ManagedProcess {
             stdin: buffers.stdin,
             close_stdin: AtomicBool::new(buffers.close_stdin_when_drained),
             discard: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             wake: Notify::new(),
             audit,
             core: core.clone(),
@@ -220,7 +224,7 @@ impl ManagedProcess {
 
     /// Whether the process has ended and been reaped.
     pub fn has_ended(&self) -> bool {
-        self.life().exit.is_some()
+        self.ended.load(Ordering::Acquire)
     }
 
     /// How it ended, if it has.
@@ -443,7 +447,9 @@ impl ManagedProcess {
                 Exit::Code(-1)
             }
         };
+        crate::process_core::sweep_orphans_soon(&self.core);
         life.exit = Some(exit);
+        self.ended.store(true, Ordering::Release);
         life.state = if life.stop_requested {
             ProcState::Killed
         } else {

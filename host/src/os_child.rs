@@ -102,7 +102,11 @@ impl OsChild {
     }
 
     /// Kills whatever is left of the group, then reaps the leader. Call once
-    /// the leader has exited; called early, it kills the group first.
+    /// the leader has exited; called early, it kills the group first. The
+    /// caller sweeps orphans afterwards ([`Reaper::reap_orphans`], which the
+    /// process core batches: one sweep reads every child of the host).
+    ///
+    /// [`Reaper::reap_orphans`]: crate::subreaper::Reaper::reap_orphans
     pub(crate) fn reap(mut self) -> io::Result<ExitStatus> {
         self.finish()
     }
@@ -116,7 +120,6 @@ impl OsChild {
         if let Some(cgroup) = &self.cgroup {
             cgroup.remove();
         }
-        reaper().reap_orphans();
         status
     }
 }
@@ -125,6 +128,7 @@ impl Drop for OsChild {
     fn drop(&mut self) {
         if self.child.is_some() {
             let _ = self.finish();
+            reaper().reap_orphans();
         }
     }
 }

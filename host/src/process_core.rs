@@ -75,6 +75,36 @@ impl Drop for ProcessCore {
     }
 }
 
+/// How long after a reap the orphan sweep runs: reaps within this window
+/// share one sweep (each reads every child of the host, so a sweep per reap
+/// would cost O(n²) when many processes end at once).
+const SWEEP_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Asks for a sweep of orphaned zombies (the host is a subreaper) soon, on
+/// the core: one sweep serves every reap until it starts.
+pub(crate) fn sweep_orphans_soon(handle: &tokio::runtime::Handle) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static PENDING: AtomicBool = AtomicBool::new(false);
+    /// Clears the request when the sweep starts, or when a core that
+    /// shuts down drops it unrun, so later reaps can ask again.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            PENDING.store(false, Ordering::Release);
+        }
+    }
+    if PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let clear = Clear;
+    handle.spawn(async move {
+        tokio::time::sleep(SWEEP_DELAY).await;
+        // Cleared first: a reap from now on asks for a sweep of its own.
+        drop(clear);
+        crate::subreaper::reaper().reap_orphans();
+    });
+}
+
 /// Runs a future to completion on the calling thread, parking it between
 /// wake-ups. For sync callers: the futures of this crate do their work on
 /// the process core, so they need no runtime of the caller's. Inside an

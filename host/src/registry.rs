@@ -10,11 +10,36 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Managed processes by owner, in start order.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    by_owner: Mutex<HashMap<String, Vec<Arc<ManagedProcess>>>>,
+    by_owner: Mutex<HashMap<String, Owned>>,
+}
+
+/// One owner's records, indexed by id, with their buffer total kept so a
+/// start checks its quotas without walking every record.
+#[derive(Debug, Default)]
+struct Owned {
+    list: Vec<Arc<ManagedProcess>>,
+    by_id: HashMap<String, Arc<ManagedProcess>>,
+    bytes: u64,
+}
+
+impl Owned {
+    fn push(&mut self, process: Arc<ManagedProcess>) {
+        self.bytes += process.buffered_capacity();
+        self.by_id
+            .insert(process.facts().id.clone(), Arc::clone(&process));
+        self.list.push(process);
+    }
+
+    fn remove_at(&mut self, at: usize) -> Arc<ManagedProcess> {
+        let process = self.list.remove(at);
+        self.bytes -= process.buffered_capacity();
+        self.by_id.remove(&process.facts().id);
+        process
+    }
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<ManagedProcess>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Owned>> {
         self.by_owner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -35,21 +60,21 @@ impl Registry {
             )));
         }
         let mut map = self.lock();
-        let Some(list) = map.get_mut(owner) else {
+        let Some(owned) = map.get_mut(owner) else {
             return Ok(());
         };
         loop {
-            let held: u64 = list.iter().map(|p| p.buffered_capacity()).sum();
-            let over_entries = list.len() >= max_entries;
+            let held = owned.bytes;
+            let over_entries = owned.list.len() >= max_entries;
             let over_bytes = held + bytes > max_bytes;
             if !over_entries && !over_bytes {
                 return Ok(());
             }
-            let Some(oldest_ended) = list.iter().position(|p| p.has_ended()) else {
+            let Some(oldest_ended) = owned.list.iter().position(|p| p.has_ended()) else {
                 return Err(CallError::LimitReached(if over_entries {
                     format!(
                         "{} process records held, all running (max_registry_entries = {max_entries})",
-                        list.len()
+                        owned.list.len()
                     )
                 } else {
                     format!(
@@ -57,7 +82,7 @@ impl Registry {
                     )
                 }));
             };
-            list.remove(oldest_ended).discard();
+            owned.remove_at(oldest_ended).discard();
         }
     }
 
@@ -69,18 +94,14 @@ impl Registry {
 
     /// The record `id` if `owner` owns it.
     pub(crate) fn get(&self, owner: &str, id: &str) -> Option<Arc<ManagedProcess>> {
-        self.lock()
-            .get(owner)?
-            .iter()
-            .find(|p| p.facts().id == id)
-            .cloned()
+        self.lock().get(owner)?.by_id.get(id).cloned()
     }
 
     /// The ids `owner` holds, in start order.
     pub(crate) fn ids(&self, owner: &str) -> Vec<String> {
         self.lock()
             .get(owner)
-            .map(|l| l.iter().map(|p| p.facts().id.clone()).collect())
+            .map(|o| o.list.iter().map(|p| p.facts().id.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -88,41 +109,48 @@ impl Registry {
     pub(crate) fn live(&self, owner: &str) -> usize {
         self.lock()
             .get(owner)
-            .map(|l| l.iter().filter(|p| !p.has_ended()).count())
+            .map(|o| o.list.iter().filter(|p| !p.has_ended()).count())
             .unwrap_or(0)
     }
 
     /// Removes an ended record.
     pub(crate) fn remove(&self, owner: &str, id: &str) -> Result<(), CallError> {
         let mut map = self.lock();
-        let list = map
+        let owned = map
             .get_mut(owner)
             .ok_or_else(|| CallError::NotFound(id.to_string()))?;
-        let at = list
+        let at = owned
+            .list
             .iter()
             .position(|p| p.facts().id == id)
             .ok_or_else(|| CallError::NotFound(id.to_string()))?;
-        if !list[at].has_ended() {
+        if !owned.list[at].has_ended() {
             return Err(CallError::Invalid(format!(
                 "process `{id}` is still running"
             )));
         }
-        list.remove(at).discard();
+        owned.remove_at(at).discard();
         Ok(())
     }
 
     /// Takes every record of `owner` out of the registry.
     pub(crate) fn take_owner(&self, owner: &str) -> Vec<Arc<ManagedProcess>> {
-        self.lock().remove(owner).unwrap_or_default()
+        self.lock()
+            .remove(owner)
+            .map(|o| o.list)
+            .unwrap_or_default()
     }
 
     /// Takes every record out of the registry.
     pub(crate) fn take_all(&self) -> Vec<Arc<ManagedProcess>> {
-        self.lock().drain().flat_map(|(_, l)| l).collect()
+        self.lock().drain().flat_map(|(_, o)| o.list).collect()
     }
 
     /// A copy of every record, for the embedding host.
     pub(crate) fn all(&self) -> Vec<Arc<ManagedProcess>> {
-        self.lock().values().flatten().cloned().collect()
+        self.lock()
+            .values()
+            .flat_map(|o| o.list.iter().cloned())
+            .collect()
     }
 }

@@ -33,10 +33,12 @@ use crate::policy::Approved;
 use crate::process_types::StdioMode;
 use crate::subreaper::reaper;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
 
 /// The `std` form of a stream's mode.
 fn to_std(mode: StdioMode) -> Stdio {
@@ -61,7 +63,6 @@ pub(crate) fn spawn(
     stdio: StdioPlan,
     cgroup: Option<&ProcessCgroup>,
 ) -> io::Result<Child> {
-    mark_inherited_fds_cloexec();
     let mut command = Command::new(&cmd.program);
     command
         .arg0(&cmd.arg0)
@@ -75,24 +76,171 @@ pub(crate) fn spawn(
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
-    let mut child = {
-        let _registering = reaper().spawning();
-        let child = command.spawn()?;
-        reaper().register(child.id(), true);
-        child
+    let mut child = match SpawnThread::get() {
+        Some(thread) => thread.spawn(command, stdio)?,
+        None => spawn_registered(command)?,
     };
     if let Some(cgroup) = cgroup
         && let Err(e) = cgroup.adopt(child.id())
     {
-        // SAFETY: killpg has no memory-safety preconditions; the leader is
-        // not reaped yet, so the group id is still this child's.
-        unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
-        let _ = child.wait();
-        reaper().release(child.id());
+        abandon(&mut child);
         return Err(io::Error::new(
             e.kind(),
             format!("cannot move the child into its cgroup: {e}"),
         ));
+    }
+    Ok(child)
+}
+
+/// Starts `command` from the calling thread and registers the child with
+/// the subreaper.
+fn spawn_registered(mut command: Command) -> io::Result<Child> {
+    mark_inherited_fds_cloexec();
+    let _registering = reaper().spawning();
+    let child = command.spawn()?;
+    reaper().register(child.id(), true);
+    Ok(child)
+}
+
+/// Kills and reaps a child the host will not manage after all.
+fn abandon(child: &mut Child) {
+    // SAFETY: killpg has no memory-safety preconditions; the leader is not
+    // reaped yet, so the group id is still this child's.
+    unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = child.wait();
+    reaper().release(child.id());
+}
+
+/// The thread every child is spawned from. It has an fd table of its own
+/// (`unshare(CLONE_FILES)` when it starts, keeping only fds 0–2 and its
+/// socket), so the kernel's copy of the spawner's fd table at each spawn
+/// stays a handful of entries however many pipes and pidfds the host holds
+/// for live processes: a start costs the same at 10 and at 10,000 live
+/// processes. Each child's pipes go back to the host's table over a socket
+/// pair (`SCM_RIGHTS`). Children of the thread are children of the host:
+/// any thread reaps them.
+#[derive(Debug)]
+struct SpawnThread {
+    link: Mutex<SpawnLink>,
+}
+
+#[derive(Debug)]
+struct SpawnLink {
+    jobs: mpsc::Sender<Command>,
+    replies: mpsc::Receiver<io::Result<Child>>,
+    /// The host's end; the thread holds the other.
+    socket: UnixStream,
+}
+
+impl SpawnThread {
+    /// The spawn thread, started on first use; `None` where it cannot run
+    /// (children are then spawned from the calling thread).
+    fn get() -> Option<&'static Self> {
+        static THREAD: OnceLock<Option<SpawnThread>> = OnceLock::new();
+        THREAD
+            .get_or_init(|| {
+                Self::start()
+                    .inspect_err(|e| tracing::warn!(error = %e, "no spawn thread; spawning inline"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    fn start() -> io::Result<Self> {
+        let (host_end, thread_end) = UnixStream::pair()?;
+        let (jobs, job_queue) = mpsc::channel::<Command>();
+        let (reply, replies) = mpsc::channel();
+        let (ready, started) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("wasmproc-spawn".into())
+            .spawn(move || {
+                let owned = own_fd_table(thread_end.as_raw_fd());
+                let failed = owned.is_err();
+                let _ = ready.send(owned);
+                if failed {
+                    return;
+                }
+                for command in job_queue {
+                    let result = spawn_registered(command)
+                        .and_then(|child| hand_over_pipes(child, &thread_end));
+                    if reply.send(result).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        started
+            .recv()
+            .map_err(|_| io::Error::other("the spawn thread ended at start"))??;
+        Ok(Self {
+            link: Mutex::new(SpawnLink {
+                jobs,
+                replies,
+                socket: host_end,
+            }),
+        })
+    }
+
+    /// Spawns `command` on the thread and puts the child's pipes, received
+    /// in the host's fd table, back into it.
+    fn spawn(&self, command: Command, plan: StdioPlan) -> io::Result<Child> {
+        let link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        let gone = || io::Error::other("the spawn thread ended");
+        link.jobs.send(command).map_err(|_| gone())?;
+        let mut child = link.replies.recv().map_err(|_| gone())??;
+        let fds = match crate::fd_pass::recv_fds(&link.socket) {
+            Ok(fds) => fds,
+            Err(e) => {
+                abandon(&mut child);
+                return Err(e);
+            }
+        };
+        let mut fds = fds.into_iter();
+        let mut next = |mode: StdioMode| (mode == StdioMode::Piped).then(|| fds.next()).flatten();
+        child.stdin = next(plan.stdin).map(ChildStdin::from);
+        child.stdout = next(plan.stdout).map(ChildStdout::from);
+        child.stderr = next(plan.stderr).map(ChildStderr::from);
+        Ok(child)
+    }
+}
+
+/// Gives the calling thread an fd table of its own holding only fds 0–2
+/// and `keep`.
+fn own_fd_table(keep: RawFd) -> io::Result<()> {
+    // SAFETY: unshare(CLONE_FILES) only copies this thread's fd table.
+    if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let close = |first: RawFd, last: RawFd| {
+        if first > last {
+            return Ok(());
+        }
+        // SAFETY: closes fds of this thread's private table only.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    close(3, keep - 1)?;
+    close(keep + 1, RawFd::MAX)
+}
+
+/// Sends the child's pipes (stdin, stdout, stderr, those that exist) to the
+/// host's fd table and closes them in the spawn thread's.
+fn hand_over_pipes(mut child: Child, socket: &UnixStream) -> io::Result<Child> {
+    let pipes: Vec<OwnedFd> = [
+        child.stdin.take().map(OwnedFd::from),
+        child.stdout.take().map(OwnedFd::from),
+        child.stderr.take().map(OwnedFd::from),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let raw: Vec<RawFd> = pipes.iter().map(AsRawFd::as_raw_fd).collect();
+    if let Err(e) = crate::fd_pass::send_fds(socket, &raw) {
+        abandon(&mut child);
+        return Err(e);
     }
     Ok(child)
 }

@@ -16,6 +16,10 @@
 //!   `guest_runs_per_s` is their combined rate, `native_runs_per_s` the
 //!   rate of as many threads running `Command::output()`, and
 //!   `concurrent_ratio` the first over the second.
+//!
+//! Containment is by process groups (`WASMPROC_CGROUPS=off`), as for
+//! `guest_run_ratio` in the spawn benchmark: the native baseline makes no
+//! cgroups either.
 
 #![allow(
     clippy::disallowed_methods,
@@ -162,6 +166,8 @@ fn native_runs_per_s() -> f64 {
 }
 
 fn main() {
+    // SAFETY: set before any other thread of this program starts.
+    unsafe { std::env::set_var(wasmproc_host::CGROUPS_OFF_VAR, "off") };
     live_part();
     let native = native_runs_per_s();
     let guest = guest_runs_per_s();
