@@ -15,8 +15,9 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::BorrowedFd;
 
-/// Refuses anything but a plain file name (no `/`, not `.` or `..`).
-fn plain(name: &str) -> io::Result<&str> {
+/// Refuses anything but a plain file name (no `/` or NUL, not `.` or
+/// `..`).
+pub(crate) fn plain_name(name: &str) -> io::Result<&str> {
     if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -29,7 +30,7 @@ fn plain(name: &str) -> io::Result<&str> {
 /// Creates `name` in `dir` anew (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode
 /// `mode`), removing a leftover of that name first. Never follows a link.
 pub(crate) fn create_new_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
-    let name = plain(name)?;
+    let name = plain_name(name)?;
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(mode);
@@ -44,7 +45,11 @@ pub(crate) fn create_new_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::R
 
 /// Removes `name` from `dir` (a link itself, never its target).
 pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
-    Ok(unlinkat(dir, plain(name)?, UnlinkatFlags::NoRemoveDir)?)
+    Ok(unlinkat(
+        dir,
+        plain_name(name)?,
+        UnlinkatFlags::NoRemoveDir,
+    )?)
 }
 
 /// Replaces `name` in `dir` with `parts`, written in order, through the
@@ -57,7 +62,7 @@ pub(crate) fn replace_at(
     parts: &[&[u8]],
     mode: u32,
 ) -> io::Result<()> {
-    let name = plain(name)?;
+    let name = plain_name(name)?;
     let mut file = create_new_at(dir, tmp, mode)?;
     let written = parts
         .iter()

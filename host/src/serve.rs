@@ -85,8 +85,23 @@ pub enum ServeError {
         /// The plugin.
         name: String,
         /// What is wrong.
-        problem: String,
+        #[source]
+        problem: PluginProblem,
     },
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginProblem {
+    /// The component did not load.
+    #[error("{0}")]
+    Load(#[source] crate::GuestError),
+    /// Its policy file did not load.
+    #[error("{0}")]
+    Policy(#[source] crate::PolicyError),
+    /// Its manifest is missing (but required) or unreadable.
+    #[error("{0}")]
+    Manifest(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -250,17 +265,19 @@ type Loaded = Vec<(
 fn load_plugins(config: &HostConfig, rt: &Runtime) -> Result<Loaded, ServeError> {
     let mut plugins = Vec::new();
     for p in &config.plugins {
-        let problem = |problem: String| ServeError::Plugin {
+        let problem = |problem| ServeError::Plugin {
             name: p.name.clone(),
             problem,
         };
-        let component = rt.load(&p.component).map_err(|e| problem(e.to_string()))?;
+        let component = rt
+            .load(&p.component)
+            .map_err(|e| problem(PluginProblem::Load(e)))?;
         let policy = match &p.policy {
-            Some(path) => Policy::from_file(path).map_err(|e| problem(e.to_string()))?,
+            Some(path) => Policy::from_file(path).map_err(|e| problem(PluginProblem::Policy(e)))?,
             None => Policy::deny_all(),
         };
-        let policy =
-            crate::manifest::attach(policy, &p.component, p.require_manifest).map_err(problem)?;
+        let policy = crate::manifest::attach(policy, &p.component, p.require_manifest)
+            .map_err(|e| problem(PluginProblem::Manifest(e)))?;
         plugins.push((p.clone(), component, Arc::new(policy)));
     }
     Ok(plugins)

@@ -378,10 +378,11 @@ async fn perform(
         }
         Action::Release => {
             if let Some(instance) = run.instance.take() {
+                // PID file and registry entry go before the view shows no
+                // instance, so a returned `stop` finds them gone.
+                release(&daemon.side, &daemon.spec.name, instance);
                 let mut g = daemon.view();
                 g.last = g.instance.take().map(|(_, _, p)| p);
-                drop(g);
-                release(&daemon.side, &daemon.spec.name, instance);
             }
         }
         Action::Schedule(t, after) => {

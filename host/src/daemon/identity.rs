@@ -4,9 +4,10 @@
 //! PID files and registry entries are trusted, and processes signalled, only
 //! when the whole identity still matches.
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// A process identity that survives PID reuse.
@@ -124,8 +125,9 @@ pub fn stop_verified(id: &ProcessIdentity, signal: i32, grace: Duration) -> io::
 fn send(pidfd: &OwnedFd, pid: u32, group: bool, signal: i32) -> io::Result<()> {
     if group && !wait_exit(pidfd, Duration::ZERO) {
         // The leader is alive, so its PID (and group id) is not recycled.
-        // SAFETY: killpg has no memory-safety preconditions.
-        unsafe { libc::killpg(pid as libc::pid_t, signal) };
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(signal) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
     }
     // SAFETY: pidfd_send_signal on a pidfd we own; null info is allowed.
     let rc = unsafe {
@@ -151,19 +153,14 @@ fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc > 0 {
-            return true;
-        }
-        if rc == 0 || left.is_zero() {
-            return rc > 0;
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            // Interrupted: wait out the rest.
+            Err(_) if !left.is_zero() => {}
+            Err(_) => return false,
         }
     }
 }

@@ -12,7 +12,8 @@
 //! reports [`Event::Exited`] when it is over.
 
 use super::backoff::{Backoff, BackoffSpec, StartLimit, StartLimitSpec};
-use super::probe::{ProbeOutcome, ProbeState, Thresholds};
+use super::probe_spec::Thresholds;
+use super::probe_state::{ProbeOutcome, ProbeState};
 use super::spec::RestartPolicy;
 use crate::Exit;
 use std::collections::VecDeque;

@@ -8,7 +8,8 @@
 //! - `driver`: the task that feeds a daemon's machine and carries out its
 //!   actions;
 //! - [`backoff`]: restart delays and the start limit (monotonic clock);
-//! - [`probe`]: exec, TCP and HTTP health probes;
+//! - [`probe`]: exec, TCP and HTTP health probes (their configured form
+//!   and their thresholds in `probe_spec` and `probe_state`);
 //! - [`identity`]: PID plus start time plus boot id, so a reused PID is
 //!   never mistaken for the process that was recorded;
 //! - [`pidfile`]: atomic, locked PID files;
@@ -33,6 +34,8 @@ pub mod machine;
 pub mod pidfile;
 pub mod private_dir;
 pub mod probe;
+mod probe_spec;
+mod probe_state;
 pub mod registry_dir;
 mod resolve;
 pub mod spec;

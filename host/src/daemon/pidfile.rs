@@ -24,9 +24,10 @@
 
 use super::identity::{Liveness, ProcessIdentity, boot_id};
 use super::private_dir::{PrivateDir, Trust};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The largest PID file read: far more than three lines need.
@@ -76,7 +77,7 @@ pub struct PidFile {
     path: PathBuf,
     dir: PrivateDir,
     name: String,
-    lock: File,
+    lock: Flock<File>,
     previous: Existing,
 }
 
@@ -113,10 +114,9 @@ impl PidFile {
         let lock = dir
             .open_or_create(&lock_name, 0o644)
             .map_err(io_err(&dir_path.join(&lock_name)))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
                 let holder = match classify(&dir, &name) {
                     Existing::Live(id) => Some(id.pid),
                     _ => None,
@@ -126,8 +126,8 @@ impl PidFile {
                     holder,
                 });
             }
-            return Err(io_err(&dir_path.join(&lock_name))(err));
-        }
+            Err((_, errno)) => return Err(io_err(&dir_path.join(&lock_name))(errno.into())),
+        };
         let previous = classify(&dir, &name);
         Ok(Self {
             path: path.to_path_buf(),

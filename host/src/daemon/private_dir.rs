@@ -10,11 +10,12 @@
 //! (PID files are meant to be read by other tools, and often live in a
 //! root-owned `/run`, so only writing is restricted).
 
-use std::ffi::CString;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{FileStat, Mode, SFlag};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,29 +37,13 @@ pub enum Trust {
     NoForeignWrite,
 }
 
-fn c_name(name: &str) -> io::Result<CString> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("`{name}` is not a plain file name"),
-        ));
-    }
-    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
-}
-
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
 
-fn fstat(fd: &impl AsRawFd) -> io::Result<libc::stat> {
-    // SAFETY: an all-zero stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes into `st`, which is valid for writes.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
+fn fstat(fd: impl AsFd) -> io::Result<FileStat> {
+    Ok(nix::sys::stat::fstat(fd)?)
 }
 
 fn refused(path: &Path, why: String) -> io::Error {
@@ -106,29 +91,22 @@ impl PrivateDir {
 
     /// Opens and verifies an existing directory (never creates it).
     pub fn open_existing(path: &Path, trust: Trust) -> io::Result<Self> {
-        let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
-        // SAFETY: open with a valid C string and integer flags.
-        let raw = unsafe {
-            libc::open(
-                c_path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::open(path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(errno) => {
+                let is_link =
+                    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+                return Err(match errno {
+                    // O_DIRECTORY | O_NOFOLLOW on a link fails with either.
+                    Errno::ELOOP | Errno::ENOTDIR if is_link => {
+                        refused(path, "it is a symlink".into())
+                    }
+                    Errno::ENOTDIR => refused(path, "it is not a directory".into()),
+                    other => other.into(),
+                });
+            }
         };
-        if raw < 0 {
-            let err = io::Error::last_os_error();
-            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            return Err(match err.raw_os_error() {
-                // O_DIRECTORY | O_NOFOLLOW on a link fails with either.
-                Some(libc::ELOOP | libc::ENOTDIR) if is_link => {
-                    refused(path, "it is a symlink".into())
-                }
-                Some(libc::ENOTDIR) => refused(path, "it is not a directory".into()),
-                _ => err,
-            });
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let st = fstat(&fd)?;
         let owner_ok = st.st_uid == euid() || (trust == Trust::NoForeignWrite && st.st_uid == 0);
         if !owner_ok {
@@ -176,36 +154,31 @@ impl PrivateDir {
     /// a regular file of this user. For lock files, which are never
     /// replaced.
     pub fn open_or_create(&self, name: &str, mode: u32) -> io::Result<File> {
-        let c = c_name(name)?;
-        let flags = libc::O_RDWR
-            | libc::O_CREAT
-            | libc::O_NOFOLLOW
-            | libc::O_NONBLOCK
-            | libc::O_NOCTTY
-            | libc::O_CLOEXEC;
-        // SAFETY: openat on our directory fd with a valid C string.
-        let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
-        if raw < 0 {
-            return Err(self.open_error(name));
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let file = unsafe { File::from_raw_fd(raw) };
+        let flags = OFlag::O_RDWR
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let file = self.open_at(name, flags, Mode::from_bits_truncate(mode))?;
         self.check_file(name, &file, u64::MAX)?;
         Ok(file)
     }
 
-    fn open_error(&self, name: &str) -> io::Error {
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ELOOP) => refused(&self.path.join(name), "it is a symlink".into()),
-            _ => err,
+    /// Opens `name` relative to the directory's fd; a link is refused.
+    fn open_at(&self, name: &str, flags: OFlag, mode: Mode) -> io::Result<File> {
+        let name = crate::atomic_file::plain_name(name)?;
+        match nix::fcntl::openat(self.fd.as_fd(), name, flags, mode) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(Errno::ELOOP) => Err(refused(&self.path.join(name), "it is a symlink".into())),
+            Err(e) => Err(e.into()),
         }
     }
 
     fn check_file(&self, name: &str, file: &File, max: u64) -> io::Result<()> {
         let st = fstat(file)?;
         let path = || self.path.join(name);
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Err(refused(&path(), "it is not a regular file".into()));
         }
         if st.st_uid != euid() {
@@ -227,16 +200,12 @@ impl PrivateDir {
     /// blocking, and checks the opened fd: a regular file, owned by this
     /// user, of at most `max` bytes.
     pub fn open_file(&self, name: &str, max: u64) -> io::Result<File> {
-        let c = c_name(name)?;
-        let flags =
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        // SAFETY: openat on our directory fd with a valid C string.
-        let raw = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
-        if raw < 0 {
-            return Err(self.open_error(name));
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let file = unsafe { File::from_raw_fd(raw) };
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let file = self.open_at(name, flags, Mode::empty())?;
         self.check_file(name, &file, max)?;
         Ok(file)
     }

@@ -4,216 +4,21 @@
 //! its own group, and at its timeout killed with its group and reaped. The
 //! HTTP probe is a hyper client on one connection.
 //!
-//! A probe table holds exactly one of `exec`, `tcp` or `http`; the parsed
-//! [`ProbeSpec`] cannot hold anything else, nor a zero period, timeout or
-//! threshold.
+//! The configured form is [`ProbeSpec`] (`probe_spec`); results are
+//! counted against thresholds by [`ProbeState`] (`probe_state`).
 
+pub use super::probe_spec::{ProbeCheck, ProbeSpec, ProbeSpecError, Thresholds};
+pub use super::probe_state::{ProbeOutcome, ProbeState};
 use crate::capture::{self, RunRequest};
 use crate::manager::ProcessManager;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What a probe checks, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeCheck {
-    /// A command (program, then arguments); exit 0 is healthy.
-    Exec {
-        /// The program, as the policy grants it.
-        program: String,
-        /// Its arguments.
-        args: Vec<String>,
-    },
-    /// `HOST:PORT`; a completed connect is healthy.
-    Tcp(String),
-    /// `http://HOST:PORT/PATH`; a 2xx status is healthy.
-    Http {
-        /// The URL as written.
-        url: String,
-        /// `HOST:PORT` to connect to.
-        authority: String,
-        /// The request path (with its query).
-        path: String,
-    },
-}
-
-/// Consecutive results that turn a probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
-    /// Consecutive failures that make it fail.
-    pub failure: u32,
-    /// Consecutive successes that make it pass again.
-    pub success: u32,
-}
-
-/// A probe as configured (`[daemon.liveness]`, `[daemon.readiness]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "ProbeTable")]
-pub struct ProbeSpec {
-    /// What it checks.
-    pub check: ProbeCheck,
-    /// Time between probes. Default `1s`.
-    pub period: Duration,
-    /// Time one probe may take; past it the probe fails (an exec probe is
-    /// killed and reaped). Default `1s`.
-    pub timeout: Duration,
-    /// Consecutive failures that make the daemon unhealthy (default 3) and
-    /// successes that make it healthy again (default 1).
-    pub thresholds: Thresholds,
-    /// Wait before the first probe of an instance. Default `0s`.
-    pub initial_delay: Duration,
-}
-
-/// A probe table as written; [`ProbeSpec`] is what it must turn into.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProbeTable {
-    exec: Option<Vec<String>>,
-    tcp: Option<String>,
-    http: Option<String>,
-    #[serde(default = "one_second", with = "humantime_serde")]
-    period: Duration,
-    #[serde(default = "one_second", with = "humantime_serde")]
-    timeout: Duration,
-    #[serde(default = "three")]
-    failure_threshold: NonZeroU32,
-    #[serde(default = "one")]
-    success_threshold: NonZeroU32,
-    #[serde(default, with = "humantime_serde")]
-    initial_delay: Duration,
-}
-
-fn one_second() -> Duration {
-    Duration::from_secs(1)
-}
-fn three() -> NonZeroU32 {
-    NonZeroU32::new(3).expect("3 is not 0")
-}
-fn one() -> NonZeroU32 {
-    NonZeroU32::MIN
-}
-
-/// Why a probe table is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProbeSpecError {
-    /// None or several of `exec`, `tcp`, `http`.
-    #[error("a probe needs exactly one of `exec`, `tcp`, `http`")]
-    NotOneKind,
-    /// `exec = []`.
-    #[error("`exec` is empty")]
-    EmptyExec,
-    /// An address without a valid port.
-    #[error("`{0}` is not HOST:PORT")]
-    NotHostPort(String),
-    /// A URL that is not `http://`.
-    #[error("`{0}` is not an http:// URL")]
-    NotHttp(String),
-    /// A URL that does not parse.
-    #[error("`{0}` is not a valid URL")]
-    BadUrl(String),
-    /// A zero period or timeout.
-    #[error("`period` and `timeout` must be above 0")]
-    ZeroTime,
-    /// A time that would overflow clock arithmetic.
-    #[error("`{field}` = {value:?} is above ten years")]
-    TooLong {
-        /// The field.
-        field: &'static str,
-        /// Its value.
-        value: Duration,
-    },
-}
-
-/// `HOST:PORT` with a non-empty host and a numeric port.
-fn host_port(text: &str) -> Result<String, ProbeSpecError> {
-    match text.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            Ok(text.to_string())
-        }
-        _ => Err(ProbeSpecError::NotHostPort(text.to_string())),
-    }
-}
-
-fn http_check(url: &str) -> Result<ProbeCheck, ProbeSpecError> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|_| ProbeSpecError::BadUrl(url.to_string()))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(ProbeSpecError::NotHttp(url.to_string()));
-    }
-    let authority = uri
-        .authority()
-        .ok_or_else(|| ProbeSpecError::BadUrl(url.to_string()))?;
-    if authority.port_u16().is_none() || authority.as_str().contains('@') {
-        return Err(ProbeSpecError::NotHostPort(authority.to_string()));
-    }
-    Ok(ProbeCheck::Http {
-        url: url.to_string(),
-        authority: host_port(authority.as_str())?,
-        path: uri
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-    })
-}
-
-impl TryFrom<ProbeTable> for ProbeSpec {
-    type Error = ProbeSpecError;
-
-    fn try_from(t: ProbeTable) -> Result<Self, Self::Error> {
-        let check = match (t.exec, t.tcp, t.http) {
-            (Some(cmd), None, None) => {
-                let (program, args) = cmd.split_first().ok_or(ProbeSpecError::EmptyExec)?;
-                ProbeCheck::Exec {
-                    program: program.clone(),
-                    args: args.to_vec(),
-                }
-            }
-            (None, Some(addr), None) => ProbeCheck::Tcp(host_port(&addr)?),
-            (None, None, Some(url)) => http_check(&url)?,
-            _ => return Err(ProbeSpecError::NotOneKind),
-        };
-        if t.period.is_zero() || t.timeout.is_zero() {
-            return Err(ProbeSpecError::ZeroTime);
-        }
-        let max = Duration::from_millis(crate::limits::MAX_MILLIS);
-        for (field, value) in [
-            ("period", t.period),
-            ("timeout", t.timeout),
-            ("initial_delay", t.initial_delay),
-        ] {
-            if value > max {
-                return Err(ProbeSpecError::TooLong { field, value });
-            }
-        }
-        Ok(Self {
-            check,
-            period: t.period,
-            timeout: t.timeout,
-            thresholds: Thresholds {
-                failure: t.failure_threshold.get(),
-                success: t.success_threshold.get(),
-            },
-            initial_delay: t.initial_delay,
-        })
-    }
-}
-
 impl ProbeSpec {
-    /// The address a registry entry shows for this probe (HTTP URL or TCP
-    /// address); none for an exec probe.
-    pub fn target(&self) -> Option<&str> {
-        match &self.check {
-            ProbeCheck::Exec { .. } => None,
-            ProbeCheck::Tcp(addr) => Some(addr),
-            ProbeCheck::Http { url, .. } => Some(url),
-        }
-    }
-
     /// Resolves the probe; an exec probe's command must pass the daemon
     /// policy for `run`.
     pub(crate) fn resolve(&self, policy: &Policy) -> Result<Probe, ProbeDenied> {
@@ -294,8 +99,13 @@ pub(crate) struct Probe {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeFailure {
     /// It took longer than its timeout (an exec probe was killed).
-    #[error("timed out after {} ms{}", .0.as_millis(), if *.1 { " (killed)" } else { "" })]
-    TimedOut(Duration, bool),
+    #[error("timed out after {} ms{}", .after.as_millis(), if *.killed { " (killed)" } else { "" })]
+    TimedOut {
+        /// The timeout.
+        after: Duration,
+        /// Whether a process was killed for it.
+        killed: bool,
+    },
     /// The exec probe could not be started.
     #[error("cannot start: {0}")]
     Spawn(#[source] crate::CallError),
@@ -343,7 +153,10 @@ impl Probe {
     ) -> Result<T, ProbeFailure> {
         tokio::time::timeout(self.timeout, work)
             .await
-            .unwrap_or(Err(ProbeFailure::TimedOut(self.timeout, false)))
+            .unwrap_or(Err(ProbeFailure::TimedOut {
+                after: self.timeout,
+                killed: false,
+            }))
     }
 }
 
@@ -372,7 +185,12 @@ async fn run_exec(
         .map_err(ProbeFailure::Spawn)?;
     let exit = match got.exit {
         Some(exit) if !got.timed_out => exit,
-        _ => return Err(ProbeFailure::TimedOut(timeout, true)),
+        _ => {
+            return Err(ProbeFailure::TimedOut {
+                after: timeout,
+                killed: true,
+            });
+        }
     };
     if exit.success() {
         return Ok(());
@@ -419,74 +237,11 @@ async fn http_get(authority: &str, path: &str) -> Result<(), ProbeFailure> {
     }
 }
 
-/// One probe result, as the supervisor records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeOutcome {
-    /// Healthy.
-    Passed,
-    /// Unhealthy, and why.
-    Failed(String),
-}
-
 impl From<Result<(), ProbeFailure>> for ProbeOutcome {
     fn from(result: Result<(), ProbeFailure>) -> Self {
         match result {
             Ok(()) => Self::Passed,
             Err(e) => Self::Failed(e.to_string()),
-        }
-    }
-}
-
-/// Consecutive results of one probe against its thresholds.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeState {
-    /// Whether it passes, by its thresholds.
-    pub passing: bool,
-    /// Failures in a row.
-    pub consecutive_failures: u32,
-    /// Successes in a row.
-    pub consecutive_successes: u32,
-    /// Probes recorded.
-    pub runs: u64,
-    /// Of which failed.
-    pub failures: u64,
-    /// Why the last failure failed.
-    pub last_error: Option<String>,
-}
-
-impl ProbeState {
-    /// A state starting out passing (liveness) or not (readiness).
-    pub fn new(passing: bool) -> Self {
-        Self {
-            passing,
-            ..Self::default()
-        }
-    }
-
-    /// Records a result; returns `true` when this result turned the probe
-    /// from passing to failing.
-    pub fn record(&mut self, outcome: ProbeOutcome, t: Thresholds) -> bool {
-        self.runs += 1;
-        match outcome {
-            ProbeOutcome::Passed => {
-                self.consecutive_failures = 0;
-                self.consecutive_successes = self.consecutive_successes.saturating_add(1);
-                if self.consecutive_successes >= t.success {
-                    self.passing = true;
-                }
-                false
-            }
-            ProbeOutcome::Failed(why) => {
-                self.failures += 1;
-                self.consecutive_successes = 0;
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.last_error = Some(why);
-                let was = self.passing;
-                if self.consecutive_failures >= t.failure {
-                    self.passing = false;
-                }
-                was && !self.passing
-            }
         }
     }
 }
@@ -569,26 +324,6 @@ mod tests {
     }
 
     #[test]
-    fn health_thresholds_ugly() {
-        let t = Thresholds {
-            failure: 3,
-            success: 2,
-        };
-        let fail = |why: &str| ProbeOutcome::Failed(why.into());
-        let mut s = ProbeState::new(true);
-        assert!(!s.record(fail("a"), t));
-        assert!(!s.record(fail("b"), t));
-        assert!(s.passing, "two failures stay below the threshold");
-        assert!(s.record(fail("c"), t), "the third turns it");
-        assert!(!s.record(fail("d"), t), "turns only once");
-        assert!(!s.record(ProbeOutcome::Passed, t));
-        assert!(!s.passing, "one success is below the success threshold");
-        assert!(!s.record(ProbeOutcome::Passed, t));
-        assert!(s.passing);
-        assert_eq!((s.runs, s.failures), (6, 4));
-    }
-
-    #[test]
     fn health_tcp_http_good() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -642,7 +377,7 @@ mod tests {
         let manager = ProcessManager::new(Duration::from_secs(1));
         let began = std::time::Instant::now();
         let err = block_on(probe.run(&manager)).expect_err("no answer");
-        assert!(matches!(err, ProbeFailure::TimedOut(..)), "{err}");
+        assert!(matches!(err, ProbeFailure::TimedOut { .. }), "{err}");
         assert!(began.elapsed() < Duration::from_secs(10));
         drop(listener);
     }

@@ -4,7 +4,7 @@
 //! What depends on the policy is checked when the configuration loads.
 
 use super::backoff::{BackoffSpec, StartLimitSpec};
-use super::probe::ProbeSpec;
+use super::probe_spec::ProbeSpec;
 use crate::Signal;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;

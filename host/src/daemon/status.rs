@@ -2,7 +2,7 @@
 //! JSON of `/daemons` and `wasmproc daemon status`) and [`RecentOutput`].
 
 use super::machine::{DaemonState, Machine};
-use super::probe::ProbeState;
+use super::probe_state::ProbeState;
 use crate::Exit;
 use serde::Serialize;
 

@@ -345,3 +345,32 @@ fn serve_http_routes_bad() {
     let status = s.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn serve_threads_bounded_good() {
+    // Forty daemons, each probed every 100 ms: the host's thread count does
+    // not grow with them (it was four threads per daemon when each had a
+    // supervising thread, an exit watcher, a probe thread and a monitor).
+    let port = free_port();
+    let daemons: String = (0..40)
+        .map(|i| {
+            format!(
+                "[[daemon]]\nname = \"d{i}\"\nprogram = \"sleep\"\nargs = [\"600\"]\nenv = {{ {{MARK}} }}\nreadiness = {{ tcp = \"127.0.0.1:{port}\", period = \"100ms\" }}\n"
+            )
+        })
+        .collect();
+    let (mut s, _spare) = serve("serve-threads", &daemons);
+    wait_serving(&mut s);
+    assert!(
+        eventually(LIMIT, || pids_with_env(MARK, &s.marker).len() == 40),
+        "forty daemons running"
+    );
+    // Probes have run a few rounds by now.
+    std::thread::sleep(Duration::from_millis(500));
+    let threads = std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
+        .expect("tasks")
+        .count();
+    assert!(threads <= 16, "{threads} host threads for 40 daemons");
+    assert_eq!(s.terminate().code(), Some(0));
+    assert!(pids_with_env(MARK, &s.marker).is_empty());
+}
