@@ -14,3 +14,4 @@ mod runtime;
 mod sdk_parity;
 mod security;
 mod stream;
+mod subreaper;
