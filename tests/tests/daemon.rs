@@ -3,6 +3,12 @@
 //! access, and `wasmproc serve`. Intervals are short and every wait is
 //! bounded; nothing leaves loopback.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the tests run the wasmproc CLI as a child process"
+)]
+
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
