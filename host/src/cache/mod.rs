@@ -197,14 +197,14 @@ impl ComponentCache {
             .create(&dir)
             .map_err(io)?;
         let meta = fs::symlink_metadata(&dir).map_err(io)?;
-        let unsafe_dir = |reason: UntrustedFile| CacheError::Unsafe {
+        let refuse = |reason: UntrustedFile| CacheError::Unsafe {
             dir: dir.clone(),
             reason,
         };
         if !meta.is_dir() {
-            return Err(unsafe_dir(UntrustedFile::NotDirectory));
+            return Err(refuse(UntrustedFile::NotDirectory));
         }
-        check_owner_and_mode(&meta).map_err(unsafe_dir)?;
+        check_owner_and_mode(&meta).map_err(refuse)?;
         remove_stale_temporaries(&dir);
         Ok(Self { dir })
     }
