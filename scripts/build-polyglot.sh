@@ -35,7 +35,7 @@ add_manifest() {
     if [[ -n ${WASMPROC:-} ]]; then
         "$WASMPROC" manifest add "$wasm" --manifest "$manifest" >/dev/null
     else
-        cargo run --quiet -p wasmproc-host -- manifest add "$wasm" --manifest "$manifest" >/dev/null
+        cargo run --quiet -p wasmproc -- manifest add "$wasm" --manifest "$manifest" >/dev/null
     fi
 }
 

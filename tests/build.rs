@@ -5,6 +5,12 @@
 //! nested cargo with its own target directory (`<target>/wasm-guests`), so it
 //! never waits on the lock of the build that runs this script.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the build script runs rustc, rustup and cargo to build the guests"
+)]
+
 use std::env;
 use std::ffi::OsString;
 use std::fmt::Write as _;

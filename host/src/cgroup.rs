@@ -18,6 +18,7 @@
 //! a subreaper; [`Containment::detect`] says which is active and why.
 
 use crate::cgroup_limits::{CgroupLimits, Level};
+use nix::errno::Errno;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
@@ -68,7 +69,9 @@ impl Containment {
                     reason: format!("cgroups turned off by {OFF_VAR}=off"),
                 };
             }
-            detect_cgroup().unwrap_or_else(|reason| Self::ProcessGroups { reason })
+            detect_cgroup().unwrap_or_else(|why| Self::ProcessGroups {
+                reason: why.to_string(),
+            })
         })
     }
 
@@ -79,7 +82,7 @@ impl Containment {
 
     /// Whether `controller` is enabled for the host's subtrees; the error
     /// says why not.
-    pub(crate) fn require(&self, controller: &str) -> Result<(), String> {
+    pub(crate) fn require(&self, controller: &str) -> Result<(), MissingController> {
         match self {
             Self::Cgroup {
                 controllers,
@@ -94,15 +97,16 @@ impl Containment {
                 } else {
                     offered.join(" ")
                 };
-                Err(format!(
-                    "the cgroup v2 `{controller}` controller is not enabled for {} \
-                     (its cgroup.controllers offers: {offered})",
-                    base.display()
-                ))
+                Err(MissingController::NotEnabled {
+                    controller: controller.to_string(),
+                    base: base.clone(),
+                    offered,
+                })
             }
-            Self::ProcessGroups { reason } => Err(format!(
-                "cgroup v2 containment is not active ({reason}), so the `{controller}` controller is missing"
-            )),
+            Self::ProcessGroups { reason } => Err(MissingController::NoCgroups {
+                controller: controller.to_string(),
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -148,26 +152,91 @@ impl fmt::Display for Containment {
     }
 }
 
+/// Why the host cannot contain its children in cgroups.
+#[derive(Debug, thiserror::Error)]
+enum Unavailable {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: &'static str,
+        source: io::Error,
+    },
+    #[error("no cgroup2 mount")]
+    NoMount,
+    #[error("no cgroup2 entry (0::) in /proc/self/cgroup")]
+    NoEntry,
+    #[error("the host's cgroup {own} is outside the mounted {mount_root}")]
+    Outside { own: String, mount_root: String },
+    #[error("cannot create a cgroup in {}: {source}", base.display())]
+    Create { base: PathBuf, source: io::Error },
+    #[error("the kernel has no cgroup.kill (Linux 5.14 or later needed)")]
+    NoKill,
+}
+
+/// Why a cgroup limit cannot be applied: its controller is missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MissingController {
+    /// The host's cgroup does not enable it for the host's subtrees.
+    #[error(
+        "the cgroup v2 `{controller}` controller is not enabled for {} (its cgroup.controllers offers: {offered})",
+        base.display()
+    )]
+    NotEnabled {
+        /// The controller (`pids`, `memory`, `cpu`).
+        controller: String,
+        /// The host's cgroup.
+        base: PathBuf,
+        /// What its `cgroup.controllers` offers, space-separated.
+        offered: String,
+    },
+    /// Containment is process groups only.
+    #[error(
+        "cgroup v2 containment is not active ({reason}), so the `{controller}` controller is missing"
+    )]
+    NoCgroups {
+        /// The controller.
+        controller: String,
+        /// Why cgroups are not used.
+        reason: String,
+    },
+}
+
+/// Why a cgroup of a guest session or a process could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum CgroupError {
+    /// The session's (or daemon's) cgroup.
+    #[error("cannot create the guest's cgroup: {0}")]
+    Scope(#[source] Arc<io::Error>),
+    /// The process's own cgroup.
+    #[error("cannot create the process's cgroup: {0}")]
+    Process(#[source] Arc<io::Error>),
+}
+
 /// Finds the cgroup2 mount and the host's cgroup, checks that a child
 /// cgroup can be made and killed, and enables the wanted controllers.
-fn detect_cgroup() -> Result<Containment, String> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-    let (mount, mount_root) = cgroup2_mount(&mountinfo).ok_or("no cgroup2 mount")?;
-    let own = fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-    let own = own_cgroup(&own).ok_or("no cgroup2 entry (0::) in /proc/self/cgroup")?;
+fn detect_cgroup() -> Result<Containment, Unavailable> {
+    let read = |file: &'static str| {
+        fs::read_to_string(file).map_err(|source| Unavailable::Read { file, source })
+    };
+    let mountinfo = read("/proc/self/mountinfo")?;
+    let (mount, mount_root) = cgroup2_mount(&mountinfo).ok_or(Unavailable::NoMount)?;
+    let own = read("/proc/self/cgroup")?;
+    let own = own_cgroup(&own).ok_or(Unavailable::NoEntry)?;
     let relative = own
         .strip_prefix(&mount_root)
-        .ok_or_else(|| format!("the host's cgroup {own} is outside the mounted {mount_root}"))?;
+        .ok_or_else(|| Unavailable::Outside {
+            own: own.clone(),
+            mount_root: mount_root.clone(),
+        })?;
     let mut base = mount.join(relative.trim_start_matches('/'));
     let probe = base.join(format!("{SUBTREE_PREFIX}probe-{}", std::process::id()));
-    fs::create_dir(&probe)
-        .map_err(|e| format!("cannot create a cgroup in {}: {e}", base.display()))?;
+    fs::create_dir(&probe).map_err(|source| Unavailable::Create {
+        base: base.clone(),
+        source,
+    })?;
     let has_kill = probe.join("cgroup.kill").exists();
     let _ = fs::remove_dir(&probe);
     if !has_kill {
-        return Err("the kernel has no cgroup.kill (Linux 5.14 or later needed)".into());
+        return Err(Unavailable::NoKill);
     }
     let offered = words(&base.join("cgroup.controllers"));
     let wanted: Vec<&str> = WANTED
@@ -176,7 +245,7 @@ fn detect_cgroup() -> Result<Containment, String> {
         .filter(|c| offered.iter().any(|o| o == c))
         .collect();
     if !wanted.is_empty()
-        && enable(&base, &wanted).is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY))
+        && enable(&base, &wanted).is_err_and(|e| e.raw_os_error() == Some(Errno::EBUSY as i32))
         && !relative.trim_matches('/').is_empty()
     {
         // A delegated cgroup that holds the host itself cannot enable
@@ -308,7 +377,9 @@ fn remove_tree(dir: &Path, deadline: Instant) {
         match fs::remove_dir(dir) {
             Ok(()) => return,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+            Err(e)
+                if e.raw_os_error() == Some(Errno::EBUSY as i32) && Instant::now() < deadline =>
+            {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));
             }
@@ -408,12 +479,12 @@ pub(crate) struct Scope {
     hierarchy: Arc<Hierarchy>,
     name: String,
     limits: CgroupLimits,
-    dir: OnceLock<Result<PathBuf, String>>,
+    dir: OnceLock<Result<PathBuf, CgroupError>>,
     next: AtomicU64,
 }
 
 impl Scope {
-    fn dir(&self) -> Result<Option<&Path>, String> {
+    fn dir(&self) -> Result<Option<&Path>, CgroupError> {
         let Some(root) = &self.hierarchy.root else {
             return Ok(None);
         };
@@ -425,7 +496,7 @@ impl Scope {
                 &self.limits.files(Level::Guest),
             )
             .map(|()| dir)
-            .map_err(|e| format!("cannot create the guest's cgroup: {e}"))
+            .map_err(|e| CgroupError::Scope(Arc::new(e)))
         });
         made.as_ref()
             .map(|d| Some(d.as_path()))
@@ -433,14 +504,14 @@ impl Scope {
     }
 
     /// A new per-process cgroup in this scope (none without cgroups).
-    pub(crate) fn process(&self) -> Result<Option<ProcessCgroup>, String> {
+    pub(crate) fn process(&self) -> Result<Option<ProcessCgroup>, CgroupError> {
         let Some(scope) = self.dir()? else {
             return Ok(None);
         };
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = scope.join(format!("p-{n}"));
         make(&dir, &[], &self.limits.files(Level::Process))
-            .map_err(|e| format!("cannot create the process's cgroup: {e}"))?;
+            .map_err(|e| CgroupError::Process(Arc::new(e)))?;
         Ok(Some(ProcessCgroup { dir }))
     }
 }
@@ -478,7 +549,7 @@ impl ProcessCgroup {
         let procs = self.dir.join("cgroup.procs");
         match write_file(&procs, &pid.to_string()) {
             // It already exited (a zombie): nothing left to move.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(Errno::ESRCH as i32) => return Ok(()),
             other => other?,
         }
         let mut pending = vec![pid];

@@ -3,7 +3,7 @@
 //! process. A limit whose controller is not enabled is refused when the
 //! policy loads; it is never silently ignored.
 
-use crate::cgroup::Containment;
+use crate::cgroup::{Containment, MissingController};
 use serde::Deserialize;
 
 /// The `[limits.cgroup]` table of a policy. Every field is optional; an
@@ -90,42 +90,93 @@ impl CgroupLimits {
 
     /// Checks each limit's value, then that its controller is enabled on
     /// this host; the error names the field and says why.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidCgroupLimit> {
         for (field, controller, _, value) in self.entries() {
-            check_value(controller, &value)
-                .map_err(|why| format!("`cgroup.{field} = {value:?}`: {why}"))?;
+            check_value(controller, &value).map_err(|problem| InvalidCgroupLimit::Value {
+                field,
+                value: value.clone(),
+                problem,
+            })?;
             Containment::detect()
                 .require(controller)
-                .map_err(|why| format!("`cgroup.{field}` cannot be applied: {why}"))?;
+                .map_err(|missing| InvalidCgroupLimit::Unavailable { field, missing })?;
         }
         Ok(())
     }
 }
 
-fn check_value(controller: &str, value: &str) -> Result<(), String> {
+/// A cgroup limit that cannot be set: a malformed value, or a controller
+/// this host does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCgroupLimit {
+    /// The value breaks the controller's syntax.
+    #[error("`cgroup.{field} = {value:?}`: {problem}")]
+    Value {
+        /// The policy field.
+        field: &'static str,
+        /// The value as written into the cgroup file.
+        value: String,
+        /// The rule it breaks.
+        #[source]
+        problem: BadValue,
+    },
+    /// The controller is not enabled for the host's cgroups.
+    #[error("`cgroup.{field}` cannot be applied: {missing}")]
+    Unavailable {
+        /// The policy field.
+        field: &'static str,
+        /// Why the controller is missing.
+        #[source]
+        missing: MissingController,
+    },
+}
+
+/// The rule a cgroup limit's value breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadValue {
+    /// A count or size of 0.
+    #[error("must be greater than 0")]
+    Zero,
+    /// Not a whole number.
+    #[error("must be a number")]
+    NotNumber,
+    /// `cpu.max` is not two space-separated fields.
+    #[error("must be \"<quota µs|max> <period µs>\"")]
+    CpuShape,
+    /// The `cpu.max` period is not a number.
+    #[error("the period must be a number of µs")]
+    PeriodNotNumber,
+    /// The `cpu.max` period is outside what the kernel accepts.
+    #[error("the period must be between 1000 and 1000000 µs")]
+    PeriodRange,
+    /// The `cpu.max` quota is neither `max` nor a number.
+    #[error("the quota must be `max` or a number of µs")]
+    QuotaNotNumber,
+    /// The `cpu.max` quota is below what the kernel accepts.
+    #[error("the quota must be at least 1000 µs")]
+    QuotaTooSmall,
+}
+
+fn check_value(controller: &str, value: &str) -> Result<(), BadValue> {
     if controller != "cpu" {
         return match value.parse::<u64>() {
-            Ok(0) => Err("must be greater than 0".into()),
+            Ok(0) => Err(BadValue::Zero),
             Ok(_) => Ok(()),
-            Err(_) => Err("must be a number".into()),
+            Err(_) => Err(BadValue::NotNumber),
         };
     }
     let mut parts = value.split(' ');
     let (Some(quota), Some(period), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err("must be \"<quota µs|max> <period µs>\"".into());
+        return Err(BadValue::CpuShape);
     };
-    let period: u64 = period
-        .parse()
-        .map_err(|_| "the period must be a number of µs".to_string())?;
+    let period: u64 = period.parse().map_err(|_| BadValue::PeriodNotNumber)?;
     if !(1_000..=1_000_000).contains(&period) {
-        return Err("the period must be between 1000 and 1000000 µs".into());
+        return Err(BadValue::PeriodRange);
     }
     if quota != "max" {
-        let quota: u64 = quota
-            .parse()
-            .map_err(|_| "the quota must be `max` or a number of µs".to_string())?;
+        let quota: u64 = quota.parse().map_err(|_| BadValue::QuotaNotNumber)?;
         if quota < 1_000 {
-            return Err("the quota must be at least 1000 µs".into());
+            return Err(BadValue::QuotaTooSmall);
         }
     }
     Ok(())
@@ -146,7 +197,7 @@ mod tests {
             ("cpu", "10 100000", "at least 1000"),
             ("cpu", "half 100000", "`max` or a number"),
         ] {
-            let err = check_value(controller, value).unwrap_err();
+            let err = check_value(controller, value).unwrap_err().to_string();
             assert!(err.contains(says), "{controller} {value}: {err}");
         }
         assert!(check_value("cpu", "max 100000").is_ok());

@@ -55,10 +55,12 @@ mod watchdog;
 pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
 pub use bindings::{CAPABILITY_NAME, DAEMON_INTERFACE_NAME};
 pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
-pub use cache::{CacheConfig, CacheError, CacheStatus, CompileProgress, ComponentCache};
+pub use cache::{
+    CacheConfig, CacheError, CacheStatus, CompileProgress, ComponentCache, UntrustedFile,
+};
 pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
-pub use cgroup::{Containment, OFF_VAR as CGROUPS_OFF_VAR, Usage};
-pub use cgroup_limits::CgroupLimits;
+pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
+pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
 pub use error::{CallError, PolicyError};
 pub use limits::Limits;
 pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
@@ -72,6 +74,7 @@ pub use runtime::{
     GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
     Runtime, RuntimeConfig,
 };
+pub use subreaper::claim_foreign_sessions;
 
 /// The generated WIT types of the capability, for hosts that build their
 /// own worlds around it.

@@ -162,7 +162,7 @@ impl Limits {
         if let Some((name, v)) = bytes.iter().find(|(_, v)| *v > MAX_BYTES) {
             return Err(format!("`{name} = {v}` is above {MAX_BYTES} bytes (1 TiB)"));
         }
-        self.cgroup.validate()?;
+        self.cgroup.validate().map_err(|e| e.to_string())?;
         if self.default_run_timeout_ms > self.max_timeout_ms {
             return Err(format!(
                 "`default_run_timeout_ms = {}` is above `max_timeout_ms = {}`",

@@ -161,7 +161,7 @@ impl ProcessManager {
         scope: &Scope,
     ) -> Result<OsChild, CallError> {
         let failed = |e: String| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display()));
-        let cgroup = scope.process().map_err(failed)?;
+        let cgroup = scope.process().map_err(|e| failed(e.to_string()))?;
         let child = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
             Ok(child) => child,
             Err(e) => {

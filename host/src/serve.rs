@@ -101,7 +101,7 @@ pub enum PluginProblem {
     Policy(#[source] crate::PolicyError),
     /// Its manifest is missing (but required) or unreadable.
     #[error("{0}")]
-    Manifest(String),
+    Manifest(#[source] crate::manifest::ManifestError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {

@@ -1,5 +1,5 @@
 //! How a process is started: the one module of the host that creates
-//! operating-system processes. Clippy enforces this (`host/clippy.toml`).
+//! operating-system processes. Clippy enforces this (`clippy.toml` at the workspace root).
 //!
 //! Children are started with `posix_spawn` (std's fast path: no `pre_exec`
 //! hook, so a large host never pays for `fork`). Every child gets:

@@ -10,12 +10,28 @@
 //! Orphans that end become zombies of the host, so the host reaps them.
 //! It never reaps a process it started itself (those are reaped by their
 //! owner, which reads the exit status), nor one an embedding application
-//! started: an orphan is recognised by its cgroup (one of the host's
-//! subtrees), its session (a `setsid` escapee has its own), or its process
-//! group (one the host created).
+//! started. An orphan is recognised by what only the host's own trees
+//! have:
+//! - its cgroup: the subtree of one of this host's process managers;
+//! - its process group: one the host created for a child it started
+//!   (a group id is not reused while any process is in the group, and
+//!   groups found empty are forgotten).
+//!
+//! A `setsid` escapee without cgroups has neither. A process that starts
+//! no children of its own, such as the `wasmproc` binary, says so with
+//! [`claim_foreign_sessions`]; then a child in a session other than the
+//! host's counts as an orphan too, as it can only come from the host's
+//! trees. An embedder that starts its own children does not call it, and
+//! its children are never touched.
 
 use crate::cgroup::{self, SUBTREE_PREFIX};
+use nix::errno::Errno;
+use nix::sys::prctl;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::{Pid, getsid};
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 /// Process groups remembered after their leader is reaped, so orphans still
@@ -37,25 +53,40 @@ pub(crate) struct Reaper {
     /// exclusively, so it never mistakes a fresh child for an orphan.
     gate: RwLock<()>,
     known: Mutex<Known>,
-    session: i32,
+    session: Option<Pid>,
     active: bool,
+    /// Whether every child in another session is the host's (set by
+    /// [`claim_foreign_sessions`]).
+    foreign_sessions: AtomicBool,
+}
+
+/// Declares that this process starts no children of its own outside
+/// wasmproc, so that every child in a session other than this process's
+/// is an orphan of the host's trees: without cgroups, a `setsid` escapee
+/// whose parent exited is then killed when a process manager shuts down.
+///
+/// The `wasmproc` binary calls it. An application that embeds the host and
+/// starts children of its own in new sessions must not: its children would
+/// be taken for escapees. Without this call the host touches only children
+/// in its cgroup subtrees or in process groups it created.
+pub fn claim_foreign_sessions() {
+    reaper().foreign_sessions.store(true, Ordering::Relaxed);
 }
 
 /// The reaper; the first call makes the host a subreaper.
 pub(crate) fn reaper() -> &'static Reaper {
     static REAPER: OnceLock<Reaper> = OnceLock::new();
     REAPER.get_or_init(|| {
-        // SAFETY: prctl with integer arguments only.
-        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        if rc != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot become a child subreaper");
+        let became = prctl::set_child_subreaper(true);
+        if let Err(e) = became {
+            tracing::warn!(error = %e, "cannot become a child subreaper");
         }
         Reaper {
             gate: RwLock::new(()),
             known: Mutex::new(Known::default()),
-            // SAFETY: getsid(0) has no preconditions.
-            session: unsafe { libc::getsid(0) },
-            active: rc == 0,
+            session: getsid(None).ok(),
+            active: became.is_ok(),
+            foreign_sessions: AtomicBool::new(false),
         }
     })
 }
@@ -88,26 +119,29 @@ impl Reaper {
     }
 
     /// Whether `pid`, a child of the host it did not start, is an orphan
-    /// from below one of the host's children: `Some(true)` if a cgroup of
-    /// a host holds it, `Some(false)` if it escaped without one.
+    /// from below one of the host's children: `Some(true)` if a cgroup
+    /// subtree of this host holds it, `Some(false)` if it is outside them
+    /// but in a group the host created (or, with
+    /// [`claim_foreign_sessions`], in another session).
     fn orphan(&self, pid: u32, known: &Known) -> Option<bool> {
         if known.leaders.contains(&pid) {
             return None;
         }
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        let in_subtree = cgroup
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .is_some_and(|p| {
-                p.split('/').any(|part| {
-                    part.starts_with(SUBTREE_PREFIX) && part != format!("{SUBTREE_PREFIX}host")
-                })
-            });
-        if in_subtree {
+        if in_own_subtree(pid) {
             return Some(true);
         }
         let (group, session) = group_and_session(pid)?;
-        (session != self.session || known.groups.contains(&group)).then_some(false)
+        let claimed = self.foreign_sessions.load(Ordering::Relaxed)
+            && self.session.is_some_and(|own| own.as_raw() != session);
+        (known.groups.contains(&group) || claimed).then_some(false)
+    }
+
+    /// Forgets groups that no process is in any more: their ids may be
+    /// reused, by anyone, from now on.
+    fn forget_empty_groups(known: &mut Known) {
+        known.groups.retain(|&group| {
+            killpg(Pid::from_raw(group as i32), None::<Signal>) != Err(Errno::ESRCH)
+        });
     }
 
     /// Reaps orphans that have ended. Cheap when there is no zombie child.
@@ -119,8 +153,8 @@ impl Reaper {
         let known = self.known();
         for pid in cgroup::children_of(std::process::id()) {
             if is_zombie(pid) && self.orphan(pid, &known).is_some() {
-                // SAFETY: waitpid on our own zombie child; WNOHANG never blocks.
-                unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+                // Our own zombie child; WNOHANG never blocks.
+                let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
             }
         }
     }
@@ -134,12 +168,13 @@ impl Reaper {
         }
         {
             let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-            let known = self.known();
+            let mut known = self.known();
+            Self::forget_empty_groups(&mut known);
             for pid in cgroup::children_of(std::process::id()) {
                 if !is_zombie(pid) && self.orphan(pid, &known) == Some(false) {
-                    // SAFETY: `pid` is an unreaped child of this process, so
-                    // the number cannot have been reused.
-                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    // `pid` is an unreaped child of this process, so the
+                    // number cannot have been reused.
+                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 }
             }
         }
@@ -154,21 +189,22 @@ impl Reaper {
     }
 }
 
+/// Whether `pid` is in the cgroup subtree of one of this host's process
+/// managers (`wasmproc-<host pid>-<n>`, see [`cgroup`]).
+fn in_own_subtree(pid: u32) -> bool {
+    let own = format!("{SUBTREE_PREFIX}{}-", std::process::id());
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .is_some_and(|path| path.split('/').any(|part| part.starts_with(&own)))
+}
+
 /// Whether any child of the host is a zombie (without reaping it).
 fn has_zombie_child() -> bool {
-    // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: waitid with WNOWAIT only inspects; WNOHANG never blocks.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_ALL,
-            0,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    // SAFETY: waitid filled `info` (si_pid stays 0 when nothing is waiting).
-    rc == 0 && unsafe { info.si_pid() } != 0
+    // WNOWAIT only inspects; WNOHANG never blocks.
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(waitid(Id::All, flags), Ok(status) if status != WaitStatus::StillAlive)
 }
 
 fn stat_after_comm(pid: u32) -> Option<String> {

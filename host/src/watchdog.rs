@@ -20,9 +20,9 @@
 //! group, and then removes the subtree's cgroups.
 
 use crate::spawner;
+use nix::sys::memfd::{MFdFlags, memfd_create};
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin};
@@ -50,6 +50,19 @@ impl Table {
             self.file = None;
         }
     }
+}
+
+/// Why the watchdog could not be started.
+#[derive(Debug, thiserror::Error)]
+enum LaunchError {
+    #[error("no awk found (looked in {})", AWK_PATHS.join(", "))]
+    NoAwk,
+    #[error("memfd_create: {0}")]
+    Table(#[source] nix::Error),
+    #[error("cannot share the table: {0}")]
+    Share(#[source] std::io::Error),
+    #[error("cannot start awk: {0}")]
+    Spawn(#[source] std::io::Error),
 }
 
 /// The watchdog process, its lifeline and the table it reads.
@@ -85,21 +98,16 @@ impl Watchdog {
         }
     }
 
-    fn launch(cgroup: Option<&Path>) -> Result<(File, Child), String> {
+    fn launch(cgroup: Option<&Path>) -> Result<(File, Child), LaunchError> {
         let awk = AWK_PATHS
             .iter()
             .map(Path::new)
             .find(|p| p.is_file())
-            .ok_or("no awk found")?;
-        // SAFETY: memfd_create takes a C string and flags; returns a new fd or -1.
-        let fd = unsafe { libc::memfd_create(c"wasmproc-watchdog".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let table = unsafe { OwnedFd::from_raw_fd(fd) };
-        let for_child = table.try_clone().map_err(|e| e.to_string())?;
-        let child = spawner::spawn_watchdog(awk, for_child, cgroup).map_err(|e| e.to_string())?;
+            .ok_or(LaunchError::NoAwk)?;
+        let table = memfd_create(c"wasmproc-watchdog", MFdFlags::MFD_CLOEXEC)
+            .map_err(LaunchError::Table)?;
+        let for_child = table.try_clone().map_err(LaunchError::Share)?;
+        let child = spawner::spawn_watchdog(awk, for_child, cgroup).map_err(LaunchError::Spawn)?;
         Ok((File::from(table), child))
     }
 

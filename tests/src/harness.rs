@@ -139,14 +139,15 @@ pub fn unique_marker(test: &str) -> String {
     )
 }
 
-/// The `wasmproc` CLI binary built beside the test binaries.
+/// The `wasmproc` CLI binary (package `wasmproc`, in `cli/`) built beside
+/// the test binaries.
 pub fn cli_path() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let cli = dir.join("wasmproc");
     assert!(
         cli.exists(),
-        "{} not built (cargo test --workspace builds it)",
+        "{} not built (cargo test --workspace builds it, or cargo build -p wasmproc)",
         cli.display()
     );
     cli

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the harness runs the wasmproc CLI as a child process"
+)]
+
 /// Paths of the test guest components, built by build.rs.
 pub mod guests;
 /// Shared helpers: runtimes, policies, running guests, inspecting processes.

@@ -37,6 +37,14 @@ pub fn is_zombie(pid: i32) -> bool {
     stat_field(pid, 0).as_deref() == Some("Z")
 }
 
+/// Process group and session of `pid`.
+pub fn group_and_session(pid: i32) -> Option<(i32, i32)> {
+    Some((
+        stat_field(pid, 2)?.parse().ok()?,
+        stat_field(pid, 3)?.parse().ok()?,
+    ))
+}
+
 /// Field `n` (0 = state) after the command name in `/proc/<pid>/stat`.
 fn stat_field(pid: i32, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -8,6 +8,7 @@
 
 #![allow(
     clippy::disallowed_methods,
+    clippy::disallowed_types,
     reason = "the tests run the wasmproc CLI as a child process"
 )]
 

@@ -149,7 +149,8 @@ pub enum CacheError {
         /// The directory.
         dir: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: UntrustedFile,
     },
     /// The directory could not be created or inspected.
     #[error("cache directory {dir}: {source}")]
@@ -196,16 +197,14 @@ impl ComponentCache {
             .create(&dir)
             .map_err(io)?;
         let meta = fs::symlink_metadata(&dir).map_err(io)?;
-        let unsafe_dir = |reason: String| CacheError::Unsafe {
+        let refuse = |reason: UntrustedFile| CacheError::Unsafe {
             dir: dir.clone(),
             reason,
         };
         if !meta.is_dir() {
-            return Err(unsafe_dir(
-                "it is not a directory (symbolic links are not followed)".into(),
-            ));
+            return Err(refuse(UntrustedFile::NotDirectory));
         }
-        check_owner_and_mode(&meta).map_err(unsafe_dir)?;
+        check_owner_and_mode(&meta).map_err(refuse)?;
         remove_stale_temporaries(&dir);
         Ok(Self { dir })
     }
@@ -306,7 +305,7 @@ impl ComponentCache {
     /// and mapped.
     fn lookup(&self, engine: &Engine, key: &[u8; 32]) -> Lookup {
         let path = self.path_of(key);
-        let rejected = |reason: String| {
+        let rejected = |reason: entry::Rejected| {
             tracing::warn!(entry = %path.display(), "cache entry not loaded, recompiling: {reason}");
             Lookup::Rejected
         };
@@ -487,7 +486,7 @@ fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], durable: bool) -> s
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&temp)?;
         for part in parts {
             file.write_all(part)?;
@@ -508,22 +507,42 @@ fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], durable: bool) -> s
     result
 }
 
+/// Why a cache directory or entry is not trusted to hold machine code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UntrustedFile {
+    /// The directory path names something else (or a symbolic link).
+    #[error("it is not a directory (symbolic links are not followed)")]
+    NotDirectory,
+    /// Another user owns it.
+    #[error("owned by uid {owner}, not by the current user (uid {user})")]
+    Owner {
+        /// The owner's uid.
+        owner: u32,
+        /// The effective uid of this process.
+        user: u32,
+    },
+    /// Group or others may write it.
+    #[error("writable by group or others (mode {mode:o})")]
+    Writable {
+        /// The permission bits.
+        mode: u32,
+    },
+}
+
 /// Owned by the effective user and not writable by group or others.
-fn check_owner_and_mode(meta: &fs::Metadata) -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if meta.uid() != uid {
-        return Err(format!(
-            "owned by uid {}, not by the current user (uid {uid})",
-            meta.uid()
-        ));
+fn check_owner_and_mode(meta: &fs::Metadata) -> Result<(), UntrustedFile> {
+    let user = nix::unistd::geteuid().as_raw();
+    if meta.uid() != user {
+        return Err(UntrustedFile::Owner {
+            owner: meta.uid(),
+            user,
+        });
     }
     let mode = meta.permissions().mode();
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "writable by group or others (mode {:o})",
-            mode & 0o7777
-        ));
+        return Err(UntrustedFile::Writable {
+            mode: mode & 0o7777,
+        });
     }
     Ok(())
 }

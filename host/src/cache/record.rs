@@ -94,7 +94,7 @@ impl FileIdentity {
 pub(super) fn read(path: &Path, len: usize) -> Option<Vec<u8>> {
     let mut file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;

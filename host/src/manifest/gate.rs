@@ -45,7 +45,7 @@ pub(crate) fn admit(
     };
     let declared = declaration(manifest, policy, op, req).map_err(|reason| Refusal {
         gate: Some(Gate::Manifest),
-        error: CallError::Denied(reason),
+        error: CallError::Denied(reason.to_string()),
     })?;
     decided.map_err(|error| {
         let error = match error {
@@ -72,6 +72,30 @@ pub(crate) fn same_program(policy: &Policy, declared: &str, requested: &str) -> 
             .any(|g| g.is_named_by(declared) && g.is_named_by(requested))
 }
 
+/// Why the plugin's manifest does not cover a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Undeclared {
+    #[error("program `{0}` is not declared by the plugin")]
+    Program(String),
+    #[error("program `{program}` is not declared by the plugin for `{operation}`")]
+    Operation {
+        program: String,
+        operation: &'static str,
+    },
+    #[error(
+        "arguments {args:?} of program `{program}` are not declared by the plugin (declared: {declared})"
+    )]
+    Arguments {
+        args: Vec<String>,
+        program: String,
+        declared: String,
+    },
+    #[error("environment variable `{0}` is not declared by the plugin")]
+    Variable(String),
+    #[error("a working directory is not declared by the plugin")]
+    Directory,
+}
+
 /// The manifest gate: the declaration that covers the request, or why
 /// none does.
 fn declaration<'m>(
@@ -79,40 +103,38 @@ fn declaration<'m>(
     policy: &Policy,
     op: Operation,
     req: CommandRequest<'_>,
-) -> Result<&'m ProgramRequest, String> {
+) -> Result<&'m ProgramRequest, Undeclared> {
     let program = req.program;
     let declared = manifest
         .programs
         .iter()
         .find(|p| same_program(policy, &p.name, program))
-        .ok_or_else(|| format!("program `{program}` is not declared by the plugin"))?;
+        .ok_or_else(|| Undeclared::Program(program.to_string()))?;
     if !declared.operations.contains(&op) {
-        return Err(format!(
-            "program `{program}` is not declared by the plugin for `{}`",
-            op.name()
-        ));
+        return Err(Undeclared::Operation {
+            program: program.to_string(),
+            operation: op.name(),
+        });
     }
     if let Some(patterns) = &declared.patterns
         && !patterns.iter().any(|p| p.check(req.args).is_ok())
     {
         let shown: Vec<String> = patterns.iter().map(|p| format!("`{p}`")).collect();
-        return Err(format!(
-            "arguments {:?} of program `{program}` are not declared by the plugin (declared: {})",
-            req.args,
-            if shown.is_empty() {
+        return Err(Undeclared::Arguments {
+            args: req.args.to_vec(),
+            program: program.to_string(),
+            declared: if shown.is_empty() {
                 "none".to_string()
             } else {
                 shown.join(", ")
-            }
-        ));
+            },
+        });
     }
     if let Some((name, _)) = req.env.iter().find(|(n, _)| !manifest.declares_variable(n)) {
-        return Err(format!(
-            "environment variable `{name}` is not declared by the plugin"
-        ));
+        return Err(Undeclared::Variable(name.to_string()));
     }
     if req.cwd.is_some() && manifest.dirs.is_none() {
-        return Err("a working directory is not declared by the plugin".into());
+        return Err(Undeclared::Directory);
     }
     Ok(declared)
 }

@@ -103,6 +103,15 @@ pub enum ManifestError {
         /// What is wrong, quoting the entry.
         reason: String,
     },
+    /// The component carries no manifest, and one is required.
+    #[error(
+        "{} carries no plugin manifest (`{SECTION_NAME}` section), and a manifest is required (require_manifest)",
+        component.display()
+    )]
+    Required {
+        /// The component file.
+        component: PathBuf,
+    },
 }
 
 /// Reads a component file's manifest and attaches it to `policy`, so its
@@ -112,13 +121,12 @@ pub fn attach(
     policy: crate::Policy,
     component: &std::path::Path,
     require: bool,
-) -> Result<crate::Policy, String> {
-    let manifest = Manifest::from_file(component).map_err(|e| e.to_string())?;
+) -> Result<crate::Policy, ManifestError> {
+    let manifest = Manifest::from_file(component)?;
     if manifest.is_none() && (require || policy.require_manifest()) {
-        return Err(format!(
-            "{} carries no plugin manifest (`{SECTION_NAME}` section), and a manifest is required (require_manifest)",
-            component.display()
-        ));
+        return Err(ManifestError::Required {
+            component: component.to_path_buf(),
+        });
     }
     Ok(policy.with_manifest(manifest))
 }

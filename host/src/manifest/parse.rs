@@ -205,22 +205,35 @@ impl Manifest {
     }
 }
 
-fn check_program_name(name: &str) -> Result<(), String> {
+/// What is wrong with one field of a manifest entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum FieldProblem {
+    #[error("the name is empty or contains a control character")]
+    NameUnreadable,
+    #[error("give a bare name or an absolute path")]
+    NameRelativePath,
+    #[error("`reason` is empty; say why the plugin needs it")]
+    ReasonEmpty,
+    #[error("`reason` is one line of text, without control characters")]
+    ReasonMultiline,
+}
+
+fn check_program_name(name: &str) -> Result<(), FieldProblem> {
     if name.is_empty() || name.chars().any(char::is_control) {
-        return Err("the name is empty or contains a control character".into());
+        return Err(FieldProblem::NameUnreadable);
     }
     if name.contains('/') && !name.starts_with('/') {
-        return Err("give a bare name or an absolute path".into());
+        return Err(FieldProblem::NameRelativePath);
     }
     Ok(())
 }
 
-fn check_reason(reason: &str) -> Result<(), String> {
+fn check_reason(reason: &str) -> Result<(), FieldProblem> {
     if reason.trim().is_empty() {
-        return Err("`reason` is empty; say why the plugin needs it".into());
+        return Err(FieldProblem::ReasonEmpty);
     }
     if reason.chars().any(char::is_control) {
-        return Err("`reason` is one line of text, without control characters".into());
+        return Err(FieldProblem::ReasonMultiline);
     }
     Ok(())
 }

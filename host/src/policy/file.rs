@@ -113,8 +113,8 @@ pub struct StdioSpec {
 impl PolicySpec {
     /// Parses TOML strictly: unknown keys and wrong types are errors that
     /// quote the offending line.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
     }
 
     pub(crate) fn add_program(&mut self, name: &str, args: Option<Vec<Vec<String>>>) {

@@ -100,8 +100,10 @@ impl Policy {
     }
 
     /// The same grants with other limits; the error names an invalid field.
-    pub fn with_limits(mut self, limits: Limits) -> Result<Self, String> {
-        limits.validate()?;
+    pub fn with_limits(mut self, limits: Limits) -> Result<Self, PolicyError> {
+        limits
+            .validate()
+            .map_err(|reason| PolicyError::entry("[limits]", reason))?;
         self.limits = limits;
         Ok(self)
     }
@@ -273,9 +275,9 @@ impl PolicyBuilder {
             path: path.to_path_buf(),
             source,
         })?;
-        let spec = PolicySpec::parse(&text).map_err(|message| PolicyError::Syntax {
+        let spec = PolicySpec::parse(&text).map_err(|e| PolicyError::Syntax {
             path: path.to_path_buf(),
-            message,
+            message: e.to_string(),
         })?;
         let base = path.parent().map(Path::to_path_buf);
         Ok(Self {

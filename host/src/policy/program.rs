@@ -136,7 +136,7 @@ pub(crate) fn resolve(name: &str, search_path: Option<&OsStr>) -> Result<PathBuf
 }
 
 fn check_executable(quoted: &str, path: &Path) -> Result<PathBuf, PolicyError> {
-    let canonical = check_chain(path).map_err(|why| PolicyError::entry(quoted, why))?;
+    let canonical = check_chain(path).map_err(|why| PolicyError::entry(quoted, why.to_string()))?;
     let meta = canonical.metadata().map_err(|e| {
         PolicyError::entry(
             quoted,
@@ -162,27 +162,93 @@ fn check_executable(quoted: &str, path: &Path) -> Result<PathBuf, PolicyError> {
 /// limit, `MAXSYMLINKS`).
 const MAX_SYMLINK_HOPS: usize = 40;
 
+/// Why a program's path is not trusted: something on the way to it could
+/// be swapped by another user.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UntrustedPath {
+    /// A step of the path could not be inspected or read.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// `inspect` or `read the link`.
+        action: &'static str,
+        /// The step.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A Windows path prefix.
+    #[error("path prefixes are not supported")]
+    Prefix,
+    /// A symlink loop, or a chain longer than the kernel follows.
+    #[error("more than {MAX_SYMLINK_HOPS} symlinks at {}", .0.display())]
+    TooManyLinks(PathBuf),
+    /// A directory on the way is owned by another user.
+    #[error(
+        "resolved through {}, a directory owned by uid {uid} (only root or this user may own the path)",
+        dir.display()
+    )]
+    DirectoryOwner {
+        /// The directory.
+        dir: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+    /// A directory on the way is writable by others (and not sticky).
+    #[error(
+        "resolved through {}, a directory others can write to (mode {mode:04o}), so {} could be swapped",
+        dir.display(),
+        next.display()
+    )]
+    DirectoryWritable {
+        /// The directory.
+        dir: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The step inside it.
+        next: PathBuf,
+    },
+    /// A step is owned by another user.
+    #[error("{} is owned by uid {uid} (only root or this user may own the path)", path.display())]
+    Owner {
+        /// The step.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+    /// A file on the way is writable by others.
+    #[error("{} is writable by others (mode {mode:04o})", path.display())]
+    Writable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
 /// Walks `path` from `/`, following every symlink hop, and checks each
 /// component as sudo's secure path and OpenSSH's `StrictModes` do: each
 /// directory, symlink and the final file must be owned by root or this
 /// user and writable by no one else, except a sticky directory (such as
 /// `/tmp`) whose next component is owned by root or this user. Returns the
 /// canonical path.
-pub(crate) fn check_chain(path: &Path) -> Result<PathBuf, String> {
+pub(crate) fn check_chain(path: &Path) -> Result<PathBuf, UntrustedPath> {
     let mut hops = 0;
     walk(Path::new("/"), path, &mut hops)
 }
 
 fn trusted_owner(uid: u32) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    uid == 0 || uid == unsafe { libc::geteuid() }
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
 }
 
-fn walk(start: &Path, path: &Path, hops: &mut usize) -> Result<PathBuf, String> {
+fn walk(start: &Path, path: &Path, hops: &mut usize) -> Result<PathBuf, UntrustedPath> {
     use std::path::Component;
     let mut current = start.to_path_buf();
     let lstat = |p: &Path| {
-        std::fs::symlink_metadata(p).map_err(|e| format!("cannot inspect {}: {e}", p.display()))
+        std::fs::symlink_metadata(p).map_err(|source| UntrustedPath::Io {
+            action: "inspect",
+            path: p.to_path_buf(),
+            source,
+        })
     };
     let mut parent = lstat(&current)?;
     for component in path.components() {
@@ -198,7 +264,7 @@ fn walk(start: &Path, path: &Path, hops: &mut usize) -> Result<PathBuf, String> 
                 parent = lstat(&current)?;
                 continue;
             }
-            Component::Prefix(_) => return Err("path prefixes are not supported".into()),
+            Component::Prefix(_) => return Err(UntrustedPath::Prefix),
             Component::Normal(name) => current.join(name),
         };
         let meta = lstat(&next)?;
@@ -206,13 +272,13 @@ fn walk(start: &Path, path: &Path, hops: &mut usize) -> Result<PathBuf, String> 
         if meta.file_type().is_symlink() {
             *hops += 1;
             if *hops > MAX_SYMLINK_HOPS {
-                return Err(format!(
-                    "more than {MAX_SYMLINK_HOPS} symlinks at {}",
-                    next.display()
-                ));
+                return Err(UntrustedPath::TooManyLinks(next));
             }
-            let target = std::fs::read_link(&next)
-                .map_err(|e| format!("cannot read the link {}: {e}", next.display()))?;
+            let target = std::fs::read_link(&next).map_err(|source| UntrustedPath::Io {
+                action: "read the link",
+                path: next.clone(),
+                source,
+            })?;
             // A relative target is taken from the link's directory.
             current = walk(&current, &target, hops)?;
         } else {
@@ -230,39 +296,35 @@ fn check_component(
     dir_meta: &std::fs::Metadata,
     next: &Path,
     meta: &std::fs::Metadata,
-) -> Result<(), String> {
+) -> Result<(), UntrustedPath> {
     let others_write = dir_meta.mode() & 0o022 != 0;
     let sticky = dir_meta.mode() & 0o1000 != 0;
     if !trusted_owner(dir_meta.uid()) {
-        return Err(format!(
-            "resolved through {}, a directory owned by uid {} (only root or this user may own the path)",
-            dir.display(),
-            dir_meta.uid()
-        ));
+        return Err(UntrustedPath::DirectoryOwner {
+            dir: dir.to_path_buf(),
+            uid: dir_meta.uid(),
+        });
     }
     if others_write && !(sticky && trusted_owner(meta.uid())) {
-        return Err(format!(
-            "resolved through {}, a directory others can write to (mode {:04o}), so {} could be swapped",
-            dir.display(),
-            dir_meta.mode() & 0o7777,
-            next.display()
-        ));
+        return Err(UntrustedPath::DirectoryWritable {
+            dir: dir.to_path_buf(),
+            mode: dir_meta.mode() & 0o7777,
+            next: next.to_path_buf(),
+        });
     }
     if !trusted_owner(meta.uid()) {
-        return Err(format!(
-            "{} is owned by uid {} (only root or this user may own the path)",
-            next.display(),
-            meta.uid()
-        ));
+        return Err(UntrustedPath::Owner {
+            path: next.to_path_buf(),
+            uid: meta.uid(),
+        });
     }
     // A symlink's own mode bits mean nothing; anything else must not be
     // writable by others (a directory is checked again as the next parent).
     if !meta.file_type().is_symlink() && !meta.is_dir() && meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{} is writable by others (mode {:04o})",
-            next.display(),
-            meta.mode() & 0o7777
-        ));
+        return Err(UntrustedPath::Writable {
+            path: next.to_path_buf(),
+            mode: meta.mode() & 0o7777,
+        });
     }
     Ok(())
 }

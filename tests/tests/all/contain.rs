@@ -15,7 +15,7 @@ use wasmproc_tests::harness::{
     MARKER_VAR, cli_path, ok, policy, probe, session, shared_runtime, spawn_cli_probe,
     unique_marker,
 };
-use wasmproc_tests::os::{eventually, pids_with_env};
+use wasmproc_tests::os::{eventually, group_and_session, pids_with_env};
 
 /// How long the kernel gets to end a killed tree.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -36,13 +36,6 @@ fn require_cgroups() -> &'static Containment {
         "these tests need cgroup v2 containment (root, or a delegated cgroup): {c}"
     );
     c
-}
-
-/// Process group and session of `pid`.
-fn group_and_session(pid: i32) -> Option<(i32, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 2..].split(' ').skip(2);
-    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
 /// Starts the attack in `ctx`, waits for the escapee, checks that it really

@@ -2,6 +2,12 @@
 //! needed, through the host API directly). One binary, so each guest is
 //! compiled once.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the tests run the wasmproc CLI and the embedder's own children"
+)]
+
 mod audit;
 mod capability;
 mod cli_grants;
@@ -16,3 +22,4 @@ mod scale;
 mod sdk_parity;
 mod security;
 mod stream;
+mod subreaper;

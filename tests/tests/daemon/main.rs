@@ -3,6 +3,12 @@
 //! access, and `wasmproc serve`, one module per concern. Intervals are
 //! short and every wait is bounded; nothing leaves loopback.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the tests run the wasmproc CLI as a child process"
+)]
+
 mod guest;
 mod pidfiles;
 mod probe;

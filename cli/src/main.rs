@@ -26,6 +26,8 @@ fn main() {
         std::process::exit(fail(e));
     }
     let cli = Cli::parse();
+    // Every child of this process comes from the host's own trees.
+    wasmproc_host::claim_foreign_sessions();
     let code = match cli.command {
         CliCommand::Run(args) => run(args),
         CliCommand::Compile(args) => compile(args),
@@ -72,13 +74,13 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
         let mut limits = policy.limits().clone();
         limits.guest_time_ms = args.guest_time_ms.unwrap_or(limits.guest_time_ms);
         limits.guest_memory_bytes = args.guest_memory_bytes.unwrap_or(limits.guest_memory_bytes);
-        policy =
-            policy
-                .with_limits(limits)
-                .map_err(|reason| wasmproc_host::PolicyError::Entry {
-                    entry: "--guest-time-ms/--guest-memory-bytes".into(),
-                    reason,
-                })?;
+        policy = policy.with_limits(limits).map_err(|e| match e {
+            wasmproc_host::PolicyError::Entry { reason, .. } => wasmproc_host::PolicyError::Entry {
+                entry: "--guest-time-ms/--guest-memory-bytes".into(),
+                reason,
+            },
+            other => other,
+        })?;
     }
     Ok(policy)
 }
@@ -282,6 +284,7 @@ fn shutdown_on_signals(runtime: Arc<Runtime>) -> std::io::Result<()> {
         .name("wasmproc-signals".into())
         .spawn(move || {
             rt.block_on(async move {
+                use nix::sys::signal::Signal;
                 use tokio::signal::unix::{SignalKind, signal};
                 let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
                     signal(SignalKind::interrupt()),
@@ -291,12 +294,12 @@ fn shutdown_on_signals(runtime: Arc<Runtime>) -> std::io::Result<()> {
                     return;
                 };
                 let number = tokio::select! {
-                    _ = int.recv() => libc::SIGINT,
-                    _ = term.recv() => libc::SIGTERM,
-                    _ = hup.recv() => libc::SIGHUP,
+                    _ = int.recv() => Signal::SIGINT,
+                    _ = term.recv() => Signal::SIGTERM,
+                    _ = hup.recv() => Signal::SIGHUP,
                 };
                 runtime.shutdown();
-                std::process::exit(128 + number);
+                std::process::exit(128 + number as i32);
             });
         })?;
     Ok(())

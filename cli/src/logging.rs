@@ -19,18 +19,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// The value of [`FORMAT_ENV`] names no log format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{FORMAT_ENV}={value} is not a log format: use `text` or `json`")]
+pub struct UnknownLogFormat {
+    /// The value as given (lossily decoded).
+    pub value: String,
+}
+
 impl LogFormat {
     /// The format named by the value of [`FORMAT_ENV`]; unset or empty
     /// means [`LogFormat::Text`].
-    pub fn parse(value: Option<&OsStr>) -> Result<Self, String> {
+    pub fn parse(value: Option<&OsStr>) -> Result<Self, UnknownLogFormat> {
         match value.map(|v| v.to_str()) {
             None => Ok(LogFormat::Text),
             Some(Some("" | "text")) => Ok(LogFormat::Text),
             Some(Some("json")) => Ok(LogFormat::Json),
-            Some(_) => Err(format!(
-                "{FORMAT_ENV}={} is not a log format: use `text` or `json`",
-                value.unwrap_or_default().to_string_lossy()
-            )),
+            Some(_) => Err(UnknownLogFormat {
+                value: value.unwrap_or_default().to_string_lossy().into_owned(),
+            }),
         }
     }
 }
@@ -43,7 +50,7 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 
 /// Installs the log subscriber for the whole process, reading the
 /// environment; an unknown format is an error.
-pub fn init() -> Result<(), String> {
+pub fn init() -> Result<(), UnknownLogFormat> {
     let format = LogFormat::parse(std::env::var_os(FORMAT_ENV).as_deref())?;
     let filter = tracing_subscriber::EnvFilter::try_from_env(FILTER_ENV)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -85,7 +92,7 @@ mod tests {
     fn format_unknown_bad() {
         let error = LogFormat::parse(Some(OsStr::new("xml"))).unwrap_err();
         assert_eq!(
-            error,
+            error.to_string(),
             "WASMPROC_LOG_FORMAT=xml is not a log format: use `text` or `json`"
         );
     }

@@ -190,8 +190,12 @@ interval = "1m"
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    // SAFETY: kill(2) on the pid of our own, not yet reaped, child.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    // Our own child, not yet reaped: the pid is still its.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal wasmproc serve");
     let status = serve.wait().expect("wait for serve");
     let bytes = std::fs::read(&log).unwrap();
     let text = String::from_utf8_lossy(&bytes);
