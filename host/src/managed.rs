@@ -297,12 +297,6 @@ impl ManagedProcess {
         .flatten()
     }
 
-    /// Waits up to `timeout` for the process to end, blocking the calling
-    /// thread (for callers that run on threads of their own).
-    pub fn wait_blocking(self: &Arc<Self>, timeout: Duration) -> Option<Exit> {
-        crate::process_core::block_on(self.wait_until(crate::limits::deadline_after(timeout)))
-    }
-
     /// The one stop sequence: `signal` to the group, SIGKILL after `grace`
     /// (its cgroup too, reaching escapees), and returns once reaped, at
     /// most [`KILL_WAIT`] after the SIGKILL.

@@ -23,6 +23,7 @@
 
 #![allow(
     clippy::disallowed_methods,
+    clippy::disallowed_types,
     reason = "the native baseline spawns directly"
 )]
 

@@ -63,7 +63,7 @@ fn subreaper_embedder_setsid_child_untouched_good() {
         ..CommandSpec::default()
     };
     let id = ctx.start(spec, StartSpec::default()).expect("start");
-    ctx.kill(&id).expect("kill");
+    wasmproc_host::block_on(ctx.kill(&id)).expect("kill");
     drop(ctx);
     manager.shutdown();
     drop(manager);
