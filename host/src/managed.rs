@@ -574,6 +574,14 @@ struct Streams {
     pending: Vec<u8>,
     pending_at: usize,
     scratch: Vec<u8>,
+    /// Pipes counted as held by the host until the monitor lets go.
+    counted: usize,
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        crate::spawner::pipes_closed(self.counted);
+    }
 }
 
 impl Streams {
@@ -596,6 +604,11 @@ impl Streams {
             .stdin
             .filter(|_| process.stdin.is_some())
             .and_then(|fd| register(pid, "stdin", pipe::Sender::from_owned_fd(fd)));
+        let opened = [stdout.is_some(), stderr.is_some(), stdin.is_some()]
+            .iter()
+            .filter(|o| **o)
+            .count();
+        crate::spawner::pipes_opened(opened);
         for (open, buffer) in [
             (stdout.is_some(), &process.stdout),
             (stderr.is_some(), &process.stderr),
@@ -612,6 +625,7 @@ impl Streams {
             pending: Vec::new(),
             pending_at: 0,
             scratch: vec![0u8; 64 * 1024],
+            counted: opened,
         }
     }
 
