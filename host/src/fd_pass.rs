@@ -9,19 +9,30 @@ use std::os::unix::net::UnixStream;
 /// Most fds one message carries (a child's stdin, stdout and stderr).
 pub(crate) const MAX_FDS: usize = 3;
 
+/// An iovec over one byte.
+fn one_byte(byte: &mut [u8; 1]) -> libc::iovec {
+    libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    }
+}
+
+/// A message header carrying `iov`, without control data yet.
+fn message(iov: &mut libc::iovec) -> libc::msghdr {
+    // SAFETY: a zeroed msghdr is valid; the caller sets the control data.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
+
 /// Sends `fds` (at most [`MAX_FDS`]) with one byte of data.
 pub(crate) fn send_fds(socket: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
     assert!(fds.len() <= MAX_FDS, "at most {MAX_FDS} fds per message");
     let mut byte = [fds.len() as u8];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
+    let mut iov = one_byte(&mut byte);
     let mut control = [0u64; 8];
-    // SAFETY: a zeroed msghdr is valid; fields are set below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = message(&mut iov);
     if !fds.is_empty() {
         let payload = std::mem::size_of_val(fds) as u32;
         // SAFETY: CMSG_SPACE is a pure size computation.
@@ -53,15 +64,9 @@ pub(crate) fn send_fds(socket: &UnixStream, fds: &[RawFd]) -> io::Result<()> {
 /// Receives one message of [`send_fds`]; the fds arrive close-on-exec.
 pub(crate) fn recv_fds(socket: &UnixStream) -> io::Result<Vec<OwnedFd>> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
+    let mut iov = one_byte(&mut byte);
     let mut control = [0u64; 8];
-    // SAFETY: a zeroed msghdr is valid; fields are set below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = message(&mut iov);
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control);
     let rc = loop {

@@ -24,6 +24,15 @@ use tokio::sync::{Notify, watch};
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// How long `stop` waits for the kernel after SIGKILL.
 pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
+/// Bytes moved per read or stdin write.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of every monitor on this core thread: one per
+    /// thread, not per process (used only between two await points).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; SCRATCH_BYTES]);
+}
+
 /// Reads of one pipe per wake-up: a writer that never pauses cannot keep the
 /// monitor from checking its deadline.
 const READS_PER_WAKE: usize = 16;
@@ -573,7 +582,14 @@ struct Streams {
     stdin: Option<pipe::Sender>,
     pending: Vec<u8>,
     pending_at: usize,
-    scratch: Vec<u8>,
+    /// Pipes counted as held by the host until the monitor lets go.
+    counted: usize,
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        crate::spawner::pipes_closed(self.counted);
+    }
 }
 
 impl Streams {
@@ -596,6 +612,11 @@ impl Streams {
             .stdin
             .filter(|_| process.stdin.is_some())
             .and_then(|fd| register(pid, "stdin", pipe::Sender::from_owned_fd(fd)));
+        let opened = [stdout.is_some(), stderr.is_some(), stdin.is_some()]
+            .iter()
+            .filter(|o| **o)
+            .count();
+        crate::spawner::pipes_opened(opened);
         for (open, buffer) in [
             (stdout.is_some(), &process.stdout),
             (stderr.is_some(), &process.stderr),
@@ -611,7 +632,7 @@ impl Streams {
             stdin,
             pending: Vec::new(),
             pending_at: 0,
-            scratch: vec![0u8; 64 * 1024],
+            counted: opened,
         }
     }
 
@@ -660,7 +681,7 @@ impl Streams {
         let queued = process
             .stdin
             .as_ref()
-            .map(|b| b.take_front(self.scratch.len()))
+            .map(|b| b.take_front(SCRATCH_BYTES))
             .unwrap_or_default();
         if queued.is_empty() && process.close_stdin.load(Ordering::SeqCst) {
             self.stdin = None;
@@ -672,18 +693,12 @@ impl Streams {
     /// Moves whatever the pipes hold into the buffers and writes pending
     /// stdin, without blocking.
     fn pump(&mut self, process: &ManagedProcess, reaped: bool) {
-        drain_into(
-            &mut self.stdout,
-            process.stdout.as_deref(),
-            &mut self.scratch,
-            reaped,
-        );
-        drain_into(
-            &mut self.stderr,
-            process.stderr.as_deref(),
-            &mut self.scratch,
-            reaped,
-        );
+        SCRATCH.with_borrow_mut(|scratch| {
+            let out = process.stdout.as_deref();
+            drain_into(&mut self.stdout, out, scratch, reaped);
+            let err = process.stderr.as_deref();
+            drain_into(&mut self.stderr, err, scratch, reaped);
+        });
         if let Some(tx) = &self.stdin
             && self.pending_at < self.pending.len()
         {

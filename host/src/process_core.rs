@@ -101,7 +101,9 @@ pub(crate) fn sweep_orphans_soon(handle: &tokio::runtime::Handle) {
         tokio::time::sleep(SWEEP_DELAY).await;
         // Cleared first: a reap from now on asks for a sweep of its own.
         drop(clear);
-        crate::subreaper::reaper().reap_orphans();
+        // Off the core's worker: a sweep reads every child of the host, and
+        // the monitors keep reaping meanwhile.
+        let _ = tokio::task::spawn_blocking(|| crate::subreaper::reaper().reap_orphans()).await;
     });
 }
 

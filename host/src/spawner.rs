@@ -38,6 +38,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 
 /// The `std` form of a stream's mode.
@@ -76,7 +77,10 @@ pub(crate) fn spawn(
     if let Some(dir) = &cmd.cwd {
         command.current_dir(dir);
     }
-    let mut child = match SpawnThread::get() {
+    let spawn_thread = (HELD_PIPES.load(Ordering::Relaxed) >= SPAWN_THREAD_FROM_PIPES)
+        .then(SpawnThread::get)
+        .flatten();
+    let mut child = match spawn_thread {
         Some(thread) => thread.spawn(command, stdio)?,
         None => spawn_registered(command)?,
     };
@@ -90,6 +94,25 @@ pub(crate) fn spawn(
         ));
     }
     Ok(child)
+}
+
+/// Pipes of children the host holds right now (kept by the caller through
+/// [`pipes_opened`] and [`pipes_closed`]).
+static HELD_PIPES: AtomicUsize = AtomicUsize::new(0);
+
+/// From how many held pipes on children start from the spawn thread: below
+/// it the fd table the kernel copies at a spawn is small anyway, and an
+/// inline spawn saves two thread hand-offs.
+const SPAWN_THREAD_FROM_PIPES: usize = 256;
+
+/// Counts `n` child pipes the host now holds.
+pub(crate) fn pipes_opened(n: usize) {
+    HELD_PIPES.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Counts `n` child pipes the host closed.
+pub(crate) fn pipes_closed(n: usize) {
+    HELD_PIPES.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// Starts `command` from the calling thread and registers the child with
@@ -111,7 +134,8 @@ fn abandon(child: &mut Child) {
     reaper().release(child.id());
 }
 
-/// The thread every child is spawned from. It has an fd table of its own
+/// The thread children are spawned from once the host holds many pipes. It
+/// has an fd table of its own
 /// (`unshare(CLONE_FILES)` when it starts, keeping only fds 0–2 and its
 /// socket), so the kernel's copy of the spawner's fd table at each spawn
 /// stays a handful of entries however many pipes and pidfds the host holds

@@ -165,10 +165,30 @@ fn native_runs_per_s() -> f64 {
     (GUESTS * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Median of sequential `run /bin/true` calls through the sync path.
+fn run_latency_ms() -> f64 {
+    let manager = ProcessManager::new(Duration::from_secs(2));
+    let mut ctx = ProcessCtx::new("latency", policy_for(16), manager, Audit::new());
+    let samples = (0..START_SAMPLES)
+        .map(|_| {
+            let started = Instant::now();
+            let out = wasmproc_host::block_on(ctx.run(command_true())).unwrap();
+            assert!(out.exit.success());
+            ms(started.elapsed())
+        })
+        .collect();
+    median(samples)
+}
+
 fn main() {
     // SAFETY: set before any other thread of this program starts.
     unsafe { std::env::set_var(wasmproc_host::CGROUPS_OFF_VAR, "off") };
+    if std::env::var_os("SCALE_LATENCY_ONLY").is_some() {
+        println!("run_latency_ms: {:.3}", run_latency_ms());
+        return;
+    }
     live_part();
+    println!("run_latency_ms: {:.3}", run_latency_ms());
     let native = native_runs_per_s();
     let guest = guest_runs_per_s();
     println!("concurrent_guests: {GUESTS}");
