@@ -1,7 +1,6 @@
 //! Errors of the library: what a guest call can fail with, and what loading
 //! a policy or a component can fail with.
 
-use crate::bindings::types::Error as WitError;
 use std::path::PathBuf;
 
 /// Why a process-capability call failed. Each variant maps one-to-one onto
@@ -47,20 +46,6 @@ impl CallError {
 
     pub(crate) fn io(op: &str, err: std::io::Error) -> Self {
         Self::Io(format!("{op}: {err}"))
-    }
-}
-
-impl From<CallError> for WitError {
-    fn from(err: CallError) -> Self {
-        match err {
-            CallError::Denied(s) => WitError::Denied(s),
-            CallError::NotFound(s) => WitError::NotFound(s),
-            CallError::Invalid(s) => WitError::Invalid(s),
-            CallError::LimitReached(s) => WitError::LimitReached(s),
-            CallError::SpawnFailed(s) => WitError::SpawnFailed(s),
-            CallError::TimedOut => WitError::TimedOut,
-            CallError::Io(s) => WitError::Io(s),
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::bindings::ProcessHost;
 use crate::bindings::sync;
+use crate::bindings::types::Error as WitError;
 use crate::bindings::types::{
     self, Buffering as WitBuffering, Chunk as WitChunk, Command, Error, ExitStatus, Output,
     OutputStream, ProcessInfo, Signal, StartOptions, State, StdioMode as WitStdio,
@@ -13,6 +14,7 @@ use crate::bindings::types::{
 };
 use crate::buffer::{Buffering, StreamStats};
 use crate::capability::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
+use crate::error::CallError;
 use crate::managed::{Exit, ProcState};
 use crate::process_core::block_on;
 
@@ -226,5 +228,20 @@ impl sync::ProcessHost for ProcessCtx {
 
     fn remove(&mut self, id: String) -> Result<(), Error> {
         ProcessHost::remove(self, id)
+    }
+}
+
+/// The WIT error a guest receives for a failed call.
+impl From<CallError> for WitError {
+    fn from(err: CallError) -> Self {
+        match err {
+            CallError::Denied(s) => WitError::Denied(s),
+            CallError::NotFound(s) => WitError::NotFound(s),
+            CallError::Invalid(s) => WitError::Invalid(s),
+            CallError::LimitReached(s) => WitError::LimitReached(s),
+            CallError::SpawnFailed(s) => WitError::SpawnFailed(s),
+            CallError::TimedOut => WitError::TimedOut,
+            CallError::Io(s) => WitError::Io(s),
+        }
     }
 }

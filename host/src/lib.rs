@@ -62,7 +62,7 @@ pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
 pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
 pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
 pub use error::{CallError, PolicyError};
-pub use limits::Limits;
+pub use limits::{Limits, LimitsError};
 pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
 pub use managed::{ProcessFacts, ProcessSnapshot};
 pub use manager::ProcessManager;

@@ -114,7 +114,7 @@ impl Limits {
 
     /// Checks that the limits are usable together; the error names the
     /// offending field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LimitsError> {
         let positive: [(&str, u64); 12] = [
             ("max_live_processes", self.max_live_processes.into()),
             ("starts_per_second", self.starts_per_second.into()),
@@ -133,7 +133,7 @@ impl Limits {
             ("max_buffered_bytes", self.max_buffered_bytes),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("`{name}` must be greater than 0"));
+            return Err(LimitsError::Zero { field: name });
         }
         let millis = [
             ("default_run_timeout_ms", self.default_run_timeout_ms),
@@ -143,9 +143,10 @@ impl Limits {
             ("guest_time_ms", self.guest_time_ms),
         ];
         if let Some((name, v)) = millis.iter().find(|(_, v)| *v > MAX_MILLIS) {
-            return Err(format!(
-                "`{name} = {v}` is above {MAX_MILLIS} ms (ten years)"
-            ));
+            return Err(LimitsError::TooLong {
+                field: name,
+                value: *v,
+            });
         }
         let bytes = [
             ("max_capture_bytes", self.max_capture_bytes),
@@ -160,29 +161,92 @@ impl Limits {
             ("guest_memory_bytes", self.guest_memory_bytes),
         ];
         if let Some((name, v)) = bytes.iter().find(|(_, v)| *v > MAX_BYTES) {
-            return Err(format!("`{name} = {v}` is above {MAX_BYTES} bytes (1 TiB)"));
+            return Err(LimitsError::TooLarge {
+                field: name,
+                value: *v,
+            });
         }
-        self.cgroup.validate().map_err(|e| e.to_string())?;
+        self.cgroup.validate()?;
         if self.default_run_timeout_ms > self.max_timeout_ms {
-            return Err(format!(
-                "`default_run_timeout_ms = {}` is above `max_timeout_ms = {}`",
-                self.default_run_timeout_ms, self.max_timeout_ms
-            ));
+            return Err(LimitsError::Above {
+                field: "default_run_timeout_ms",
+                value: self.default_run_timeout_ms,
+                bound: "max_timeout_ms",
+                bound_value: self.max_timeout_ms,
+            });
         }
         if self.default_stream_buffer_bytes > self.max_stream_buffer_bytes {
-            return Err(format!(
-                "`default_stream_buffer_bytes = {}` is above `max_stream_buffer_bytes = {}`",
-                self.default_stream_buffer_bytes, self.max_stream_buffer_bytes
-            ));
+            return Err(LimitsError::Above {
+                field: "default_stream_buffer_bytes",
+                value: self.default_stream_buffer_bytes,
+                bound: "max_stream_buffer_bytes",
+                bound_value: self.max_stream_buffer_bytes,
+            });
         }
         if self.max_registry_entries < self.max_live_processes {
-            return Err(format!(
-                "`max_registry_entries = {}` is below `max_live_processes = {}`",
-                self.max_registry_entries, self.max_live_processes
-            ));
+            return Err(LimitsError::Below {
+                field: "max_registry_entries",
+                value: self.max_registry_entries.into(),
+                bound: "max_live_processes",
+                bound_value: self.max_live_processes.into(),
+            });
         }
         Ok(())
     }
+}
+
+/// Why a set of [`Limits`] is unusable; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitsError {
+    /// A field that must be positive is zero.
+    #[error("`{field}` must be greater than 0")]
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+    /// A time is above [`MAX_MILLIS`].
+    #[error("`{field} = {value}` is above {MAX_MILLIS} ms (ten years)")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A size is above [`MAX_BYTES`].
+    #[error("`{field} = {value}` is above {MAX_BYTES} bytes (1 TiB)")]
+    TooLarge {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A default is above the maximum it must respect.
+    #[error("`{field} = {value}` is above `{bound} = {bound_value}`")]
+    Above {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The field it must not exceed.
+        bound: &'static str,
+        /// That field's value.
+        bound_value: u64,
+    },
+    /// A field is below another it must cover.
+    #[error("`{field} = {value}` is below `{bound} = {bound_value}`")]
+    Below {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The field it must cover.
+        bound: &'static str,
+        /// That field's value.
+        bound_value: u64,
+    },
+    /// A cgroup limit is invalid or not available here.
+    #[error(transparent)]
+    Cgroup(#[from] crate::InvalidCgroupLimit),
 }
 
 #[cfg(test)]
@@ -216,7 +280,7 @@ mod tests {
         for (field, set) in cases {
             let mut limits = Limits::default();
             set(&mut limits);
-            let err = limits.validate().unwrap_err();
+            let err = limits.validate().unwrap_err().to_string();
             assert!(err.contains(field), "{field}: {err}");
         }
         let at_bound = Limits {
@@ -224,7 +288,7 @@ mod tests {
             kill_grace_ms: MAX_MILLIS,
             ..Limits::default()
         };
-        assert_eq!(at_bound.validate(), Ok(()));
+        assert!(at_bound.validate().is_ok());
     }
 
     #[test]

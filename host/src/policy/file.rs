@@ -136,7 +136,7 @@ impl PolicySpec {
     ) -> Result<Policy, PolicyError> {
         self.limits
             .validate()
-            .map_err(|reason| PolicyError::entry("[limits]", reason))?;
+            .map_err(|reason| PolicyError::entry("[limits]", reason.to_string()))?;
         let mut programs: Vec<ProgramGrant> = Vec::new();
         let mut warnings = Vec::new();
         for spec in self.programs {

@@ -103,7 +103,7 @@ impl Policy {
     pub fn with_limits(mut self, limits: Limits) -> Result<Self, PolicyError> {
         limits
             .validate()
-            .map_err(|reason| PolicyError::entry("[limits]", reason))?;
+            .map_err(|reason| PolicyError::entry("[limits]", reason.to_string()))?;
         self.limits = limits;
         Ok(self)
     }
