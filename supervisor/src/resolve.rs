@@ -3,8 +3,8 @@
 
 use super::probe::{Probe, ProbeDenied, ProbeSpec};
 use super::spec::DaemonSpec;
-use crate::policy::{Approved, CommandRequest, Operation, Policy};
-use crate::{CallError, Signal};
+use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
+use wasmproc_host::{CallError, Signal};
 use std::time::Duration;
 
 /// A daemon's configuration, checked against the policy.

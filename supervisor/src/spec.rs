@@ -5,7 +5,7 @@
 
 use super::backoff::{BackoffSpec, StartLimitSpec};
 use super::probe_spec::ProbeSpec;
-use crate::Signal;
+use wasmproc_host::Signal;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 
 use super::machine::{DaemonState, Machine};
 use super::probe_state::ProbeState;
-use crate::Exit;
+use wasmproc_host::Exit;
 use serde::Serialize;
 
 /// Results of one probe, for status reports.

@@ -15,7 +15,7 @@ use super::backoff::{Backoff, BackoffSpec, StartLimit, StartLimitSpec};
 use super::probe_spec::Thresholds;
 use super::probe_state::{ProbeOutcome, ProbeState};
 use super::spec::RestartPolicy;
-use crate::Exit;
+use wasmproc_host::Exit;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
