@@ -513,8 +513,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
         component: &Component,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        self.run_async_with(component, options, T::default())
-            .await
+        self.run_async_with(component, options, T::default()).await
     }
 
     /// [`Runtime::run_async`] for a synchronous caller: runs the guest to

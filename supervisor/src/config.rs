@@ -24,13 +24,13 @@
 use super::backoff::BackoffError;
 use super::resolve::{ResolveError, resolve};
 use super::spec::DaemonSpec;
-use wasmproc_host::PolicyError;
-use wasmproc_host::policy::{Policy, PolicyBuilder, PolicySpec};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use wasmproc_host::PolicyError;
+use wasmproc_host::policy::{Policy, PolicyBuilder, PolicySpec};
 
 /// The largest output buffer a daemon may have.
 const MAX_OUTPUT_BUFFER: u64 = 64 << 20;

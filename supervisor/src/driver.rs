@@ -10,16 +10,16 @@ use super::probe::{Probe, ProbeOutcome};
 use super::resolve::Resolved;
 use super::spec::DaemonSpec;
 use super::status::DaemonStatus;
-use wasmproc_host::Exit;
-use wasmproc_host::AuditEvent;
-use wasmproc_host::lifecycle::Scope;
-use wasmproc_host::lifecycle::ManagedProcess;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use wasmproc_host::AuditEvent;
+use wasmproc_host::Exit;
+use wasmproc_host::lifecycle::ManagedProcess;
+use wasmproc_host::lifecycle::Scope;
 
 /// How long a stop may wait for the kernel after SIGKILL.
 pub(crate) const KILL_WAIT: Duration = wasmproc_host::lifecycle::KILL_WAIT;

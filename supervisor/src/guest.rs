@@ -5,13 +5,13 @@
 use super::machine::DaemonState;
 use super::status::{DaemonStatus, RecentOutput};
 use super::supervisor::{DaemonError, Supervisor};
-use wasmproc_host::{Audit, AuditEvent};
 use crate::bindings::wasmproc::process::daemon as wit;
-use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
+use std::sync::Arc;
 use wasmproc_host::CallError;
 use wasmproc_host::Exit;
+use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
 use wasmproc_host::policy::Policy;
-use std::sync::Arc;
+use wasmproc_host::{Audit, AuditEvent};
 use wasmtime::component::{HasData, Linker};
 
 /// Largest `recent-output` a guest may ask for, per stream.

@@ -8,14 +8,14 @@ use super::pidfile::{Existing, PidFile, PidFileError};
 use super::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use super::resolve::Resolved;
 use super::spec::DaemonSpec;
-use wasmproc_host::StdioMode;
+use std::sync::Arc;
 use wasmproc_host::Audit;
 use wasmproc_host::Buffering;
+use wasmproc_host::StdioMode;
 use wasmproc_host::lifecycle::Scope;
+use wasmproc_host::lifecycle::StdioPlan;
 use wasmproc_host::lifecycle::{self as managed, Buffers, ManagedProcess};
 use wasmproc_host::{ProcessManager, lifecycle::Launch};
-use wasmproc_host::lifecycle::StdioPlan;
-use std::sync::Arc;
 
 /// What every daemon of one supervisor shares.
 #[derive(Debug)]

@@ -9,14 +9,14 @@
 
 pub use super::probe_spec::{ProbeCheck, ProbeSpec, ProbeSpecError, Thresholds};
 pub use super::probe_state::{ProbeOutcome, ProbeState};
-use wasmproc_host::lifecycle::{self as capture, RunRequest};
-use wasmproc_host::ProcessManager;
-use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::lifecycle::{self as capture, RunRequest};
+use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
 
 impl ProbeSpec {
     /// Resolves the probe; an exec probe's command must pass the daemon

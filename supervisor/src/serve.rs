@@ -9,16 +9,12 @@
 //! the way (warnings, the address it serves) goes to a [`Notice`] callback,
 //! so the binary decides how to print it.
 
-use wasmproc_host::{Audit, JsonLinesSink, lifecycle::now_ms};
 use crate::config::{ConfigError, HostConfig};
 use crate::control;
 use crate::identity::{Liveness, ProcessIdentity};
 use crate::pidfile::{PidFile, PidFileError};
 use crate::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use crate::{DaemonCtx, DaemonError, Supervisor, SupervisorOptions, link_daemons};
-use wasmproc_host::ProcessManager;
-use wasmproc_host::policy::Policy;
-use wasmproc_host::{GuestOptions, GuestStdio, Runtime, RuntimeConfig};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -32,6 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
+use wasmproc_host::ProcessManager;
+use wasmproc_host::policy::Policy;
+use wasmproc_host::{Audit, JsonLinesSink, lifecycle::now_ms};
+use wasmproc_host::{GuestOptions, GuestStdio, Runtime, RuntimeConfig};
 
 /// Longest a client may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

@@ -15,11 +15,11 @@ use super::machine::{DaemonState, Event, Machine, MachineSpec};
 use super::registry_dir::RegistryDir;
 use super::resolve::{ResolveError, resolve};
 use super::status::{DaemonStatus, RecentOutput};
-use wasmproc_host::Exit;
-use wasmproc_host::Audit;
-use wasmproc_host::ProcessManager;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use wasmproc_host::Audit;
+use wasmproc_host::Exit;
+use wasmproc_host::ProcessManager;
 
 /// Why a supervisor call failed.
 #[derive(Debug, thiserror::Error)]

@@ -117,7 +117,12 @@ fn daemon_runtime_link_good() {
         .expect("runtime");
     wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
     let access = |policy: &Arc<Policy>| {
-        DaemonCtx::new("plugin", Arc::clone(policy), Arc::clone(&f.supervisor), Audit::new())
+        DaemonCtx::new(
+            "plugin",
+            Arc::clone(policy),
+            Arc::clone(&f.supervisor),
+            Audit::new(),
+        )
     };
     let policy = wasmproc_tests::harness::policy(&[]);
     let out = wasmproc_tests::harness::run_guest_with(
@@ -172,7 +177,12 @@ args = ["60"]
         .expect("runtime");
     wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
     let access = |policy: &Arc<Policy>| {
-        DaemonCtx::new("plugin", Arc::clone(policy), Arc::clone(&f.supervisor), Audit::new())
+        DaemonCtx::new(
+            "plugin",
+            Arc::clone(policy),
+            Arc::clone(&f.supervisor),
+            Audit::new(),
+        )
     };
     let policy = Arc::new(
         Policy::builder()
