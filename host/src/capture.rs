@@ -35,7 +35,7 @@ pub struct Captured {
     /// The child's pid.
     pub pid: u32,
     /// How the leader ended; `None` when it was killed at the deadline and
-    /// had not died within [`KILL_REAP_WAIT`].
+    /// had not died within a second (`KILL_REAP_WAIT`).
     pub exit: Option<Exit>,
     /// Its stdout, up to the cap.
     pub stdout: Vec<u8>,

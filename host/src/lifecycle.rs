@@ -13,7 +13,7 @@
 //!   ([`Captured`]), e.g. an exec health probe.
 
 pub use crate::audit::now_ms;
-pub use crate::buffer::ByteBuffer;
+pub use crate::buffer::{ByteBuffer, TAIL_ROOM};
 pub use crate::capture::{Captured, RunRequest, run_captured};
 pub use crate::cgroup::Scope;
 pub use crate::limits::{MAX_MILLIS, deadline_after};
