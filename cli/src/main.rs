@@ -225,7 +225,7 @@ fn compile(args: CompileArgs) -> i32 {
 
 /// `wasmproc daemon list|status|stop` against the registry.
 fn daemon(args: DaemonArgs) -> i32 {
-    use wasmproc_host::daemon::{config::default_registry_dir, control};
+    use wasmproc_supervisor::{config::default_registry_dir, control};
     let registry = args.registry.unwrap_or_else(default_registry_dir);
     let out = &mut std::io::stdout();
     let done = match args.command {
@@ -245,7 +245,7 @@ fn daemon(args: DaemonArgs) -> i32 {
 /// `wasmproc serve`: 0 after a clean shutdown, 1 if the host could not
 /// start cleanly.
 fn serve(config: &Path) -> i32 {
-    use wasmproc_host::serve::Notice;
+    use wasmproc_supervisor::serve::Notice;
     let notice = |n: Notice| match n {
         Notice::Warning(w) => eprintln!("wasmproc: warning: {w}"),
         Notice::Serving {
@@ -258,7 +258,7 @@ fn serve(config: &Path) -> i32 {
         }
         Notice::Stopping(signal) => tracing::info!(signal, "shutting down"),
     };
-    match wasmproc_host::serve::serve(config, &notice) {
+    match wasmproc_supervisor::serve::serve(config, &notice) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("wasmproc: error: {e}");

@@ -100,19 +100,3 @@ pub mod sync {
 
 /// The fully qualified name of the capability interface, as guests import it.
 pub const CAPABILITY_NAME: &str = "wasmproc:process/process@0.1.0";
-
-/// Bindings of the `supervised-guest` world: only the `daemon` interface is
-/// generated here; the process types are shared with the bindings above.
-pub(crate) mod supervised {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "wasmproc:process/supervised-guest",
-        with: {
-            "wasmproc:process/types": super::wasmproc::process::types,
-            "wasmproc:process/process": super::sync::process,
-        },
-    });
-}
-
-/// The fully qualified name of the daemon interface, as guests import it.
-pub const DAEMON_INTERFACE_NAME: &str = "wasmproc:process/daemon@0.1.0";

@@ -31,15 +31,19 @@ const KILL_REAP_WAIT: Duration = Duration::from_secs(1);
 
 /// What a captured run collected.
 #[derive(Debug)]
-pub(crate) struct Captured {
+pub struct Captured {
     /// The child's pid.
     pub pid: u32,
     /// How the leader ended; `None` when it was killed at the deadline and
-    /// had not died within [`KILL_REAP_WAIT`].
+    /// had not died within a second (`KILL_REAP_WAIT`).
     pub exit: Option<Exit>,
+    /// Its stdout, up to the cap.
     pub stdout: Vec<u8>,
+    /// Its stderr, up to the cap.
     pub stderr: Vec<u8>,
+    /// Bytes of stdout beyond the cap, not kept.
     pub stdout_dropped: u64,
+    /// Bytes of stderr beyond the cap, not kept.
     pub stderr_dropped: u64,
     /// The deadline came before the leader ended.
     pub timed_out: bool,
@@ -47,11 +51,14 @@ pub(crate) struct Captured {
 
 /// What to run, and where.
 #[derive(Debug)]
-pub(crate) struct RunRequest<'a> {
+pub struct RunRequest<'a> {
+    /// The approved command.
     pub cmd: &'a Approved,
+    /// The cgroup scope it runs in.
     pub scope: &'a Scope,
     /// Session (or `host`) and guest name, for the record.
     pub owner: &'a str,
+    /// The guest name, for the record.
     pub guest: &'a str,
     /// Bytes for stdin (`None`: `/dev/null`).
     pub stdin: Option<Vec<u8>>,
@@ -64,7 +71,7 @@ pub(crate) struct RunRequest<'a> {
 /// Launches the command and waits for its end (or the deadline), on any
 /// executor. The child is tracked by the manager while this runs (shutdown
 /// stops it), and killed if the future is dropped early.
-pub(crate) async fn run_captured(
+pub async fn run_captured(
     manager: &ProcessManager,
     req: RunRequest<'_>,
 ) -> Result<Captured, CallError> {

@@ -475,7 +475,7 @@ impl Hierarchy {
 /// One guest session's (or daemon's) cgroup. Dropping it kills whatever
 /// is still in it and removes it.
 #[derive(Debug)]
-pub(crate) struct Scope {
+pub struct Scope {
     hierarchy: Arc<Hierarchy>,
     name: String,
     limits: CgroupLimits,

@@ -20,7 +20,6 @@
 //! a `bindgen!` of your own), or use [`Runtime`] to run `wasi:cli/command`
 //! components, async ([`Runtime::run_async`]) or not ([`Runtime::run`]).
 
-mod atomic_file;
 mod audit;
 pub mod bindings;
 mod buffer;
@@ -29,11 +28,11 @@ mod capability;
 mod capture;
 mod cgroup;
 mod cgroup_limits;
-pub mod daemon;
 mod error;
 mod fd_pass;
 mod guest_limits;
 mod host_impl;
+pub mod lifecycle;
 mod limits;
 mod linker;
 mod managed;
@@ -47,13 +46,12 @@ mod process_types;
 mod quota;
 mod registry;
 mod runtime;
-pub mod serve;
 mod spawner;
 mod subreaper;
 mod watchdog;
 
 pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
-pub use bindings::{CAPABILITY_NAME, DAEMON_INTERFACE_NAME};
+pub use bindings::CAPABILITY_NAME;
 pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
 pub use cache::{
     CacheConfig, CacheError, CacheStatus, CompileProgress, ComponentCache, UntrustedFile,

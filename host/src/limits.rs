@@ -12,7 +12,7 @@ pub const MAX_BYTES: u64 = 1 << 40;
 
 /// The instant `after` from now, saturating at [`MAX_MILLIS`] ahead instead
 /// of overflowing.
-pub(crate) fn deadline_after(after: Duration) -> Instant {
+pub fn deadline_after(after: Duration) -> Instant {
     let now = Instant::now();
     let capped = after.min(Duration::from_millis(MAX_MILLIS));
     now.checked_add(capped).unwrap_or(now)

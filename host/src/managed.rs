@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 /// monitor stops waiting for end-of-file.
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// How long `stop` waits for the kernel after SIGKILL.
-pub(crate) const KILL_WAIT: Duration = Duration::from_secs(10);
+pub const KILL_WAIT: Duration = Duration::from_secs(10);
 /// Bytes moved per read or stdin write.
 const SCRATCH_BYTES: usize = 64 * 1024;
 
@@ -136,9 +136,12 @@ pub enum StopError {
 
 /// The buffers of a managed process's piped streams, chosen at launch.
 #[derive(Debug, Default)]
-pub(crate) struct Buffers {
+pub struct Buffers {
+    /// Where its stdout is kept (`None`: not piped).
     pub stdout: Option<Arc<ByteBuffer>>,
+    /// Where its stderr is kept (`None`: not piped).
     pub stderr: Option<Arc<ByteBuffer>>,
+    /// What is fed to its stdin (`None`: not piped).
     pub stdin: Option<Arc<ByteBuffer>>,
     /// Close stdin once its buffer is delivered (it holds initial bytes
     /// only; the guest cannot write more).
@@ -774,6 +777,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// A shared buffer of `capacity` bytes for one stream of a managed process.
-pub(crate) fn buffer(capacity: usize, mode: crate::buffer::Buffering) -> Arc<ByteBuffer> {
+pub fn buffer(capacity: usize, mode: crate::buffer::Buffering) -> Arc<ByteBuffer> {
     Arc::new(ByteBuffer::new(capacity, mode))
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// Who a launched process belongs to, and how it is carried.
 #[derive(Debug)]
-pub(crate) struct Launch<'a> {
+pub struct Launch<'a> {
     /// Host-issued id.
     pub id: String,
     /// The session (or daemon) that owns it.
@@ -144,12 +144,12 @@ impl ProcessManager {
     }
 
     /// A cgroup scope for one guest session or daemon (`kind` names it).
-    pub(crate) fn scope(&self, kind: &str, limits: &CgroupLimits) -> Scope {
+    pub fn scope(&self, kind: &str, limits: &CgroupLimits) -> Scope {
         self.cgroups.scope(kind, limits)
     }
 
     /// The scope of processes no guest owns (daemon probes).
-    pub(crate) fn host_scope(&self) -> &Scope {
+    pub fn host_scope(&self) -> &Scope {
         &self.host_scope
     }
 
@@ -179,7 +179,7 @@ impl ProcessManager {
     /// cgroup inside `launch.scope`, and hands it to a monitor on the
     /// process core (pipes into buffers, deadline, reap on exit). Used by
     /// `run`, `start` and the daemon supervisor.
-    pub(crate) fn launch(
+    pub fn launch(
         &self,
         cmd: &Approved,
         launch: Launch<'_>,

@@ -90,7 +90,6 @@ pub struct GuestState<T = ()> {
     wasi: WasiCtx,
     table: ResourceTable,
     process: Option<ProcessCtx>,
-    daemon: Option<crate::daemon::DaemonCtx>,
     limiter: GuestLimiter,
     data: T,
 }
@@ -130,14 +129,6 @@ impl<T: Send> ProcessView for GuestState<T> {
         self.process
             .as_mut()
             .expect("the capability is linked only when a ProcessCtx is present")
-    }
-}
-
-impl<T: Send> crate::daemon::DaemonView for GuestState<T> {
-    fn daemon_ctx(&mut self) -> &mut crate::daemon::DaemonCtx {
-        self.daemon
-            .as_mut()
-            .expect("the daemon interface is linked only when a DaemonCtx is present")
     }
 }
 
@@ -190,10 +181,6 @@ pub struct RuntimeConfig {
     /// (compile on every load): loading cached machine code trusts the cache
     /// directory, so an embedding opts in; the `wasmproc` CLI does.
     pub cache: Option<crate::CacheConfig>,
-    /// A supervisor whose daemons guests may reach through the
-    /// `wasmproc:process/daemon` interface (as their policy's `[daemons]`
-    /// allows). Default `None`: the interface is not linked.
-    pub daemons: Option<Arc<crate::daemon::Supervisor>>,
     /// Told when [`Runtime::load`] has to compile a component (seconds for
     /// an interpreter-sized one), e.g. to show progress. Default `None`.
     pub compile_progress: Option<Arc<dyn crate::CompileProgress>>,
@@ -214,7 +201,6 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 1 << 20,
             shutdown_grace: Duration::from_secs(2),
             cache: None,
-            daemons: None,
             compile_progress: None,
             pool: Some(InstancePool::default()),
         }
@@ -291,9 +277,6 @@ impl<T: Send + 'static> Runtime<T> {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         if config.register_process {
             add_to_linker_async(&mut linker)?;
-            if config.daemons.is_some() {
-                crate::daemon::add_daemon_to_linker(&mut linker)?;
-            }
         }
         let ticking = Arc::new(AtomicBool::new(true));
         let (ticker_engine, flag) = (engine.clone(), Arc::clone(&ticking));
@@ -434,6 +417,35 @@ impl<T: Send + 'static> Runtime<T> {
         })
     }
 
+    /// Runs a command component to its end with the embedder's `data` in
+    /// its store, and stops whatever processes it left running: the
+    /// extension point for host interfaces of the embedder's own, linked
+    /// through [`Runtime::linker_mut`] and served from `data` (e.g. a
+    /// per-guest context built from the guest's name and policy).
+    pub async fn run_async_with(
+        &self,
+        component: &Component,
+        options: GuestOptions,
+        data: T,
+    ) -> Result<GuestOutcome, GuestError> {
+        let pre = self.prepare(component)?;
+        self.instantiate_async_with(&pre, options, data)
+            .await?
+            .run_async()
+            .await
+    }
+
+    /// [`Runtime::run_async_with`] for a synchronous caller: runs the guest
+    /// to its end on the calling thread, outside any async executor.
+    pub fn run_with(
+        &self,
+        component: &Component,
+        options: GuestOptions,
+        data: T,
+    ) -> Result<GuestOutcome, GuestError> {
+        wasmtime_wasi::runtime::in_tokio(self.run_async_with(component, options, data))
+    }
+
     /// A guest's store: its state, limiter and time limit.
     fn store(
         &self,
@@ -473,22 +485,10 @@ impl<T: Send + 'static> Runtime<T> {
                 self.config.audit.clone(),
             )
         });
-        let daemon = (self.config.register_process)
-            .then_some(self.config.daemons.as_ref())
-            .flatten()
-            .map(|supervisor| {
-                crate::daemon::DaemonCtx::new(
-                    options.name.clone(),
-                    Arc::clone(&options.policy),
-                    Arc::clone(supervisor),
-                    self.config.audit.clone(),
-                )
-            });
         let state = GuestState {
             wasi: wasi.build(),
             table: resource_table(&limits),
             process,
-            daemon,
             limiter: GuestLimiter::new(&limits),
             data,
         };
@@ -513,11 +513,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
         component: &Component,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        let pre = self.prepare(component)?;
-        self.instantiate_async(&pre, options)
-            .await?
-            .run_async()
-            .await
+        self.run_async_with(component, options, T::default()).await
     }
 
     /// [`Runtime::run_async`] for a synchronous caller: runs the guest to

@@ -52,9 +52,12 @@ fn to_std(mode: StdioMode) -> Stdio {
 
 /// The three standard streams of a child.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct StdioPlan {
+pub struct StdioPlan {
+    /// Its stdin.
     pub stdin: StdioMode,
+    /// Its stdout.
     pub stdout: StdioMode,
+    /// Its stderr.
     pub stderr: StdioMode,
 }
 

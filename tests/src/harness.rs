@@ -27,7 +27,7 @@ pub fn own_runtime(config: RuntimeConfig) -> Runtime {
 
 /// Loads a guest, compiling each file once per test binary and reusing the
 /// compiled artifact on any runtime (all runtimes share one configuration).
-pub fn component(runtime: &Runtime, path: &str) -> Component {
+pub fn component<T: Send + 'static>(runtime: &Runtime<T>, path: &str) -> Component {
     static COMPILED: OnceLock<Mutex<HashMap<String, Vec<u8>>>> = OnceLock::new();
     let cache = COMPILED.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap();
@@ -63,9 +63,21 @@ pub fn run_guest(
     args: &[&str],
     policy: Arc<Policy>,
 ) -> GuestOutcome {
+    run_guest_with(runtime, guest, args, policy, ())
+}
+
+/// [`run_guest`] on a runtime whose guests carry embedder data: `data` is
+/// this guest's.
+pub fn run_guest_with<T: Send + 'static>(
+    runtime: &Runtime<T>,
+    guest: &str,
+    args: &[&str],
+    policy: Arc<Policy>,
+    data: T,
+) -> GuestOutcome {
     let component = component(runtime, guest);
     runtime
-        .run(
+        .run_with(
             &component,
             GuestOptions {
                 name: Path::new(guest)
@@ -77,6 +89,7 @@ pub fn run_guest(
                 policy,
                 stdio: GuestStdio::Capture,
             },
+            data,
         )
         .unwrap_or_else(|e| panic!("guest {guest} failed: {e}"))
 }

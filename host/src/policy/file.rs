@@ -55,7 +55,7 @@ pub struct PolicySpec {
     pub limits: Limits,
     /// Declared daemons the guest may observe or control (`[daemons]`).
     #[serde(default)]
-    pub daemons: crate::daemon::DaemonAccess,
+    pub daemons: super::DaemonAccess,
     /// Refuse guests that carry no manifest.
     #[serde(default)]
     pub require_manifest: bool,

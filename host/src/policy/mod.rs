@@ -8,12 +8,14 @@
 
 mod args;
 pub mod catalogue;
+mod daemon_access;
 mod dirs;
 mod env;
 mod file;
 mod program;
 
 pub use args::ArgPattern;
+pub use daemon_access::DaemonAccess;
 pub use env::is_hook;
 pub use file::PolicySpec;
 pub use program::{Operation, ProgramGrant};
@@ -34,7 +36,7 @@ pub struct Policy {
     allow_inherit_stdio: bool,
     limits: Limits,
     warnings: Vec<String>,
-    daemons: crate::daemon::DaemonAccess,
+    daemons: DaemonAccess,
     require_manifest: bool,
     manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
 }
@@ -77,7 +79,7 @@ impl Policy {
             allow_inherit_stdio: false,
             limits: Limits::default(),
             warnings: Vec::new(),
-            daemons: crate::daemon::DaemonAccess::default(),
+            daemons: DaemonAccess::default(),
             require_manifest: false,
             manifest: None,
         }
@@ -125,7 +127,7 @@ impl Policy {
     }
 
     /// The declared daemons this policy lets a guest observe or control.
-    pub fn daemons(&self) -> &crate::daemon::DaemonAccess {
+    pub fn daemons(&self) -> &DaemonAccess {
         &self.daemons
     }
 

@@ -195,11 +195,11 @@ stop_grace = "5s"
 "#,
         escapee_script("300")
     );
-    let config = wasmproc_host::daemon::HostConfig::parse(&text, dir.path()).expect("config");
-    let supervisor = wasmproc_host::daemon::Supervisor::new(
+    let config = wasmproc_supervisor::HostConfig::parse(&text, dir.path()).expect("config");
+    let supervisor = wasmproc_supervisor::Supervisor::new(
         &config,
         wasmproc_host::ProcessManager::new(Duration::from_secs(2)),
-        wasmproc_host::daemon::SupervisorOptions::default(),
+        wasmproc_supervisor::SupervisorOptions::default(),
     )
     .expect("supervisor");
     supervisor.start("forker").expect("start");

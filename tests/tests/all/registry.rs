@@ -4,8 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Duration;
-use wasmproc_host::daemon::identity::ProcessIdentity;
-use wasmproc_host::daemon::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
+use wasmproc_supervisor::identity::ProcessIdentity;
+use wasmproc_supervisor::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use wasmproc_tests::os::alive;
 
 fn entry(kind: EntryKind, name: &str, process: ProcessIdentity) -> RegistryEntry {

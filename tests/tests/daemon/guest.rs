@@ -113,22 +113,34 @@ fn daemon_runtime_link_good() {
     // of the plain `guest` world, with or without the process import, keep
     // instantiating.
     let f = fixture("runtime-link", "");
-    let runtime = wasmproc_host::Runtime::new(wasmproc_host::RuntimeConfig {
-        daemons: Some(Arc::clone(&f.supervisor)),
-        ..wasmproc_host::RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
+        .expect("runtime");
+    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    let access = |policy: &Arc<Policy>| {
+        DaemonCtx::new(
+            "plugin",
+            Arc::clone(policy),
+            Arc::clone(&f.supervisor),
+            Audit::new(),
+        )
+    };
     let policy = wasmproc_tests::harness::policy(&[]);
-    let out = wasmproc_tests::harness::run_guest(
+    let out = wasmproc_tests::harness::run_guest_with(
         &runtime,
         wasmproc_tests::guests::HELLO,
         &["0"],
         Arc::clone(&policy),
+        access(&policy),
     );
     assert_eq!(out.exit_code, 0);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from guest\n");
-    let out =
-        wasmproc_tests::harness::run_guest(&runtime, wasmproc_tests::guests::CAPS, &[], policy);
+    let out = wasmproc_tests::harness::run_guest_with(
+        &runtime,
+        wasmproc_tests::guests::CAPS,
+        &[],
+        Arc::clone(&policy),
+        access(&policy),
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.exit_code, 1, "{said}");
     assert!(
@@ -161,11 +173,17 @@ args = ["60"]
     );
     f.supervisor.start("echo").expect("start");
     f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
-    let runtime = wasmproc_host::Runtime::new(wasmproc_host::RuntimeConfig {
-        daemons: Some(Arc::clone(&f.supervisor)),
-        ..wasmproc_host::RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
+        .expect("runtime");
+    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    let access = |policy: &Arc<Policy>| {
+        DaemonCtx::new(
+            "plugin",
+            Arc::clone(policy),
+            Arc::clone(&f.supervisor),
+            Audit::new(),
+        )
+    };
     let policy = Arc::new(
         Policy::builder()
             .observe_daemon("echo")
@@ -189,11 +207,12 @@ args = ["60"]
         "status:ghost",
         "status:other",
     ];
-    let out = wasmproc_tests::harness::run_guest(
+    let out = wasmproc_tests::harness::run_guest_with(
         &runtime,
         wasmproc_tests::guests::DAEMONCTL,
         &steps,
-        policy,
+        Arc::clone(&policy),
+        access(&policy),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.exit_code, 0, "{text}");

@@ -22,13 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::daemon::identity::ProcessIdentity;
-use wasmproc_host::daemon::pidfile::{self, Existing, PidFile};
-use wasmproc_host::daemon::registry_dir::{EntryKind, RegistryDir};
-use wasmproc_host::daemon::{
+use wasmproc_host::{Audit, CallError, Exit, Policy, ProcessManager};
+use wasmproc_supervisor::identity::ProcessIdentity;
+use wasmproc_supervisor::pidfile::{self, Existing, PidFile};
+use wasmproc_supervisor::registry_dir::{EntryKind, RegistryDir};
+use wasmproc_supervisor::{
     DaemonCtx, DaemonState, DaemonStatus, HostConfig, Supervisor, SupervisorOptions,
 };
-use wasmproc_host::{Audit, CallError, Exit, Policy, ProcessManager};
 use wasmproc_tests::harness::{cli_path, unique_marker};
 use wasmproc_tests::os::{alive, eventually, pids_with_arg, pids_with_env};
 

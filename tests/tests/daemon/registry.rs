@@ -45,7 +45,7 @@ fn daemon_registry_ugly() {
         .expect("spawn");
     let mut dead_host = ProcessIdentity::current();
     dead_host.start_time += 1;
-    let entry = wasmproc_host::daemon::registry_dir::RegistryEntry {
+    let entry = wasmproc_supervisor::registry_dir::RegistryEntry {
         kind: EntryKind::Daemon,
         name: "left".into(),
         process: ProcessIdentity::of(leftover.id()).expect("identity"),

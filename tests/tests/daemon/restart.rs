@@ -246,6 +246,6 @@ restart = "always"
     assert!(f.leftovers().is_empty());
     assert!(matches!(
         wasmproc_host::block_on(f.supervisor.stop_async("nope")),
-        Err(wasmproc_host::daemon::DaemonError::NotFound(_))
+        Err(wasmproc_supervisor::DaemonError::NotFound(_))
     ));
 }

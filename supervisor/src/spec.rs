@@ -5,11 +5,11 @@
 
 use super::backoff::{BackoffSpec, StartLimitSpec};
 use super::probe_spec::ProbeSpec;
-use crate::Signal;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use wasmproc_host::Signal;
 
 /// When a daemon that ended is started again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -3,8 +3,8 @@
 
 use super::machine::{DaemonState, Machine};
 use super::probe_state::ProbeState;
-use crate::Exit;
 use serde::Serialize;
+use wasmproc_host::Exit;
 
 /// Results of one probe, for status reports.
 #[derive(Debug, Clone, Serialize)]

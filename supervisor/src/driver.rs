@@ -10,19 +10,19 @@ use super::probe::{Probe, ProbeOutcome};
 use super::resolve::Resolved;
 use super::spec::DaemonSpec;
 use super::status::DaemonStatus;
-use crate::Exit;
-use crate::audit::AuditEvent;
-use crate::cgroup::Scope;
-use crate::managed::ManagedProcess;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use wasmproc_host::AuditEvent;
+use wasmproc_host::Exit;
+use wasmproc_host::lifecycle::ManagedProcess;
+use wasmproc_host::lifecycle::Scope;
 
 /// How long a stop may wait for the kernel after SIGKILL.
-pub(crate) const KILL_WAIT: Duration = crate::managed::KILL_WAIT;
+pub(crate) const KILL_WAIT: Duration = wasmproc_host::lifecycle::KILL_WAIT;
 
 /// What reaches a daemon's task.
 #[derive(Debug)]

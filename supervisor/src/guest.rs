@@ -5,13 +5,13 @@
 use super::machine::DaemonState;
 use super::status::{DaemonStatus, RecentOutput};
 use super::supervisor::{DaemonError, Supervisor};
-use crate::audit::{Audit, AuditEvent};
-use crate::bindings::supervised::wasmproc::process::daemon as wit;
-use crate::bindings::types::{Error as WitError, ExitStatus};
-use crate::error::CallError;
-use crate::managed::Exit;
-use crate::policy::Policy;
+use crate::bindings::wasmproc::process::daemon as wit;
 use std::sync::Arc;
+use wasmproc_host::CallError;
+use wasmproc_host::Exit;
+use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
+use wasmproc_host::policy::Policy;
+use wasmproc_host::{Audit, AuditEvent};
 use wasmtime::component::{HasData, Linker};
 
 /// Largest `recent-output` a guest may ask for, per stream.
@@ -128,6 +128,32 @@ pub trait DaemonView: Send {
     fn daemon_ctx(&mut self) -> &mut DaemonCtx;
 }
 
+impl DaemonView for DaemonCtx {
+    fn daemon_ctx(&mut self) -> &mut DaemonCtx {
+        self
+    }
+}
+
+/// A [`Runtime<T>`](wasmproc_host::Runtime) guest's store reaches the
+/// daemon access its embedder data carries: with `Runtime<DaemonCtx>`, each
+/// guest's [`DaemonCtx`] is the data it was run with
+/// ([`Runtime::run_async_with`](wasmproc_host::Runtime::run_async_with)).
+impl<T: DaemonView> DaemonView for wasmproc_host::GuestState<T> {
+    fn daemon_ctx(&mut self) -> &mut DaemonCtx {
+        self.data_mut().daemon_ctx()
+    }
+}
+
+/// Registers the `wasmproc:process/daemon` interface on a runtime whose
+/// guests carry their [`DaemonCtx`] as embedder data; run each guest with
+/// [`Runtime::run_async_with`](wasmproc_host::Runtime::run_async_with) and
+/// a `DaemonCtx` built from its name and policy.
+pub fn link_daemons<T: DaemonView + 'static>(
+    runtime: &mut wasmproc_host::Runtime<T>,
+) -> wasmtime::Result<()> {
+    add_daemon_to_linker(runtime.linker_mut())
+}
+
 /// Marker type connecting the generated bindings to [`DaemonCtx`].
 #[derive(Debug)]
 pub struct HasDaemon;
@@ -137,7 +163,7 @@ impl HasData for HasDaemon {
 }
 
 /// Registers the `wasmproc:process/daemon` interface on `linker`. The
-/// process capability ([`add_to_linker_async`](crate::add_to_linker_async)) must be
+/// process capability ([`add_to_linker_async`](wasmproc_host::add_to_linker_async)) must be
 /// registered too, for the shared types.
 pub fn add_daemon_to_linker<T: DaemonView + 'static>(
     linker: &mut Linker<T>,

@@ -24,13 +24,13 @@
 use super::backoff::BackoffError;
 use super::resolve::{ResolveError, resolve};
 use super::spec::DaemonSpec;
-use crate::PolicyError;
-use crate::policy::{Policy, PolicyBuilder, PolicySpec};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use wasmproc_host::PolicyError;
+use wasmproc_host::policy::{Policy, PolicyBuilder, PolicySpec};
 
 /// The largest output buffer a daemon may have.
 const MAX_OUTPUT_BUFFER: u64 = 64 << 20;
@@ -222,10 +222,10 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Refuses times above [`MAX_MILLIS`](crate::limits::MAX_MILLIS), which
+/// Refuses times above [`MAX_MILLIS`](wasmproc_host::lifecycle::MAX_MILLIS), which
 /// would overflow clock arithmetic; the error names the field.
 fn check_times(at: &str, fields: &[(&'static str, Duration)]) -> Result<(), ConfigProblem> {
-    let max = Duration::from_millis(crate::limits::MAX_MILLIS);
+    let max = Duration::from_millis(wasmproc_host::lifecycle::MAX_MILLIS);
     match fields.iter().find(|(_, d)| *d > max) {
         Some(&(field, value)) => Err(ConfigProblem::TooLong {
             at: at.to_string(),
@@ -350,7 +350,7 @@ impl HostConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::spec::RestartPolicy;
+    use crate::spec::RestartPolicy;
 
     const GOOD: &str = r#"
         [serve]
@@ -392,7 +392,7 @@ mod tests {
             d.pid_file.as_deref(),
             Some(Path::new("/etc/wp/run/worker.pid"))
         );
-        assert_eq!(d.stop_signal, crate::Signal::Int);
+        assert_eq!(d.stop_signal, wasmproc_host::Signal::Int);
         assert_eq!(d.stop_grace, Duration::from_secs(5));
         assert_eq!(d.backoff.initial, Duration::from_millis(10));
         assert_eq!(

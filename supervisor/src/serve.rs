@@ -9,16 +9,12 @@
 //! the way (warnings, the address it serves) goes to a [`Notice`] callback,
 //! so the binary decides how to print it.
 
-use crate::audit::{Audit, JsonLinesSink, now_ms};
-use crate::daemon::config::{ConfigError, HostConfig};
-use crate::daemon::control;
-use crate::daemon::identity::{Liveness, ProcessIdentity};
-use crate::daemon::pidfile::{PidFile, PidFileError};
-use crate::daemon::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
-use crate::daemon::{DaemonError, Supervisor, SupervisorOptions};
-use crate::manager::ProcessManager;
-use crate::policy::Policy;
-use crate::runtime::{GuestOptions, GuestStdio, Runtime, RuntimeConfig};
+use crate::config::{ConfigError, HostConfig};
+use crate::control;
+use crate::identity::{Liveness, ProcessIdentity};
+use crate::pidfile::{PidFile, PidFileError};
+use crate::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
+use crate::{DaemonCtx, DaemonError, Supervisor, SupervisorOptions, link_daemons};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -32,6 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
+use wasmproc_host::ProcessManager;
+use wasmproc_host::policy::Policy;
+use wasmproc_host::{Audit, JsonLinesSink, lifecycle::now_ms};
+use wasmproc_host::{GuestOptions, GuestStdio, Runtime, RuntimeConfig};
 
 /// Longest a client may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,13 +95,13 @@ pub enum ServeError {
 pub enum PluginProblem {
     /// The component did not load.
     #[error("{0}")]
-    Load(#[source] crate::GuestError),
+    Load(#[source] wasmproc_host::GuestError),
     /// Its policy file did not load.
     #[error("{0}")]
-    Policy(#[source] crate::PolicyError),
+    Policy(#[source] wasmproc_host::PolicyError),
     /// Its manifest is missing (but required) or unreadable.
     #[error("{0}")]
-    Manifest(#[source] crate::manifest::ManifestError),
+    Manifest(#[source] wasmproc_host::manifest::ManifestError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -257,12 +257,12 @@ pub fn serve(config_path: &Path, notice: &dyn Fn(Notice)) -> Result<(), ServeErr
 
 /// The plugins of a configuration, loaded with their policies.
 type Loaded = Vec<(
-    crate::daemon::PluginSpec,
+    crate::PluginSpec,
     wasmtime::component::Component,
     Arc<Policy>,
 )>;
 
-fn load_plugins(config: &HostConfig, rt: &Runtime) -> Result<Loaded, ServeError> {
+fn load_plugins(config: &HostConfig, rt: &Runtime<DaemonCtx>) -> Result<Loaded, ServeError> {
     let mut plugins = Vec::new();
     for p in &config.plugins {
         let problem = |problem| ServeError::Plugin {
@@ -276,7 +276,7 @@ fn load_plugins(config: &HostConfig, rt: &Runtime) -> Result<Loaded, ServeError>
             Some(path) => Policy::from_file(path).map_err(|e| problem(PluginProblem::Policy(e)))?,
             None => Policy::deny_all(),
         };
-        let policy = crate::manifest::attach(policy, &p.component, p.require_manifest)
+        let policy = wasmproc_host::manifest::attach(policy, &p.component, p.require_manifest)
             .map_err(|e| problem(PluginProblem::Manifest(e)))?;
         plugins.push((p.clone(), component, Arc::new(policy)));
     }
@@ -325,13 +325,13 @@ fn start(
     let runtime = if config.plugins.is_empty() {
         None
     } else {
-        let rt = Runtime::new(RuntimeConfig {
+        let mut rt = Runtime::with_data(RuntimeConfig {
             audit: audit.clone(),
             shutdown_grace: grace,
-            daemons: Some(Arc::clone(&supervisor)),
             ..RuntimeConfig::default()
         })
         .map_err(ServeError::Runtime)?;
+        link_daemons(&mut rt).map_err(ServeError::Runtime)?;
         Some(Arc::new(rt))
     };
     let plugins = match &runtime {
@@ -371,10 +371,16 @@ fn start(
     if let Some(rt) = &runtime {
         for (index, (spec, component, policy)) in plugins.into_iter().enumerate() {
             let (rt, state) = (Arc::clone(rt), Arc::clone(&state));
+            let daemons = DaemonCtx::new(
+                spec.name.clone(),
+                Arc::clone(&policy),
+                Arc::clone(&supervisor),
+                audit.clone(),
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("wasmproc-plugin-{}", spec.name))
                 .spawn(move || {
-                    let outcome = match rt.run(
+                    let outcome = match rt.run_with(
                         &component,
                         GuestOptions {
                             name: spec.name.clone(),
@@ -382,6 +388,7 @@ fn start(
                             policy,
                             stdio: GuestStdio::Inherit,
                         },
+                        daemons,
                     ) {
                         Ok(o) => PluginOutcome::Exited(o.exit_code),
                         Err(e) => PluginOutcome::Failed(e.to_string()),

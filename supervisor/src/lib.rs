@@ -1,5 +1,12 @@
-//! Daemon supervision: declared daemons with restart policies, health
-//! probes, PID files and an on-disk registry, and guest access to them.
+//! # wasmproc-supervisor
+//!
+//! Daemon supervision on top of `wasmproc-host`: declared daemons with
+//! restart policies, health probes, PID files and an on-disk registry,
+//! guest access to them, and `wasmproc serve`, the host daemon.
+//!
+//! Who may reach which daemon is policy data
+//! ([`DaemonAccess`](wasmproc_host::policy::DaemonAccess), a policy's
+//! `[daemons]` table); this crate enforces it.
 //!
 //! - [`config`]: the host configuration `wasmproc serve` reads;
 //! - [`spec`]: one declared daemon, as written;
@@ -20,10 +27,14 @@
 //! - [`control`]: the host's control socket and the `wasmproc daemon`
 //!   commands;
 //! - `guest`: the WIT `daemon` interface for guests ([`DaemonCtx`],
-//!   [`add_daemon_to_linker`]).
+//!   [`add_daemon_to_linker`]; with a [`Runtime`](wasmproc_host::Runtime),
+//!   use `Runtime<DaemonCtx>` and [`link_daemons`]);
+//! - [`serve`]: `wasmproc serve`, the host daemon (HTTP health endpoints,
+//!   control socket, plugins).
 
-mod access;
+mod atomic_file;
 pub mod backoff;
+mod bindings;
 pub mod config;
 pub mod control;
 mod driver;
@@ -38,13 +49,14 @@ mod probe_spec;
 mod probe_state;
 pub mod registry_dir;
 mod resolve;
+pub mod serve;
 pub mod spec;
 mod status;
 pub mod supervisor;
 
-pub use access::DaemonAccess;
+pub use bindings::DAEMON_INTERFACE_NAME;
 pub use config::{ConfigError, ConfigProblem, HostConfig, PluginSpec, ServeSpec};
-pub use guest::{DaemonCtx, DaemonView, HasDaemon, add_daemon_to_linker};
+pub use guest::{DaemonCtx, DaemonView, HasDaemon, add_daemon_to_linker, link_daemons};
 pub use launch::LaunchError;
 pub use machine::DaemonState;
 pub use resolve::ResolveError;

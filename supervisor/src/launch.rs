@@ -8,14 +8,14 @@ use super::pidfile::{Existing, PidFile, PidFileError};
 use super::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use super::resolve::Resolved;
 use super::spec::DaemonSpec;
-use crate::StdioMode;
-use crate::audit::Audit;
-use crate::buffer::Buffering;
-use crate::cgroup::Scope;
-use crate::managed::{self, Buffers, ManagedProcess};
-use crate::manager::{Launch, ProcessManager};
-use crate::spawner::StdioPlan;
 use std::sync::Arc;
+use wasmproc_host::Audit;
+use wasmproc_host::Buffering;
+use wasmproc_host::StdioMode;
+use wasmproc_host::lifecycle::Scope;
+use wasmproc_host::lifecycle::StdioPlan;
+use wasmproc_host::lifecycle::{self as managed, Buffers, ManagedProcess};
+use wasmproc_host::{ProcessManager, lifecycle::Launch};
 
 /// What every daemon of one supervisor shares.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ pub enum LaunchError {
     PidFile(#[source] PidFileError),
     /// The process could not be started.
     #[error("{0}")]
-    Spawn(#[source] crate::CallError),
+    Spawn(#[source] wasmproc_host::CallError),
 }
 
 /// Starts one instance of `spec`.

@@ -15,9 +15,9 @@ use super::backoff::{Backoff, BackoffSpec, StartLimit, StartLimitSpec};
 use super::probe_spec::Thresholds;
 use super::probe_state::{ProbeOutcome, ProbeState};
 use super::spec::RestartPolicy;
-use crate::Exit;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use wasmproc_host::Exit;
 
 /// How many recent restart delays and start times a status keeps.
 const HISTORY: usize = 32;

@@ -3,9 +3,9 @@
 
 use super::probe::{Probe, ProbeDenied, ProbeSpec};
 use super::spec::DaemonSpec;
-use crate::policy::{Approved, CommandRequest, Operation, Policy};
-use crate::{CallError, Signal};
 use std::time::Duration;
+use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
+use wasmproc_host::{CallError, Signal};
 
 /// A daemon's configuration, checked against the policy.
 #[derive(Debug, Clone)]

@@ -9,14 +9,14 @@
 
 pub use super::probe_spec::{ProbeCheck, ProbeSpec, ProbeSpecError, Thresholds};
 pub use super::probe_state::{ProbeOutcome, ProbeState};
-use crate::capture::{self, RunRequest};
-use crate::manager::ProcessManager;
-use crate::policy::{Approved, CommandRequest, Operation, Policy};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::lifecycle::{self as capture, RunRequest};
+use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
 
 impl ProbeSpec {
     /// Resolves the probe; an exec probe's command must pass the daemon
@@ -66,7 +66,7 @@ pub struct ProbeDenied {
     pub program: String,
     /// The policy's refusal.
     #[source]
-    pub source: crate::CallError,
+    pub source: wasmproc_host::CallError,
 }
 
 /// What a probe checks, resolved.
@@ -108,12 +108,12 @@ pub enum ProbeFailure {
     },
     /// The exec probe could not be started.
     #[error("cannot start: {0}")]
-    Spawn(#[source] crate::CallError),
+    Spawn(#[source] wasmproc_host::CallError),
     /// The exec probe ended unhealthy; what it said, if anything.
     #[error("{exit}{}", if .said.is_empty() { String::new() } else { format!(": {}", .said) })]
     Unhealthy {
         /// How it ended.
-        exit: crate::Exit,
+        exit: wasmproc_host::Exit,
         /// Its stderr (or stdout), trimmed.
         said: String,
     },
@@ -178,7 +178,7 @@ async fn run_exec(
         guest: "host",
         stdin: None,
         cap: EXEC_OUTPUT_CAP,
-        deadline: crate::limits::deadline_after(timeout),
+        deadline: wasmproc_host::lifecycle::deadline_after(timeout),
     };
     let got = capture::run_captured(manager, request)
         .await

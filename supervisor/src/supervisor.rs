@@ -15,11 +15,11 @@ use super::machine::{DaemonState, Event, Machine, MachineSpec};
 use super::registry_dir::RegistryDir;
 use super::resolve::{ResolveError, resolve};
 use super::status::{DaemonStatus, RecentOutput};
-use crate::Exit;
-use crate::audit::Audit;
-use crate::manager::ProcessManager;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use wasmproc_host::Audit;
+use wasmproc_host::Exit;
+use wasmproc_host::ProcessManager;
 
 /// Why a supervisor call failed.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +161,7 @@ impl Supervisor {
     pub fn stop(&self, name: &str) -> Result<(), DaemonError> {
         let d = self.find(name)?;
         let seq = d.send(Event::StopRequested);
-        let deadline = crate::limits::deadline_after(d.stop_budget());
+        let deadline = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
         if d.wait_until(deadline, |v| v.done || (v.handled >= seq && settled(v))) {
             Ok(())
         } else {
@@ -174,7 +174,7 @@ impl Supervisor {
     pub async fn stop_async(&self, name: &str) -> Result<(), DaemonError> {
         let d = Arc::clone(self.find(name)?);
         let seq = d.send(Event::StopRequested);
-        let deadline = crate::limits::deadline_after(d.stop_budget());
+        let deadline = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
         let waited = self.handle.spawn(async move {
             d.changed_until(deadline, |v| v.done || (v.handled >= seq && settled(v)))
                 .await
@@ -292,7 +292,7 @@ impl Supervisor {
             d.send(Event::Shutdown);
         }
         for d in &self.daemons {
-            let deadline = crate::limits::deadline_after(d.stop_budget());
+            let deadline = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
             if !d.wait_until(deadline, |v| v.done && v.probes_alive == 0) {
                 tracing::warn!(daemon = %d.spec.name, "daemon did not stop in time at shutdown");
             }

@@ -1,0 +1,14 @@
+//! Bindings of the `supervised-guest` world: only the `daemon` interface is
+//! generated here; the process types are those of `wasmproc_host::bindings`.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "wasmproc:process/supervised-guest",
+    with: {
+        "wasmproc:process/types": wasmproc_host::bindings::types,
+        "wasmproc:process/process": wasmproc_host::bindings::sync::process,
+    },
+});
+
+/// The fully qualified name of the daemon interface, as guests import it.
+pub const DAEMON_INTERFACE_NAME: &str = "wasmproc:process/daemon@0.1.0";
