@@ -20,6 +20,7 @@
 //! a `bindgen!` of your own), or use [`Runtime`] to run `wasi:cli/command`
 //! components, async ([`Runtime::run_async`]) or not ([`Runtime::run`]).
 
+pub mod atomic_file;
 mod audit;
 pub mod bindings;
 mod buffer;

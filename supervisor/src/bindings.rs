@@ -4,6 +4,11 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasmproc:process/supervised-guest",
+    // `stop` waits for the daemon to end: awaited, so it never parks the
+    // thread that runs the guest.
+    imports: {
+        "wasmproc:process/daemon.stop": async,
+    },
     with: {
         "wasmproc:process/types": wasmproc_host::bindings::types,
         "wasmproc:process/process": wasmproc_host::bindings::sync::process,

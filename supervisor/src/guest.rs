@@ -94,10 +94,10 @@ impl DaemonCtx {
         self.supervisor.start(name).map_err(call_error)
     }
 
-    /// `stop`.
-    pub fn stop(&self, name: &str) -> Result<(), CallError> {
+    /// `stop`: awaits the daemon's end without holding a thread.
+    pub async fn stop(&self, name: &str) -> Result<(), CallError> {
         self.admit("daemon-stop", name, true)?;
-        self.supervisor.stop(name).map_err(call_error)
+        self.supervisor.stop_async(name).await.map_err(call_error)
     }
 
     /// `restart`.
@@ -215,8 +215,8 @@ impl wit::Host for DaemonCtx {
         DaemonCtx::start(self, &name).map_err(Into::into)
     }
 
-    fn stop(&mut self, name: String) -> Result<(), WitError> {
-        DaemonCtx::stop(self, &name).map_err(Into::into)
+    async fn stop(&mut self, name: String) -> Result<(), WitError> {
+        DaemonCtx::stop(self, &name).await.map_err(Into::into)
     }
 
     fn restart(&mut self, name: String) -> Result<(), WitError> {

@@ -32,7 +32,6 @@
 //! - [`serve`]: `wasmproc serve`, the host daemon (HTTP health endpoints,
 //!   control socket, plugins).
 
-mod atomic_file;
 pub mod backoff;
 mod bindings;
 pub mod config;

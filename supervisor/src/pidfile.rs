@@ -153,8 +153,14 @@ impl PidFile {
     pub fn write(&self, id: &ProcessIdentity) -> Result<(), PidFileError> {
         let text = format!("{}\n{}\n{}\n", id.pid, id.start_time, id.boot_id);
         let tmp = format!("{}.tmp", self.name);
-        crate::atomic_file::replace_at(self.dir.fd(), &self.name, &tmp, &[text.as_bytes()], 0o644)
-            .map_err(io_err(&self.path))
+        wasmproc_host::atomic_file::replace_at(
+            self.dir.fd(),
+            &self.name,
+            &tmp,
+            &[text.as_bytes()],
+            0o644,
+        )
+        .map_err(io_err(&self.path))
     }
 
     /// Removes the PID file (keeping the lock until the end of the call).

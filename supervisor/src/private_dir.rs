@@ -167,7 +167,7 @@ impl PrivateDir {
 
     /// Opens `name` relative to the directory's fd; a link is refused.
     fn open_at(&self, name: &str, flags: OFlag, mode: Mode) -> io::Result<File> {
-        let name = crate::atomic_file::plain_name(name)?;
+        let name = wasmproc_host::atomic_file::plain_name(name)?;
         match nix::fcntl::openat(self.fd.as_fd(), name, flags, mode) {
             Ok(fd) => Ok(File::from(fd)),
             Err(Errno::ELOOP) => Err(refused(&self.path.join(name), "it is a symlink".into())),
@@ -227,7 +227,7 @@ impl PrivateDir {
 
     /// Removes `name` (not following a link: the link itself goes).
     pub fn remove(&self, name: &str) -> io::Result<()> {
-        crate::atomic_file::remove_at(self.fd(), name)
+        wasmproc_host::atomic_file::remove_at(self.fd(), name)
     }
 
     /// The names in the directory (read through its fd).

@@ -88,8 +88,9 @@ pub use progress::CompileProgress;
 
 use record::{FileIdentity, IDENTITY_LEN};
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Engine;
@@ -470,41 +471,30 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes `parts` to `dir/name` atomically: a hidden temporary file in the
-/// same directory (mode `0600`, created new, links not followed), renamed
-/// over the final name, so a reader sees the old file or the whole new one.
-/// `durable` adds an fsync of the file before the rename and of the
-/// directory after it.
+/// Writes `parts` to `dir/name` atomically through the shared helper
+/// ([`crate::atomic_file`]): a hidden temporary file in the same directory
+/// (mode `0600`, created new, links not followed), renamed over the final
+/// name, so a reader sees the old file or the whole new one. `durable` adds
+/// an fsync of the file before the rename and of the directory after it.
 fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], durable: bool) -> std::io::Result<()> {
+    use crate::atomic_file::{Durability, replace_at_with};
+    use nix::fcntl::OFlag;
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let temp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&temp)?;
-        for part in parts {
-            file.write_all(part)?;
-        }
-        if durable {
-            file.sync_all()?;
-        }
-        drop(file);
-        fs::rename(&temp, dir.join(name))?;
-        if durable {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
+    let temp = format!(".{name}.{}.{nanos}.tmp", std::process::id());
+    let dir_fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let durability = if durable {
+        Durability::Synced
+    } else {
+        Durability::Unsynced
+    };
+    replace_at_with(dir_fd.as_fd(), name, &temp, parts, 0o600, durability)
 }
 
 /// Why a cache directory or entry is not trusted to hold machine code.

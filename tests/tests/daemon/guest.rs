@@ -47,7 +47,7 @@ args = ["60"]
         ctx.status("echo").expect("status").state,
         DaemonState::Running
     );
-    ctx.stop("worker").expect("control");
+    wasmproc_host::block_on(ctx.stop("worker")).expect("control");
     assert_eq!(
         ctx.status("worker").expect("status").state,
         DaemonState::Stopped
@@ -89,7 +89,10 @@ args = ["60"]
         Err(CallError::Denied(_))
     ));
     assert!(
-        matches!(ctx.stop("seen"), Err(CallError::Denied(_))),
+        matches!(
+            wasmproc_host::block_on(ctx.stop("seen")),
+            Err(CallError::Denied(_))
+        ),
         "observe does not grant control"
     );
     assert!(matches!(ctx.start("seen"), Err(CallError::Denied(_))));
@@ -236,6 +239,19 @@ args = ["60"]
     });
     assert_eq!(f.status("secret").state, DaemonState::Stopped);
     assert_eq!(f.status("echo").state, DaemonState::Running);
+    // A granted stop, awaited by the host: it returns once the daemon has
+    // ended, so the supervisor already reports it stopped.
+    let out = wasmproc_tests::harness::run_guest_with(
+        &runtime,
+        wasmproc_tests::guests::DAEMONCTL,
+        &["stop:worker"],
+        Arc::clone(&policy),
+        access(&policy),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.exit_code, 0, "{text}");
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["stop worker ok"]);
+    assert_eq!(f.status("worker").state, DaemonState::Stopped);
 }
 
 #[test]

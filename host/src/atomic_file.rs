@@ -17,7 +17,7 @@ use std::os::fd::BorrowedFd;
 
 /// Refuses anything but a plain file name (no `/` or NUL, not `.` or
 /// `..`).
-pub(crate) fn plain_name(name: &str) -> io::Result<&str> {
+pub fn plain_name(name: &str) -> io::Result<&str> {
     if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -29,7 +29,7 @@ pub(crate) fn plain_name(name: &str) -> io::Result<&str> {
 
 /// Creates `name` in `dir` anew (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode
 /// `mode`), removing a leftover of that name first. Never follows a link.
-pub(crate) fn create_new_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
+pub fn create_new_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
     let name = plain_name(name)?;
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -44,7 +44,7 @@ pub(crate) fn create_new_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::R
 }
 
 /// Removes `name` from `dir` (a link itself, never its target).
-pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+pub fn remove_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     Ok(unlinkat(
         dir,
         plain_name(name)?,
@@ -55,19 +55,42 @@ pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
 /// Replaces `name` in `dir` with `parts`, written in order, through the
 /// temp file `tmp` (mode `mode`): create, write, fsync, rename, fsync the
 /// directory. On failure the temp file is removed and `name` is untouched.
-pub(crate) fn replace_at(
+pub fn replace_at(
     dir: BorrowedFd<'_>,
     name: &str,
     tmp: &str,
     parts: &[&[u8]],
     mode: u32,
 ) -> io::Result<()> {
+    replace_at_with(dir, name, tmp, parts, mode, Durability::Synced)
+}
+
+/// Whether a replacement survives a crash of the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file before the rename and the directory after it.
+    Synced,
+    /// Atomic for readers, but a crash may lose it (for files that can be
+    /// rebuilt, such as an index).
+    Unsynced,
+}
+
+/// [`replace_at`] with the choice of [`Durability`].
+pub fn replace_at_with(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    tmp: &str,
+    parts: &[&[u8]],
+    mode: u32,
+    durability: Durability,
+) -> io::Result<()> {
+    let synced = durability == Durability::Synced;
     let name = plain_name(name)?;
     let mut file = create_new_at(dir, tmp, mode)?;
     let written = parts
         .iter()
         .try_for_each(|p| file.write_all(p))
-        .and_then(|()| file.sync_all());
+        .and_then(|()| if synced { file.sync_all() } else { Ok(()) });
     drop(file);
     let renamed = written.and_then(|()| Ok(renameat(dir, tmp, dir, name)?));
     if let Err(e) = renamed {
@@ -75,7 +98,9 @@ pub(crate) fn replace_at(
         return Err(e);
     }
     // The rename is durable once the directory is.
-    fsync(dir)?;
+    if synced {
+        fsync(dir)?;
+    }
     Ok(())
 }
 
