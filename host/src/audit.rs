@@ -6,7 +6,7 @@
 //! whole too), with the original length noted, so a guest cannot grow the
 //! audit trail by sending huge requests.
 
-use crate::managed::Exit;
+use crate::process_types::Exit;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};

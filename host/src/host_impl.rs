@@ -32,9 +32,16 @@ fn command(cmd: Command) -> CommandSpec {
 }
 
 fn exit_status(exit: Exit) -> ExitStatus {
-    match exit {
-        Exit::Code(c) => ExitStatus::Exited(c),
-        Exit::Signal(s) => ExitStatus::Signaled(s),
+    exit.into()
+}
+
+/// The WIT form of how a process ended (also used by the daemon interface).
+impl From<Exit> for ExitStatus {
+    fn from(exit: Exit) -> Self {
+        match exit {
+            Exit::Code(c) => ExitStatus::Exited(c),
+            Exit::Signal(s) => ExitStatus::Signaled(s),
+        }
     }
 }
 

@@ -19,4 +19,5 @@ pub use crate::cgroup::Scope;
 pub use crate::limits::{MAX_MILLIS, deadline_after};
 pub use crate::managed::{Buffers, KILL_WAIT, ManagedProcess, buffer};
 pub use crate::manager::Launch;
+pub use crate::os_child::pidfd_open;
 pub use crate::spawner::StdioPlan;

@@ -204,7 +204,7 @@ pub enum LimitsError {
         /// The field.
         field: &'static str,
     },
-    /// A time is above [`MAX_MILLIS`].
+    /// A time is above ten years.
     #[error("`{field} = {value}` is above {MAX_MILLIS} ms (ten years)")]
     TooLong {
         /// The field.
@@ -212,7 +212,7 @@ pub enum LimitsError {
         /// Its value.
         value: u64,
     },
-    /// A size is above [`MAX_BYTES`].
+    /// A size is above 1 TiB.
     #[error("`{field} = {value}` is above {MAX_BYTES} bytes (1 TiB)")]
     TooLarge {
         /// The field.

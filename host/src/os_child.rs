@@ -133,7 +133,9 @@ impl Drop for OsChild {
     }
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+/// A pidfd for `pid` (`pidfd_open(2)`): a handle that names this process
+/// and no other, even after its pid is reused.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {

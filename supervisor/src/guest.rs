@@ -8,7 +8,6 @@ use super::supervisor::{DaemonError, Supervisor};
 use crate::bindings::wasmproc::process::daemon as wit;
 use std::sync::Arc;
 use wasmproc_host::CallError;
-use wasmproc_host::Exit;
 use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
 use wasmproc_host::policy::Policy;
 use wasmproc_host::{Audit, AuditEvent};
@@ -190,10 +189,7 @@ fn wit_status(s: DaemonStatus) -> wit::DaemonStatus {
         pid: s.pid,
         started_at_ms: s.started_at_ms,
         restarts: s.restarts,
-        last_exit: s.last_exit.map(|e| match e {
-            Exit::Code(c) => ExitStatus::Exited(c),
-            Exit::Signal(n) => ExitStatus::Signaled(n),
-        }),
+        last_exit: s.last_exit.map(ExitStatus::from),
         ready: s.ready,
         live: s.live,
         reason: s.reason,

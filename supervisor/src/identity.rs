@@ -7,7 +7,7 @@
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// A process identity that survives PID reuse.
@@ -104,7 +104,7 @@ pub fn boot_id() -> String {
 /// recycled. Returns whether the process was ours to stop (`false`: it was
 /// already gone or its PID belongs to someone else, and nothing was sent).
 pub fn stop_verified(id: &ProcessIdentity, signal: i32, grace: Duration) -> io::Result<bool> {
-    let pidfd = match pidfd_open(id.pid) {
+    let pidfd = match wasmproc_host::lifecycle::pidfd_open(id.pid) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
         Err(e) => return Err(e),
@@ -163,16 +163,6 @@ fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
             Err(_) => return false,
         }
     }
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]
