@@ -31,10 +31,6 @@ fn command(cmd: Command) -> CommandSpec {
     }
 }
 
-fn exit_status(exit: Exit) -> ExitStatus {
-    exit.into()
-}
-
 /// The WIT form of how a process ended (also used by the daemon interface).
 impl From<Exit> for ExitStatus {
     fn from(exit: Exit) -> Self {
@@ -78,7 +74,7 @@ impl ProcessHost for ProcessCtx {
     async fn run(&mut self, cmd: Command) -> Result<Output, Error> {
         let out = ProcessCtx::run(self, command(cmd)).await?;
         Ok(Output {
-            status: exit_status(out.exit),
+            status: out.exit.into(),
             stdout: out.stdout,
             stderr: out.stderr,
             stdout_dropped: out.stdout_dropped,
@@ -121,7 +117,7 @@ impl ProcessHost for ProcessCtx {
                 ProcState::Exited => State::Exited,
                 ProcState::Killed => State::Killed,
             },
-            exit: s.exit.map(exit_status),
+            exit: s.exit.map(ExitStatus::from),
             stdout: stats(s.stdout),
             stderr: stats(s.stderr),
             memory_peak_bytes: s.usage.and_then(|u| u.memory_peak_bytes),
@@ -136,7 +132,7 @@ impl ProcessHost for ProcessCtx {
     ) -> Result<Option<ExitStatus>, Error> {
         Ok(ProcessCtx::wait(self, &id, timeout_ms)
             .await?
-            .map(exit_status))
+            .map(ExitStatus::from))
     }
 
     fn send_signal(&mut self, id: String, sig: Signal) -> Result<(), Error> {
