@@ -443,7 +443,7 @@ impl<T: Send + 'static> Runtime<T> {
         options: GuestOptions,
         data: T,
     ) -> Result<GuestOutcome, GuestError> {
-        wasmtime_wasi::runtime::in_tokio(self.run_async_with(component, options, data))
+        crate::process_core::block_on_here(self.run_async_with(component, options, data))
     }
 
     /// A guest's store: its state, limiter and time limit.
@@ -524,7 +524,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
         component: &Component,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        wasmtime_wasi::runtime::in_tokio(self.run_async(component, options))
+        crate::process_core::block_on_here(self.run_async(component, options))
     }
 
     /// [`Runtime::instantiate_async_with`] with `T::default()` as the
@@ -646,7 +646,7 @@ impl<T: Send + 'static> GuestInstance<T> {
     /// [`GuestInstance::run_async`] for a synchronous caller (outside any
     /// async executor).
     pub fn run(self) -> Result<GuestOutcome, GuestError> {
-        wasmtime_wasi::runtime::in_tokio(self.run_async())
+        crate::process_core::block_on_here(self.run_async())
     }
 }
 
