@@ -701,18 +701,25 @@ impl Streams {
                 .ok()
         }
         // A stream without a buffer has nobody to read it: close it.
+        // The fds are the host's ends of pipes the spawner created, so
+        // tokio's checks (fstat, the access mode) would only repeat what is
+        // known: one fcntl makes each non-blocking.
+        let receiver = |fd| nonblocking(fd).and_then(pipe::Receiver::from_owned_fd_unchecked);
         let stdout = pipes
             .stdout
             .filter(|_| process.stdout.is_some())
-            .and_then(|fd| register(pid, "stdout", pipe::Receiver::from_owned_fd(fd)));
+            .and_then(|fd| register(pid, "stdout", receiver(fd)));
         let stderr = pipes
             .stderr
             .filter(|_| process.stderr.is_some())
-            .and_then(|fd| register(pid, "stderr", pipe::Receiver::from_owned_fd(fd)));
+            .and_then(|fd| register(pid, "stderr", receiver(fd)));
         let stdin = pipes
             .stdin
             .filter(|_| process.stdin.is_some())
-            .and_then(|fd| register(pid, "stdin", pipe::Sender::from_owned_fd(fd)));
+            .and_then(|fd| {
+                let sender = nonblocking(fd).and_then(pipe::Sender::from_owned_fd_unchecked);
+                register(pid, "stdin", sender)
+            });
         let opened = [stdout.is_some(), stderr.is_some(), stdin.is_some()]
             .iter()
             .filter(|o| **o)
@@ -853,6 +860,14 @@ fn drain_into(
             }
         }
     }
+}
+
+/// Makes a pipe end non-blocking (its only status flag: the spawner opens
+/// pipes with none but close-on-exec, which is a descriptor flag).
+fn nonblocking(fd: OwnedFd) -> io::Result<OwnedFd> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok(fd)
 }
 
 async fn readable(rx: Option<&pipe::Receiver>) {
