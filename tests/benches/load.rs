@@ -19,6 +19,9 @@
 //! - `reinstantiate_ms`: median of instantiating the same prepared component
 //!   again in one host (`Runtime::instantiate` on a `GuestPre`). Goal: at
 //!   most 1.
+//! - `reinstantiate_page_faults`: median page faults the host process took
+//!   during one of those instantiations (a reused pool slot whose pages
+//!   stayed resident takes none).
 //! - `python_native_ms` (`/usr/bin/python3 -c pass`), `node_native_ms`
 //!   (`node -e 0`), and `warm_run_ratio` / `js_warm_run_ratio`: the warm run
 //!   against the native interpreter's start-up.
@@ -90,6 +93,7 @@ struct Figures {
     warm_load_min: f64,
     warm_run: f64,
     reinstantiate: f64,
+    reinstantiate_page_faults: i64,
 }
 
 impl Figures {
@@ -102,6 +106,10 @@ impl Figures {
         println!("{prefix}warm_load_min_ms: {:.1}", self.warm_load_min);
         println!("{prefix}warm_run_ms: {:.1}", self.warm_run);
         println!("{prefix}reinstantiate_ms: {:.2}", self.reinstantiate);
+        println!(
+            "{prefix}reinstantiate_page_faults: {}",
+            self.reinstantiate_page_faults
+        );
     }
 }
 
@@ -174,10 +182,13 @@ fn measure(path: &Path, name: &str) -> Figures {
     let pre = rt.prepare(&component).expect("prepare");
     drop(rt.instantiate(&pre, options(name)).expect("first instance"));
     let mut again = Vec::with_capacity(REINSTANTIATIONS);
+    let mut faults = Vec::with_capacity(REINSTANTIATIONS);
     for _ in 0..REINSTANTIATIONS {
+        let faults_before = page_faults();
         let started = Instant::now();
         let instance = rt.instantiate(&pre, options(name)).expect("instance");
         again.push(ms(started));
+        faults.push(page_faults() - faults_before);
         let outcome = instance.run().expect("guest run");
         assert_eq!(outcome.exit_code, 0);
     }
@@ -191,6 +202,10 @@ fn measure(path: &Path, name: &str) -> Figures {
         warm_load_min,
         warm_run: median(runs),
         reinstantiate: median(again),
+        reinstantiate_page_faults: {
+            faults.sort_unstable();
+            faults[faults.len() / 2]
+        },
     }
 }
 
@@ -209,6 +224,17 @@ fn native(program: &str, args: &[&str]) -> Option<f64> {
         }
     }
     Some(median(times))
+}
+
+/// Page faults (minor and major) this process has taken so far.
+fn page_faults() -> i64 {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    usage.ru_minflt + usage.ru_majflt
 }
 
 fn file_mb(path: &Path) -> f64 {

@@ -15,6 +15,7 @@ mod contain;
 mod embed;
 mod permission;
 mod policy;
+mod pool;
 mod process;
 mod registry;
 mod runtime;
