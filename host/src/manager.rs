@@ -12,7 +12,7 @@ use crate::os_child::OsChild;
 use crate::policy::Approved;
 use crate::process_core::ProcessCore;
 use crate::process_types::Signal;
-use crate::registry::Registry;
+use crate::registry::{LiveToken, Registry};
 use crate::spawner::{self, StdioPlan};
 use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
@@ -184,7 +184,21 @@ impl ProcessManager {
         cmd: &Approved,
         launch: Launch<'_>,
     ) -> Result<Arc<ManagedProcess>, CallError> {
+        self.launch_counted(cmd, launch, None)
+    }
+
+    /// [`launch`](Self::launch), counting the process as running for its
+    /// owner (`live`, from [`Registry::count_live`]) until it is reaped.
+    pub(crate) fn launch_counted(
+        &self,
+        cmd: &Approved,
+        launch: Launch<'_>,
+        live: Option<LiveToken>,
+    ) -> Result<Arc<ManagedProcess>, CallError> {
         let mut child = self.spawn_in(cmd, launch.plan, launch.scope)?;
+        if let Some(token) = live {
+            child.count_as_live(token);
+        }
         let std_child = child.std_child();
         let pipes = Pipes {
             stdout: std_child.stdout.take().map(Into::into),

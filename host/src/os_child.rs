@@ -5,6 +5,7 @@
 //! the whole tree, `setsid` escapees included.
 
 use crate::cgroup::{ProcessCgroup, Usage};
+use crate::registry::LiveToken;
 use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
 use std::io;
@@ -21,6 +22,8 @@ pub(crate) struct OsChild {
     pidfd: Arc<OwnedFd>,
     watchdog: Arc<Watchdog>,
     cgroup: Option<ProcessCgroup>,
+    /// Counts it as running for its owner; released once it is reaped.
+    live: Option<LiveToken>,
 }
 
 impl OsChild {
@@ -54,7 +57,14 @@ impl OsChild {
             pidfd: Arc::new(pidfd),
             watchdog,
             cgroup,
+            live: None,
         })
+    }
+
+    /// Keeps `token` (it running, for its owner's live count) until the
+    /// child is reaped.
+    pub(crate) fn count_as_live(&mut self, token: LiveToken) {
+        self.live = Some(token);
     }
 
     /// Memory peak and CPU time of its tree, where it has a cgroup.
@@ -116,6 +126,7 @@ impl OsChild {
         let _ = self.signal_group(libc::SIGKILL);
         self.watchdog.untrack(self.pid);
         let status = child.wait();
+        self.live = None;
         reaper().release(self.pid);
         if let Some(cgroup) = &self.cgroup {
             cgroup.remove();
