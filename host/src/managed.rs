@@ -579,14 +579,6 @@ struct Streams {
     stdin: Option<pipe::Sender>,
     pending: Vec<u8>,
     pending_at: usize,
-    /// Pipes counted as held by the host until the monitor lets go.
-    counted: usize,
-}
-
-impl Drop for Streams {
-    fn drop(&mut self) {
-        crate::spawner::pipes_closed(self.counted);
-    }
 }
 
 impl Streams {
@@ -609,11 +601,6 @@ impl Streams {
             .stdin
             .filter(|_| process.stdin.is_some())
             .and_then(|fd| register(pid, "stdin", pipe::Sender::from_owned_fd(fd)));
-        let opened = [stdout.is_some(), stderr.is_some(), stdin.is_some()]
-            .iter()
-            .filter(|o| **o)
-            .count();
-        crate::spawner::pipes_opened(opened);
         for (open, buffer) in [
             (stdout.is_some(), &process.stdout),
             (stderr.is_some(), &process.stderr),
@@ -629,7 +616,6 @@ impl Streams {
             stdin,
             pending: Vec::new(),
             pending_at: 0,
-            counted: opened,
         }
     }
 

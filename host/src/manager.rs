@@ -153,17 +153,18 @@ impl ProcessManager {
         &self.host_scope
     }
 
-    /// Starts an approved command in its own cgroup inside `scope`.
+    /// Starts an approved command in its own cgroup inside `scope`; the
+    /// child and the host's ends of its pipes.
     fn spawn_in(
         &self,
         cmd: &Approved,
         plan: StdioPlan,
         scope: &Scope,
-    ) -> Result<OsChild, CallError> {
+    ) -> Result<(OsChild, Pipes), CallError> {
         let failed = |e: String| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display()));
         let cgroup = scope.process().map_err(|e| failed(e.to_string()))?;
-        let child = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
-            Ok(child) => child,
+        let spawned = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
+            Ok(spawned) => spawned,
             Err(e) => {
                 if let Some(cgroup) = &cgroup {
                     cgroup.remove();
@@ -171,8 +172,14 @@ impl ProcessManager {
                 return Err(failed(e.to_string()));
             }
         };
-        OsChild::new(child, Arc::clone(&self.watchdog), cgroup)
-            .map_err(|e| CallError::io("track child", e))
+        let pipes = Pipes {
+            stdout: spawned.stdout,
+            stderr: spawned.stderr,
+            stdin: spawned.stdin,
+        };
+        let child = OsChild::new(spawned.pid, Arc::clone(&self.watchdog), cgroup)
+            .map_err(|e| CallError::io("track child", e))?;
+        Ok((child, pipes))
     }
 
     /// The one lifecycle entry point: starts an approved command in its own
@@ -195,16 +202,10 @@ impl ProcessManager {
         launch: Launch<'_>,
         live: Option<LiveToken>,
     ) -> Result<Arc<ManagedProcess>, CallError> {
-        let mut child = self.spawn_in(cmd, launch.plan, launch.scope)?;
+        let (mut child, pipes) = self.spawn_in(cmd, launch.plan, launch.scope)?;
         if let Some(token) = live {
             child.count_as_live(token);
         }
-        let std_child = child.std_child();
-        let pipes = Pipes {
-            stdout: std_child.stdout.take().map(Into::into),
-            stderr: std_child.stderr.take().map(Into::into),
-            stdin: std_child.stdin.take().map(Into::into),
-        };
         let facts = ProcessFacts {
             id: launch.id,
             owner: launch.owner,

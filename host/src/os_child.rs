@@ -10,14 +10,16 @@ use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Child, ExitStatus};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::sync::Arc;
 
 /// A running (or exited but not yet reaped) child that leads its own
 /// process group.
 #[derive(Debug)]
 pub(crate) struct OsChild {
-    child: Option<Child>,
+    /// Whether the leader is still to be reaped.
+    unreaped: bool,
     pid: u32,
     pidfd: Arc<OwnedFd>,
     watchdog: Arc<Watchdog>,
@@ -30,11 +32,10 @@ impl OsChild {
     /// Takes ownership of a freshly spawned child (already in `cgroup`, if
     /// any) and tells the watchdog.
     pub(crate) fn new(
-        mut child: Child,
+        pid: u32,
         watchdog: Arc<Watchdog>,
         cgroup: Option<ProcessCgroup>,
     ) -> io::Result<Self> {
-        let pid = child.id();
         // Opened before anything can reap the child, so the pidfd refers to
         // this process and no other.
         let pidfd = match pidfd_open(pid) {
@@ -42,7 +43,7 @@ impl OsChild {
             Err(e) => {
                 // SAFETY: killpg has no memory-safety preconditions.
                 unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
-                let _ = child.wait();
+                let _ = wait_pid(pid);
                 reaper().release(pid);
                 if let Some(cgroup) = &cgroup {
                     cgroup.remove();
@@ -52,7 +53,7 @@ impl OsChild {
         };
         watchdog.track(pid);
         Ok(Self {
-            child: Some(child),
+            unreaped: true,
             pid,
             pidfd: Arc::new(pidfd),
             watchdog,
@@ -80,11 +81,6 @@ impl OsChild {
     /// A pidfd that becomes readable when the leader exits.
     pub(crate) fn pidfd(&self) -> Arc<OwnedFd> {
         Arc::clone(&self.pidfd)
-    }
-
-    /// The spawned `std` child, to take its pipes.
-    pub(crate) fn std_child(&mut self) -> &mut Child {
-        self.child.as_mut().expect("child is present until reaped")
     }
 
     /// Sends a signal to the whole process group; SIGKILL also kills its
@@ -122,10 +118,11 @@ impl OsChild {
     }
 
     fn finish(&mut self) -> io::Result<ExitStatus> {
-        let mut child = self.child.take().expect("reaped once");
+        debug_assert!(self.unreaped, "reaped once");
+        self.unreaped = false;
         let _ = self.signal_group(libc::SIGKILL);
         self.watchdog.untrack(self.pid);
-        let status = child.wait();
+        let status = wait_pid(self.pid);
         self.live = None;
         reaper().release(self.pid);
         if let Some(cgroup) = &self.cgroup {
@@ -137,9 +134,25 @@ impl OsChild {
 
 impl Drop for OsChild {
     fn drop(&mut self) {
-        if self.child.is_some() {
+        if self.unreaped {
             let _ = self.finish();
             reaper().reap_orphans();
+        }
+    }
+}
+
+/// Waits for the child `pid` to end and reaps it.
+pub(crate) fn wait_pid(pid: u32) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status into `status`.
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if rc >= 0 {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }
