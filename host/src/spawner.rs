@@ -251,7 +251,10 @@ impl Launcher {
             .iter()
             .flat_map(|l| {
                 let lane = l.lock().unwrap_or_else(|e| e.into_inner());
-                lane.slots.iter().map(AsRawFd::as_raw_fd).collect::<Vec<_>>()
+                lane.slots
+                    .iter()
+                    .map(AsRawFd::as_raw_fd)
+                    .collect::<Vec<_>>()
             })
             .chain([null.as_raw_fd()])
             .max()
@@ -289,11 +292,8 @@ impl Launcher {
                     StdioMode::Null => self.null.as_raw_fd(),
                     StdioMode::Piped => {
                         let (read, write) = pipe()?;
-                        let (child_end, host_end) = if n == 0 {
-                            (read, write)
-                        } else {
-                            (write, read)
-                        };
+                        let (child_end, host_end) =
+                            if n == 0 { (read, write) } else { (write, read) };
                         dup_into(child_end.as_raw_fd(), &lane.slots[n])?;
                         host_ends[n] = Some(host_end);
                         lane.slots[n].as_raw_fd()
@@ -586,4 +586,148 @@ pub(crate) fn spawn_watchdog(
         .spawn()?;
     reaper().register(child.id(), false);
     Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    fn approved(program: &str, args: &[&str]) -> Approved {
+        Approved {
+            program: program.into(),
+            arg0: Path::new(program)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: vec![("ONLY".into(), "this".into())],
+            cwd: None,
+        }
+    }
+
+    fn piped_out() -> StdioPlan {
+        StdioPlan {
+            stdin: StdioMode::Null,
+            stdout: StdioMode::Piped,
+            stderr: StdioMode::Null,
+        }
+    }
+
+    /// Reads the child's stdout to end-of-file (within 10 s) and reaps it.
+    fn output(spawned: Spawned) -> String {
+        let mut out = std::fs::File::from(spawned.stdout.expect("stdout piped"));
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            let _ = done.send(text);
+        });
+        let text = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("end-of-file: the host holds no end of the child's pipe");
+        let status = crate::os_child::wait_pid(spawned.pid).unwrap();
+        reaper().release(spawned.pid);
+        assert!(status.success(), "{status:?}");
+        text
+    }
+
+    /// The value of a `/proc/<pid>/status` field, as the child saw it.
+    fn field<'a>(status: &'a str, name: &str) -> &'a str {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(":"))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+    }
+
+    #[test]
+    fn spawner_child_state_good() {
+        // A handler and a blocked signal in the host, a high fd without
+        // close-on-exec: the child (and so what it starts) has an empty
+        // mask, SIGPIPE not ignored, its own group, the given environment,
+        // and only fds 0-2.
+        extern "C" fn on_usr2(_: c_int) {}
+        // SAFETY: installs an empty handler; blocks SIGUSR2 in this thread.
+        let leaked = unsafe {
+            libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t);
+            let mut set = empty_sigset();
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::fcntl(0, libc::F_DUPFD, 900)
+        };
+        assert!(leaked >= 900);
+        let run = |program: &str, args: &[&str]| {
+            let spawned = spawn(&approved(program, args), piped_out(), None).unwrap();
+            (spawned.pid, output(spawned))
+        };
+        let (pid, status) = run("/bin/cat", &["/proc/self/status"]);
+        let (_, fds) = run("/bin/ls", &["/proc/self/fd"]);
+        let (_, env) = run("/usr/bin/env", &[]);
+        // SAFETY: closes the fd this test opened, and unblocks SIGUSR2.
+        unsafe {
+            libc::close(leaked);
+            let mut set = empty_sigset();
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        assert_eq!(
+            field(&status, "SigBlk").trim_start_matches('0'),
+            "",
+            "{status}"
+        );
+        let sigpipe_bit = 1u64 << (libc::SIGPIPE - 1);
+        let ignored = u64::from_str_radix(field(&status, "SigIgn"), 16).unwrap();
+        assert_eq!(ignored & sigpipe_bit, 0, "SIGPIPE ignored in the child");
+        assert_eq!(
+            field(&status, "NSpgid"),
+            pid.to_string(),
+            "leads its own group"
+        );
+        // `ls` opens one directory fd (3) to list the others.
+        assert_eq!(fds, "0\n1\n2\n3\n");
+        assert_eq!(env, "ONLY=this\n");
+    }
+
+    #[test]
+    fn spawner_exec_failure_reported_bad() {
+        // A program that is not there, and a working directory that is
+        // not there: the error is the child's errno, and no child is left.
+        let missing = spawn(&approved("/nonexistent/program", &[]), piped_out(), None);
+        let err = missing.expect_err("no such program");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        let mut in_missing_dir = approved("/bin/true", &[]);
+        in_missing_dir.cwd = Some("/nonexistent/dir".into());
+        let err = spawn(&in_missing_dir, piped_out(), None).expect_err("no such directory");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        let nul = Approved {
+            args: vec!["a\0b".into()],
+            ..approved("/bin/true", &[])
+        };
+        let err = spawn(&nul, piped_out(), None).expect_err("NUL byte");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+
+    #[test]
+    fn spawner_concurrent_starts_keep_their_pipes_ugly() {
+        // More concurrent starts than lanes: each child's output reaches
+        // its own pipe, and every pipe ends.
+        let workers: Vec<_> = (0..LANES * 3)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    for j in 0..10 {
+                        let word = format!("{i}-{j}");
+                        let cmd = approved("/bin/echo", &[&word]);
+                        let spawned = spawn(&cmd, piped_out(), None).unwrap();
+                        assert_eq!(output(spawned), format!("{word}\n"));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
 }
