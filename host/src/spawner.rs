@@ -497,15 +497,16 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
     }
 }
 
-/// Marks every fd above 2 close-on-exec, so a child gets only 0–2.
+/// Marks every fd above 2 close-on-exec: the second line of defence for
+/// the managed children (which close every fd above 2 themselves, except
+/// on kernels before 5.9 where `close_range` is missing), and the only one
+/// for the watchdog, which `std` starts.
 ///
 /// Fds the host opens itself are close-on-exec already (Rust, tokio and
 /// wasmtime open them that way); this catches fds the host *inherited*
 /// without the flag (a build tool's jobserver pipe, a parent's leaked
 /// socket) and any a C library opened without it. One `close_range` call,
-/// so it costs microseconds and needs no code in the child. The fds stay
-/// open in the host. A non-close-on-exec fd opened by another thread between
-/// this call and the spawn can still leak; that is the remaining window.
+/// so it costs microseconds. The fds stay open in the host.
 fn mark_inherited_fds_cloexec() {
     // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
     let rc = unsafe {
