@@ -108,8 +108,7 @@ impl ProcessCtx {
         let limits = policy.limits();
         let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
         let guest = guest.into();
-        let guest_deadline = (limits.guest_time_ms > 0)
-            .then(|| crate::limits::deadline_after(Duration::from_millis(limits.guest_time_ms)));
+        let guest_deadline = limits.guest_deadline();
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
@@ -124,6 +123,13 @@ impl ProcessCtx {
             guest_deadline,
             scope,
         }
+    }
+
+    /// Moves the end of the guest's time to `deadline` (the instant the
+    /// runtime fixed when it instantiated the guest), so every limit on the
+    /// guest's time uses one instant.
+    pub(crate) fn set_guest_deadline(&mut self, deadline: Option<Instant>) {
+        self.guest_deadline = deadline;
     }
 
     /// The guest's name.

@@ -110,13 +110,27 @@ pub async fn run_captured(
         deadline: Some(req.deadline),
         audit: None,
     };
-    let guard = manager.launch_run(req.cmd, launch)?;
+    // On a thread that drives its own reactor (a synchronous caller), the
+    // call polls the monitor itself and the child's exit wakes it
+    // directly; elsewhere the monitor runs on the process core.
+    let here = crate::process_core::on_own_reactor();
+    let (guard, monitor) = manager.launch_run(req.cmd, launch, here)?;
     let process = Arc::clone(guard.process());
     let deadline = req.deadline;
-    let exit = manager
-        .on_core(wait_to_end(process, deadline))
-        .await
-        .ok_or_else(|| CallError::Io("run: the host is shutting down".into()))?;
+    let exit = match monitor {
+        Some(mut monitor) => {
+            tokio::select! {
+                // Left running (a leader that would not die, pipes held by
+                // an escapee), the monitor is handed to the core on drop.
+                exit = wait_to_end(Arc::clone(&process), deadline) => exit,
+                () = &mut monitor => wait_to_end(process, deadline).await,
+            }
+        }
+        None => manager
+            .on_core(wait_to_end(process, deadline))
+            .await
+            .ok_or_else(|| CallError::Io("run: the host is shutting down".into()))?,
+    };
     let pid = guard.process().facts().pid;
     let timed_out = guard.process().timed_out() || exit.is_none();
     drop(guard);
@@ -152,4 +166,95 @@ async fn wait_to_end(process: Arc<ManagedProcess>, deadline: Instant) -> Option<
     };
     let _ = tokio::time::timeout(drain, process.finished()).await;
     exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup_limits::CgroupLimits;
+    use crate::process_core::{block_on_here, on_own_reactor};
+
+    fn approved(program: &str, args: &[&str]) -> Approved {
+        Approved {
+            program: program.into(),
+            arg0: program.rsplit('/').next().unwrap_or(program).into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    fn request<'a>(cmd: &'a Approved, scope: &'a Scope) -> RunRequest<'a> {
+        RunRequest {
+            cmd,
+            scope,
+            owner: "test",
+            guest: "test",
+            stdin: Some(b"in".to_vec()),
+            cap: 1024,
+            deadline: Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    /// Pids of live or zombie processes whose command line is exactly
+    /// `args`.
+    fn pids_running(args: &[&str]) -> Vec<u32> {
+        let want: Vec<u8> = args
+            .iter()
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+            .collect()
+    }
+
+    #[test]
+    fn run_on_own_reactor_good() {
+        let manager = ProcessManager::new(Duration::from_secs(1));
+        let scope = manager.scope("run-here", &CgroupLimits::default());
+        let cmd = approved(
+            "/bin/sh",
+            &["-c", "read line; echo \"out $line\"; echo err >&2; exit 3"],
+        );
+        let captured = block_on_here(async {
+            assert!(
+                on_own_reactor(),
+                "a synchronous caller drives its own reactor"
+            );
+            run_captured(&manager, request(&cmd, &scope)).await
+        })
+        .expect("run");
+        assert!(!on_own_reactor(), "the flag ends with the call");
+        assert_eq!(captured.exit, Some(Exit::Code(3)));
+        assert_eq!(captured.stdout, b"out in\n");
+        assert_eq!(captured.stderr, b"err\n");
+        assert!(!captured.timed_out);
+    }
+
+    #[test]
+    fn run_cancelled_on_own_reactor_ugly() {
+        let manager = ProcessManager::new(Duration::from_secs(1));
+        let scope = manager.scope("run-here", &CgroupLimits::default());
+        let cmd = approved("/bin/sleep", &["31.4159"]);
+        // As the child sees it: argv[0] is the granted name.
+        let marker = ["sleep", "31.4159"];
+        let pid = block_on_here(async {
+            let run = run_captured(&manager, request(&cmd, &scope));
+            let mut run = std::pin::pin!(run);
+            // Started and waiting: then the call is dropped mid-way.
+            let started = tokio::time::timeout(Duration::from_millis(500), &mut run).await;
+            assert!(started.is_err(), "sleep 31 ended early: {started:?}");
+            let pids = pids_running(&marker);
+            assert_eq!(pids.len(), 1, "one child running: {pids:?}");
+            pids[0]
+        });
+        // The dropped monitor handed the child to the core: killed, reaped.
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < until, "process {pid} was left behind");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }

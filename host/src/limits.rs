@@ -107,6 +107,12 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// When a guest instantiated now runs out of `guest_time_ms` (`None`:
+    /// no limit). A blocking host call never waits past it.
+    pub fn guest_deadline(&self) -> Option<Instant> {
+        (self.guest_time_ms > 0).then(|| deadline_after(Duration::from_millis(self.guest_time_ms)))
+    }
+
     /// The grace period between SIGTERM and SIGKILL.
     pub fn kill_grace(&self) -> Duration {
         Duration::from_millis(self.kill_grace_ms)

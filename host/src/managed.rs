@@ -28,7 +28,7 @@ pub const KILL_WAIT: Duration = Duration::from_secs(10);
 const SCRATCH_BYTES: usize = 64 * 1024;
 
 thread_local! {
-    /// The read buffer of every monitor on this core thread: one per
+    /// The read buffer of every monitor polled on this thread: one per
     /// thread, not per process (used only between two await points).
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; SCRATCH_BYTES]);
 }
@@ -149,11 +149,75 @@ pub struct Buffers {
 }
 
 /// The pipes the monitor owns.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Pipes {
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
     pub stdin: Option<OwnedFd>,
+}
+
+/// A child just spawned, and what its monitor needs.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    /// Its record.
+    pub facts: ProcessFacts,
+    /// The child.
+    pub child: OsChild,
+    /// The host's ends of its pipes.
+    pub pipes: Pipes,
+    /// The buffers of its piped streams.
+    pub buffers: Buffers,
+    /// When the monitor kills its group (`None`: never).
+    pub deadline: Option<Instant>,
+    /// Where its exit is audited (`None`: the caller audits it).
+    pub audit: Option<Audit>,
+}
+
+/// The monitor of one process, polled by its caller
+/// ([`ManagedProcess::launch_here`]). Dropped before it has ended, it hands
+/// the process over to the core, which kills and reaps it: a cancelled
+/// call leaks nothing.
+pub(crate) struct MonitorHere {
+    process: Arc<ManagedProcess>,
+    monitor: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for MonitorHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorHere")
+            .field("pid", &self.process.facts.pid)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for MonitorHere {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.done {
+            return std::task::Poll::Ready(());
+        }
+        let poll = self.monitor.as_mut().poll(cx);
+        if poll.is_ready() {
+            self.done = true;
+        }
+        poll
+    }
+}
+
+impl Drop for MonitorHere {
+    fn drop(&mut self) {
+        if !self.done {
+            // Drop the monitor first: it releases the pipes and the
+            // caller's reactor registrations.
+            self.monitor = Box::pin(std::future::ready(()));
+            self.process.finish_on_core();
+        }
+    }
 }
 
 /// A process the host started and everything it keeps about it.
@@ -179,16 +243,41 @@ pub struct ManagedProcess {
 
 impl ManagedProcess {
     /// Wraps a spawned child and starts its monitor on the process core.
-    /// `deadline`: when the monitor kills the group.
-    pub(crate) fn launch(
+    pub(crate) fn launch(core: &tokio::runtime::Handle, spawned: Spawned) -> Arc<Self> {
+        let (this, monitor) = Self::with_monitor(core, spawned);
+        core.spawn(monitor);
+        this
+    }
+
+    /// Wraps a spawned child whose monitor the caller polls itself, on its
+    /// own runtime, instead of the core's: a `run` on a thread that drives
+    /// its own reactor is woken by the child's exit directly. Dropped before
+    /// it ends, the monitor hands the process over to the core.
+    pub(crate) fn launch_here(
         core: &tokio::runtime::Handle,
-        facts: ProcessFacts,
-        child: OsChild,
-        pipes: Pipes,
-        buffers: Buffers,
-        deadline: Option<Instant>,
-        audit: Option<Audit>,
-    ) -> Arc<Self> {
+        spawned: Spawned,
+    ) -> (Arc<Self>, MonitorHere) {
+        let (this, monitor) = Self::with_monitor(core, spawned);
+        let here = MonitorHere {
+            process: Arc::clone(&this),
+            monitor: Box::pin(monitor),
+            done: false,
+        };
+        (this, here)
+    }
+
+    fn with_monitor(
+        core: &tokio::runtime::Handle,
+        spawned: Spawned,
+    ) -> (Arc<Self>, impl Future<Output = ()> + Send + 'static) {
+        let Spawned {
+            facts,
+            child,
+            pipes,
+            buffers,
+            deadline,
+            audit,
+        } = spawned;
         let pidfd = child.pidfd();
         let this = Arc::new(Self {
             facts,
@@ -211,8 +300,23 @@ impl ManagedProcess {
             audit,
             core: core.clone(),
         });
-        core.spawn(Arc::clone(&this).monitor(pipes, pidfd, deadline));
-        this
+        let monitor = Arc::clone(&this).monitor(pipes, pidfd, deadline);
+        (this, monitor)
+    }
+
+    /// Carries on, on the core, what a monitor polled by its caller left
+    /// undone when it was dropped. Its pipes closed with it; the process is
+    /// killed if it still runs, then reaped, and its buffers closed.
+    fn finish_on_core(self: &Arc<Self>) {
+        let pidfd = self.life().child.as_ref().map(OsChild::pidfd);
+        match pidfd {
+            Some(pidfd) => {
+                self.discard.store(true, Ordering::SeqCst);
+                self.core
+                    .spawn(Arc::clone(self).monitor(Pipes::default(), pidfd, None));
+            }
+            None => self.finish(),
+        }
     }
 
     /// Static facts.
@@ -589,18 +693,25 @@ impl Streams {
                 .ok()
         }
         // A stream without a buffer has nobody to read it: close it.
+        // The fds are the host's ends of pipes the spawner created, so
+        // tokio's checks (fstat, the access mode) would only repeat what is
+        // known: one fcntl makes each non-blocking.
+        let receiver = |fd| nonblocking(fd).and_then(pipe::Receiver::from_owned_fd_unchecked);
         let stdout = pipes
             .stdout
             .filter(|_| process.stdout.is_some())
-            .and_then(|fd| register(pid, "stdout", pipe::Receiver::from_owned_fd(fd)));
+            .and_then(|fd| register(pid, "stdout", receiver(fd)));
         let stderr = pipes
             .stderr
             .filter(|_| process.stderr.is_some())
-            .and_then(|fd| register(pid, "stderr", pipe::Receiver::from_owned_fd(fd)));
+            .and_then(|fd| register(pid, "stderr", receiver(fd)));
         let stdin = pipes
             .stdin
             .filter(|_| process.stdin.is_some())
-            .and_then(|fd| register(pid, "stdin", pipe::Sender::from_owned_fd(fd)));
+            .and_then(|fd| {
+                let sender = nonblocking(fd).and_then(pipe::Sender::from_owned_fd_unchecked);
+                register(pid, "stdin", sender)
+            });
         for (open, buffer) in [
             (stdout.is_some(), &process.stdout),
             (stderr.is_some(), &process.stderr),
@@ -735,6 +846,14 @@ fn drain_into(
             }
         }
     }
+}
+
+/// Makes a pipe end non-blocking (its only status flag: the spawner opens
+/// pipes with none but close-on-exec, which is a descriptor flag).
+fn nonblocking(fd: OwnedFd) -> io::Result<OwnedFd> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok(fd)
 }
 
 async fn readable(rx: Option<&pipe::Receiver>) {

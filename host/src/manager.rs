@@ -7,7 +7,9 @@ use crate::audit::Audit;
 use crate::cgroup::{Containment, Hierarchy, Scope};
 use crate::cgroup_limits::CgroupLimits;
 use crate::error::CallError;
-use crate::managed::{Buffers, KILL_WAIT, ManagedProcess, Pipes, ProcessFacts, ProcessSnapshot};
+use crate::managed::{
+    Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
+};
 use crate::os_child::OsChild;
 use crate::policy::Approved;
 use crate::process_core::ProcessCore;
@@ -202,6 +204,16 @@ impl ProcessManager {
         launch: Launch<'_>,
         live: Option<LiveToken>,
     ) -> Result<Arc<ManagedProcess>, CallError> {
+        let spawned = self.spawn_launch(cmd, launch, live)?;
+        Ok(ManagedProcess::launch(self.core.handle(), spawned))
+    }
+
+    fn spawn_launch(
+        &self,
+        cmd: &Approved,
+        launch: Launch<'_>,
+        live: Option<LiveToken>,
+    ) -> Result<Spawned, CallError> {
         let (mut child, pipes) = self.spawn_in(cmd, launch.plan, launch.scope)?;
         if let Some(token) = live {
             child.count_as_live(token);
@@ -215,33 +227,42 @@ impl ProcessManager {
             args: cmd.args.clone(),
             started_at_ms: crate::audit::now_ms(),
         };
-        Ok(ManagedProcess::launch(
-            self.core.handle(),
+        Ok(Spawned {
             facts,
             child,
             pipes,
-            launch.buffers,
-            launch.deadline,
-            launch.audit,
-        ))
+            buffers: launch.buffers,
+            deadline: launch.deadline,
+            audit: launch.audit,
+        })
     }
 
     /// Launches the child of a `run` call and tracks it until the guard
-    /// drops, so shutdown stops it too.
+    /// drops, so shutdown stops it too. With `here`, its monitor is not
+    /// spawned on the core but returned, for the caller to poll on its own
+    /// reactor.
     pub(crate) fn launch_run(
         &self,
         cmd: &Approved,
         launch: Launch<'_>,
-    ) -> Result<RunGuard<'_>, CallError> {
-        let process = self.launch(cmd, launch)?;
+        here: bool,
+    ) -> Result<(RunGuard<'_>, Option<MonitorHere>), CallError> {
+        let spawned = self.spawn_launch(cmd, launch, None)?;
+        let (process, monitor) = if here {
+            let (process, monitor) = ManagedProcess::launch_here(self.core.handle(), spawned);
+            (process, Some(monitor))
+        } else {
+            (ManagedProcess::launch(self.core.handle(), spawned), None)
+        };
         self.runs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(process.facts().pid, Arc::clone(&process));
-        Ok(RunGuard {
+        let guard = RunGuard {
             manager: self,
             process,
-        })
+        };
+        Ok((guard, monitor))
     }
 
     /// Runs `fut` on the process core and waits for it from any executor;

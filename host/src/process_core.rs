@@ -132,6 +132,56 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
+thread_local! {
+    /// Set while this thread drives a reactor of its own for a synchronous
+    /// caller ([`block_on_here`]).
+    static OWN_REACTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is inside [`block_on_here`]: the current
+/// tokio context is a current-thread runtime this thread drives, so a
+/// future may register fds with it and be woken by it directly.
+pub(crate) fn on_own_reactor() -> bool {
+    OWN_REACTOR.with(std::cell::Cell::get)
+}
+
+/// Runs a future for a synchronous caller on the calling thread, on a
+/// current-thread runtime of its own (I/O and timers), so that a `run`
+/// inside it is monitored by this thread's reactor: the child's exit wakes
+/// the caller directly, with no hand-off to the process core and back.
+///
+/// Inside a tokio context (where a second runtime cannot be entered), or
+/// when no runtime can be built, it falls back to wasmtime-wasi's
+/// `in_tokio`, and processes are monitored on the core as usual.
+pub(crate) fn block_on_here<F: Future>(fut: F) -> F::Output {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return wasmtime_wasi::runtime::in_tokio(fut);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build a runtime for the calling thread");
+            return wasmtime_wasi::runtime::in_tokio(fut);
+        }
+    };
+    /// Restores the flag however the future ends (a panic included).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OWN_REACTOR.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(OWN_REACTOR.with(|flag| flag.replace(true)));
+    let out = runtime.block_on(fut);
+    // Tasks the guest's WASI context left (a blocked stdin read) are
+    // dropped, never waited for.
+    runtime.shutdown_background();
+    out
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, once per host
 /// process, as Go's runtime does: every live piped process holds three fds
 /// (pidfd, stdout, stderr), and the default soft limit would cap the count

@@ -91,10 +91,18 @@ pub struct GuestState<T = ()> {
     table: ResourceTable,
     process: Option<ProcessCtx>,
     limiter: GuestLimiter,
+    /// When the guest's `guest_time_ms` runs out, fixed at instantiation.
+    deadline: Option<Instant>,
     data: T,
 }
 
 impl<T> GuestState<T> {
+    /// When this guest's `guest_time_ms` runs out (`None`: no limit), fixed
+    /// when it was instantiated: no host call of its waits past it.
+    pub fn guest_deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// The embedder's data of this guest.
     pub fn data(&self) -> &T {
         &self.data
@@ -443,7 +451,7 @@ impl<T: Send + 'static> Runtime<T> {
         options: GuestOptions,
         data: T,
     ) -> Result<GuestOutcome, GuestError> {
-        wasmtime_wasi::runtime::in_tokio(self.run_async_with(component, options, data))
+        crate::process_core::block_on_here(self.run_async_with(component, options, data))
     }
 
     /// A guest's store: its state, limiter and time limit.
@@ -456,6 +464,7 @@ impl<T: Send + 'static> Runtime<T> {
             return Err(GuestError::ManifestRequired(options.name));
         }
         let limits = options.policy.limits().clone();
+        let deadline = limits.guest_deadline();
         let mut wasi = WasiCtx::builder();
         let mut argv = vec![options.name.clone()];
         argv.extend(options.args.iter().cloned());
@@ -478,23 +487,26 @@ impl<T: Send + 'static> Runtime<T> {
             }
         };
         let process = self.config.register_process.then(|| {
-            ProcessCtx::new(
+            let mut ctx = ProcessCtx::new(
                 options.name.clone(),
                 Arc::clone(&options.policy),
                 Arc::clone(&self.manager),
                 self.config.audit.clone(),
-            )
+            );
+            ctx.set_guest_deadline(deadline);
+            ctx
         });
         let state = GuestState {
             wasi: wasi.build(),
             table: resource_table(&limits),
             process,
             limiter: GuestLimiter::new(&limits),
+            deadline,
             data,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        yield_every_tick(&mut store, limits.guest_time_ms);
+        yield_every_tick(&mut store, deadline);
         Ok((store, stdio))
     }
 
@@ -524,7 +536,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
         component: &Component,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        wasmtime_wasi::runtime::in_tokio(self.run_async(component, options))
+        crate::process_core::block_on_here(self.run_async(component, options))
     }
 
     /// [`Runtime::instantiate_async_with`] with `T::default()` as the
@@ -550,11 +562,9 @@ impl<T: Default + Send + 'static> Runtime<T> {
 }
 
 /// Makes a guest's store give its thread back on every epoch tick while it
-/// computes, and stop it with [`Trap::Interrupt`] once `guest_time_ms` (if
-/// not 0) have passed since it was instantiated.
-fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, guest_time_ms: u64) {
-    let deadline =
-        (guest_time_ms > 0).then(|| Instant::now() + Duration::from_millis(guest_time_ms));
+/// computes, and stop it with [`Trap::Interrupt`] once its `deadline` (the
+/// end of its `guest_time_ms`, if any) has passed.
+fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, deadline: Option<Instant>) {
     store.epoch_deadline_callback(move |_| match deadline {
         Some(deadline) if Instant::now() >= deadline => Err(Trap::Interrupt.into()),
         _ => Ok(UpdateDeadline::Yield(1)),
@@ -646,7 +656,7 @@ impl<T: Send + 'static> GuestInstance<T> {
     /// [`GuestInstance::run_async`] for a synchronous caller (outside any
     /// async executor).
     pub fn run(self) -> Result<GuestOutcome, GuestError> {
-        wasmtime_wasi::runtime::in_tokio(self.run_async())
+        crate::process_core::block_on_here(self.run_async())
     }
 }
 

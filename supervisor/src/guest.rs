@@ -7,6 +7,7 @@ use super::status::{DaemonStatus, RecentOutput};
 use super::supervisor::{DaemonError, Supervisor};
 use crate::bindings::wasmproc::process::daemon as wit;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmproc_host::CallError;
 use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
 use wasmproc_host::policy::Policy;
@@ -23,6 +24,8 @@ pub struct DaemonCtx {
     policy: Arc<Policy>,
     supervisor: Arc<Supervisor>,
     audit: Audit,
+    /// When the guest's `guest_time_ms` runs out: no call waits past it.
+    guest_deadline: Option<Instant>,
 }
 
 impl DaemonCtx {
@@ -33,11 +36,13 @@ impl DaemonCtx {
         supervisor: Arc<Supervisor>,
         audit: Audit,
     ) -> Self {
+        let guest_deadline = policy.limits().guest_deadline();
         Self {
             guest: guest.into(),
             policy,
             supervisor,
             audit,
+            guest_deadline,
         }
     }
 
@@ -93,10 +98,14 @@ impl DaemonCtx {
         self.supervisor.start(name).map_err(call_error)
     }
 
-    /// `stop`: awaits the daemon's end without holding a thread.
+    /// `stop`: awaits the daemon's end without holding a thread, and never
+    /// past the guest's own time limit (the stop goes on without it).
     pub async fn stop(&self, name: &str) -> Result<(), CallError> {
         self.admit("daemon-stop", name, true)?;
-        self.supervisor.stop_async(name).await.map_err(call_error)
+        self.supervisor
+            .stop_until(name, self.guest_deadline)
+            .await
+            .map_err(call_error)
     }
 
     /// `restart`.
@@ -137,9 +146,15 @@ impl DaemonView for DaemonCtx {
 /// daemon access its embedder data carries: with `Runtime<DaemonCtx>`, each
 /// guest's [`DaemonCtx`] is the data it was run with
 /// ([`Runtime::run_async_with`](wasmproc_host::Runtime::run_async_with)).
+///
+/// The guest's time limit is the one its store fixed at instantiation, so a
+/// daemon call never waits past the instant the guest itself is stopped.
 impl<T: DaemonView> DaemonView for wasmproc_host::GuestState<T> {
     fn daemon_ctx(&mut self) -> &mut DaemonCtx {
-        self.data_mut().daemon_ctx()
+        let deadline = self.guest_deadline();
+        let ctx = self.data_mut().daemon_ctx();
+        ctx.guest_deadline = deadline;
+        ctx
     }
 }
 

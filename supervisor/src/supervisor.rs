@@ -172,9 +172,21 @@ impl Supervisor {
     /// [`stop`](Self::stop) for async callers: the same stop, awaited
     /// without holding a thread, from any executor.
     pub async fn stop_async(&self, name: &str) -> Result<(), DaemonError> {
+        self.stop_until(name, None).await
+    }
+
+    /// [`stop_async`](Self::stop_async), waiting at most until `deadline`
+    /// (and never longer than the daemon's stop budget). The stop itself
+    /// goes on after a timeout.
+    pub async fn stop_until(
+        &self,
+        name: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), DaemonError> {
         let d = Arc::clone(self.find(name)?);
         let seq = d.send(Event::StopRequested);
-        let deadline = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
+        let budget = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
+        let deadline = deadline.map_or(budget, |d| d.min(budget));
         let waited = self.handle.spawn(async move {
             d.changed_until(deadline, |v| v.done || (v.handled >= seq && settled(v)))
                 .await

@@ -278,3 +278,85 @@ fn daemon_import_only_where_used_good() {
         assert_eq!(daemon, *name == "daemonctl", "guest `{name}`: {imports:?}");
     }
 }
+
+#[test]
+fn daemon_guest_stop_capped_by_guest_time_ugly() {
+    // A granted stop of a daemon that ignores SIGTERM and has a long stop
+    // grace: the guest's call returns `timed-out` when the guest's own time
+    // runs out, instead of holding it for the whole grace period, and the
+    // guest ends then (having printed that, or stopped at its time limit);
+    // the stop goes on without it.
+    let f = fixture(
+        "guest-stop-capped",
+        r#"
+[[daemon]]
+name = "stubborn"
+program = "sh"
+args = ["-c", "trap '' TERM; exec sleep 600"]
+stop_grace = "120s"
+"#,
+    );
+    f.supervisor.start("stubborn").expect("start");
+    f.wait_for("stubborn", "running", |s| s.state == DaemonState::Running);
+    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
+        .expect("runtime");
+    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    let policy = Arc::new(
+        Policy::builder()
+            .control_daemon("stubborn")
+            .limits(wasmproc_host::Limits {
+                guest_time_ms: 3_000,
+                ..wasmproc_host::Limits::default()
+            })
+            .build()
+            .expect("policy"),
+    );
+    let access = DaemonCtx::new(
+        "plugin",
+        Arc::clone(&policy),
+        Arc::clone(&f.supervisor),
+        Audit::new(),
+    );
+    let component = wasmproc_tests::harness::component(&runtime, wasmproc_tests::guests::DAEMONCTL);
+    let started = Instant::now();
+    let outcome = runtime.run_with(
+        &component,
+        wasmproc_host::GuestOptions {
+            name: "daemonctl".into(),
+            args: vec!["stop:stubborn".into()],
+            policy: Arc::clone(&policy),
+            stdio: wasmproc_host::GuestStdio::Capture,
+        },
+        access,
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(60),
+        "the stop held the guest for {took:?}, past its 3 s of guest time"
+    );
+    match outcome {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                text.lines().collect::<Vec<_>>(),
+                ["stop stubborn err timed-out"]
+            );
+            assert_eq!(out.exit_code, 0, "{text}");
+        }
+        Err(e) => assert!(
+            matches!(e, wasmproc_host::GuestError::TimeLimit(3_000)),
+            "{e}"
+        ),
+    }
+    // The stop was not abandoned: the daemon is still being stopped.
+    let status = f.status("stubborn");
+    assert_eq!(status.state, DaemonState::Stopping);
+    // End it now rather than after its grace period.
+    let pid = status.pid.expect("a stopping daemon has a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the daemon");
+    f.wait_for("stubborn", "stopped", |s| s.state == DaemonState::Stopped);
+}
