@@ -394,9 +394,10 @@ impl ProcessCtx {
             deadline,
             audit: Some(self.audit.clone()),
         };
+        let live = self.manager.registry.count_live(&self.session);
         let process = self
             .manager
-            .launch(&approved, launch)
+            .launch_counted(&approved, launch, Some(live))
             .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
         let pid = process.facts().pid;
         self.manager.registry.insert(process);

@@ -30,7 +30,6 @@ mod capture;
 mod cgroup;
 mod cgroup_limits;
 mod error;
-mod fd_pass;
 mod guest_limits;
 mod host_impl;
 pub mod lifecycle;

@@ -683,14 +683,6 @@ struct Streams {
     stdin: Option<pipe::Sender>,
     pending: Vec<u8>,
     pending_at: usize,
-    /// Pipes counted as held by the host until the monitor lets go.
-    counted: usize,
-}
-
-impl Drop for Streams {
-    fn drop(&mut self) {
-        crate::spawner::pipes_closed(self.counted);
-    }
 }
 
 impl Streams {
@@ -720,11 +712,6 @@ impl Streams {
                 let sender = nonblocking(fd).and_then(pipe::Sender::from_owned_fd_unchecked);
                 register(pid, "stdin", sender)
             });
-        let opened = [stdout.is_some(), stderr.is_some(), stdin.is_some()]
-            .iter()
-            .filter(|o| **o)
-            .count();
-        crate::spawner::pipes_opened(opened);
         for (open, buffer) in [
             (stdout.is_some(), &process.stdout),
             (stderr.is_some(), &process.stderr),
@@ -740,7 +727,6 @@ impl Streams {
             stdin,
             pending: Vec::new(),
             pending_at: 0,
-            counted: opened,
         }
     }
 

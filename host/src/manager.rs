@@ -14,7 +14,7 @@ use crate::os_child::OsChild;
 use crate::policy::Approved;
 use crate::process_core::ProcessCore;
 use crate::process_types::Signal;
-use crate::registry::Registry;
+use crate::registry::{LiveToken, Registry};
 use crate::spawner::{self, StdioPlan};
 use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
@@ -155,17 +155,18 @@ impl ProcessManager {
         &self.host_scope
     }
 
-    /// Starts an approved command in its own cgroup inside `scope`.
+    /// Starts an approved command in its own cgroup inside `scope`; the
+    /// child and the host's ends of its pipes.
     fn spawn_in(
         &self,
         cmd: &Approved,
         plan: StdioPlan,
         scope: &Scope,
-    ) -> Result<OsChild, CallError> {
+    ) -> Result<(OsChild, Pipes), CallError> {
         let failed = |e: String| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display()));
         let cgroup = scope.process().map_err(|e| failed(e.to_string()))?;
-        let child = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
-            Ok(child) => child,
+        let spawned = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
+            Ok(spawned) => spawned,
             Err(e) => {
                 if let Some(cgroup) = &cgroup {
                     cgroup.remove();
@@ -173,8 +174,14 @@ impl ProcessManager {
                 return Err(failed(e.to_string()));
             }
         };
-        OsChild::new(child, Arc::clone(&self.watchdog), cgroup)
-            .map_err(|e| CallError::io("track child", e))
+        let pipes = Pipes {
+            stdout: spawned.stdout,
+            stderr: spawned.stderr,
+            stdin: spawned.stdin,
+        };
+        let child = OsChild::new(spawned.pid, Arc::clone(&self.watchdog), cgroup)
+            .map_err(|e| CallError::io("track child", e))?;
+        Ok((child, pipes))
     }
 
     /// The one lifecycle entry point: starts an approved command in its own
@@ -186,18 +193,31 @@ impl ProcessManager {
         cmd: &Approved,
         launch: Launch<'_>,
     ) -> Result<Arc<ManagedProcess>, CallError> {
-        let spawned = self.spawn_launch(cmd, launch)?;
+        self.launch_counted(cmd, launch, None)
+    }
+
+    /// [`launch`](Self::launch), counting the process as running for its
+    /// owner (`live`, from [`Registry::count_live`]) until it is reaped.
+    pub(crate) fn launch_counted(
+        &self,
+        cmd: &Approved,
+        launch: Launch<'_>,
+        live: Option<LiveToken>,
+    ) -> Result<Arc<ManagedProcess>, CallError> {
+        let spawned = self.spawn_launch(cmd, launch, live)?;
         Ok(ManagedProcess::launch(self.core.handle(), spawned))
     }
 
-    fn spawn_launch(&self, cmd: &Approved, launch: Launch<'_>) -> Result<Spawned, CallError> {
-        let mut child = self.spawn_in(cmd, launch.plan, launch.scope)?;
-        let std_child = child.std_child();
-        let pipes = Pipes {
-            stdout: std_child.stdout.take().map(Into::into),
-            stderr: std_child.stderr.take().map(Into::into),
-            stdin: std_child.stdin.take().map(Into::into),
-        };
+    fn spawn_launch(
+        &self,
+        cmd: &Approved,
+        launch: Launch<'_>,
+        live: Option<LiveToken>,
+    ) -> Result<Spawned, CallError> {
+        let (mut child, pipes) = self.spawn_in(cmd, launch.plan, launch.scope)?;
+        if let Some(token) = live {
+            child.count_as_live(token);
+        }
         let facts = ProcessFacts {
             id: launch.id,
             owner: launch.owner,
@@ -227,7 +247,7 @@ impl ProcessManager {
         launch: Launch<'_>,
         here: bool,
     ) -> Result<(RunGuard<'_>, Option<MonitorHere>), CallError> {
-        let spawned = self.spawn_launch(cmd, launch)?;
+        let spawned = self.spawn_launch(cmd, launch, None)?;
         let (process, monitor) = if here {
             let (process, monitor) = ManagedProcess::launch_here(self.core.handle(), spawned);
             (process, Some(monitor))

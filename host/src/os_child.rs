@@ -5,33 +5,37 @@
 //! the whole tree, `setsid` escapees included.
 
 use crate::cgroup::{ProcessCgroup, Usage};
+use crate::registry::LiveToken;
 use crate::subreaper::reaper;
 use crate::watchdog::Watchdog;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Child, ExitStatus};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::sync::Arc;
 
 /// A running (or exited but not yet reaped) child that leads its own
 /// process group.
 #[derive(Debug)]
 pub(crate) struct OsChild {
-    child: Option<Child>,
+    /// Whether the leader is still to be reaped.
+    unreaped: bool,
     pid: u32,
     pidfd: Arc<OwnedFd>,
     watchdog: Arc<Watchdog>,
     cgroup: Option<ProcessCgroup>,
+    /// Counts it as running for its owner; released once it is reaped.
+    live: Option<LiveToken>,
 }
 
 impl OsChild {
     /// Takes ownership of a freshly spawned child (already in `cgroup`, if
     /// any) and tells the watchdog.
     pub(crate) fn new(
-        mut child: Child,
+        pid: u32,
         watchdog: Arc<Watchdog>,
         cgroup: Option<ProcessCgroup>,
     ) -> io::Result<Self> {
-        let pid = child.id();
         // Opened before anything can reap the child, so the pidfd refers to
         // this process and no other.
         let pidfd = match pidfd_open(pid) {
@@ -39,7 +43,7 @@ impl OsChild {
             Err(e) => {
                 // SAFETY: killpg has no memory-safety preconditions.
                 unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
-                let _ = child.wait();
+                let _ = wait_pid(pid);
                 reaper().release(pid);
                 if let Some(cgroup) = &cgroup {
                     cgroup.remove();
@@ -49,12 +53,19 @@ impl OsChild {
         };
         watchdog.track(pid);
         Ok(Self {
-            child: Some(child),
+            unreaped: true,
             pid,
             pidfd: Arc::new(pidfd),
             watchdog,
             cgroup,
+            live: None,
         })
+    }
+
+    /// Keeps `token` (it running, for its owner's live count) until the
+    /// child is reaped.
+    pub(crate) fn count_as_live(&mut self, token: LiveToken) {
+        self.live = Some(token);
     }
 
     /// Memory peak and CPU time of its tree, where it has a cgroup.
@@ -70,11 +81,6 @@ impl OsChild {
     /// A pidfd that becomes readable when the leader exits.
     pub(crate) fn pidfd(&self) -> Arc<OwnedFd> {
         Arc::clone(&self.pidfd)
-    }
-
-    /// The spawned `std` child, to take its pipes.
-    pub(crate) fn std_child(&mut self) -> &mut Child {
-        self.child.as_mut().expect("child is present until reaped")
     }
 
     /// Sends a signal to the whole process group; SIGKILL also kills its
@@ -112,10 +118,12 @@ impl OsChild {
     }
 
     fn finish(&mut self) -> io::Result<ExitStatus> {
-        let mut child = self.child.take().expect("reaped once");
+        debug_assert!(self.unreaped, "reaped once");
+        self.unreaped = false;
         let _ = self.signal_group(libc::SIGKILL);
         self.watchdog.untrack(self.pid);
-        let status = child.wait();
+        let status = wait_pid(self.pid);
+        self.live = None;
         reaper().release(self.pid);
         if let Some(cgroup) = &self.cgroup {
             cgroup.remove();
@@ -126,9 +134,25 @@ impl OsChild {
 
 impl Drop for OsChild {
     fn drop(&mut self) {
-        if self.child.is_some() {
+        if self.unreaped {
             let _ = self.finish();
             reaper().reap_orphans();
+        }
+    }
+}
+
+/// Waits for the child `pid` to end and reaps it.
+pub(crate) fn wait_pid(pid: u32) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status into `status`.
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if rc >= 0 {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
         }
     }
 }

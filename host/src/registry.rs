@@ -5,6 +5,7 @@
 use crate::error::CallError;
 use crate::managed::ManagedProcess;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Managed processes by owner, in start order.
@@ -13,13 +14,30 @@ pub(crate) struct Registry {
     by_owner: Mutex<HashMap<String, Owned>>,
 }
 
-/// One owner's records, indexed by id, with their buffer total kept so a
-/// start checks its quotas without walking every record.
+/// One owner's records, indexed by id, with their buffer total and their
+/// running count kept so a start checks its quotas without walking every
+/// record.
 #[derive(Debug, Default)]
 struct Owned {
     list: Vec<Arc<ManagedProcess>>,
     by_id: HashMap<String, Arc<ManagedProcess>>,
     bytes: u64,
+    /// Started processes of this owner not yet reaped: one per
+    /// [`LiveToken`] alive.
+    running: Arc<AtomicUsize>,
+}
+
+/// One started process counted as running for its owner until it is
+/// reaped: the child holds it and drops it when reaped
+/// (`OsChild`), so [`Registry::live`] is a counter read, not a walk over
+/// every record.
+#[derive(Debug)]
+pub(crate) struct LiveToken(Arc<AtomicUsize>);
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Owned {
@@ -105,12 +123,21 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// How many of `owner`'s processes are still running.
+    /// How many of `owner`'s started processes are still running (not yet
+    /// reaped). Constant time, whatever the number of records.
     pub(crate) fn live(&self, owner: &str) -> usize {
         self.lock()
             .get(owner)
-            .map(|o| o.list.iter().filter(|p| !p.has_ended()).count())
-            .unwrap_or(0)
+            .map_or(0, |o| o.running.load(Ordering::Acquire))
+    }
+
+    /// Counts one more running process of `owner` until the token drops
+    /// (when the child is reaped, or the start fails).
+    pub(crate) fn count_live(&self, owner: &str) -> LiveToken {
+        let mut map = self.lock();
+        let running = &map.entry(owner.to_string()).or_default().running;
+        running.fetch_add(1, Ordering::AcqRel);
+        LiveToken(Arc::clone(running))
     }
 
     /// Removes an ended record.
@@ -152,5 +179,41 @@ impl Registry {
             .values()
             .flat_map(|o| o.list.iter().cloned())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_live_count_follows_tokens_good() {
+        let registry = Registry::default();
+        assert_eq!(registry.live("a"), 0);
+        let first = registry.count_live("a");
+        let second = registry.count_live("a");
+        let other = registry.count_live("b");
+        assert_eq!((registry.live("a"), registry.live("b")), (2, 1));
+        drop(first);
+        assert_eq!(registry.live("a"), 1);
+        drop((second, other));
+        assert_eq!((registry.live("a"), registry.live("b")), (0, 0));
+    }
+
+    #[test]
+    fn registry_live_count_after_take_owner_ugly() {
+        let registry = Registry::default();
+        let old = registry.count_live("a");
+        registry.take_owner("a");
+        assert_eq!(registry.live("a"), 0, "a taken owner starts from zero");
+        let new = registry.count_live("a");
+        drop(old);
+        assert_eq!(
+            registry.live("a"),
+            1,
+            "an old token never lowers the new count"
+        );
+        drop(new);
+        assert_eq!(registry.live("a"), 0);
     }
 }

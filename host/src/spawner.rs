@@ -1,26 +1,37 @@
 //! How a process is started: the one module of the host that creates
 //! operating-system processes. Clippy enforces this (`clippy.toml` at the workspace root).
 //!
-//! Children are started with `posix_spawn` (std's fast path: no `pre_exec`
-//! hook, so a large host never pays for `fork`). Every child gets:
+//! Children are started the way glibc's `posix_spawn` starts them: `clone`
+//! with `CLONE_VM | CLONE_VFORK` (no `fork`, so a large host never pays for
+//! copying its memory map), a few system calls in the child, then
+//! `execve`. Every child gets:
 //! - its own process group, so signals reach everything it starts;
 //! - an environment holding only what the policy built;
 //! - the canonical program path, with `argv[0]` set to the granted name;
-//! - default signal dispositions and an empty signal mask (std resets
-//!   SIGPIPE, which Rust ignores, to its default in the child);
-//! - only fds 0–2: every other fd the host holds is close-on-exec;
+//! - default signal dispositions for every signal the host handles, and
+//!   for SIGPIPE (which Rust ignores), and an empty signal mask;
+//! - only fds 0–2: the child closes every other fd before `execve`;
 //! - its cgroup, where the host has cgroups (see below).
+//!
+//! The child also shares the host's fd table at first (`CLONE_FILES`),
+//! then makes its own with `close_range(LOW, ~0, CLOSE_RANGE_UNSHARE)`,
+//! which copies only the fds below `LOW`. The kernel therefore copies a
+//! handful of fd entries at each start, however many pipes and pidfds the
+//! host holds for live processes (`posix_spawn` copies the whole table:
+//! 8–14 ms per start with 19,000 fds open), and no start waits for another
+//! thread. `LOW` is kept small by reserving, at the first start, a few low
+//! fd numbers ([`Lane`]): a child's pipe ends are `dup3`'d there just for
+//! its start, and the child `dup2`s them onto 0–2.
 //!
 //! Placement in the cgroup: glibc 2.39's `pidfd_spawn` with
 //! `posix_spawnattr_setcgroup_np`, or `clone3` with `CLONE_INTO_CGROUP`,
-//! would start the child inside it. Neither is reachable through `std`'s
-//! `posix_spawn` path, and leaving that path costs a `fork` from a large
-//! host; so the child is moved right after `posix_spawn` returns, followed
-//! by anything it has forked by then. In that window (tens of µs; the
-//! `wasmproc_host::cgroup` trace event `window_us` measures it) a child
-//! forked and orphaned before the move would stay outside the cgroup; the
-//! host is a subreaper, so such an orphan comes back to it and is killed
-//! when the host's processes stop (`subreaper.rs`).
+//! would start the child inside it. The child is moved right after the
+//! start returns instead, followed by anything it has forked by then. In
+//! that window (tens of µs; the `wasmproc_host::cgroup` trace event
+//! `window_us` measures it) a child forked and orphaned before the move
+//! would stay outside the cgroup; the host is a subreaper, so such an
+//! orphan comes back to it and is killed when the host's processes stop
+//! (`subreaper.rs`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -32,23 +43,14 @@ use crate::cgroup::ProcessCgroup;
 use crate::policy::Approved;
 use crate::process_types::StdioMode;
 use crate::subreaper::reaper;
+use std::ffi::{CString, OsStr, c_int, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
-
-/// The `std` form of a stream's mode.
-fn to_std(mode: StdioMode) -> Stdio {
-    match mode {
-        StdioMode::Null => Stdio::null(),
-        StdioMode::Piped => Stdio::piped(),
-        StdioMode::Inherit => Stdio::inherit(),
-    }
-}
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
 /// The three standard streams of a child.
 #[derive(Debug, Clone, Copy)]
@@ -61,226 +63,450 @@ pub struct StdioPlan {
     pub stderr: StdioMode,
 }
 
+/// A started child: its pid (which is also its process-group id) and the
+/// host's ends of its piped streams. The caller reaps it.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    /// The child's pid.
+    pub pid: u32,
+    /// The writing end of its stdin, if piped.
+    pub stdin: Option<OwnedFd>,
+    /// The reading end of its stdout, if piped.
+    pub stdout: Option<OwnedFd>,
+    /// The reading end of its stderr, if piped.
+    pub stderr: Option<OwnedFd>,
+}
+
 /// Starts an approved command in a new process group, in `cgroup` if given.
 pub(crate) fn spawn(
     cmd: &Approved,
     stdio: StdioPlan,
     cgroup: Option<&ProcessCgroup>,
-) -> io::Result<Child> {
-    let mut command = Command::new(&cmd.program);
-    command
-        .arg0(&cmd.arg0)
-        .args(&cmd.args)
-        .env_clear()
-        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0)
-        .stdin(to_std(stdio.stdin))
-        .stdout(to_std(stdio.stdout))
-        .stderr(to_std(stdio.stderr));
-    if let Some(dir) = &cmd.cwd {
-        command.current_dir(dir);
-    }
-    let spawn_thread = (HELD_PIPES.load(Ordering::Relaxed) >= SPAWN_THREAD_FROM_PIPES)
-        .then(SpawnThread::get)
-        .flatten();
-    let mut child = match spawn_thread {
-        Some(thread) => thread.spawn(command, stdio)?,
-        None => spawn_registered(command)?,
-    };
+) -> io::Result<Spawned> {
+    let image = ExecImage::new(cmd)?;
+    let spawned = Launcher::get()?.start(&image, stdio)?;
     if let Some(cgroup) = cgroup
-        && let Err(e) = cgroup.adopt(child.id())
+        && let Err(e) = cgroup.adopt(spawned.pid)
     {
-        abandon(&mut child);
+        abandon(spawned.pid);
         return Err(io::Error::new(
             e.kind(),
             format!("cannot move the child into its cgroup: {e}"),
         ));
     }
-    Ok(child)
-}
-
-/// Pipes of children the host holds right now (kept by the caller through
-/// [`pipes_opened`] and [`pipes_closed`]).
-static HELD_PIPES: AtomicUsize = AtomicUsize::new(0);
-
-/// From how many held pipes on children start from the spawn thread: below
-/// it the fd table the kernel copies at a spawn is small anyway, and an
-/// inline spawn saves two thread hand-offs.
-const SPAWN_THREAD_FROM_PIPES: usize = 256;
-
-/// Counts `n` child pipes the host now holds.
-pub(crate) fn pipes_opened(n: usize) {
-    HELD_PIPES.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Counts `n` child pipes the host closed.
-pub(crate) fn pipes_closed(n: usize) {
-    HELD_PIPES.fetch_sub(n, Ordering::Relaxed);
-}
-
-/// Starts `command` from the calling thread and registers the child with
-/// the subreaper.
-fn spawn_registered(mut command: Command) -> io::Result<Child> {
-    mark_inherited_fds_cloexec();
-    let _registering = reaper().spawning();
-    let child = command.spawn()?;
-    reaper().register(child.id(), true);
-    Ok(child)
+    Ok(spawned)
 }
 
 /// Kills and reaps a child the host will not manage after all.
-fn abandon(child: &mut Child) {
+fn abandon(pid: u32) {
     // SAFETY: killpg has no memory-safety preconditions; the leader is not
     // reaped yet, so the group id is still this child's.
-    unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
-    let _ = child.wait();
-    reaper().release(child.id());
+    unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+    let _ = crate::os_child::wait_pid(pid);
+    reaper().release(pid);
 }
 
-/// The thread children are spawned from once the host holds many pipes. It
-/// has an fd table of its own
-/// (`unshare(CLONE_FILES)` when it starts, keeping only fds 0–2 and its
-/// socket), so the kernel's copy of the spawner's fd table at each spawn
-/// stays a handful of entries however many pipes and pidfds the host holds
-/// for live processes: a start costs the same at 10 and at 10,000 live
-/// processes. Each child's pipes go back to the host's table over a socket
-/// pair (`SCM_RIGHTS`). Children of the thread are children of the host:
-/// any thread reaps them.
+/// What `execve` gets, built before the start (the child allocates
+/// nothing): the program path, `argv` and `envp` as C strings, their
+/// pointer arrays, and the working directory.
+struct ExecImage {
+    program: CString,
+    cwd: Option<CString>,
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+/// A C string of `what`, refusing interior NUL bytes.
+fn c_string(what: &str, bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the {what} holds a NUL byte"),
+        )
+    })
+}
+
+impl ExecImage {
+    fn new(cmd: &Approved) -> io::Result<Self> {
+        let program = c_string("program path", cmd.program.as_os_str().as_bytes())?;
+        let cwd = match &cmd.cwd {
+            Some(dir) => Some(c_string("working directory", dir.as_os_str().as_bytes())?),
+            None => None,
+        };
+        let arg0 = OsStr::new(&cmd.arg0);
+        let mut args = Vec::with_capacity(cmd.args.len() + 1);
+        for arg in std::iter::once(arg0).chain(cmd.args.iter().map(OsStr::new)) {
+            args.push(c_string("argument list", arg.as_bytes())?);
+        }
+        let mut env = Vec::with_capacity(cmd.env.len());
+        for (key, value) in &cmd.env {
+            let mut pair = OsStr::new(key).as_bytes().to_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(OsStr::new(value).as_bytes());
+            env.push(c_string("environment", &pair)?);
+        }
+        let pointers = |strings: &[CString]| {
+            let mut p: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        let (argv, envp) = (pointers(&args), pointers(&env));
+        args.extend(env);
+        Ok(Self {
+            program,
+            cwd,
+            _strings: args,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// Starts that may run at once, each with its own reserved fds.
+const LANES: usize = 4;
+/// Stack of the child until `execve` (it runs a few system calls only).
+const CHILD_STACK_BYTES: usize = 64 * 1024;
+
+/// One start at a time: three reserved fd numbers (for the child's stdin,
+/// stdout and stderr, holding `/dev/null` between starts) and the child's
+/// stack.
 #[derive(Debug)]
-struct SpawnThread {
-    link: Mutex<SpawnLink>,
+struct Lane {
+    slots: [OwnedFd; 3],
+    stack: Box<[u8]>,
 }
 
+/// The reserved low fds and the lanes.
 #[derive(Debug)]
-struct SpawnLink {
-    jobs: mpsc::Sender<Command>,
-    replies: mpsc::Receiver<io::Result<Child>>,
-    /// The host's end; the thread holds the other.
-    socket: UnixStream,
+struct Launcher {
+    /// `/dev/null`, for streams that are not piped or inherited.
+    null: OwnedFd,
+    lanes: [Mutex<Lane>; LANES],
+    /// One above the highest reserved fd: the child copies fds below it.
+    copy_below: u32,
 }
 
-impl SpawnThread {
-    /// The spawn thread, started on first use; `None` where it cannot run
-    /// (children are then spawned from the calling thread).
-    fn get() -> Option<&'static Self> {
-        static THREAD: OnceLock<Option<SpawnThread>> = OnceLock::new();
-        THREAD
-            .get_or_init(|| {
-                Self::start()
-                    .inspect_err(|e| tracing::warn!(error = %e, "no spawn thread; spawning inline"))
-                    .ok()
-            })
+/// A close-on-exec duplicate of `fd` numbered 3 or above.
+fn dup_low(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd or -1.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Points `slot` at what `fd` refers to (`dup3`, close-on-exec).
+fn dup_into(fd: RawFd, slot: &OwnedFd) -> io::Result<()> {
+    loop {
+        // SAFETY: dup3 between two fds the host owns.
+        if unsafe { libc::dup3(fd, slot.as_raw_fd(), libc::O_CLOEXEC) } >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        // EBUSY: another thread's open raced on this number (Linux dup2).
+        if !matches!(err.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) {
+            return Err(err);
+        }
+    }
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fresh fds into `fds` or fails.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl Launcher {
+    /// The launcher, set up at the first start.
+    fn get() -> io::Result<&'static Self> {
+        static LAUNCHER: OnceLock<Result<Launcher, String>> = OnceLock::new();
+        LAUNCHER
+            .get_or_init(|| Self::new().map_err(|e| e.to_string()))
             .as_ref()
+            .map_err(|e| io::Error::other(format!("cannot prepare the spawner: {e}")))
     }
 
-    fn start() -> io::Result<Self> {
-        let (host_end, thread_end) = UnixStream::pair()?;
-        let (jobs, job_queue) = mpsc::channel::<Command>();
-        let (reply, replies) = mpsc::channel();
-        let (ready, started) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("wasmproc-spawn".into())
-            .spawn(move || {
-                let owned = own_fd_table(thread_end.as_raw_fd());
-                let failed = owned.is_err();
-                let _ = ready.send(owned);
-                if failed {
-                    return;
-                }
-                for command in job_queue {
-                    let result = spawn_registered(command)
-                        .and_then(|child| hand_over_pipes(child, &thread_end));
-                    if reply.send(result).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        started
-            .recv()
-            .map_err(|_| io::Error::other("the spawn thread ended at start"))??;
+    fn new() -> io::Result<Self> {
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        let null = dup_low(&OwnedFd::from(opened))?;
+        let lane = || -> io::Result<Mutex<Lane>> {
+            Ok(Mutex::new(Lane {
+                slots: [dup_low(&null)?, dup_low(&null)?, dup_low(&null)?],
+                stack: vec![0u8; CHILD_STACK_BYTES].into_boxed_slice(),
+            }))
+        };
+        let lanes = [lane()?, lane()?, lane()?, lane()?];
+        let highest = lanes
+            .iter()
+            .flat_map(|l| {
+                let lane = l.lock().unwrap_or_else(|e| e.into_inner());
+                lane.slots
+                    .iter()
+                    .map(AsRawFd::as_raw_fd)
+                    .collect::<Vec<_>>()
+            })
+            .chain([null.as_raw_fd()])
+            .max()
+            .unwrap_or(2);
         Ok(Self {
-            link: Mutex::new(SpawnLink {
-                jobs,
-                replies,
-                socket: host_end,
-            }),
+            null,
+            lanes,
+            copy_below: highest as u32 + 1,
         })
     }
 
-    /// Spawns `command` on the thread and puts the child's pipes, received
-    /// in the host's fd table, back into it.
-    fn spawn(&self, command: Command, plan: StdioPlan) -> io::Result<Child> {
-        let link = self.link.lock().unwrap_or_else(|e| e.into_inner());
-        let gone = || io::Error::other("the spawn thread ended");
-        link.jobs.send(command).map_err(|_| gone())?;
-        let mut child = link.replies.recv().map_err(|_| gone())??;
-        let fds = match crate::fd_pass::recv_fds(&link.socket) {
-            Ok(fds) => fds,
-            Err(e) => {
-                abandon(&mut child);
-                return Err(e);
+    /// A free lane, or the first one once it is free.
+    fn lane(&self) -> MutexGuard<'_, Lane> {
+        for lane in &self.lanes {
+            match lane.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
             }
-        };
-        let mut fds = fds.into_iter();
-        let mut next = |mode: StdioMode| (mode == StdioMode::Piped).then(|| fds.next()).flatten();
-        child.stdin = next(plan.stdin).map(ChildStdin::from);
-        child.stdout = next(plan.stdout).map(ChildStdout::from);
-        child.stderr = next(plan.stderr).map(ChildStderr::from);
-        Ok(child)
+        }
+        self.lanes[0].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `image` with `stdio` and registers it with the subreaper.
+    fn start(&self, image: &ExecImage, stdio: StdioPlan) -> io::Result<Spawned> {
+        let mut lane = self.lane();
+        let mut host_ends: [Option<OwnedFd>; 3] = [None, None, None];
+        // What the child puts on 0, 1 and 2 (-1: the host's own, inherited).
+        let mut sources: [c_int; 3] = [-1; 3];
+        let modes = [stdio.stdin, stdio.stdout, stdio.stderr];
+        let prepared = (|| {
+            for (n, mode) in modes.into_iter().enumerate() {
+                sources[n] = match mode {
+                    StdioMode::Inherit => -1,
+                    StdioMode::Null => self.null.as_raw_fd(),
+                    StdioMode::Piped => {
+                        let (read, write) = pipe()?;
+                        let (child_end, host_end) =
+                            if n == 0 { (read, write) } else { (write, read) };
+                        dup_into(child_end.as_raw_fd(), &lane.slots[n])?;
+                        host_ends[n] = Some(host_end);
+                        lane.slots[n].as_raw_fd()
+                    }
+                };
+            }
+            Ok::<(), io::Error>(())
+        })();
+        let started = prepared.and_then(|()| {
+            mark_inherited_fds_cloexec();
+            let _registering = reaper().spawning();
+            let pid = clone_exec(image, sources, self.copy_below, &mut lane.stack)?;
+            reaper().register(pid, true);
+            Ok(pid)
+        });
+        // The child has its own copies now: the host must not hold the
+        // child's ends, or it would never see end-of-file.
+        let mut reset = Ok(());
+        for slot in &lane.slots {
+            reset = reset.and(dup_into(self.null.as_raw_fd(), slot));
+        }
+        let pid = started?;
+        if let Err(e) = reset {
+            abandon(pid);
+            return Err(e);
+        }
+        let [stdin, stdout, stderr] = host_ends;
+        Ok(Spawned {
+            pid,
+            stdin,
+            stdout,
+            stderr,
+        })
     }
 }
 
-/// Gives the calling thread an fd table of its own holding only fds 0–2
-/// and `keep`.
-fn own_fd_table(keep: RawFd) -> io::Result<()> {
-    // SAFETY: unshare(CLONE_FILES) only copies this thread's fd table.
-    if unsafe { libc::unshare(libc::CLONE_FILES) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let close = |first: RawFd, last: RawFd| {
-        if first > last {
-            return Ok(());
-        }
-        // SAFETY: closes fds of this thread's private table only.
-        let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+/// What the child reads (and writes back: the errno of the step that
+/// failed). It shares the host's memory until `execve`.
+#[repr(C)]
+struct ChildArgs {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    cwd: *const libc::c_char,
+    sources: [c_int; 3],
+    copy_below: u32,
+    error: c_int,
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: returns once the child
+/// has called `execve` (its pid) or failed before it (its errno, the
+/// child reaped).
+fn clone_exec(
+    image: &ExecImage,
+    sources: [c_int; 3],
+    copy_below: u32,
+    stack: &mut [u8],
+) -> io::Result<u32> {
+    let mut args = ChildArgs {
+        program: image.program.as_ptr(),
+        argv: image.argv.as_ptr(),
+        envp: image.envp.as_ptr(),
+        cwd: image.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+        sources,
+        copy_below,
+        error: 0,
     };
-    close(3, keep - 1)?;
-    close(keep + 1, RawFd::MAX)
-}
-
-/// Sends the child's pipes (stdin, stdout, stderr, those that exist) to the
-/// host's fd table and closes them in the spawn thread's.
-fn hand_over_pipes(mut child: Child, socket: &UnixStream) -> io::Result<Child> {
-    let pipes: Vec<OwnedFd> = [
-        child.stdin.take().map(OwnedFd::from),
-        child.stdout.take().map(OwnedFd::from),
-        child.stderr.take().map(OwnedFd::from),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let raw: Vec<RawFd> = pipes.iter().map(AsRawFd::as_raw_fd).collect();
-    if let Err(e) = crate::fd_pass::send_fds(socket, &raw) {
-        abandon(&mut child);
-        return Err(e);
+    // The stack grows down: the child starts at its 16-byte aligned top.
+    let top = stack.as_mut_ptr_range().end as usize & !15;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
+    let mut saved = empty_sigset();
+    // No handler of the host may run in the child while it shares the
+    // host's memory: every signal is blocked across the clone (internal
+    // glibc signals too, hence the raw system call).
+    // SAFETY: a full set, then the saved one, for this thread's mask.
+    unsafe {
+        let mut all = empty_sigset();
+        libc::sigfillset(&mut all);
+        set_sigmask(&all, &mut saved);
     }
-    Ok(child)
+    // SAFETY: the child runs `child_main` on `stack`, which outlives it
+    // (CLONE_VFORK suspends this thread until the child has exec'd or
+    // exited); `args` lives on this frame for as long.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            top as *mut c_void,
+            flags,
+            (&raw mut args).cast::<c_void>(),
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    // SAFETY: restores this thread's mask.
+    unsafe { set_sigmask(&saved, std::ptr::null_mut()) };
+    if pid < 0 {
+        return Err(clone_error);
+    }
+    // SAFETY: the child wrote it (shared memory) before this thread resumed.
+    let error = unsafe { std::ptr::read_volatile(&raw const args.error) };
+    if error != 0 {
+        let _ = crate::os_child::wait_pid(pid as u32);
+        return Err(io::Error::from_raw_os_error(error));
+    }
+    Ok(pid as u32)
 }
 
-/// Marks every fd above 2 close-on-exec, so a child gets only 0–2.
+fn empty_sigset() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid; sigemptyset makes it empty.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        set
+    }
+}
+
+/// `rt_sigprocmask(SIG_SETMASK)`, without glibc's filter of its internal
+/// signals.
+///
+/// # Safety
+/// `old` is null or valid for writes.
+unsafe fn set_sigmask(set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
+    // SAFETY: the kernel reads 8 bytes of `set` and writes 8 of `old`.
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, set, old, 8) as c_int }
+}
+
+/// The child until `execve`: it may only make system calls (it shares the
+/// host's memory and, at first, its fd table). On failure it stores the
+/// errno and exits with 127.
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the parent's `ChildArgs`, alive until this returns.
+    let args = unsafe { &mut *arg.cast::<ChildArgs>() };
+    // SAFETY: only system calls on the data in `args`.
+    let error = unsafe { child_steps(args) };
+    // SAFETY: a plain store into the shared `args`, read after the vfork.
+    unsafe { std::ptr::write_volatile(&raw mut args.error, error.max(1)) };
+    // SAFETY: ends the child without running anything of the host's.
+    unsafe { libc::_exit(127) }
+}
+
+fn errno() -> c_int {
+    // SAFETY: the thread's errno location is always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The steps of the child; returns the errno of the one that failed.
+///
+/// # Safety
+/// Runs in the vfork child only: the pointers in `args` are valid.
+unsafe fn child_steps(args: &ChildArgs) -> c_int {
+    // SAFETY: every call below is a system call (or glibc's thin wrapper
+    // of one) on valid pointers; none allocates or takes a lock.
+    unsafe {
+        // Handlers of the host (and SIGPIPE, which Rust ignores) go back
+        // to the default. The child has its own copy of the dispositions.
+        for sig in 1..libc::SIGRTMAX() + 1 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            if sig == libc::SIGPIPE
+                || (old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
+            {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &default, std::ptr::null_mut());
+            }
+        }
+        if libc::setpgid(0, 0) != 0 {
+            return errno();
+        }
+        // An fd table of its own holding only the fds below `copy_below`
+        // (the host's 0-2 and the reserved ones), not a copy of the host's.
+        let unshared = libc::syscall(
+            libc::SYS_close_range,
+            args.copy_below,
+            u32::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        );
+        // Kernels before 5.9: a full copy.
+        if unshared != 0 && libc::unshare(libc::CLONE_FILES) != 0 {
+            return errno();
+        }
+        for (target, source) in (0..3).zip(args.sources) {
+            if source >= 0 && libc::dup2(source, target) < 0 {
+                return errno();
+            }
+        }
+        // Only 0-2 go on. Before 5.9 this fails and close-on-exec (set on
+        // every fd above 2 just before the start) closes them at execve.
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        if !args.cwd.is_null() && libc::chdir(args.cwd) != 0 {
+            return errno();
+        }
+        let none = empty_sigset();
+        set_sigmask(&none, std::ptr::null_mut());
+        libc::execve(args.program, args.argv, args.envp);
+        errno()
+    }
+}
+
+/// Marks every fd above 2 close-on-exec: the second line of defence for
+/// the managed children (which close every fd above 2 themselves, except
+/// on kernels before 5.9 where `close_range` is missing), and the only one
+/// for the watchdog, which `std` starts.
 ///
 /// Fds the host opens itself are close-on-exec already (Rust, tokio and
 /// wasmtime open them that way); this catches fds the host *inherited*
 /// without the flag (a build tool's jobserver pipe, a parent's leaked
 /// socket) and any a C library opened without it. One `close_range` call,
-/// so it costs microseconds and needs no code in the child. The fds stay
-/// open in the host. A non-close-on-exec fd opened by another thread between
-/// this call and the spawn can still leak; that is the remaining window.
+/// so it costs microseconds. The fds stay open in the host.
 fn mark_inherited_fds_cloexec() {
     // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
     let rc = unsafe {
@@ -361,4 +587,148 @@ pub(crate) fn spawn_watchdog(
         .spawn()?;
     reaper().register(child.id(), false);
     Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::time::Duration;
+
+    fn approved(program: &str, args: &[&str]) -> Approved {
+        Approved {
+            program: program.into(),
+            arg0: Path::new(program)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: vec![("ONLY".into(), "this".into())],
+            cwd: None,
+        }
+    }
+
+    fn piped_out() -> StdioPlan {
+        StdioPlan {
+            stdin: StdioMode::Null,
+            stdout: StdioMode::Piped,
+            stderr: StdioMode::Null,
+        }
+    }
+
+    /// Reads the child's stdout to end-of-file (within 10 s) and reaps it.
+    fn output(spawned: Spawned) -> String {
+        let mut out = std::fs::File::from(spawned.stdout.expect("stdout piped"));
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            let _ = done.send(text);
+        });
+        let text = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("end-of-file: the host holds no end of the child's pipe");
+        let status = crate::os_child::wait_pid(spawned.pid).unwrap();
+        reaper().release(spawned.pid);
+        assert!(status.success(), "{status:?}");
+        text
+    }
+
+    /// The value of a `/proc/<pid>/status` field, as the child saw it.
+    fn field<'a>(status: &'a str, name: &str) -> &'a str {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(":"))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+    }
+
+    #[test]
+    fn spawner_child_state_good() {
+        // A handler and a blocked signal in the host, a high fd without
+        // close-on-exec: the child (and so what it starts) has an empty
+        // mask, SIGPIPE not ignored, its own group, the given environment,
+        // and only fds 0-2.
+        extern "C" fn on_usr2(_: c_int) {}
+        // SAFETY: installs an empty handler; blocks SIGUSR2 in this thread.
+        let leaked = unsafe {
+            libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t);
+            let mut set = empty_sigset();
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::fcntl(0, libc::F_DUPFD, 900)
+        };
+        assert!(leaked >= 900);
+        let run = |program: &str, args: &[&str]| {
+            let spawned = spawn(&approved(program, args), piped_out(), None).unwrap();
+            (spawned.pid, output(spawned))
+        };
+        let (pid, status) = run("/bin/cat", &["/proc/self/status"]);
+        let (_, fds) = run("/bin/ls", &["/proc/self/fd"]);
+        let (_, env) = run("/usr/bin/env", &[]);
+        // SAFETY: closes the fd this test opened, and unblocks SIGUSR2.
+        unsafe {
+            libc::close(leaked);
+            let mut set = empty_sigset();
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+        assert_eq!(
+            field(&status, "SigBlk").trim_start_matches('0'),
+            "",
+            "{status}"
+        );
+        let sigpipe_bit = 1u64 << (libc::SIGPIPE - 1);
+        let ignored = u64::from_str_radix(field(&status, "SigIgn"), 16).unwrap();
+        assert_eq!(ignored & sigpipe_bit, 0, "SIGPIPE ignored in the child");
+        assert_eq!(
+            field(&status, "NSpgid"),
+            pid.to_string(),
+            "leads its own group"
+        );
+        // `ls` opens one directory fd (3) to list the others.
+        assert_eq!(fds, "0\n1\n2\n3\n");
+        assert_eq!(env, "ONLY=this\n");
+    }
+
+    #[test]
+    fn spawner_exec_failure_reported_bad() {
+        // A program that is not there, and a working directory that is
+        // not there: the error is the child's errno, and no child is left.
+        let missing = spawn(&approved("/nonexistent/program", &[]), piped_out(), None);
+        let err = missing.expect_err("no such program");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        let mut in_missing_dir = approved("/bin/true", &[]);
+        in_missing_dir.cwd = Some("/nonexistent/dir".into());
+        let err = spawn(&in_missing_dir, piped_out(), None).expect_err("no such directory");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+        let nul = Approved {
+            args: vec!["a\0b".into()],
+            ..approved("/bin/true", &[])
+        };
+        let err = spawn(&nul, piped_out(), None).expect_err("NUL byte");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+
+    #[test]
+    fn spawner_concurrent_starts_keep_their_pipes_ugly() {
+        // More concurrent starts than lanes: each child's output reaches
+        // its own pipe, and every pipe ends.
+        let workers: Vec<_> = (0..LANES * 3)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    for j in 0..10 {
+                        let word = format!("{i}-{j}");
+                        let cmd = approved("/bin/echo", &[&word]);
+                        let spawned = spawn(&cmd, piped_out(), None).unwrap();
+                        assert_eq!(output(spawned), format!("{word}\n"));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
 }

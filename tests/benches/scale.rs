@@ -10,6 +10,12 @@
 //! - `start_ms_at_0_live`, `start_ms_at_peak_live`: median time of one
 //!   `start` call with none, and with all of them, live; `start_flatness`
 //!   is the second over the first.
+//! - `start_cpu_ms_at_0_live`, `start_cpu_ms_at_peak_live`,
+//!   `start_cpu_flatness`: the same starts, timed by the CPU time of this
+//!   process, every thread of the host included (`CLOCK_PROCESS_CPUTIME_ID`),
+//!   instead of the wall clock: the work the host does per start, which
+//!   time spent waiting for a CPU on a busy machine does not move (the
+//!   child's own time is not in it).
 //! - `concurrent_guests`: guest sessions running `run /bin/true` at once,
 //!   each from its own task on a 2-worker tokio runtime, through the async
 //!   `ProcessCtx::run` (the capability's calls without a wasm guest);
@@ -47,6 +53,25 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// CPU time of this process (all its threads), in ms.
+fn process_cpu_ms() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `now`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "clock_gettime");
+    now.tv_sec as f64 * 1e3 + now.tv_nsec as f64 / 1e6
+}
+
+/// One `start_sleep`: its id, wall time and host CPU time (ms).
+fn timed_start(ctx: &mut ProcessCtx, secs: u32) -> (String, f64, f64) {
+    let cpu = process_cpu_ms();
+    let (id, took) = start_sleep(ctx, secs);
+    (id, ms(took), process_cpu_ms() - cpu)
+}
+
 /// How many processes the hard fd limit leaves room for.
 fn live_target() -> usize {
     use nix::sys::resource::{Resource, getrlimit};
@@ -66,10 +91,12 @@ fn live_part() {
     );
     // Starts at 0 live: each sample's process ends before the next start.
     let mut at_zero = Vec::new();
+    let mut cpu_at_zero = Vec::new();
     let mut warm = Vec::new();
     for _ in 0..START_SAMPLES {
-        let (id, took) = start_sleep(&mut ctx, 0);
-        at_zero.push(ms(took));
+        let (id, took, cpu) = timed_start(&mut ctx, 0);
+        at_zero.push(took);
+        cpu_at_zero.push(cpu);
         warm.push(id);
     }
     for id in warm {
@@ -89,17 +116,23 @@ fn live_part() {
     let peak_threads = threads();
     let held = fds_held_for(&pipes, &pids);
     let mut at_peak = Vec::new();
+    let mut cpu_at_peak = Vec::new();
     for _ in 0..START_SAMPLES {
-        let (_, took) = start_sleep(&mut ctx, 600);
-        at_peak.push(ms(took));
+        let (_, took, cpu) = timed_start(&mut ctx, 600);
+        at_peak.push(took);
+        cpu_at_peak.push(cpu);
     }
     let (zero, peak) = (median(at_zero), median(at_peak));
+    let (cpu_zero, cpu_peak) = (median(cpu_at_zero), median(cpu_at_peak));
     println!("live_processes: {live}");
     println!("host_threads_at_peak: {peak_threads}");
     println!("fds_per_live_process: {:.2}", held as f64 / live as f64);
     println!("start_ms_at_0_live: {zero:.3}");
     println!("start_ms_at_peak_live: {peak:.3}");
     println!("start_flatness: {:.3}", peak / zero);
+    println!("start_cpu_ms_at_0_live: {cpu_zero:.3}");
+    println!("start_cpu_ms_at_peak_live: {cpu_peak:.3}");
+    println!("start_cpu_flatness: {:.3}", cpu_peak / cpu_zero);
     let stopping = Instant::now();
     drop(ctx);
     println!("stop_all_ms: {:.0}", ms(stopping.elapsed()));

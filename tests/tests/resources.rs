@@ -98,6 +98,39 @@ fn security_start_quota_bad() {
 }
 
 #[test]
+fn security_live_quota_freed_on_exit_good() {
+    // A process that ended frees its live slot, whether it was killed or
+    // exited by itself, while its record stays (`get` still finds it).
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let limits = Limits {
+        max_live_processes: 2,
+        ..generous()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["sleep"], limits));
+    let long = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
+    let short = ctx
+        .start(cmd("sleep", &["0"]), StartSpec::default())
+        .unwrap();
+    block_on(ctx.wait(&short, Some(10_000)))
+        .unwrap()
+        .expect("sleep 0 ended");
+    let third = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
+    let refused = ctx.start(cmd("sleep", &["30"]), StartSpec::default());
+    assert!(
+        matches!(&refused, Err(CallError::LimitReached(r)) if r.contains("max_live_processes")),
+        "{refused:?}"
+    );
+    block_on(ctx.kill(&long)).unwrap();
+    ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+        .expect("a killed process frees its slot");
+    assert!(ctx.get(&short).is_ok() && ctx.get(&third).is_ok());
+}
+
+#[test]
 fn security_oversized_args_bad() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_manager, mut ctx) = session(policy_with(&["echo"], Limits::default()));
