@@ -16,6 +16,16 @@
 //!   instead of the wall clock: the work the host does per start, which
 //!   time spent waiting for a CPU on a busy machine does not move (the
 //!   child's own time is not in it).
+//! - `native_start_ms_at_0_live`, `native_start_ms_at_peak_live`,
+//!   `native_start_flatness`: the same starts (`sleep`, stdout and stderr
+//!   piped) by `std::process::Command::spawn` in this process, at the same
+//!   two points: a native Rust host holding the same pipes and pidfds.
+//! - `kernel_start_ms_at_0_live`, `kernel_start_ms_at_peak_live`,
+//!   `kernel_start_flatness`: `Command::spawn` again, from a thread that
+//!   took an fd table of its own before any process was live, so the copy
+//!   of the table costs nothing: what creating and executing a process
+//!   costs the kernel with that many processes live, the floor under
+//!   `start_flatness`.
 //! - `concurrent_guests`: guest sessions running `run /bin/true` at once,
 //!   each from its own task on a 2-worker tokio runtime, through the async
 //!   `ProcessCtx::run` (the capability's calls without a wasm guest);
@@ -34,6 +44,9 @@
 )]
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmproc_host::{Audit, CommandSpec, ProcessCtx, ProcessManager};
@@ -41,6 +54,9 @@ use wasmproc_tests::scale::{child_pipes, fds_held_for, policy_for, start_sleep, 
 
 const MAX_LIVE: usize = 10_000;
 const START_SAMPLES: usize = 200;
+/// Native starts per point (at peak each costs a copy of the host's whole
+/// fd table).
+const NATIVE_SAMPLES: usize = 50;
 const GUESTS: usize = 100;
 const RUNS_PER_GUEST: usize = 20;
 
@@ -80,8 +96,72 @@ fn live_target() -> usize {
     MAX_LIVE.min(by_fds)
 }
 
+/// One native start of `sleep secs` with piped stdout and stderr: the
+/// child and the wall time (ms).
+fn native_start(program: &Path, secs: u32) -> (Child, f64) {
+    let started = Instant::now();
+    let child = Command::new(program)
+        .arg(secs.to_string())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("native start");
+    (child, ms(started.elapsed()))
+}
+
+/// `samples` native starts of `sleep secs`; the children are killed and
+/// reaped after the timing (the starts at peak stay live until then).
+fn native_starts(program: &Path, secs: u32, samples: usize) -> f64 {
+    let mut children = Vec::with_capacity(samples);
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let (child, took) = native_start(program, secs);
+        children.push(child);
+        times.push(took);
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    median(times)
+}
+
+/// A thread with an fd table of its own, taken now (while the host holds
+/// few fds), that runs native starts on request.
+struct SmallTableStarter {
+    requests: mpsc::Sender<u32>,
+    results: mpsc::Receiver<f64>,
+}
+
+impl SmallTableStarter {
+    fn new(program: PathBuf, samples: usize) -> Self {
+        let (requests, asked) = mpsc::channel::<u32>();
+        let (answer, results) = mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: unshare only changes this thread's fd table.
+            let rc = unsafe { libc::unshare(libc::CLONE_FILES) };
+            assert_eq!(rc, 0, "own fd table: {}", std::io::Error::last_os_error());
+            for secs in asked {
+                let _ = answer.send(native_starts(&program, secs, samples));
+            }
+        });
+        Self { requests, results }
+    }
+
+    fn median_ms(&self, secs: u32) -> f64 {
+        self.requests.send(secs).expect("starter thread");
+        self.results.recv().expect("starter thread")
+    }
+}
+
 fn live_part() {
     let live = live_target();
+    let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
+    let kernel = SmallTableStarter::new(sleep.clone(), NATIVE_SAMPLES);
+    let native_zero = native_starts(&sleep, 0, NATIVE_SAMPLES);
+    let kernel_zero = kernel.median_ms(0);
     let manager = ProcessManager::new(Duration::from_secs(2));
     let mut ctx = ProcessCtx::new(
         "scale",
@@ -89,17 +169,14 @@ fn live_part() {
         Arc::clone(&manager),
         Audit::new(),
     );
-    // Starts at 0 live: each sample's process ends before the next start.
+    // Starts at 0 live: each sample's process ends, and is reaped, before
+    // the next start.
     let mut at_zero = Vec::new();
     let mut cpu_at_zero = Vec::new();
-    let mut warm = Vec::new();
     for _ in 0..START_SAMPLES {
         let (id, took, cpu) = timed_start(&mut ctx, 0);
         at_zero.push(took);
         cpu_at_zero.push(cpu);
-        warm.push(id);
-    }
-    for id in warm {
         wasmproc_host::block_on(ctx.wait(&id, Some(10_000))).unwrap();
         ctx.remove(&id).unwrap();
     }
@@ -122,6 +199,8 @@ fn live_part() {
         at_peak.push(took);
         cpu_at_peak.push(cpu);
     }
+    let native_peak = native_starts(&sleep, 600, NATIVE_SAMPLES);
+    let kernel_peak = kernel.median_ms(600);
     let (zero, peak) = (median(at_zero), median(at_peak));
     let (cpu_zero, cpu_peak) = (median(cpu_at_zero), median(cpu_at_peak));
     println!("live_processes: {live}");
@@ -133,6 +212,12 @@ fn live_part() {
     println!("start_cpu_ms_at_0_live: {cpu_zero:.3}");
     println!("start_cpu_ms_at_peak_live: {cpu_peak:.3}");
     println!("start_cpu_flatness: {:.3}", cpu_peak / cpu_zero);
+    println!("native_start_ms_at_0_live: {native_zero:.3}");
+    println!("native_start_ms_at_peak_live: {native_peak:.3}");
+    println!("native_start_flatness: {:.3}", native_peak / native_zero);
+    println!("kernel_start_ms_at_0_live: {kernel_zero:.3}");
+    println!("kernel_start_ms_at_peak_live: {kernel_peak:.3}");
+    println!("kernel_start_flatness: {:.3}", kernel_peak / kernel_zero);
     let stopping = Instant::now();
     drop(ctx);
     println!("stop_all_ms: {:.0}", ms(stopping.elapsed()));
