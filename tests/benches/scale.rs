@@ -46,8 +46,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wasmproc_host::{Audit, CommandSpec, ProcessCtx, ProcessManager};
 use wasmproc_tests::scale::{child_pipes, fds_held_for, policy_for, start_sleep, threads};
