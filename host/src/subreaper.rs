@@ -151,8 +151,11 @@ impl Reaper {
         }
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let known = self.known();
+        // The leaders the host started are skipped before anything is read
+        // from /proc: a sweep costs a hash lookup per live process, not a
+        // file read.
         for pid in cgroup::children_of(std::process::id()) {
-            if is_zombie(pid) && self.orphan(pid, &known).is_some() {
+            if self.orphan(pid, &known).is_some() && is_zombie(pid) {
                 // Our own zombie child; WNOHANG never blocks.
                 let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
             }
@@ -171,7 +174,7 @@ impl Reaper {
             let mut known = self.known();
             Self::forget_empty_groups(&mut known);
             for pid in cgroup::children_of(std::process::id()) {
-                if !is_zombie(pid) && self.orphan(pid, &known) == Some(false) {
+                if self.orphan(pid, &known) == Some(false) && !is_zombie(pid) {
                     // `pid` is an unreaped child of this process, so the
                     // number cannot have been reused.
                     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);

@@ -45,12 +45,19 @@ fn main() -> ExitCode {
     // owns them.
     let grown = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, GROWN_PAGES * PAGE) };
     if let Some(at) = grown.iter().position(|&b| b != 0) {
-        dirty.push(format!("grown memory byte {} is {:#x}", start + at, grown[at]));
+        dirty.push(format!(
+            "grown memory byte {} is {:#x}",
+            start + at,
+            grown[at]
+        ));
     }
     grown.fill(MARKER);
 
     if dirty.is_empty() {
-        println!("pristine; memory ends at {} bytes", start + GROWN_PAGES * PAGE);
+        println!(
+            "pristine; memory ends at {} bytes",
+            start + GROWN_PAGES * PAGE
+        );
         ExitCode::SUCCESS
     } else {
         println!("residue: {}", dirty.join("; "));
