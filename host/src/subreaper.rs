@@ -28,7 +28,7 @@ use crate::cgroup::{self, SUBTREE_PREFIX};
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::unistd::{Pid, getsid};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,11 +144,24 @@ impl Reaper {
         });
     }
 
-    /// Reaps orphans that have ended. Cheap when there is no zombie child.
+    /// Reaps orphans that have ended. Cheap when there is no zombie child,
+    /// or when the first one is a leader the host started: its monitor
+    /// reaps it and asks for another sweep, which then sees past it.
     pub(crate) fn reap_orphans(&self) {
-        if !self.active || !has_zombie_child() {
+        if !self.active {
             return;
         }
+        match first_zombie_child() {
+            None => return,
+            Some(pid) if self.known().leaders.contains(&pid) => return,
+            Some(_) => {}
+        }
+        self.sweep();
+    }
+
+    /// Reaps every zombie child that is an orphan (reads /proc only for
+    /// children that are not the host's own leaders).
+    fn sweep(&self) {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let known = self.known();
         // The leaders the host started are skipped before anything is read
@@ -183,7 +196,7 @@ impl Reaper {
         }
         // Give the kernel a moment to turn them into zombies, then reap.
         for _ in 0..50 {
-            self.reap_orphans();
+            self.sweep();
             if !has_zombie_child() {
                 break;
             }
@@ -203,11 +216,19 @@ fn in_own_subtree(pid: u32) -> bool {
         .is_some_and(|path| path.split('/').any(|part| part.starts_with(&own)))
 }
 
-/// Whether any child of the host is a zombie (without reaping it).
-fn has_zombie_child() -> bool {
+/// A zombie child of the host, if there is one (without reaping it).
+fn first_zombie_child() -> Option<u32> {
     // WNOWAIT only inspects; WNOHANG never blocks.
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    matches!(waitid(Id::All, flags), Ok(status) if status != WaitStatus::StillAlive)
+    match waitid(Id::All, flags) {
+        Ok(status) => status.pid().map(|pid| pid.as_raw() as u32),
+        Err(_) => None,
+    }
+}
+
+/// Whether any child of the host is a zombie (without reaping it).
+fn has_zombie_child() -> bool {
+    first_zombie_child().is_some()
 }
 
 fn stat_after_comm(pid: u32) -> Option<String> {

@@ -9,7 +9,10 @@
 //!   pidfds, found through /proc), per process.
 //! - `start_ms_at_0_live`, `start_ms_at_peak_live`: median time of one
 //!   `start` call with none, and with all of them, live; `start_flatness`
-//!   is the second over the first.
+//!   is the second over the first. The samples are taken the same way at
+//!   both points: each starts `sleep 0` (stdout and stderr piped), and its
+//!   process ends and is reaped, untimed, before the next start, so the
+//!   two points differ only in the number of live processes.
 //! - `start_cpu_ms_at_0_live`, `start_cpu_ms_at_peak_live`,
 //!   `start_cpu_flatness`: the same starts, timed by the CPU time of this
 //!   process, every thread of the host included (`CLOCK_PROCESS_CPUTIME_ID`),
@@ -96,12 +99,12 @@ fn live_target() -> usize {
     MAX_LIVE.min(by_fds)
 }
 
-/// One native start of `sleep secs` with piped stdout and stderr: the
-/// child and the wall time (ms).
-fn native_start(program: &Path, secs: u32) -> (Child, f64) {
+/// One native start of `sleep 0` with piped stdout and stderr: the child
+/// and the wall time (ms).
+fn native_start(program: &Path) -> (Child, f64) {
     let started = Instant::now();
     let child = Command::new(program)
-        .arg(secs.to_string())
+        .arg("0")
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -111,19 +114,14 @@ fn native_start(program: &Path, secs: u32) -> (Child, f64) {
     (child, ms(started.elapsed()))
 }
 
-/// `samples` native starts of `sleep secs`; the children are killed and
-/// reaped after the timing (the starts at peak stay live until then).
-fn native_starts(program: &Path, secs: u32, samples: usize) -> f64 {
-    let mut children = Vec::with_capacity(samples);
+/// The median of `samples` native starts of `sleep 0`, each waited for
+/// (untimed) before the next, as the host's own samples are.
+fn native_starts(program: &Path, samples: usize) -> f64 {
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
-        let (child, took) = native_start(program, secs);
-        children.push(child);
+        let (child, took) = native_start(program);
         times.push(took);
-    }
-    for mut child in children {
-        let _ = child.kill();
-        let _ = child.wait();
+        child.wait_with_output().expect("native wait");
     }
     median(times)
 }
@@ -131,37 +129,58 @@ fn native_starts(program: &Path, secs: u32, samples: usize) -> f64 {
 /// A thread with an fd table of its own, taken now (while the host holds
 /// few fds), that runs native starts on request.
 struct SmallTableStarter {
-    requests: mpsc::Sender<u32>,
+    requests: mpsc::Sender<()>,
     results: mpsc::Receiver<f64>,
 }
 
 impl SmallTableStarter {
     fn new(program: PathBuf, samples: usize) -> Self {
-        let (requests, asked) = mpsc::channel::<u32>();
+        let (requests, asked) = mpsc::channel::<()>();
         let (answer, results) = mpsc::channel();
         std::thread::spawn(move || {
             // SAFETY: unshare only changes this thread's fd table.
             let rc = unsafe { libc::unshare(libc::CLONE_FILES) };
             assert_eq!(rc, 0, "own fd table: {}", std::io::Error::last_os_error());
-            for secs in asked {
-                let _ = answer.send(native_starts(&program, secs, samples));
+            // Ready: the copy is taken. Fds the other threads open from now
+            // on (pipes of their children) are not in this table.
+            let _ = answer.send(0.0);
+            for () in asked {
+                let _ = answer.send(native_starts(&program, samples));
             }
         });
+        results.recv().expect("starter thread ready");
         Self { requests, results }
     }
 
-    fn median_ms(&self, secs: u32) -> f64 {
-        self.requests.send(secs).expect("starter thread");
+    fn median_ms(&self) -> f64 {
+        self.requests.send(()).expect("starter thread");
         self.results.recv().expect("starter thread")
     }
+}
+
+/// The timed starts of one point, the same at 0 and at peak live: each
+/// sample starts `sleep 0`, and its process ends and is reaped (untimed)
+/// before the next, so the number of live processes stays what it was.
+/// Wall and host CPU times (ms).
+fn sampled_starts(ctx: &mut ProcessCtx) -> (Vec<f64>, Vec<f64>) {
+    let mut wall = Vec::with_capacity(START_SAMPLES);
+    let mut cpu = Vec::with_capacity(START_SAMPLES);
+    for _ in 0..START_SAMPLES {
+        let (id, took, used) = timed_start(ctx, 0);
+        wall.push(took);
+        cpu.push(used);
+        wasmproc_host::block_on(ctx.wait(&id, Some(10_000))).unwrap();
+        ctx.remove(&id).unwrap();
+    }
+    (wall, cpu)
 }
 
 fn live_part() {
     let live = live_target();
     let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
     let kernel = SmallTableStarter::new(sleep.clone(), NATIVE_SAMPLES);
-    let native_zero = native_starts(&sleep, 0, NATIVE_SAMPLES);
-    let kernel_zero = kernel.median_ms(0);
+    let native_zero = native_starts(&sleep, NATIVE_SAMPLES);
+    let kernel_zero = kernel.median_ms();
     let manager = ProcessManager::new(Duration::from_secs(2));
     let mut ctx = ProcessCtx::new(
         "scale",
@@ -169,17 +188,7 @@ fn live_part() {
         Arc::clone(&manager),
         Audit::new(),
     );
-    // Starts at 0 live: each sample's process ends, and is reaped, before
-    // the next start.
-    let mut at_zero = Vec::new();
-    let mut cpu_at_zero = Vec::new();
-    for _ in 0..START_SAMPLES {
-        let (id, took, cpu) = timed_start(&mut ctx, 0);
-        at_zero.push(took);
-        cpu_at_zero.push(cpu);
-        wasmproc_host::block_on(ctx.wait(&id, Some(10_000))).unwrap();
-        ctx.remove(&id).unwrap();
-    }
+    let (at_zero, cpu_at_zero) = sampled_starts(&mut ctx);
     let mut pids = Vec::with_capacity(live);
     let mut pipes = HashSet::new();
     for _ in 0..live {
@@ -192,15 +201,9 @@ fn live_part() {
     }
     let peak_threads = threads();
     let held = fds_held_for(&pipes, &pids);
-    let mut at_peak = Vec::new();
-    let mut cpu_at_peak = Vec::new();
-    for _ in 0..START_SAMPLES {
-        let (_, took, cpu) = timed_start(&mut ctx, 600);
-        at_peak.push(took);
-        cpu_at_peak.push(cpu);
-    }
-    let native_peak = native_starts(&sleep, 600, NATIVE_SAMPLES);
-    let kernel_peak = kernel.median_ms(600);
+    let (at_peak, cpu_at_peak) = sampled_starts(&mut ctx);
+    let native_peak = native_starts(&sleep, NATIVE_SAMPLES);
+    let kernel_peak = kernel.median_ms();
     let (zero, peak) = (median(at_zero), median(at_peak));
     let (cpu_zero, cpu_peak) = (median(cpu_at_zero), median(cpu_at_peak));
     println!("live_processes: {live}");
