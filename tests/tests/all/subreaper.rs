@@ -138,3 +138,36 @@ fn subreaper_cli_setsid_orphan_killed_good() {
         pids_with_env(MARKER_VAR, &marker)
     );
 }
+
+#[test]
+fn subreaper_orphan_reaped_amid_churn_good() {
+    // A `run` whose shell leaves a background child: the group is killed
+    // when the shell exits, and the child, an orphan of the host's own
+    // tree, becomes the host's zombie. While the session keeps reaping its
+    // own leaders (sweeps that find one of them first skip the scan), the
+    // orphan is still reaped.
+    let (_manager, mut ctx) = session(policy(&["sh", "true"]));
+    let out = wasmproc_host::block_on(ctx.run(CommandSpec {
+        program: "sh".into(),
+        args: vec!["-c".into(), "sleep 30 & echo $!".into()],
+        ..CommandSpec::default()
+    }))
+    .expect("run");
+    let orphan: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the background child's pid");
+    for _ in 0..50 {
+        wasmproc_host::block_on(ctx.run(CommandSpec {
+            program: "true".into(),
+            ..CommandSpec::default()
+        }))
+        .expect("run true");
+    }
+    assert!(
+        eventually(LIMIT, || !std::path::Path::new(&format!("/proc/{orphan}"))
+            .exists()),
+        "the orphan {orphan} was left behind (zombie: {})",
+        is_zombie(orphan as i32)
+    );
+}
