@@ -234,6 +234,31 @@ mod tests {
     }
 
     #[test]
+    fn run_in_nested_block_on_ugly() {
+        // A synchronous host function of an embedder that blocks on a `run`
+        // inside a guest's own runtime: the thread is parked, not driving
+        // its reactor, so the run must be monitored on the core.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let manager = ProcessManager::new(Duration::from_secs(1));
+            let scope = manager.scope("run-nested", &CgroupLimits::default());
+            let cmd = approved("/bin/sh", &["-c", "read line; echo \"$line\""]);
+            let captured = block_on_here(async {
+                crate::process_core::block_on(async {
+                    assert!(!on_own_reactor(), "a parked thread drives no reactor");
+                    run_captured(&manager, request(&cmd, &scope)).await
+                })
+            });
+            let _ = done.send(captured.map(|c| c.stdout));
+        });
+        let stdout = finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the nested run finished")
+            .expect("run");
+        assert_eq!(stdout, b"in\n");
+    }
+
+    #[test]
     fn run_cancelled_on_own_reactor_ugly() {
         let manager = ProcessManager::new(Duration::from_secs(1));
         let scope = manager.scope("run-here", &CgroupLimits::default());

@@ -121,6 +121,9 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             self.0.unpark();
         }
     }
+    // Parked here, this thread drives no reactor: a `run` awaited inside
+    // must be monitored on the core even within `block_on_here`.
+    let _restore = OwnReactor::set(false);
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
@@ -136,6 +139,22 @@ thread_local! {
     /// Set while this thread drives a reactor of its own for a synchronous
     /// caller ([`block_on_here`]).
     static OWN_REACTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets [`OWN_REACTOR`] for a scope; restores it however the scope ends
+/// (a panic included).
+struct OwnReactor(bool);
+
+impl OwnReactor {
+    fn set(on: bool) -> Self {
+        Self(OWN_REACTOR.with(|flag| flag.replace(on)))
+    }
+}
+
+impl Drop for OwnReactor {
+    fn drop(&mut self) {
+        OWN_REACTOR.with(|flag| flag.set(self.0));
+    }
 }
 
 /// Whether the calling thread is inside [`block_on_here`]: the current
@@ -167,14 +186,7 @@ pub(crate) fn block_on_here<F: Future>(fut: F) -> F::Output {
             return wasmtime_wasi::runtime::in_tokio(fut);
         }
     };
-    /// Restores the flag however the future ends (a panic included).
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            OWN_REACTOR.with(|flag| flag.set(self.0));
-        }
-    }
-    let _restore = Restore(OWN_REACTOR.with(|flag| flag.replace(true)));
+    let _restore = OwnReactor::set(true);
     let out = runtime.block_on(fut);
     // Tasks the guest's WASI context left (a blocked stdin read) are
     // dropped, never waited for.
