@@ -186,12 +186,20 @@ pub(crate) fn block_on_here<F: Future>(fut: F) -> F::Output {
             return wasmtime_wasi::runtime::in_tokio(fut);
         }
     };
+    /// Tasks the guest's WASI context left (a blocked stdin read) are
+    /// dropped, never waited for, however the future ends (a panic too).
+    struct Background(Option<tokio::runtime::Runtime>);
+    impl Drop for Background {
+        fn drop(&mut self) {
+            if let Some(runtime) = self.0.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+    let background = Background(Some(runtime));
     let _restore = OwnReactor::set(true);
-    let out = runtime.block_on(fut);
-    // Tasks the guest's WASI context left (a blocked stdin read) are
-    // dropped, never waited for.
-    runtime.shutdown_background();
-    out
+    let runtime = background.0.as_ref().expect("taken only when dropped");
+    runtime.block_on(fut)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, once per host
