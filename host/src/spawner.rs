@@ -304,7 +304,7 @@ impl Launcher {
         })();
         let started = prepared.and_then(|()| {
             mark_inherited_fds_cloexec();
-            let _registering = reaper().spawning();
+            let _registering = reaper().registering();
             let pid = clone_exec(image, sources, self.copy_below, &mut lane.stack)?;
             reaper().register(pid, true);
             Ok(pid)
@@ -578,7 +578,7 @@ pub(crate) fn spawn_watchdog(
     if let Some(dir) = cgroup {
         command.env("CG", dir);
     }
-    let _registering = reaper().spawning();
+    let _registering = reaper().registering();
     let child = command
         .process_group(0)
         .stdin(Stdio::piped())

@@ -1,8 +1,8 @@
 //! The host as a child subreaper (`PR_SET_CHILD_SUBREAPER`): a process
 //! orphaned anywhere below a child the host started comes back to the host
 //! instead of to init. That closes two gaps:
-//! - a process forked (and orphaned) in the microseconds between
-//!   `posix_spawn` returning and the child being moved into its cgroup is
+//! - a process forked (and orphaned) in the microseconds between the
+//!   spawner's start returning and the child being moved into its cgroup is
 //!   still the host's to find, kill and reap;
 //! - without cgroups, a `setsid` escapee whose parent exited is a child of
 //!   the host, which kills it at shutdown.
@@ -92,8 +92,8 @@ pub(crate) fn reaper() -> &'static Reaper {
 }
 
 impl Reaper {
-    /// Held around a spawn until [`Reaper::register`].
-    pub(crate) fn spawning(&self) -> RwLockReadGuard<'_, ()> {
+    /// Held around a start until [`Reaper::register`].
+    pub(crate) fn registering(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read().unwrap_or_else(|e| e.into_inner())
     }
 

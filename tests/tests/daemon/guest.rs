@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// A runtime whose guests carry a `DaemonCtx` and reach the daemon
+/// interface.
+fn daemon_runtime() -> wasmproc_host::Runtime<DaemonCtx> {
+    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
+        .expect("runtime");
+    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    runtime
+}
+
 #[test]
 fn daemon_guest_access_good() {
     let f = fixture(
@@ -116,9 +125,7 @@ fn daemon_runtime_link_good() {
     // of the plain `guest` world, with or without the process import, keep
     // instantiating.
     let f = fixture("runtime-link", "");
-    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
-        .expect("runtime");
-    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    let runtime = daemon_runtime();
     let access = |policy: &Arc<Policy>| {
         DaemonCtx::new(
             "plugin",
@@ -176,9 +183,7 @@ args = ["60"]
     );
     f.supervisor.start("echo").expect("start");
     f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
-    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
-        .expect("runtime");
-    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    let runtime = daemon_runtime();
     let access = |policy: &Arc<Policy>| {
         DaemonCtx::new(
             "plugin",
@@ -298,9 +303,7 @@ stop_grace = "120s"
     );
     f.supervisor.start("stubborn").expect("start");
     f.wait_for("stubborn", "running", |s| s.state == DaemonState::Running);
-    let mut runtime = wasmproc_host::Runtime::with_data(wasmproc_host::RuntimeConfig::default())
-        .expect("runtime");
-    wasmproc_supervisor::link_daemons(&mut runtime).expect("link the daemon interface");
+    let runtime = daemon_runtime();
     let policy = Arc::new(
         Policy::builder()
             .control_daemon("stubborn")
