@@ -10,6 +10,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
+use std::time::Duration;
 
 /// Name of the process core's threads.
 pub(crate) const THREAD_NAME: &str = "wasmproc-core";
@@ -75,10 +76,28 @@ impl Drop for ProcessCore {
     }
 }
 
-/// How long after a reap the orphan sweep runs: reaps within this window
-/// share one sweep (each reads every child of the host, so a sweep per reap
-/// would cost O(n²) when many processes end at once).
-const SWEEP_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long after a reap the orphan sweep runs, with no child live: reaps
+/// within this window share one sweep (each reads every child of the host,
+/// so a sweep per reap would cost O(n²) when many processes end at once).
+const SWEEP_DELAY: Duration = Duration::from_millis(10);
+
+/// How much longer the sweep waits per child the host has live. A sweep's
+/// scan of the host's children costs about 0.1 µs each in the kernel, and
+/// holds the lock a start needs meanwhile; spacing sweeps 10 µs per child
+/// keeps them to about 1% of one core under constant churn, whatever the
+/// number of live processes. An orphan then waits at most 110 ms at 10,000
+/// live processes to be reaped, and never more than [`SWEEP_DELAY_MAX`].
+const SWEEP_DELAY_PER_CHILD: Duration = Duration::from_micros(10);
+
+/// The longest an ended orphan waits for its sweep.
+const SWEEP_DELAY_MAX: Duration = Duration::from_secs(1);
+
+/// The delay before a sweep with `children` of the host live.
+fn sweep_delay(children: usize) -> Duration {
+    let per_child =
+        SWEEP_DELAY_PER_CHILD.saturating_mul(u32::try_from(children).unwrap_or(u32::MAX));
+    SWEEP_DELAY.saturating_add(per_child).min(SWEEP_DELAY_MAX)
+}
 
 /// Asks for a sweep of orphaned zombies (the host is a subreaper) soon, on
 /// the core: one sweep serves every reap until it starts.
@@ -98,7 +117,8 @@ pub(crate) fn sweep_orphans_soon(handle: &tokio::runtime::Handle) {
     }
     let clear = Clear;
     handle.spawn(async move {
-        tokio::time::sleep(SWEEP_DELAY).await;
+        let children = crate::subreaper::reaper().leader_count();
+        tokio::time::sleep(sweep_delay(children)).await;
         // Cleared first: a reap from now on asks for a sweep of its own.
         drop(clear);
         // Off the core's worker: a sweep reads every child of the host, and
@@ -237,5 +257,13 @@ mod tests {
         let (soft, hard) =
             nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
         assert_eq!(soft, hard, "the soft fd limit is raised to the hard one");
+    }
+
+    #[test]
+    fn sweep_delay_grows_with_children_and_is_capped_good() {
+        assert_eq!(sweep_delay(0), SWEEP_DELAY);
+        assert_eq!(sweep_delay(6_000), Duration::from_millis(70));
+        assert!(sweep_delay(10_000) <= Duration::from_millis(110));
+        assert_eq!(sweep_delay(usize::MAX), SWEEP_DELAY_MAX);
     }
 }

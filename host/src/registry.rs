@@ -4,7 +4,7 @@
 
 use crate::error::CallError;
 use crate::managed::ManagedProcess;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,13 +14,16 @@ pub(crate) struct Registry {
     by_owner: Mutex<HashMap<String, Owned>>,
 }
 
-/// One owner's records, indexed by id, with their buffer total and their
-/// running count kept so a start checks its quotas without walking every
-/// record.
+/// One owner's records in start order, indexed by id, with their buffer
+/// total and their running count kept so a start checks its quotas without
+/// walking every record, and a removal costs a lookup, not a scan.
 #[derive(Debug, Default)]
 struct Owned {
-    list: Vec<Arc<ManagedProcess>>,
-    by_id: HashMap<String, Arc<ManagedProcess>>,
+    /// Records by start sequence number: iteration is start order.
+    in_order: BTreeMap<u64, Arc<ManagedProcess>>,
+    /// Start sequence number of each id.
+    seq_of: HashMap<String, u64>,
+    next_seq: u64,
     bytes: u64,
     /// Started processes of this owner not yet reaped: one per
     /// [`LiveToken`] alive.
@@ -42,17 +45,37 @@ impl Drop for LiveToken {
 
 impl Owned {
     fn push(&mut self, process: Arc<ManagedProcess>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.bytes += process.buffered_capacity();
-        self.by_id
-            .insert(process.facts().id.clone(), Arc::clone(&process));
-        self.list.push(process);
+        self.seq_of.insert(process.facts().id.clone(), seq);
+        self.in_order.insert(seq, process);
     }
 
-    fn remove_at(&mut self, at: usize) -> Arc<ManagedProcess> {
-        let process = self.list.remove(at);
+    fn len(&self) -> usize {
+        self.in_order.len()
+    }
+
+    fn get(&self, id: &str) -> Option<&Arc<ManagedProcess>> {
+        self.in_order.get(self.seq_of.get(id)?)
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> Option<Arc<ManagedProcess>> {
+        let process = self.in_order.remove(&seq)?;
         self.bytes -= process.buffered_capacity();
-        self.by_id.remove(&process.facts().id);
-        process
+        self.seq_of.remove(&process.facts().id);
+        Some(process)
+    }
+
+    /// The sequence number of the oldest record whose process has ended.
+    fn oldest_ended(&self) -> Option<u64> {
+        self.in_order
+            .iter()
+            .find_map(|(&seq, p)| p.has_ended().then_some(seq))
+    }
+
+    fn into_records(self) -> impl Iterator<Item = Arc<ManagedProcess>> {
+        self.in_order.into_values()
     }
 }
 
@@ -83,16 +106,16 @@ impl Registry {
         };
         loop {
             let held = owned.bytes;
-            let over_entries = owned.list.len() >= max_entries;
+            let over_entries = owned.len() >= max_entries;
             let over_bytes = held + bytes > max_bytes;
             if !over_entries && !over_bytes {
                 return Ok(());
             }
-            let Some(oldest_ended) = owned.list.iter().position(|p| p.has_ended()) else {
+            let Some(oldest_ended) = owned.oldest_ended() else {
                 return Err(CallError::LimitReached(if over_entries {
                     format!(
                         "{} process records held, all running (max_registry_entries = {max_entries})",
-                        owned.list.len()
+                        owned.len()
                     )
                 } else {
                     format!(
@@ -100,7 +123,9 @@ impl Registry {
                     )
                 }));
             };
-            owned.remove_at(oldest_ended).discard();
+            if let Some(evicted) = owned.remove_seq(oldest_ended) {
+                evicted.discard();
+            }
         }
     }
 
@@ -112,14 +137,14 @@ impl Registry {
 
     /// The record `id` if `owner` owns it.
     pub(crate) fn get(&self, owner: &str, id: &str) -> Option<Arc<ManagedProcess>> {
-        self.lock().get(owner)?.by_id.get(id).cloned()
+        self.lock().get(owner)?.get(id).cloned()
     }
 
     /// The ids `owner` holds, in start order.
     pub(crate) fn ids(&self, owner: &str) -> Vec<String> {
         self.lock()
             .get(owner)
-            .map(|o| o.list.iter().map(|p| p.facts().id.clone()).collect())
+            .map(|o| o.in_order.values().map(|p| p.facts().id.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -146,17 +171,18 @@ impl Registry {
         let owned = map
             .get_mut(owner)
             .ok_or_else(|| CallError::NotFound(id.to_string()))?;
-        let at = owned
-            .list
-            .iter()
-            .position(|p| p.facts().id == id)
+        let &seq = owned
+            .seq_of
+            .get(id)
             .ok_or_else(|| CallError::NotFound(id.to_string()))?;
-        if !owned.list[at].has_ended() {
+        if !owned.in_order[&seq].has_ended() {
             return Err(CallError::Invalid(format!(
                 "process `{id}` is still running"
             )));
         }
-        owned.remove_at(at).discard();
+        if let Some(removed) = owned.remove_seq(seq) {
+            removed.discard();
+        }
         Ok(())
     }
 
@@ -164,20 +190,23 @@ impl Registry {
     pub(crate) fn take_owner(&self, owner: &str) -> Vec<Arc<ManagedProcess>> {
         self.lock()
             .remove(owner)
-            .map(|o| o.list)
+            .map(|o| o.into_records().collect())
             .unwrap_or_default()
     }
 
     /// Takes every record out of the registry.
     pub(crate) fn take_all(&self) -> Vec<Arc<ManagedProcess>> {
-        self.lock().drain().flat_map(|(_, o)| o.list).collect()
+        self.lock()
+            .drain()
+            .flat_map(|(_, o)| o.into_records())
+            .collect()
     }
 
     /// A copy of every record, for the embedding host.
     pub(crate) fn all(&self) -> Vec<Arc<ManagedProcess>> {
         self.lock()
             .values()
-            .flat_map(|o| o.list.iter().cloned())
+            .flat_map(|o| o.in_order.values().cloned())
             .collect()
     }
 }

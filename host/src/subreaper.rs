@@ -113,6 +113,11 @@ impl Reaper {
         }
     }
 
+    /// How many children the host started and has not reaped yet.
+    pub(crate) fn leader_count(&self) -> usize {
+        self.known().leaders.len()
+    }
+
     /// Forgets a child once its owner has reaped it.
     pub(crate) fn release(&self, pid: u32) {
         self.known().leaders.remove(&pid);

@@ -12,7 +12,11 @@
 //!   is the second over the first. The samples are taken the same way at
 //!   both points: each starts `sleep 0` (stdout and stderr piped), and its
 //!   process ends and is reaped, untimed, before the next start, so the
-//!   two points differ only in the number of live processes.
+//!   two points differ only in the number of live processes. The samples
+//!   at peak are taken once every live process has finished starting and
+//!   sleeps (`settle_ms` is how long that took after the last start, and
+//!   `unsettled_at_peak` says how many had not within 60 s, if any): until
+//!   then thousands of dynamic loaders compete for the CPU with the host.
 //! - `start_cpu_ms_at_0_live`, `start_cpu_ms_at_peak_live`,
 //!   `start_cpu_flatness`: the same starts, timed by the CPU time of this
 //!   process, every thread of the host included (`CLOCK_PROCESS_CPUTIME_ID`),
@@ -53,7 +57,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wasmproc_host::{Audit, CommandSpec, ProcessCtx, ProcessManager};
-use wasmproc_tests::scale::{child_pipes, fds_held_for, policy_for, start_sleep, threads};
+use wasmproc_tests::scale::{
+    child_pipes, fds_held_for, policy_for, start_sleep, threads, wait_until_asleep,
+};
 
 const MAX_LIVE: usize = 10_000;
 const START_SAMPLES: usize = 200;
@@ -114,23 +120,23 @@ fn native_start(program: &Path) -> (Child, f64) {
     (child, ms(started.elapsed()))
 }
 
-/// The median of `samples` native starts of `sleep 0`, each waited for
-/// (untimed) before the next, as the host's own samples are.
-fn native_starts(program: &Path, samples: usize) -> f64 {
+/// `samples` native starts of `sleep 0` (ms), each waited for (untimed)
+/// before the next, as the host's own samples are.
+fn native_starts(program: &Path, samples: usize) -> Vec<f64> {
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
         let (child, took) = native_start(program);
         times.push(took);
         child.wait_with_output().expect("native wait");
     }
-    median(times)
+    times
 }
 
 /// A thread with an fd table of its own, taken now (while the host holds
 /// few fds), that runs native starts on request.
 struct SmallTableStarter {
     requests: mpsc::Sender<()>,
-    results: mpsc::Receiver<f64>,
+    results: mpsc::Receiver<Vec<f64>>,
 }
 
 impl SmallTableStarter {
@@ -143,7 +149,7 @@ impl SmallTableStarter {
             assert_eq!(rc, 0, "own fd table: {}", std::io::Error::last_os_error());
             // Ready: the copy is taken. Fds the other threads open from now
             // on (pipes of their children) are not in this table.
-            let _ = answer.send(0.0);
+            let _ = answer.send(Vec::new());
             for () in asked {
                 let _ = answer.send(native_starts(&program, samples));
             }
@@ -152,7 +158,7 @@ impl SmallTableStarter {
         Self { requests, results }
     }
 
-    fn median_ms(&self) -> f64 {
+    fn samples(&self) -> Vec<f64> {
         self.requests.send(()).expect("starter thread");
         self.results.recv().expect("starter thread")
     }
@@ -175,20 +181,60 @@ fn sampled_starts(ctx: &mut ProcessCtx) -> (Vec<f64>, Vec<f64>) {
     (wall, cpu)
 }
 
+/// Samples of one point: the host's starts (wall and CPU), and the two
+/// native baselines.
+#[derive(Default)]
+struct Point {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+    native: Vec<f64>,
+    kernel: Vec<f64>,
+}
+
+impl Point {
+    fn take(ctx: &mut ProcessCtx, sleep: &Path, kernel: &SmallTableStarter) -> Self {
+        let (wall, cpu) = sampled_starts(ctx);
+        Self {
+            wall,
+            cpu,
+            native: native_starts(sleep, NATIVE_SAMPLES),
+            kernel: kernel.samples(),
+        }
+    }
+
+    fn join(mut self, other: Self) -> Self {
+        self.wall.extend(other.wall);
+        self.cpu.extend(other.cpu);
+        self.native.extend(other.native);
+        self.kernel.extend(other.kernel);
+        self
+    }
+}
+
+/// Prints `<name>_at_0_live`, `<name>_at_peak_live` and `<flatness>`.
+fn print_flatness(name: &str, flatness: &str, zero: Vec<f64>, peak: Vec<f64>) {
+    let (zero, peak) = (median(zero), median(peak));
+    println!("{name}_at_0_live: {zero:.3}");
+    println!("{name}_at_peak_live: {peak:.3}");
+    println!("{flatness}: {:.3}", peak / zero);
+}
+
 fn live_part() {
     let live = live_target();
     let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
     let kernel = SmallTableStarter::new(sleep.clone(), NATIVE_SAMPLES);
-    let native_zero = native_starts(&sleep, NATIVE_SAMPLES);
-    let kernel_zero = kernel.median_ms();
     let manager = ProcessManager::new(Duration::from_secs(2));
-    let mut ctx = ProcessCtx::new(
-        "scale",
-        policy_for((live + START_SAMPLES) as u32),
-        Arc::clone(&manager),
-        Audit::new(),
-    );
-    let (at_zero, cpu_at_zero) = sampled_starts(&mut ctx);
+    let policy = policy_for((live + START_SAMPLES) as u32);
+    let session = |name: &str| {
+        ProcessCtx::new(
+            name,
+            Arc::clone(&policy),
+            Arc::clone(&manager),
+            Audit::new(),
+        )
+    };
+    let mut ctx = session("scale");
+    let zero_before = Point::take(&mut ctx, &sleep, &kernel);
     let mut pids = Vec::with_capacity(live);
     let mut pipes = HashSet::new();
     for _ in 0..live {
@@ -201,29 +247,48 @@ fn live_part() {
     }
     let peak_threads = threads();
     let held = fds_held_for(&pipes, &pids);
-    let (at_peak, cpu_at_peak) = sampled_starts(&mut ctx);
-    let native_peak = native_starts(&sleep, NATIVE_SAMPLES);
-    let kernel_peak = kernel.median_ms();
-    let (zero, peak) = (median(at_zero), median(at_peak));
-    let (cpu_zero, cpu_peak) = (median(cpu_at_zero), median(cpu_at_peak));
+    let settling = Instant::now();
+    let unsettled = wait_until_asleep(&pids, Duration::from_secs(60));
+    let settle_ms = ms(settling.elapsed());
+    let peak = Point::take(&mut ctx, &sleep, &kernel);
+    let stopping = Instant::now();
+    drop(ctx);
+    let stop_all_ms = ms(stopping.elapsed());
+    // The 0-live point again, once every process has stopped: with the
+    // samples from before the peak, a drift in the machine's speed over
+    // the run weighs on both points alike.
+    let zero_after = Point::take(&mut session("scale-after"), &sleep, &kernel);
     println!("live_processes: {live}");
     println!("host_threads_at_peak: {peak_threads}");
     println!("fds_per_live_process: {:.2}", held as f64 / live as f64);
-    println!("start_ms_at_0_live: {zero:.3}");
-    println!("start_ms_at_peak_live: {peak:.3}");
-    println!("start_flatness: {:.3}", peak / zero);
-    println!("start_cpu_ms_at_0_live: {cpu_zero:.3}");
-    println!("start_cpu_ms_at_peak_live: {cpu_peak:.3}");
-    println!("start_cpu_flatness: {:.3}", cpu_peak / cpu_zero);
-    println!("native_start_ms_at_0_live: {native_zero:.3}");
-    println!("native_start_ms_at_peak_live: {native_peak:.3}");
-    println!("native_start_flatness: {:.3}", native_peak / native_zero);
-    println!("kernel_start_ms_at_0_live: {kernel_zero:.3}");
-    println!("kernel_start_ms_at_peak_live: {kernel_peak:.3}");
-    println!("kernel_start_flatness: {:.3}", kernel_peak / kernel_zero);
-    let stopping = Instant::now();
-    drop(ctx);
-    println!("stop_all_ms: {:.0}", ms(stopping.elapsed()));
+    println!("settle_ms: {settle_ms:.0}");
+    if unsettled > 0 {
+        println!("unsettled_at_peak: {unsettled}");
+    }
+    println!(
+        "start_ms_at_0_live_before: {:.3}",
+        median(zero_before.wall.clone())
+    );
+    println!(
+        "start_ms_at_0_live_after: {:.3}",
+        median(zero_after.wall.clone())
+    );
+    let zero = zero_before.join(zero_after);
+    print_flatness("start_ms", "start_flatness", zero.wall, peak.wall);
+    print_flatness("start_cpu_ms", "start_cpu_flatness", zero.cpu, peak.cpu);
+    print_flatness(
+        "native_start_ms",
+        "native_start_flatness",
+        zero.native,
+        peak.native,
+    );
+    print_flatness(
+        "kernel_start_ms",
+        "kernel_start_flatness",
+        zero.kernel,
+        peak.kernel,
+    );
+    println!("stop_all_ms: {stop_all_ms:.0}");
 }
 
 fn command_true() -> CommandSpec {

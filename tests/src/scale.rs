@@ -41,6 +41,27 @@ pub fn start_sleep(ctx: &mut ProcessCtx, secs: u32) -> (String, Duration) {
     (id, started.elapsed())
 }
 
+/// Waits until every process in `pids` has finished starting and sleeps
+/// in `nanosleep` (its `/proc/<pid>/wchan`), or until `limit` has passed.
+/// Returns how many were still not asleep: a busy process's start-up (the
+/// dynamic loader, page faults) competes for the CPU with whatever is
+/// measured next.
+pub fn wait_until_asleep(pids: &[u32], limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    let asleep = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+            .is_ok_and(|wchan| wchan.contains("nanosleep"))
+    };
+    let mut waiting: Vec<u32> = pids.to_vec();
+    while !waiting.is_empty() && Instant::now() < deadline {
+        waiting.retain(|pid| !asleep(pid));
+        if !waiting.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    waiting.len()
+}
+
 /// Threads of this process now.
 pub fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
@@ -98,7 +119,7 @@ pub fn fds_held_for(pipes: &std::collections::HashSet<String>, pids: &[u32]) -> 
     held
 }
 
-/// The thread bound of issue #11: 2 × cores + 8.
+/// The bound on the host's threads: 2 × cores + 8.
 pub fn thread_bound() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     2 * cores + 8

@@ -191,6 +191,56 @@ fn security_registry_entries_evicted_good() {
 }
 
 #[test]
+fn registry_remove_keeps_start_order_good() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Removing records from the middle leaves the others in start order,
+    // findable by id, and makes room for new ones at the end.
+    let limits = Limits {
+        max_registry_entries: 5,
+        max_live_processes: 5,
+        ..generous()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["true", "sleep"], limits));
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let id = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+        block_on(ctx.wait(&id, Some(10_000))).unwrap();
+        ids.push(id);
+    }
+    ctx.remove(&ids[1]).unwrap();
+    ctx.remove(&ids[3]).unwrap();
+    assert_eq!(
+        ctx.list(),
+        vec![ids[0].clone(), ids[2].clone(), ids[4].clone()]
+    );
+    assert_eq!(ctx.remove(&ids[3]).unwrap_err().kind(), "not-found");
+    assert_eq!(ctx.get(&ids[1]).unwrap_err().kind(), "not-found");
+    assert_eq!(ctx.get(&ids[2]).unwrap().facts.id, ids[2]);
+    let running = ctx
+        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .unwrap();
+    assert_eq!(ctx.remove(&running).unwrap_err().kind(), "invalid");
+    let last = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+    assert_eq!(
+        ctx.list(),
+        vec![
+            ids[0].clone(),
+            ids[2].clone(),
+            ids[4].clone(),
+            running.clone(),
+            last.clone()
+        ]
+    );
+    // Full again: the next start evicts the oldest ended record.
+    block_on(ctx.wait(&last, Some(10_000))).unwrap();
+    let next = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+    assert_eq!(
+        ctx.list(),
+        vec![ids[2].clone(), ids[4].clone(), running, last, next]
+    );
+}
+
+#[test]
 fn security_buffer_quota_bad() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Two piped streams of 256 KiB each: two processes fill a 1 MiB quota.
