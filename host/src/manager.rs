@@ -179,8 +179,13 @@ impl ProcessManager {
             stderr: spawned.stderr,
             stdin: spawned.stdin,
         };
-        let child = OsChild::new(spawned.pid, Arc::clone(&self.watchdog), cgroup)
-            .map_err(|e| CallError::io("track child", e))?;
+        let child = OsChild::new(
+            spawned.pid,
+            spawned.pidfd,
+            Arc::clone(&self.watchdog),
+            cgroup,
+        )
+        .map_err(|e| CallError::io("track child", e))?;
         Ok((child, pipes))
     }
 

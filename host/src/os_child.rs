@@ -30,15 +30,17 @@ pub(crate) struct OsChild {
 
 impl OsChild {
     /// Takes ownership of a freshly spawned child (already in `cgroup`, if
-    /// any) and tells the watchdog.
+    /// any) and tells the watchdog. `pidfd` is the child's if the start
+    /// made one; otherwise one is opened here.
     pub(crate) fn new(
         pid: u32,
+        pidfd: Option<OwnedFd>,
         watchdog: Arc<Watchdog>,
         cgroup: Option<ProcessCgroup>,
     ) -> io::Result<Self> {
         // Opened before anything can reap the child, so the pidfd refers to
         // this process and no other.
-        let pidfd = match pidfd_open(pid) {
+        let pidfd = match pidfd.map_or_else(|| pidfd_open(pid), Ok) {
             Ok(fd) => fd,
             Err(e) => {
                 // SAFETY: killpg has no memory-safety preconditions.

@@ -50,6 +50,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 
 /// The three standard streams of a child.
@@ -69,6 +70,9 @@ pub struct StdioPlan {
 pub(crate) struct Spawned {
     /// The child's pid.
     pub pid: u32,
+    /// A pidfd for it, made by the start itself where the kernel can
+    /// (`clone3` with `CLONE_PIDFD`); otherwise the caller opens one.
+    pub pidfd: Option<OwnedFd>,
     /// The writing end of its stdin, if piped.
     pub stdin: Option<OwnedFd>,
     /// The reading end of its stdout, if piped.
@@ -185,6 +189,9 @@ struct Launcher {
     lanes: [Mutex<Lane>; LANES],
     /// One above the highest reserved fd: the child copies fds below it.
     copy_below: u32,
+    /// Whether the kernel has `close_range` (5.9), with which the child
+    /// closes every fd above 2 itself.
+    close_range_works: bool,
 }
 
 /// A close-on-exec duplicate of `fd` numbered 3 or above.
@@ -259,10 +266,15 @@ impl Launcher {
             .chain([null.as_raw_fd()])
             .max()
             .unwrap_or(2);
+        // SAFETY: closes nothing (the range holds no fd); fails only
+        // where the system call is missing.
+        let close_range_works =
+            unsafe { libc::syscall(libc::SYS_close_range, u32::MAX, u32::MAX, 0u32) } == 0;
         Ok(Self {
             null,
             lanes,
             copy_below: highest as u32 + 1,
+            close_range_works,
         })
     }
 
@@ -303,19 +315,24 @@ impl Launcher {
             Ok::<(), io::Error>(())
         })();
         let started = prepared.and_then(|()| {
-            mark_inherited_fds_cloexec();
+            if !self.close_range_works {
+                mark_inherited_fds_cloexec();
+            }
             let _registering = reaper().registering();
-            let pid = clone_exec(image, sources, self.copy_below, &mut lane.stack)?;
-            reaper().register(pid, true);
-            Ok(pid)
+            let started = clone_exec(image, sources, self.copy_below, &mut lane.stack)?;
+            reaper().register(started.0, true);
+            Ok(started)
         });
         // The child has its own copies now: the host must not hold the
-        // child's ends, or it would never see end-of-file.
+        // child's ends, or it would never see end-of-file. Only the slots
+        // a pipe end was put in hold anything but `/dev/null`.
         let mut reset = Ok(());
-        for slot in &lane.slots {
-            reset = reset.and(dup_into(self.null.as_raw_fd(), slot));
+        for (slot, source) in lane.slots.iter().zip(sources) {
+            if source == slot.as_raw_fd() {
+                reset = reset.and(dup_into(self.null.as_raw_fd(), slot));
+            }
         }
-        let pid = started?;
+        let (pid, pidfd) = started?;
         if let Err(e) = reset {
             abandon(pid);
             return Err(e);
@@ -323,6 +340,7 @@ impl Launcher {
         let [stdin, stdout, stderr] = host_ends;
         Ok(Spawned {
             pid,
+            pidfd,
             stdin,
             stdout,
             stderr,
@@ -340,18 +358,22 @@ struct ChildArgs {
     cwd: *const libc::c_char,
     sources: [c_int; 3],
     copy_below: u32,
+    /// Whether the kernel reset the host's handlers already
+    /// (`CLONE_CLEAR_SIGHAND`); if not, the child resets them one by one.
+    handlers_cleared: bool,
     error: c_int,
 }
 
-/// `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: returns once the child
-/// has called `execve` (its pid) or failed before it (its errno, the
-/// child reaped).
+/// Starts the child: `clone3` where the kernel allows it (see
+/// [`clone3_exec`]), `clone` otherwise. Returns once the child has called
+/// `execve` (its pid, and its pidfd if the kernel made one) or failed
+/// before it (its errno, the child reaped).
 fn clone_exec(
     image: &ExecImage,
     sources: [c_int; 3],
     copy_below: u32,
     stack: &mut [u8],
-) -> io::Result<u32> {
+) -> io::Result<(u32, Option<OwnedFd>)> {
     let mut args = ChildArgs {
         program: image.program.as_ptr(),
         argv: image.argv.as_ptr(),
@@ -359,11 +381,9 @@ fn clone_exec(
         cwd: image.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         sources,
         copy_below,
+        handlers_cleared: false,
         error: 0,
     };
-    // The stack grows down: the child starts at its 16-byte aligned top.
-    let top = stack.as_mut_ptr_range().end as usize & !15;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
     let mut saved = empty_sigset();
     // No handler of the host may run in the child while it shares the
     // host's memory: every signal is blocked across the clone (internal
@@ -374,30 +394,182 @@ fn clone_exec(
         libc::sigfillset(&mut all);
         set_sigmask(&all, &mut saved);
     }
-    // SAFETY: the child runs `child_main` on `stack`, which outlives it
-    // (CLONE_VFORK suspends this thread until the child has exec'd or
-    // exited); `args` lives on this frame for as long.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            top as *mut c_void,
-            flags,
-            (&raw mut args).cast::<c_void>(),
-        )
+    let started = match clone3_exec(&mut args, stack) {
+        Some(started) => started,
+        None => clone2_exec(&mut args, stack).map(|pid| (pid, None)),
     };
-    let clone_error = io::Error::last_os_error();
     // SAFETY: restores this thread's mask.
     unsafe { set_sigmask(&saved, std::ptr::null_mut()) };
-    if pid < 0 {
-        return Err(clone_error);
-    }
+    let (pid, pidfd) = started?;
     // SAFETY: the child wrote it (shared memory) before this thread resumed.
     let error = unsafe { std::ptr::read_volatile(&raw const args.error) };
     if error != 0 {
-        let _ = crate::os_child::wait_pid(pid as u32);
+        drop(pidfd);
+        let _ = crate::os_child::wait_pid(pid);
         return Err(io::Error::from_raw_os_error(error));
     }
+    Ok((pid, pidfd))
+}
+
+/// The top of `stack`, 16-byte aligned: the stack grows down.
+fn stack_top(stack: &mut [u8]) -> usize {
+    stack.as_mut_ptr_range().end as usize & !15
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: the start where
+/// `clone3` is not available. The child resets the host's handlers itself.
+fn clone2_exec(args: &mut ChildArgs, stack: &mut [u8]) -> io::Result<u32> {
+    args.handlers_cleared = false;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
+    // SAFETY: the child runs `child_main` on `stack`, which outlives it
+    // (CLONE_VFORK suspends this thread until the child has exec'd or
+    // exited); `args` lives on the caller's frame for as long.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack_top(stack) as *mut c_void,
+            flags,
+            std::ptr::from_mut(args).cast::<c_void>(),
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(pid as u32)
+}
+
+/// `struct clone_args` of `clone3(2)`, up to `cgroup` (version 2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_CLEAR_SIGHAND` (Linux 5.5): the child starts with every handled
+/// signal back at its default.
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+
+/// Whether `clone3` has failed in a way that will not change (an old
+/// kernel, or a seccomp filter such as a container runtime's): every later
+/// start uses `clone`.
+static CLONE3_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's starts use `clone`, to test that path.
+    static FORCE_CLONE2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND |
+/// CLONE_PIDFD)`: the kernel resets the host's signal handlers in the
+/// child (sparing it a `sigaction` call per signal, which `posix_spawn`
+/// makes) and returns a pidfd with the pid. `None` where `clone3` or one
+/// of its flags is not available: the caller falls back to `clone`.
+fn clone3_exec(
+    args: &mut ChildArgs,
+    stack: &mut [u8],
+) -> Option<io::Result<(u32, Option<OwnedFd>)>> {
+    if !cfg!(target_arch = "x86_64") || CLONE3_UNAVAILABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    #[cfg(test)]
+    if FORCE_CLONE2.get() {
+        return None;
+    }
+    args.handlers_cleared = true;
+    let base = stack.as_mut_ptr() as u64;
+    let mut pidfd: c_int = -1;
+    let mut clone_args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::CLONE_PIDFD) as u64
+            | CLONE_CLEAR_SIGHAND,
+        pidfd: (&raw mut pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base,
+        stack_size: stack_top(stack) as u64 - base,
+        ..CloneArgs::default()
+    };
+    // SAFETY: as for `clone2_exec`: the child runs `child_main` on `stack`
+    // and this thread waits (CLONE_VFORK) until it has exec'd or exited.
+    let rc = unsafe {
+        raw_clone3(
+            &mut clone_args,
+            child_main,
+            std::ptr::from_mut(args).cast::<c_void>(),
+        )
+    };
+    if rc < 0 {
+        let errno = -rc as c_int;
+        // ENOSYS: no clone3 (before 5.3, or filtered); EINVAL: a flag it
+        // does not know (CLONE_CLEAR_SIGHAND before 5.5); EPERM: filtered.
+        if matches!(errno, libc::ENOSYS | libc::EINVAL | libc::EPERM) {
+            CLONE3_UNAVAILABLE.store(true, Ordering::Relaxed);
+            return None;
+        }
+        return Some(Err(io::Error::from_raw_os_error(errno)));
+    }
+    // SAFETY: the kernel stored a fresh pidfd that nothing else owns.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
+    Some(Ok((rc as u32, pidfd)))
+}
+
+/// The `clone3` system call, the child running `child(arg)` on the stack
+/// in `args` (`child` must not return). Returns the child's pid, or
+/// `-errno`. There is no glibc wrapper: the child must not return through
+/// a function frame of the parent's.
+///
+/// # Safety
+/// As for `clone`: `args` names a stack that outlives the child, and
+/// `arg` stays valid for it.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_clone3(
+    args: &mut CloneArgs,
+    child: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> i64 {
+    let rc: i64;
+    // SAFETY: the kernel keeps every register but rax, rcx and r11 across
+    // the system call. The child (rax = 0) starts on the 16-byte aligned
+    // top of its new stack and calls `child(arg)`, which ends it.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => rc,
+            in("rdi") std::ptr::from_mut(args),
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") child,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    rc
+}
+
+/// Other architectures start children with `clone` (see [`clone3_exec`]).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn raw_clone3(
+    _: &mut CloneArgs,
+    _: extern "C" fn(*mut c_void) -> c_int,
+    _: *mut c_void,
+) -> i64 {
+    -i64::from(libc::ENOSYS)
 }
 
 fn empty_sigset() -> libc::sigset_t {
@@ -447,8 +619,17 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
     // of one) on valid pointers; none allocates or takes a lock.
     unsafe {
         // Handlers of the host (and SIGPIPE, which Rust ignores) go back
-        // to the default. The child has its own copy of the dispositions.
-        for sig in 1..libc::SIGRTMAX() + 1 {
+        // to the default. The child has its own copy of the dispositions;
+        // `clone3` has reset the handlers already where it was used.
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
+        let handled = if args.handlers_cleared {
+            0
+        } else {
+            libc::SIGRTMAX() + 1
+        };
+        for sig in 1..handled {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
@@ -456,11 +637,7 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
             if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
                 continue;
             }
-            if sig == libc::SIGPIPE
-                || (old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN)
-            {
-                let mut default: libc::sigaction = std::mem::zeroed();
-                default.sa_sigaction = libc::SIG_DFL;
+            if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
                 libc::sigaction(sig, &default, std::ptr::null_mut());
             }
         }
@@ -497,10 +674,9 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
     }
 }
 
-/// Marks every fd above 2 close-on-exec: the second line of defence for
-/// the managed children (which close every fd above 2 themselves, except
-/// on kernels before 5.9 where `close_range` is missing), and the only one
-/// for the watchdog, which `std` starts.
+/// Marks every fd above 2 close-on-exec: the defence for the watchdog,
+/// which `std` starts, and, before each start, for the managed children on
+/// kernels before 5.9 (elsewhere they close every fd above 2 themselves).
 ///
 /// Fds the host opens itself are close-on-exec already (Rust, tokio and
 /// wasmtime open them that way); this catches fds the host *inherited*
@@ -644,12 +820,11 @@ mod tests {
             .trim()
     }
 
-    #[test]
-    fn spawner_child_state_good() {
-        // A handler and a blocked signal in the host, a high fd without
-        // close-on-exec: the child (and so what it starts) has an empty
-        // mask, SIGPIPE not ignored, its own group, the given environment,
-        // and only fds 0-2.
+    /// A handler and a blocked signal in the host, a high fd without
+    /// close-on-exec: the child (and so what it starts) has an empty mask,
+    /// SIGPIPE not ignored, its own group, the given environment, and only
+    /// fds 0-2. Returns whether the starts made pidfds.
+    fn assert_child_state() -> bool {
         extern "C" fn on_usr2(_: c_int) {}
         // SAFETY: installs an empty handler; blocks SIGUSR2 in this thread.
         let leaked = unsafe {
@@ -660,8 +835,10 @@ mod tests {
             libc::fcntl(0, libc::F_DUPFD, 900)
         };
         assert!(leaked >= 900);
-        let run = |program: &str, args: &[&str]| {
-            let spawned = spawn(&approved(program, args), piped_out(), None).unwrap();
+        let mut pidfds = true;
+        let mut run = |program: &str, args: &[&str]| {
+            let mut spawned = spawn(&approved(program, args), piped_out(), None).unwrap();
+            pidfds &= spawned.pidfd.take().is_some();
             (spawned.pid, output(spawned))
         };
         let (pid, status) = run("/bin/cat", &["/proc/self/status"]);
@@ -690,6 +867,29 @@ mod tests {
         // `ls` opens one directory fd (3) to list the others.
         assert_eq!(fds, "0\n1\n2\n3\n");
         assert_eq!(env, "ONLY=this\n");
+        pidfds
+    }
+
+    #[test]
+    fn spawner_child_state_good() {
+        let pidfds = assert_child_state();
+        if cfg!(target_arch = "x86_64") {
+            assert!(
+                pidfds,
+                "no pidfd from the start: clone3 was not used (unavailable: {})",
+                CLONE3_UNAVAILABLE.load(Ordering::Relaxed)
+            );
+        }
+    }
+
+    #[test]
+    fn spawner_child_state_without_clone3_good() {
+        // The path of kernels and sandboxes without clone3: the child
+        // resets the handlers itself, and the caller opens the pidfd.
+        FORCE_CLONE2.set(true);
+        let pidfds = assert_child_state();
+        FORCE_CLONE2.set(false);
+        assert!(!pidfds, "clone made a pidfd");
     }
 
     #[test]
