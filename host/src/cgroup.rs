@@ -541,6 +541,23 @@ pub(crate) struct ProcessCgroup {
 }
 
 impl ProcessCgroup {
+    /// Its directory.
+    #[cfg(test)]
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its directory, opened for `clone3`'s `CLONE_INTO_CGROUP`, which
+    /// starts a child inside it.
+    pub(crate) fn open_dir(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&self.dir)
+            .map(Into::into)
+    }
+
     /// Moves a freshly spawned child in, and then whatever it has forked
     /// already (those children are still its children: an orphan would
     /// have come back to the host, a subreaper).

@@ -1,10 +1,15 @@
 //! How a process is started: the one module of the host that creates
 //! operating-system processes. Clippy enforces this (`clippy.toml` at the workspace root).
 //!
-//! Children are started the way glibc's `posix_spawn` starts them: `clone`
-//! with `CLONE_VM | CLONE_VFORK` (no `fork`, so a large host never pays for
-//! copying its memory map), a few system calls in the child, then
-//! `execve`. Every child gets:
+//! Children are started the way glibc's `posix_spawn` starts them, with
+//! the memory of the host shared until `execve` (no `fork`, so a large host
+//! never pays for copying its memory map), a few system calls in the child,
+//! then `execve`. Where the kernel allows it (x86-64, Linux 5.7, no seccomp
+//! filter refusing it) the start is `clone3` with `CLONE_VM | CLONE_VFORK |
+//! CLONE_FILES | CLONE_CLEAR_SIGHAND | CLONE_PIDFD | CLONE_INTO_CGROUP`;
+//! elsewhere it is `clone` with the first three, and the child resets the
+//! signal handlers itself, one `sigaction` per signal, as `posix_spawn`
+//! does. Every child gets:
 //! - its own process group, so signals reach everything it starts;
 //! - an environment holding only what the policy built;
 //! - the canonical program path, with `argv[0]` set to the granted name;
@@ -23,15 +28,14 @@
 //! fd numbers ([`Lane`]): a child's pipe ends are `dup3`'d there just for
 //! its start, and the child `dup2`s them onto 0–2.
 //!
-//! Placement in the cgroup: glibc 2.39's `pidfd_spawn` with
-//! `posix_spawnattr_setcgroup_np`, or `clone3` with `CLONE_INTO_CGROUP`,
-//! would start the child inside it. The child is moved right after the
-//! start returns instead, followed by anything it has forked by then. In
-//! that window (tens of µs; the `wasmproc_host::cgroup` trace event
-//! `window_us` measures it) a child forked and orphaned before the move
-//! would stay outside the cgroup; the host is a subreaper, so such an
-//! orphan comes back to it and is killed when the host's processes stop
-//! (`subreaper.rs`).
+//! Placement in the cgroup: with `CLONE_INTO_CGROUP` the child is born in
+//! its cgroup, so nothing it forks is ever outside it. Where the kernel
+//! cannot do that, the child is moved right after the start returns,
+//! followed by anything it has forked by then. In that window (tens of µs;
+//! the `wasmproc_host::cgroup` trace event `window_us` measures it) a child
+//! forked and orphaned before the move would stay outside the cgroup; the
+//! host is a subreaper, so such an orphan comes back to it and is killed
+//! when the host's processes stop (`subreaper.rs`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -88,8 +92,12 @@ pub(crate) fn spawn(
     cgroup: Option<&ProcessCgroup>,
 ) -> io::Result<Spawned> {
     let image = ExecImage::new(cmd)?;
-    let spawned = Launcher::get()?.start(&image, stdio)?;
+    // Unopenable, the cgroup is still joined after the start (adopt).
+    let cgroup_dir = cgroup.and_then(|c| c.open_dir().ok());
+    let (spawned, placed) = Launcher::get()?.start(&image, stdio, cgroup_dir.as_ref())?;
+    drop(cgroup_dir);
     if let Some(cgroup) = cgroup
+        && !placed
         && let Err(e) = cgroup.adopt(spawned.pid)
     {
         abandon(spawned.pid);
@@ -290,8 +298,15 @@ impl Launcher {
         self.lanes[0].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts `image` with `stdio` and registers it with the subreaper.
-    fn start(&self, image: &ExecImage, stdio: StdioPlan) -> io::Result<Spawned> {
+    /// Starts `image` with `stdio` (inside the cgroup `cgroup_dir` where
+    /// the kernel can: then `placed` is true) and registers it with the
+    /// subreaper.
+    fn start(
+        &self,
+        image: &ExecImage,
+        stdio: StdioPlan,
+        cgroup_dir: Option<&OwnedFd>,
+    ) -> io::Result<(Spawned, bool)> {
         let mut lane = self.lane();
         let mut host_ends: [Option<OwnedFd>; 3] = [None, None, None];
         // What the child puts on 0, 1 and 2 (-1: the host's own, inherited).
@@ -319,8 +334,14 @@ impl Launcher {
                 mark_inherited_fds_cloexec();
             }
             let _registering = reaper().registering();
-            let started = clone_exec(image, sources, self.copy_below, &mut lane.stack)?;
-            reaper().register(started.0, true);
+            let started = clone_exec(
+                image,
+                sources,
+                self.copy_below,
+                &mut lane.stack,
+                cgroup_dir.map(AsRawFd::as_raw_fd),
+            )?;
+            reaper().register(started.pid, true);
             Ok(started)
         });
         // The child has its own copies now: the host must not hold the
@@ -332,19 +353,20 @@ impl Launcher {
                 reset = reset.and(dup_into(self.null.as_raw_fd(), slot));
             }
         }
-        let (pid, pidfd) = started?;
+        let Started { pid, pidfd, placed } = started?;
         if let Err(e) = reset {
             abandon(pid);
             return Err(e);
         }
         let [stdin, stdout, stderr] = host_ends;
-        Ok(Spawned {
+        let spawned = Spawned {
             pid,
             pidfd,
             stdin,
             stdout,
             stderr,
-        })
+        };
+        Ok((spawned, placed))
     }
 }
 
@@ -364,16 +386,25 @@ struct ChildArgs {
     error: c_int,
 }
 
+/// A child that has called `execve`.
+struct Started {
+    pid: u32,
+    /// Its pidfd, if the kernel made one with the start.
+    pidfd: Option<OwnedFd>,
+    /// Whether it was started inside the cgroup asked for.
+    placed: bool,
+}
+
 /// Starts the child: `clone3` where the kernel allows it (see
 /// [`clone3_exec`]), `clone` otherwise. Returns once the child has called
-/// `execve` (its pid, and its pidfd if the kernel made one) or failed
-/// before it (its errno, the child reaped).
+/// `execve` or failed before it (its errno, the child reaped).
 fn clone_exec(
     image: &ExecImage,
     sources: [c_int; 3],
     copy_below: u32,
     stack: &mut [u8],
-) -> io::Result<(u32, Option<OwnedFd>)> {
+    cgroup_dir: Option<RawFd>,
+) -> io::Result<Started> {
     let mut args = ChildArgs {
         program: image.program.as_ptr(),
         argv: image.argv.as_ptr(),
@@ -394,21 +425,25 @@ fn clone_exec(
         libc::sigfillset(&mut all);
         set_sigmask(&all, &mut saved);
     }
-    let started = match clone3_exec(&mut args, stack) {
+    let started = match clone3_exec(&mut args, stack, cgroup_dir) {
         Some(started) => started,
-        None => clone2_exec(&mut args, stack).map(|pid| (pid, None)),
+        None => clone2_exec(&mut args, stack).map(|pid| Started {
+            pid,
+            pidfd: None,
+            placed: false,
+        }),
     };
     // SAFETY: restores this thread's mask.
     unsafe { set_sigmask(&saved, std::ptr::null_mut()) };
-    let (pid, pidfd) = started?;
+    let started = started?;
     // SAFETY: the child wrote it (shared memory) before this thread resumed.
     let error = unsafe { std::ptr::read_volatile(&raw const args.error) };
     if error != 0 {
-        drop(pidfd);
-        let _ = crate::os_child::wait_pid(pid);
+        drop(started.pidfd);
+        let _ = crate::os_child::wait_pid(started.pid);
         return Err(io::Error::from_raw_os_error(error));
     }
-    Ok((pid, pidfd))
+    Ok(started)
 }
 
 /// The top of `stack`, 16-byte aligned: the stack grows down.
@@ -470,15 +505,26 @@ thread_local! {
     static FORCE_CLONE2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// `CLONE_INTO_CGROUP` (Linux 5.7): the child starts inside a cgroup.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Whether the kernel does not know `CLONE_INTO_CGROUP`: children are then
+/// moved into their cgroup right after the start.
+static INTO_CGROUP_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
 /// `clone3(CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND |
 /// CLONE_PIDFD)`: the kernel resets the host's signal handlers in the
 /// child (sparing it a `sigaction` call per signal, which `posix_spawn`
-/// makes) and returns a pidfd with the pid. `None` where `clone3` or one
-/// of its flags is not available: the caller falls back to `clone`.
+/// makes) and returns a pidfd with the pid. With `cgroup_dir`, also
+/// `CLONE_INTO_CGROUP`: the child is born in its cgroup, so nothing it
+/// forks can ever be outside it; if the kernel refuses that, the start is
+/// made without it (and the caller moves the child). `None` where `clone3`
+/// or one of its flags is not available: the caller falls back to `clone`.
 fn clone3_exec(
     args: &mut ChildArgs,
     stack: &mut [u8],
-) -> Option<io::Result<(u32, Option<OwnedFd>)>> {
+    cgroup_dir: Option<RawFd>,
+) -> Option<io::Result<Started>> {
     if !cfg!(target_arch = "x86_64") || CLONE3_UNAVAILABLE.load(Ordering::Relaxed) {
         return None;
     }
@@ -498,15 +544,32 @@ fn clone3_exec(
         stack_size: stack_top(stack) as u64 - base,
         ..CloneArgs::default()
     };
+    let into = cgroup_dir.filter(|_| !INTO_CGROUP_UNAVAILABLE.load(Ordering::Relaxed));
+    if let Some(fd) = into {
+        clone_args.flags |= CLONE_INTO_CGROUP;
+        clone_args.cgroup = fd as u64;
+    }
+    let child_args = std::ptr::from_mut(args).cast::<c_void>();
     // SAFETY: as for `clone2_exec`: the child runs `child_main` on `stack`
     // and this thread waits (CLONE_VFORK) until it has exec'd or exited.
-    let rc = unsafe {
-        raw_clone3(
-            &mut clone_args,
-            child_main,
-            std::ptr::from_mut(args).cast::<c_void>(),
-        )
-    };
+    let mut rc = unsafe { raw_clone3(&mut clone_args, child_main, child_args) };
+    let mut placed = into.is_some();
+    if rc < 0 && placed {
+        // The cgroup was refused (EINVAL: a kernel before 5.7); the start
+        // is made without it, and the caller moves the child.
+        if rc == -i64::from(libc::EINVAL) {
+            INTO_CGROUP_UNAVAILABLE.store(true, Ordering::Relaxed);
+        }
+        tracing::debug!(
+            errno = -rc,
+            "clone3 into the cgroup refused; moving the child instead"
+        );
+        clone_args.flags &= !CLONE_INTO_CGROUP;
+        clone_args.cgroup = 0;
+        placed = false;
+        // SAFETY: as above.
+        rc = unsafe { raw_clone3(&mut clone_args, child_main, child_args) };
+    }
     if rc < 0 {
         let errno = -rc as c_int;
         // ENOSYS: no clone3 (before 5.3, or filtered); EINVAL: a flag it
@@ -519,7 +582,11 @@ fn clone3_exec(
     }
     // SAFETY: the kernel stored a fresh pidfd that nothing else owns.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-    Some(Ok((rc as u32, pidfd)))
+    Some(Ok(Started {
+        pid: rc as u32,
+        pidfd,
+        placed,
+    }))
 }
 
 /// The `clone3` system call, the child running `child(arg)` on the stack
@@ -890,6 +957,53 @@ mod tests {
         let pidfds = assert_child_state();
         FORCE_CLONE2.set(false);
         assert!(!pidfds, "clone made a pidfd");
+    }
+
+    #[test]
+    fn spawner_child_born_in_its_cgroup_good() {
+        // With clone3, the child's very first look at its cgroup finds the
+        // one it was started for (nothing it could fork escapes a move);
+        // with clone, it is moved there before the start returns.
+        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let cgroup = || {
+            manager
+                .host_scope()
+                .process()
+                .unwrap()
+                .expect("this test needs cgroup v2 containment (root, cgroup2)")
+        };
+        let ends_in = |text: &str, cgroup: &ProcessCgroup| {
+            let name = cgroup.dir().file_name().unwrap().to_string_lossy();
+            text.trim_end().ends_with(&format!("/{name}"))
+        };
+        let born = cgroup();
+        let cat = ExecImage::new(&approved("/bin/cat", &["/proc/self/cgroup"])).unwrap();
+        let dir = born.open_dir().unwrap();
+        let (spawned, placed) = Launcher::get()
+            .unwrap()
+            .start(&cat, piped_out(), Some(&dir))
+            .unwrap();
+        assert!(
+            placed || !cfg!(target_arch = "x86_64"),
+            "not started inside the cgroup (clone3 unavailable: {}, into-cgroup unavailable: {})",
+            CLONE3_UNAVAILABLE.load(Ordering::Relaxed),
+            INTO_CGROUP_UNAVAILABLE.load(Ordering::Relaxed)
+        );
+        let seen = output(spawned);
+        if placed {
+            assert!(ends_in(&seen, &born), "the child saw {seen:?}");
+        }
+        born.remove();
+
+        let moved = cgroup();
+        FORCE_CLONE2.set(true);
+        let sleeper = spawn(&approved("/bin/sleep", &["30"]), piped_out(), Some(&moved));
+        FORCE_CLONE2.set(false);
+        let sleeper = sleeper.unwrap();
+        let seen = std::fs::read_to_string(format!("/proc/{}/cgroup", sleeper.pid)).unwrap();
+        abandon(sleeper.pid);
+        assert!(ends_in(&seen, &moved), "the child is in {seen:?}");
+        moved.remove();
     }
 
     #[test]

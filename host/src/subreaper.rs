@@ -1,9 +1,10 @@
 //! The host as a child subreaper (`PR_SET_CHILD_SUBREAPER`): a process
 //! orphaned anywhere below a child the host started comes back to the host
 //! instead of to init. That closes two gaps:
-//! - a process forked (and orphaned) in the microseconds between the
-//!   spawner's start returning and the child being moved into its cgroup is
-//!   still the host's to find, kill and reap;
+//! - where the kernel cannot start a child inside its cgroup, a process
+//!   forked (and orphaned) in the microseconds between the spawner's start
+//!   returning and the child being moved into its cgroup is still the
+//!   host's to find, kill and reap;
 //! - without cgroups, a `setsid` escapee whose parent exited is a child of
 //!   the host, which kills it at shutdown.
 //!
