@@ -14,16 +14,18 @@
 //!   process ends and is reaped, untimed, before the next start, so the
 //!   two points differ only in the number of live processes. The samples
 //!   at peak are taken once every live process has finished starting and
-//!   sleeps (`settle_ms` is how long that took after the last start, and
-//!   `unsettled_at_peak` says how many had not within 60 s, if any): until
-//!   then thousands of dynamic loaders compete for the CPU with the host.
-//!   The 0-live point is sampled twice, 400 starts each: before the peak
-//!   (after as many untimed starts, which pay what a host sets up once)
-//!   and again once every process has stopped
-//!   (`start_ms_at_0_live_before`, `start_ms_at_0_live_after`);
-//!   `start_ms_at_0_live` is the median of both, so a drift of the
-//!   machine's speed over the run weighs on both points alike. The native
-//!   baselines below are sampled the same way.
+//!   sleeps (`settle_ms`, the median over visits, is how long that took
+//!   after the last start, and `unsettled_at_peak` says how many had not
+//!   within 60 s, if any): until then thousands of dynamic loaders compete
+//!   for the CPU with the host.
+//!   The host goes from 0 live to the peak and back three times, and
+//!   each point is sampled every time it is reached, 300 starts each (the
+//!   0-live point a fourth time first, after as many untimed starts,
+//!   which pay what a host sets up once); the figures are the medians of
+//!   all samples of a point, so a drift of the machine's speed over the
+//!   run weighs on both points alike. `start_ms_at_0_live_each` and
+//!   `start_ms_at_peak_live_each` list the median of each visit. The
+//!   native baselines below are sampled at the same visits.
 //! - `start_cpu_ms_at_0_live`, `start_cpu_ms_at_peak_live`,
 //!   `start_cpu_flatness`: the same starts, timed by the CPU time of this
 //!   process, every thread of the host included (`CLOCK_PROCESS_CPUTIME_ID`),
@@ -40,6 +42,8 @@
 //!   of the table costs nothing: what creating and executing a process
 //!   costs the kernel with that many processes live, the floor under
 //!   `start_flatness`.
+//! - `stop_all_ms`: stopping every live process at once (the session's
+//!   end), the median over the visits of the peak.
 //! - `concurrent_guests`: guest sessions running `run /bin/true` at once,
 //!   each from its own task on a 2-worker tokio runtime, through the async
 //!   `ProcessCtx::run` (the capability's calls without a wasm guest);
@@ -69,7 +73,7 @@ use wasmproc_tests::scale::{
 };
 
 const MAX_LIVE: usize = 10_000;
-const START_SAMPLES: usize = 400;
+const START_SAMPLES: usize = 300;
 /// Native starts per point (at peak each costs a copy of the host's whole
 /// fd table).
 const NATIVE_SAMPLES: usize = 50;
@@ -226,63 +230,84 @@ fn print_flatness(name: &str, flatness: &str, zero: Vec<f64>, peak: Vec<f64>) {
     println!("{flatness}: {:.3}", peak / zero);
 }
 
+/// How many times the host goes from 0 live processes to the peak and
+/// back: the two points are sampled in turn, so a drift in the machine's
+/// speed weighs on both alike.
+const CYCLES: usize = 3;
+
+/// Starts `live` background `sleep 600`; their pids.
+fn ramp(ctx: &mut ProcessCtx, live: usize) -> Vec<u32> {
+    (0..live)
+        .map(|_| {
+            let (id, _) = start_sleep(ctx, 600);
+            ctx.get(&id).unwrap().facts.pid
+        })
+        .collect()
+}
+
+/// The medians of each sample set, as one line.
+fn medians(points: &[Vec<f64>]) -> String {
+    let each: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.3}", median(p.clone())))
+        .collect();
+    each.join(" ")
+}
+
 fn live_part() {
     let live = live_target();
     let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
     let kernel = SmallTableStarter::new(sleep.clone(), NATIVE_SAMPLES);
     let manager = ProcessManager::new(Duration::from_secs(2));
     let policy = policy_for((live + START_SAMPLES) as u32);
-    let session = |name: &str| {
+    let session = |cycle: usize| {
         ProcessCtx::new(
-            name,
+            format!("scale-{cycle}"),
             Arc::clone(&policy),
             Arc::clone(&manager),
             Audit::new(),
         )
     };
-    let mut ctx = session("scale");
+    let mut ctx = session(0);
     // Untimed: the first starts of a host pay for what it sets up once.
     sampled_starts(&mut ctx);
-    let zero_before = Point::take(&mut ctx, &sleep, &kernel);
-    let mut pids = Vec::with_capacity(live);
-    let mut pipes = HashSet::new();
-    for _ in 0..live {
-        let (id, _) = start_sleep(&mut ctx, 600);
-        let pid = ctx.get(&id).unwrap().facts.pid;
-        pids.push(pid);
+    let first_zero = Point::take(&mut ctx, &sleep, &kernel);
+    let mut zero_walls = vec![first_zero.wall.clone()];
+    let mut zero = first_zero;
+    let mut peak_walls = Vec::new();
+    let mut peak = Point::default();
+    let (mut peak_threads, mut held) = (0, 0);
+    let (mut settle_ms, mut unsettled, mut stop_all_ms) = (Vec::new(), 0, Vec::new());
+    for cycle in 1..=CYCLES {
+        let pids = ramp(&mut ctx, live);
+        if cycle == 1 {
+            let pipes: HashSet<String> = pids.iter().flat_map(|p| child_pipes(*p)).collect();
+            peak_threads = threads();
+            held = fds_held_for(&pipes, &pids);
+        }
+        let settling = Instant::now();
+        unsettled += wait_until_asleep(&pids, Duration::from_secs(60));
+        settle_ms.push(ms(settling.elapsed()));
+        let at_peak = Point::take(&mut ctx, &sleep, &kernel);
+        peak_walls.push(at_peak.wall.clone());
+        peak = peak.join(at_peak);
+        let stopping = Instant::now();
+        drop(ctx);
+        stop_all_ms.push(ms(stopping.elapsed()));
+        ctx = session(cycle);
+        let at_zero = Point::take(&mut ctx, &sleep, &kernel);
+        zero_walls.push(at_zero.wall.clone());
+        zero = zero.join(at_zero);
     }
-    for pid in &pids {
-        pipes.extend(child_pipes(*pid));
-    }
-    let peak_threads = threads();
-    let held = fds_held_for(&pipes, &pids);
-    let settling = Instant::now();
-    let unsettled = wait_until_asleep(&pids, Duration::from_secs(60));
-    let settle_ms = ms(settling.elapsed());
-    let peak = Point::take(&mut ctx, &sleep, &kernel);
-    let stopping = Instant::now();
-    drop(ctx);
-    let stop_all_ms = ms(stopping.elapsed());
-    // The 0-live point again, once every process has stopped: with the
-    // samples from before the peak, a drift in the machine's speed over
-    // the run weighs on both points alike.
-    let zero_after = Point::take(&mut session("scale-after"), &sleep, &kernel);
     println!("live_processes: {live}");
     println!("host_threads_at_peak: {peak_threads}");
     println!("fds_per_live_process: {:.2}", held as f64 / live as f64);
-    println!("settle_ms: {settle_ms:.0}");
+    println!("settle_ms: {:.0}", median(settle_ms));
     if unsettled > 0 {
         println!("unsettled_at_peak: {unsettled}");
     }
-    println!(
-        "start_ms_at_0_live_before: {:.3}",
-        median(zero_before.wall.clone())
-    );
-    println!(
-        "start_ms_at_0_live_after: {:.3}",
-        median(zero_after.wall.clone())
-    );
-    let zero = zero_before.join(zero_after);
+    println!("start_ms_at_0_live_each: {}", medians(&zero_walls));
+    println!("start_ms_at_peak_live_each: {}", medians(&peak_walls));
     print_flatness("start_ms", "start_flatness", zero.wall, peak.wall);
     print_flatness("start_cpu_ms", "start_cpu_flatness", zero.cpu, peak.cpu);
     print_flatness(
@@ -297,7 +322,7 @@ fn live_part() {
         zero.kernel,
         peak.kernel,
     );
-    println!("stop_all_ms: {stop_all_ms:.0}");
+    println!("stop_all_ms: {:.0}", median(stop_all_ms));
 }
 
 fn command_true() -> CommandSpec {
