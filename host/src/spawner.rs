@@ -554,9 +554,24 @@ fn clone3_exec(
     // and this thread waits (CLONE_VFORK) until it has exec'd or exited.
     let mut rc = unsafe { raw_clone3(&mut clone_args, child_main, child_args) };
     let mut placed = into.is_some();
-    if rc < 0 && placed {
-        // The cgroup was refused (EINVAL: a kernel before 5.7); the start
-        // is made without it, and the caller moves the child.
+    // The cgroup refused (EINVAL: a kernel before 5.7; EOPNOTSUPP, EBUSY:
+    // a cgroup that cannot take processes this way; EACCES, EPERM, ENOSYS,
+    // EBADF: not allowed here): the start is made without it, and the
+    // caller moves the child. A shortage (EAGAIN, ENOMEM) stays an error.
+    let refused = |rc: i64| {
+        let errno = -rc as c_int;
+        matches!(
+            errno,
+            libc::EINVAL
+                | libc::EOPNOTSUPP
+                | libc::EBUSY
+                | libc::EACCES
+                | libc::EPERM
+                | libc::ENOSYS
+                | libc::EBADF
+        )
+    };
+    if rc < 0 && placed && refused(rc) {
         if rc == -i64::from(libc::EINVAL) {
             INTO_CGROUP_UNAVAILABLE.store(true, Ordering::Relaxed);
         }
