@@ -160,6 +160,9 @@ impl Reaper {
         match first_zombie_child() {
             None => return,
             Some(pid) if self.known().leaders.contains(&pid) => return,
+            // A leader its monitor reaped (and forgot) since it was seen:
+            // that reap asks for a sweep of its own.
+            Some(pid) if !is_zombie_child(pid) => return,
             Some(_) => {}
         }
         self.sweep();
@@ -168,12 +171,24 @@ impl Reaper {
     /// Reaps every zombie child that is an orphan (reads /proc only for
     /// children that are not the host's own leaders).
     fn sweep(&self) {
+        // The scan of every child, and the skip of the host's own leaders
+        // (a hash lookup each), happen before the gate is taken: starts
+        // wait on it. A child started meanwhile and not registered yet is
+        // checked again under the gate, registered by then.
+        let candidates: Vec<u32> = {
+            let children = cgroup::children_of(std::process::id());
+            let known = self.known();
+            children
+                .into_iter()
+                .filter(|pid| !known.leaders.contains(pid))
+                .collect()
+        };
+        if candidates.is_empty() {
+            return;
+        }
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         let known = self.known();
-        // The leaders the host started are skipped before anything is read
-        // from /proc: a sweep costs a hash lookup per live process, not a
-        // file read.
-        for pid in cgroup::children_of(std::process::id()) {
+        for pid in candidates {
             if self.orphan(pid, &known).is_some() && is_zombie(pid) {
                 // Our own zombie child; WNOHANG never blocks.
                 let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
@@ -232,6 +247,15 @@ fn first_zombie_child() -> Option<u32> {
     }
 }
 
+/// Whether `pid` is still a zombie child of the host (without reaping it).
+fn is_zombie_child(pid: u32) -> bool {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    matches!(
+        waitid(Id::Pid(Pid::from_raw(pid as i32)), flags),
+        Ok(status) if status.pid().is_some()
+    )
+}
+
 /// Whether any child of the host is a zombie (without reaping it).
 fn has_zombie_child() -> bool {
     first_zombie_child().is_some()
@@ -251,4 +275,42 @@ fn group_and_session(pid: u32) -> Option<(u32, i32)> {
     let rest = stat_after_comm(pid)?;
     let mut fields = rest.split(' ').skip(2);
     Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Approved;
+    use crate::process_types::StdioMode;
+    use crate::spawner::{StdioPlan, spawn};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn subreaper_zombie_child_seen_until_reaped_good() {
+        // A leader that has ended is a zombie child until its owner reaps
+        // it, and then it is not: a sweep check that saw it as a zombie
+        // before the reap needs no sweep after.
+        let cmd = Approved {
+            program: "/bin/true".into(),
+            arg0: "true".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+        };
+        let quiet = StdioPlan {
+            stdin: StdioMode::Null,
+            stdout: StdioMode::Null,
+            stderr: StdioMode::Null,
+        };
+        let pid = spawn(&cmd, quiet, None).unwrap().pid;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_zombie_child(pid) {
+            assert!(Instant::now() < deadline, "`true` never ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(is_zombie_child(pid), "looking does not reap");
+        crate::os_child::wait_pid(pid).unwrap();
+        reaper().release(pid);
+        assert!(!is_zombie_child(pid), "reaped, it is gone");
+    }
 }
