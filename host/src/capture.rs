@@ -119,11 +119,25 @@ pub async fn run_captured(
     let deadline = req.deadline;
     let exit = match monitor {
         Some(mut monitor) => {
-            tokio::select! {
-                // Left running (a leader that would not die, pipes held by
-                // an escapee), the monitor is handed to the core on drop.
-                exit = wait_to_end(Arc::clone(&process), deadline) => exit,
-                () = &mut monitor => wait_to_end(process, deadline).await,
+            // The monitor ends once the leader is reaped and the pipes are
+            // drained: then its exit is known, with nothing more to wait
+            // for. Only past the deadline does the call wait on its own.
+            let until = tokio::time::Instant::from_std(deadline);
+            let ended = tokio::select! {
+                biased;
+                () = &mut monitor => true,
+                () = tokio::time::sleep_until(until) => false,
+            };
+            if ended {
+                process.exit_now()
+            } else {
+                tokio::select! {
+                    // Left running (a leader that would not die, pipes held
+                    // by an escapee), the monitor is handed to the core on
+                    // drop.
+                    exit = wait_to_end(Arc::clone(&process), deadline) => exit,
+                    () = &mut monitor => wait_to_end(process, deadline).await,
+                }
             }
         }
         None => manager

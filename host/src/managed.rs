@@ -617,6 +617,11 @@ impl ManagedProcess {
         let mut discarded = false;
         // Fixed once, when the leader is reaped; never extended.
         let mut drain_until: Option<tokio::time::Instant> = None;
+        // One timer for the whole life, moved when its target changes (a
+        // new one per wake-up would enter and leave the timer wheel each
+        // time).
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
+        let mut timer_at = None;
         loop {
             if !discarded && self.discard.load(Ordering::SeqCst) {
                 discarded = true;
@@ -638,11 +643,20 @@ impl ManagedProcess {
             if reaped && streams.outputs_closed() {
                 break;
             }
-            let timer = if reaped { drain_until } else { deadline };
+            let wanted = if reaped { drain_until } else { deadline };
+            if wanted != timer_at {
+                timer_at = wanted;
+                if let Some(at) = wanted {
+                    timer.as_mut().reset(at);
+                }
+            }
             let wants_out = streams.wants_read(&streams.stdout, &self.stdout, reaped);
             let wants_err = streams.wants_read(&streams.stderr, &self.stderr, reaped);
             let wants_in = streams.wants_write();
             tokio::select! {
+                // The exit first: once reaped, the pipes are drained to
+                // their end in the same turn.
+                biased;
                 ready = pidfd.readable(), if !reaped => {
                     if let Err(e) = ready {
                         tracing::error!(error = %e, pid = self.facts.pid, "pidfd wait failed");
@@ -652,11 +666,11 @@ impl ManagedProcess {
                     drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
                     streams.close_stdin(&self);
                 }
+                () = self.wake.notified() => {}
                 _ = readable(streams.stdout.as_ref()), if wants_out => {}
                 _ = readable(streams.stderr.as_ref()), if wants_err => {}
                 _ = writable(streams.stdin.as_ref()), if wants_in => {}
-                () = self.wake.notified() => {}
-                () = sleep_until(timer), if timer.is_some() => {}
+                () = timer.as_mut(), if timer_at.is_some() => {}
             }
             streams.pump(&self, reaped);
         }
@@ -870,13 +884,6 @@ async fn writable(tx: Option<&pipe::Sender>) {
         Some(tx) => {
             let _ = tx.writable().await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

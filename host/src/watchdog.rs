@@ -7,22 +7,27 @@
 //! group still listed in a table the host keeps.
 //!
 //! The table is an in-memory file (`memfd`) shared with the watchdog: one
-//! fixed-width slot per live group. The host writes a slot after each spawn
-//! and clears it just before reaping the group's leader, each with a single
-//! `pwrite`, which wakes nobody: the watchdog sleeps on a lifeline pipe the
-//! host never writes to. When the host exits for any reason, SIGKILL
+//! fixed-width text line per slot, `0` in a free one. The host maps the
+//! file and writes a slot after each spawn and clears it just before
+//! reaping the group's leader: a store into shared memory, with no system
+//! call, which wakes nobody (the watchdog sleeps on a lifeline pipe the
+//! host never writes to). When the host exits for any reason, SIGKILL
 //! included, the kernel closes the pipe; the watchdog reads the table and
 //! kills what is listed. A leader is reaped only after its slot is cleared,
-//! so the watchdog never signals a recycled process-group id.
+//! so the watchdog never signals a recycled process-group id. A slot holds
+//! the group id twice, and the watchdog skips a line whose halves differ,
+//! so a host killed in the middle of a store never gets a torn id killed.
 //!
 //! Where the host has cgroups, the watchdog also writes `cgroup.kill` of
 //! the manager's cgroup subtree, which reaches processes that left their
 //! group, and then removes the subtree's cgroups.
 
 use crate::spawner;
+use memmap2::{MmapMut, MmapOptions};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin};
@@ -30,25 +35,68 @@ use std::sync::Mutex;
 
 const AWK_PATHS: &[&str] = &["/usr/bin/awk", "/bin/awk", "/usr/bin/mawk", "/usr/bin/gawk"];
 /// One table line: the group id twice, each right-aligned in 10 columns.
-const SLOT_BYTES: u64 = 22;
+const SLOT_BYTES: usize = 22;
+/// A free slot, as the watchdog reads it.
+const FREE_SLOT: &[u8; SLOT_BYTES] = b"         0          0\n";
+/// Slots the table starts with; it doubles when they are all in use.
+const FIRST_SLOTS: usize = 1024;
 
 /// The slot table of live process groups.
 #[derive(Debug, Default)]
 struct Table {
-    file: Option<File>,
-    slots: HashMap<u32, u64>,
-    free: Vec<u64>,
-    used: u64,
+    /// The memfd the watchdog reads, and the host's mapping of it; `None`
+    /// without a watchdog, or once the table could not grow.
+    shared: Option<(File, MmapMut)>,
+    slots: HashMap<u32, usize>,
+    free: Vec<usize>,
+    used: usize,
 }
 
 impl Table {
-    fn write(&mut self, slot: u64, pgid: u32) {
-        let Some(file) = &self.file else { return };
-        let line = format!("{pgid:>10} {pgid:>10}\n");
-        if let Err(e) = file.write_all_at(line.as_bytes(), slot * SLOT_BYTES) {
-            tracing::warn!(error = %e, "watchdog table lost: children may outlive a killed host");
-            self.file = None;
+    /// A table in `file` (empty), mapped, every slot free.
+    fn new(file: File) -> std::io::Result<Self> {
+        let map = Self::grow(&file, 0, FIRST_SLOTS)?;
+        Ok(Self {
+            shared: Some((file, map)),
+            ..Self::default()
+        })
+    }
+
+    /// Grows `file` from `old_len` bytes to `slots` slots, marks the new
+    /// ones free, and maps all of it.
+    fn grow(file: &File, old_len: usize, slots: usize) -> std::io::Result<MmapMut> {
+        let len = slots * SLOT_BYTES;
+        let blank: Vec<u8> = FREE_SLOT.repeat(slots - old_len / SLOT_BYTES);
+        file.write_all_at(&blank, old_len as u64)?;
+        // SAFETY: the memfd is this table's alone (the watchdog only reads
+        // it, after the host is gone) and never shrinks, so the mapping
+        // stays valid and nothing else changes it under the host.
+        unsafe { MmapOptions::new().len(len).map_mut(file) }
+    }
+
+    fn write(&mut self, slot: usize, pgid: u32) {
+        if let Some((file, map)) = &self.shared
+            && slot >= map.len() / SLOT_BYTES
+        {
+            let grown = Self::grow(file, map.len(), (slot + 1).max(map.len() / SLOT_BYTES * 2));
+            match grown {
+                Ok(bigger) => {
+                    if let Some((_, map)) = &mut self.shared {
+                        *map = bigger;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watchdog table lost: children may outlive a killed host");
+                    self.shared = None;
+                }
+            }
         }
+        let Some((_, map)) = &mut self.shared else {
+            return;
+        };
+        let line = &mut map[slot * SLOT_BYTES..(slot + 1) * SLOT_BYTES];
+        // Cannot fail: 10 digits hold any u32, and the line is 22 bytes.
+        let _ = writeln!(&mut line[..], "{pgid:>10} {pgid:>10}");
     }
 }
 
@@ -61,6 +109,8 @@ enum LaunchError {
     Table(#[source] nix::Error),
     #[error("cannot share the table: {0}")]
     Share(#[source] std::io::Error),
+    #[error("cannot map the table: {0}")]
+    Map(#[source] std::io::Error),
     #[error("cannot start awk: {0}")]
     Spawn(#[source] std::io::Error),
 }
@@ -79,11 +129,8 @@ impl Watchdog {
     /// logged as a warning.
     pub(crate) fn start(cgroup: Option<&Path>) -> Self {
         match Self::launch(cgroup) {
-            Ok((file, mut child)) => Self {
-                table: Mutex::new(Table {
-                    file: Some(file),
-                    ..Table::default()
-                }),
+            Ok((table, mut child)) => Self {
+                table: Mutex::new(table),
                 lifeline: Mutex::new(child.stdin.take()),
                 process: Mutex::new(Some(child)),
             },
@@ -98,7 +145,7 @@ impl Watchdog {
         }
     }
 
-    fn launch(cgroup: Option<&Path>) -> Result<(File, Child), LaunchError> {
+    fn launch(cgroup: Option<&Path>) -> Result<(Table, Child), LaunchError> {
         let awk = AWK_PATHS
             .iter()
             .map(Path::new)
@@ -107,8 +154,9 @@ impl Watchdog {
         let table = memfd_create(c"wasmproc-watchdog", MFdFlags::MFD_CLOEXEC)
             .map_err(LaunchError::Table)?;
         let for_child = table.try_clone().map_err(LaunchError::Share)?;
+        let table = Table::new(File::from(table)).map_err(LaunchError::Map)?;
         let child = spawner::spawn_watchdog(awk, for_child, cgroup).map_err(LaunchError::Spawn)?;
-        Ok((File::from(table), child))
+        Ok((table, child))
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -165,26 +213,64 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    #[test]
-    fn watchdog_table_slots_reused_good() {
-        let mut file = tempfile::tempfile().unwrap();
-        let wd = Watchdog {
-            table: Mutex::new(Table {
-                file: Some(file.try_clone().unwrap()),
-                ..Table::default()
-            }),
+    fn watchdog_on(file: &File) -> Watchdog {
+        Watchdog {
+            table: Mutex::new(Table::new(file.try_clone().unwrap()).unwrap()),
             lifeline: Mutex::new(None),
             process: Mutex::new(None),
-        };
+        }
+    }
+
+    /// The table as the watchdog reads it: the file's lines.
+    fn lines(mut file: &File) -> Vec<String> {
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn watchdog_table_slots_reused_good() {
+        let file = tempfile::tempfile().unwrap();
+        let wd = watchdog_on(&file);
         wd.track(101);
         wd.track(202);
         wd.untrack(101);
         wd.track(303);
-        let mut text = String::new();
-        file.read_to_string(&mut text).unwrap();
-        assert_eq!(text, "       303        303\n       202        202\n");
-        let mut one = [0u8; 22];
-        file.read_exact_at(&mut one, 22).unwrap();
+        let lines = lines(&file);
+        assert_eq!(lines.len(), FIRST_SLOTS);
+        assert_eq!(lines[0], "       303        303");
+        assert_eq!(lines[1], "       202        202");
+        let free = std::str::from_utf8(FREE_SLOT).unwrap().trim_end();
+        assert!(lines[2..].iter().all(|l| l == free), "the rest are free");
+        let mut one = [0u8; SLOT_BYTES];
+        file.read_exact_at(&mut one, SLOT_BYTES as u64).unwrap();
         assert_eq!(&one, b"       202        202\n");
+    }
+
+    #[test]
+    fn watchdog_table_grows_past_its_first_slots_good() {
+        let file = tempfile::tempfile().unwrap();
+        let wd = watchdog_on(&file);
+        let groups: Vec<u32> = (1..=FIRST_SLOTS as u32 + 5).map(|n| n * 7).collect();
+        for &g in &groups {
+            wd.track(g);
+        }
+        wd.untrack(groups[3]);
+        let lines = lines(&file);
+        assert_eq!(lines.len(), FIRST_SLOTS * 2, "doubled once");
+        let listed: Vec<u32> = lines
+            .iter()
+            .map(|l| {
+                l.split_whitespace()
+                    .map(|w| w.parse::<u32>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .inspect(|halves| assert_eq!(halves[0], halves[1], "both halves agree"))
+            .map(|halves| halves[0])
+            .filter(|&g| g != 0)
+            .collect();
+        let mut want = groups.clone();
+        want.remove(3);
+        assert_eq!(listed, want, "every live group once, in slot order");
     }
 }
