@@ -427,7 +427,7 @@ fn serve_http_host_token_bad() {
     // Bad Host: a rebound name, another port, another loopback address.
     for host in [
         format!("Host: rebind.example:{port}\r\n"),
-        format!("Host: rebind.example\r\n"),
+        "Host: rebind.example\r\n".to_string(),
         "Host: 127.0.0.1:1\r\n".to_string(),
         format!("Host: 127.0.0.2:{port}\r\n"),
     ] {
