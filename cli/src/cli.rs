@@ -86,7 +86,8 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// Registry directory (default: $WASMPROC_REGISTRY, else
-    /// $XDG_RUNTIME_DIR/wasmproc, else /tmp/wasmproc-UID).
+    /// $XDG_RUNTIME_DIR/wasmproc, else $XDG_STATE_HOME/wasmproc/registry,
+    /// else ~/.local/state/wasmproc/registry).
     #[arg(long, value_name = "DIR", global = true)]
     pub registry: Option<PathBuf>,
     /// What to do.

@@ -226,7 +226,13 @@ fn compile(args: CompileArgs) -> i32 {
 /// `wasmproc daemon list|status|stop` against the registry.
 fn daemon(args: DaemonArgs) -> i32 {
     use wasmproc_supervisor::{config::default_registry_dir, control};
-    let registry = args.registry.unwrap_or_else(default_registry_dir);
+    let registry = match args.registry.map_or_else(default_registry_dir, Ok) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("wasmproc: error: {e}");
+            return 1;
+        }
+    };
     let out = &mut std::io::stdout();
     let done = match args.command {
         DaemonCommand::List => control::cmd_list(&registry, out),

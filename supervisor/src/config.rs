@@ -8,6 +8,7 @@
 //! pid_file = "run/wasmproc.pid"      # relative to this file
 //! registry_dir = "run/registry"
 //! shutdown_grace = "10s"
+//! token_file = "daemons.token"       # optional: GET /daemons needs it
 //!
 //! [policy]                           # same format as a policy file
 //! [[policy.program]]
@@ -67,14 +68,16 @@ pub struct ServeSpec {
     pub listen: SocketAddr,
     /// The host's own PID file.
     pub pid_file: Option<PathBuf>,
-    /// The registry directory. Default `$WASMPROC_REGISTRY`,
-    /// `$XDG_RUNTIME_DIR/wasmproc`, or `/tmp/wasmproc-<uid>`.
+    /// The registry directory. Default: see [`default_registry_dir`].
     pub registry_dir: Option<PathBuf>,
     /// Time to stop daemons and processes at shutdown. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// Write audit events as JSON lines to this file.
     pub audit: Option<PathBuf>,
+    /// A file holding the bearer token `GET /daemons` requires (mode 0600
+    /// or tighter). Absent: `/daemons` needs no token.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for ServeSpec {
@@ -86,6 +89,7 @@ impl Default for ServeSpec {
             registry_dir: None,
             shutdown_grace: Duration::from_secs(10),
             audit: None,
+            token_file: None,
         }
     }
 }
@@ -157,6 +161,9 @@ pub enum ConfigProblem {
         "[serve] listen = `{0}` is not a loopback address; /health and /ready are served on loopback only"
     )]
     NotLoopback(SocketAddr),
+    /// No `registry_dir` and no default location.
+    #[error(transparent)]
+    NoRegistryDir(#[from] NoRegistryDir),
     /// `[serve] name` is not a valid name.
     #[error("[serve] name = `{0}` must be letters, digits, `-`, `_`, `.`")]
     HostName(String),
@@ -201,16 +208,55 @@ pub enum DaemonProblem {
     Policy(#[source] ResolveError),
 }
 
-/// The registry directory used when the configuration names none.
-pub fn default_registry_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("WASMPROC_REGISTRY").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+/// No registry directory can be chosen: none is configured and neither a
+/// runtime nor a home directory is known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no registry directory: set WASMPROC_REGISTRY (or XDG_RUNTIME_DIR, or HOME) to a directory of your own, or give `registry_dir` in the configuration or `--registry`"
+)]
+pub struct NoRegistryDir;
+
+/// The registry directory used when the configuration names none:
+/// `$WASMPROC_REGISTRY`, else `$XDG_RUNTIME_DIR/wasmproc`, else
+/// `$XDG_STATE_HOME/wasmproc/registry`, else
+/// `~/.local/state/wasmproc/registry` (the home from `$HOME`, else from the
+/// user database). Each lies in a directory only this user can create in,
+/// so no other user can create it first; a shared directory such as
+/// `/tmp` is never used.
+pub fn default_registry_dir() -> Result<PathBuf, NoRegistryDir> {
+    registry_dir_from(
+        |name| std::env::var_os(name),
+        || {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        },
+    )
+}
+
+/// [`default_registry_dir`] with the environment and the user database
+/// given. Relative `XDG_*` and `HOME` values are ignored, as the XDG base
+/// directory specification asks.
+fn registry_dir_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    home_of_user: impl FnOnce() -> Option<PathBuf>,
+) -> Result<PathBuf, NoRegistryDir> {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let absolute = |name: &str| var(name).filter(|p| p.is_absolute());
+    if let Some(d) = var("WASMPROC_REGISTRY") {
+        return Ok(d);
     }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("wasmproc");
+    if let Some(d) = absolute("XDG_RUNTIME_DIR") {
+        return Ok(d.join("wasmproc"));
     }
-    // SAFETY: getuid cannot fail.
-    PathBuf::from(format!("/tmp/wasmproc-{}", unsafe { libc::getuid() }))
+    if let Some(d) = absolute("XDG_STATE_HOME") {
+        return Ok(d.join("wasmproc").join("registry"));
+    }
+    absolute("HOME")
+        .or_else(|| home_of_user().filter(|p| p.is_absolute() && p != Path::new("/")))
+        .map(|home| home.join(".local/state/wasmproc/registry"))
+        .ok_or(NoRegistryDir)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -308,11 +354,11 @@ impl HostConfig {
         check_times("[serve]", &[("shutdown_grace", serve.shutdown_grace)])?;
         serve.pid_file = serve.pid_file.as_deref().map(abs);
         serve.audit = serve.audit.as_deref().map(abs);
-        let registry_dir = serve
-            .registry_dir
-            .as_deref()
-            .map(abs)
-            .unwrap_or_else(default_registry_dir);
+        serve.token_file = serve.token_file.as_deref().map(abs);
+        let registry_dir = match serve.registry_dir.as_deref() {
+            Some(dir) => abs(dir),
+            None => default_registry_dir()?,
+        };
         serve.registry_dir = Some(registry_dir.clone());
         let mut daemons = spec.daemons;
         let mut seen = std::collections::HashSet::new();
@@ -351,6 +397,91 @@ impl HostConfig {
 mod tests {
     use super::*;
     use crate::spec::RestartPolicy;
+
+    #[test]
+    fn config_deploy_sample_good() {
+        // The configuration shipped for the systemd unit loads, and writes
+        // only below the unit's own directories.
+        let text = include_str!("../../deploy/wasmproc.toml");
+        let c = HostConfig::parse(text, Path::new("/etc/wasmproc")).expect("deploy/wasmproc.toml");
+        assert_eq!(c.registry_dir, Path::new("/run/wasmproc/registry"));
+        for path in [c.serve.pid_file.as_deref(), c.serve.audit.as_deref()] {
+            let path = path.expect("set");
+            assert!(
+                path.starts_with("/run/wasmproc") || path.starts_with("/var/log/wasmproc"),
+                "{}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn registry_default_dir_good() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let no_user = || None;
+        let all = env(&[
+            ("WASMPROC_REGISTRY", "/r"),
+            ("XDG_RUNTIME_DIR", "/run/user/7"),
+            ("XDG_STATE_HOME", "/s"),
+            ("HOME", "/home/u"),
+        ]);
+        assert_eq!(registry_dir_from(all, no_user), Ok("/r".into()));
+        let runtime = env(&[("XDG_RUNTIME_DIR", "/run/user/7"), ("HOME", "/home/u")]);
+        assert_eq!(
+            registry_dir_from(runtime, no_user),
+            Ok("/run/user/7/wasmproc".into())
+        );
+        // Without a runtime directory: the user's state directory, never a
+        // shared one that another user could create first.
+        let state = env(&[("XDG_STATE_HOME", "/s"), ("HOME", "/home/u")]);
+        assert_eq!(
+            registry_dir_from(state, no_user),
+            Ok("/s/wasmproc/registry".into())
+        );
+        let home = env(&[("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "")]);
+        assert_eq!(
+            registry_dir_from(home, no_user),
+            Ok("/home/u/.local/state/wasmproc/registry".into())
+        );
+        let from_passwd = registry_dir_from(env(&[]), || Some("/home/p".into()));
+        assert_eq!(
+            from_passwd,
+            Ok("/home/p/.local/state/wasmproc/registry".into())
+        );
+    }
+
+    #[test]
+    fn registry_default_dir_bad() {
+        // Relative values are ignored; with no usable home the error names
+        // the variables to set and suggests removing nothing.
+        let relative = |name: &str| match name {
+            "XDG_RUNTIME_DIR" | "XDG_STATE_HOME" | "HOME" => Some("rel/dir".into()),
+            _ => None,
+        };
+        let err = registry_dir_from(relative, || Some("/".into())).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("WASMPROC_REGISTRY"), "{text}");
+        assert!(text.contains("registry_dir"), "{text}");
+        assert!(
+            !text.contains("remove") && !text.contains("delete"),
+            "{text}"
+        );
+        for dir in [
+            registry_dir_from(|_| None, || Some("/home/x".into())),
+            default_registry_dir(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(!dir.starts_with("/tmp"), "{}", dir.display());
+        }
+    }
 
     const GOOD: &str = r#"
         [serve]

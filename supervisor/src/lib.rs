@@ -19,7 +19,8 @@
 //!   and their thresholds in `probe_spec` and `probe_state`);
 //! - [`identity`]: PID plus start time plus boot id, so a reused PID is
 //!   never mistaken for the process that was recorded;
-//! - [`pidfile`]: atomic, locked PID files;
+//! - [`pidfile`]: atomic, locked PID files (`flock_holder` tells whose a
+//!   held lock is);
 //! - [`private_dir`]: directories only this user can write, and the
 //!   checked reads and writes of files in them;
 //! - [`registry_dir`]: one JSON entry per running host and daemon;
@@ -30,14 +31,17 @@
 //!   [`add_daemon_to_linker`]; with a [`Runtime`](wasmproc_host::Runtime),
 //!   use `Runtime<DaemonCtx>` and [`link_daemons`]);
 //! - [`serve`]: `wasmproc serve`, the host daemon (HTTP health endpoints,
-//!   control socket, plugins).
+//!   control socket, plugins); [`http_guard`]: the `Host` and bearer-token
+//!   checks of its HTTP requests.
 
 pub mod backoff;
 mod bindings;
 pub mod config;
 pub mod control;
 mod driver;
+mod flock_holder;
 mod guest;
+pub mod http_guard;
 pub mod identity;
 mod launch;
 pub mod machine;

@@ -12,6 +12,14 @@
 //! old content or the new, never half of it, and a crash mid-write leaves at
 //! most a temp file that the next owner overwrites.
 //!
+//! The PID file, its temp file and its lock are mode 0600: `flock` works on
+//! a read-only fd, so a lock file others can open is a lock others can
+//! hold. A lock file with any group or other bit (left by an older host,
+//! or chmodded) is replaced by a private one, renamed over it, while this
+//! host holds its lock, or at once if its lock is held by another user; a
+//! lock is kept only if the name still points at the locked inode after
+//! locking, so two hosts never lock two different inodes and both win.
+//!
 //! The directory must be writable by no one but this user (or root), and
 //! not a symlink; the PID file, its lock and its temp file are reached
 //! through the directory's fd without following links, and read only when
@@ -22,6 +30,7 @@
 //! replaced; a file that is empty, corrupt, stale or names a reused PID
 //! never causes a signal.
 
+use super::flock_holder::{Holder, flock_holder};
 use super::identity::{Liveness, ProcessIdentity, boot_id};
 use super::private_dir::{PrivateDir, Trust};
 use nix::errno::Errno;
@@ -32,6 +41,13 @@ use std::path::{Path, PathBuf};
 
 /// The largest PID file read: far more than three lines need.
 const MAX_PID_FILE_BYTES: u64 = 4096;
+
+/// The mode of PID files, their temp files and their locks: only their
+/// owner may open them (anyone who can open a file can `flock` it).
+const PRIVATE_MODE: u32 = 0o600;
+
+/// How often a lock file that keeps being replaced is opened again.
+const MAX_LOCK_ATTEMPTS: usize = 8;
 
 /// What a PID file held before it was acquired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,31 +127,61 @@ impl PidFile {
         let dir =
             PrivateDir::open_with(dir_path, Trust::NoForeignWrite).map_err(io_err(dir_path))?;
         let lock_name = format!("{name}.lock");
-        let lock = dir
-            .open_or_create(&lock_name, 0o644)
-            .map_err(io_err(&dir_path.join(&lock_name)))?;
-        let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, Errno::EWOULDBLOCK)) => {
-                let holder = match classify(&dir, &name) {
-                    Existing::Live(id) => Some(id.pid),
-                    _ => None,
-                };
-                return Err(PidFileError::Held {
-                    path: path.to_path_buf(),
-                    holder,
-                });
+        let lock_path = dir_path.join(&lock_name);
+        // An exposed lock file is replaced while its lock is held (or held
+        // by another user only), and the loop starts again on the new one.
+        let mut exposed_lock = None;
+        for _ in 0..MAX_LOCK_ATTEMPTS {
+            let file = dir
+                .open_or_create(&lock_name, PRIVATE_MODE)
+                .map_err(io_err(&lock_path))?;
+            let st = nix::sys::stat::fstat(&file).map_err(|e| io_err(&lock_path)(e.into()))?;
+            let exposed = st.st_mode & 0o077 != 0;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, Errno::EWOULDBLOCK)) => match (exposed, flock_holder(&st)) {
+                    (true, Holder::OtherUser { pid, uid }) => {
+                        tracing::warn!(
+                            lock = %lock_path.display(), pid, uid,
+                            "another user holds a lock file left readable by an older host; replacing it"
+                        );
+                        dir.replace_empty(&lock_name, PRIVATE_MODE)
+                            .map_err(io_err(&lock_path))?;
+                        continue;
+                    }
+                    _ => return Err(held(&dir, &name, path)),
+                },
+                Err((_, errno)) => return Err(io_err(&lock_path)(errno.into())),
+            };
+            if exposed {
+                // Ours now, but others may hold it open to lock it later:
+                // move every future owner to a private inode.
+                dir.replace_empty(&lock_name, PRIVATE_MODE)
+                    .map_err(io_err(&lock_path))?;
+                exposed_lock = Some(lock);
+                continue;
             }
-            Err((_, errno)) => return Err(io_err(&dir_path.join(&lock_name))(errno.into())),
-        };
-        let previous = classify(&dir, &name);
-        Ok(Self {
-            path: path.to_path_buf(),
-            dir,
-            name,
-            lock,
-            previous,
-        })
+            // Another owner may have replaced the file between our open
+            // and our lock: then this lock guards nothing.
+            if !dir
+                .still_names(&lock_name, &lock)
+                .map_err(io_err(&lock_path))?
+            {
+                continue;
+            }
+            drop(exposed_lock);
+            let previous = classify(&dir, &name);
+            return Ok(Self {
+                path: path.to_path_buf(),
+                dir,
+                name,
+                lock,
+                previous,
+            });
+        }
+        Err(io_err(&lock_path)(io::Error::other(format!(
+            "the lock file kept being replaced ({MAX_LOCK_ATTEMPTS} attempts)"
+        ))))
     }
 
     /// What the file held when it was acquired.
@@ -158,7 +204,7 @@ impl PidFile {
             &self.name,
             &tmp,
             &[text.as_bytes()],
-            0o644,
+            PRIVATE_MODE,
         )
         .map_err(io_err(&self.path))
     }
@@ -172,6 +218,18 @@ impl PidFile {
     pub fn release(self) {
         self.clear();
         drop(self.lock);
+    }
+}
+
+/// The error for a lock another live owner holds.
+fn held(dir: &PrivateDir, name: &str, path: &Path) -> PidFileError {
+    let holder = match classify(dir, name) {
+        Existing::Live(id) => Some(id.pid),
+        _ => None,
+    };
+    PidFileError::Held {
+        path: path.to_path_buf(),
+        holder,
     }
 }
 

@@ -165,6 +165,38 @@ impl PrivateDir {
         Ok(file)
     }
 
+    /// Whether `name` in the directory (not following a link) is still the
+    /// file `file` was opened from (same device and inode).
+    pub fn still_names(&self, name: &str, file: &File) -> io::Result<bool> {
+        let name = wasmproc_host::atomic_file::plain_name(name)?;
+        let at = nix::sys::stat::fstatat(
+            self.fd.as_fd(),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+        let at = match at {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let st = fstat(file)?;
+        Ok((at.st_dev, at.st_ino) == (st.st_dev, st.st_ino))
+    }
+
+    /// Replaces `name` with a new empty file of mode `mode`, atomically
+    /// (a temp file renamed over it): whoever holds the old file open keeps
+    /// only the old inode.
+    pub fn replace_empty(&self, name: &str, mode: u32) -> io::Result<()> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let tmp = format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        wasmproc_host::atomic_file::replace_at(self.fd(), name, &tmp, &[], mode)
+    }
+
     /// Opens `name` relative to the directory's fd; a link is refused.
     fn open_at(&self, name: &str, flags: OFlag, mode: Mode) -> io::Result<File> {
         let name = wasmproc_host::atomic_file::plain_name(name)?;

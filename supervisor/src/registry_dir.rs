@@ -80,10 +80,20 @@ impl RegistryDir {
     /// Opens (creating it, mode 0700) a registry directory. A directory
     /// that is a symlink, belongs to another user, or is open to group or
     /// others is refused with an error that says which.
+    /// A directory owned by someone else is never touched: the error says
+    /// how to choose another one instead.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        Ok(Self {
-            dir: PrivateDir::open(dir)?,
-        })
+        match PrivateDir::open(dir) {
+            Ok(dir) => Ok(Self { dir }),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}; use a directory of your own: `registry_dir` in the configuration, \
+                     `--registry`, or $WASMPROC_REGISTRY"
+                ),
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// The directory.

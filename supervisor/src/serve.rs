@@ -11,6 +11,7 @@
 
 use crate::config::{ConfigError, HostConfig};
 use crate::control;
+use crate::http_guard::{BearerToken, HttpGuard, Refusal, TokenError};
 use crate::identity::{Liveness, ProcessIdentity};
 use crate::pidfile::{PidFile, PidFileError};
 use crate::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
@@ -42,6 +43,9 @@ pub enum ServeError {
     /// The configuration could not be loaded.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The `/daemons` token file could not be used.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// The host's own PID file could not be taken or written.
     #[error("cannot take the host PID file: {0}")]
     PidFile(#[source] PidFileError),
@@ -206,6 +210,10 @@ pub fn serve(config_path: &Path, notice: &dyn Fn(Notice)) -> Result<(), ServeErr
     for w in config.policy.warnings() {
         notice(Notice::Warning(format!("daemon policy: {w}")));
     }
+    let token = match &config.serve.token_file {
+        Some(path) => Some(BearerToken::from_file(path)?),
+        None => None,
+    };
     let name = config.serve.name.clone();
     let me = ProcessIdentity::current();
     let pidfile = match &config.serve.pid_file {
@@ -250,7 +258,7 @@ pub fn serve(config_path: &Path, notice: &dyn Fn(Notice)) -> Result<(), ServeErr
             registry: registry.path().to_path_buf(),
         });
     }
-    let result = start(config, &resources, grace, notice);
+    let result = start(config, &resources, grace, token, notice);
     resources.release();
     result
 }
@@ -287,6 +295,7 @@ fn start(
     config: HostConfig,
     res: &Resources,
     grace: Duration,
+    token: Option<BearerToken>,
     notice: &dyn Fn(Notice),
 ) -> Result<(), ServeError> {
     let mut audit = Audit::new();
@@ -305,6 +314,7 @@ fn start(
         .block_on(TcpListener::bind(listen))
         .map_err(io(format!("cannot listen on {listen}")))?;
     let local = listener.local_addr().map_err(io("listening address"))?;
+    let guard = Arc::new(HttpGuard::new(local, token));
     let _ = std::fs::remove_file(&res.socket);
     let control_listener = {
         let _guard = tokio.enter();
@@ -407,6 +417,7 @@ fn start(
         listener,
         control_listener,
         Arc::clone(&state),
+        guard,
     ))?;
     notice(Notice::Stopping(signal));
     state.stopping.store(true, Ordering::SeqCst);
@@ -423,6 +434,7 @@ async fn run_until_signal(
     listener: TcpListener,
     control_listener: UnixListener,
     state: Arc<State>,
+    guard: Arc<HttpGuard>,
 ) -> Result<&'static str, ServeError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(io("SIGTERM handler"))?;
@@ -433,7 +445,7 @@ async fn run_until_signal(
             _ = int.recv() => return Ok("SIGINT"),
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::spawn(http_connection(stream, Arc::clone(&state)));
+                    tokio::spawn(http_connection(stream, Arc::clone(&state), Arc::clone(&guard)));
                 }
             }
             accepted = control_listener.accept() => {
@@ -464,9 +476,12 @@ async fn control_connection(stream: tokio::net::UnixStream, state: Arc<State>) {
 
 /// Serves one HTTP/1 connection (one request at a time; the head must
 /// arrive within [`REQUEST_TIMEOUT`]).
-async fn http_connection(stream: tokio::net::TcpStream, state: Arc<State>) {
+async fn http_connection(stream: tokio::net::TcpStream, state: Arc<State>, guard: Arc<HttpGuard>) {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let response = route(&req, &state);
+        let response = match guard.check(req.uri().path(), req.headers(), req.uri().authority()) {
+            Ok(()) => route(&req, &state),
+            Err(refusal) => refused(&refusal),
+        };
         async move { Ok::<_, Infallible>(response) }
     });
     let served = hyper::server::conn::http1::Builder::new()
@@ -491,6 +506,24 @@ fn response(status: StatusCode, kind: &str, body: String) -> Response<Full<Bytes
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
     );
+    r
+}
+
+/// The answer to a request the [`HttpGuard`] refused: 400 without a
+/// `Host`, 421 for another host's name, 401 without the right token.
+fn refused(refusal: &Refusal) -> Response<Full<Bytes>> {
+    let status = match refusal {
+        Refusal::NoHost => StatusCode::BAD_REQUEST,
+        Refusal::WrongHost(_) => StatusCode::MISDIRECTED_REQUEST,
+        Refusal::NoToken | Refusal::WrongToken => StatusCode::UNAUTHORIZED,
+    };
+    let mut r = response(status, "text/plain", format!("{refusal}\n"));
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"wasmproc\""),
+        );
+    }
     r
 }
 

@@ -196,3 +196,55 @@ fn registry_foreign_entry_no_signal_ugly() {
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+#[test]
+fn registry_default_dir_good() {
+    // Without XDG_RUNTIME_DIR the default lies under the user's home (a
+    // directory only this user can create in), created private.
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(wasmproc_tests::harness::cli_path())
+        .args(["daemon", "list"])
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dir = home.path().join(".local/state/wasmproc/registry");
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
+}
+
+#[test]
+fn registry_dir_squatted_bad() {
+    // Another user created the registry directory first: it is refused,
+    // and the message says which setting picks another directory, never
+    // that someone else's directory should be removed.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root, "chown to another user needs root (CI runs as root)");
+    let base = tempfile::tempdir().unwrap();
+    let squatted = base.path().join("wasmproc-reg");
+    std::fs::create_dir(&squatted).unwrap();
+    std::fs::set_permissions(&squatted, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&squatted, Some(65534), Some(65534)).unwrap();
+    let out = std::process::Command::new(wasmproc_tests::harness::cli_path())
+        .args(["daemon", "list"])
+        .env("WASMPROC_REGISTRY", &squatted)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("owned by uid 65534"), "{stderr}");
+    assert!(stderr.contains("WASMPROC_REGISTRY"), "{stderr}");
+    assert!(
+        !stderr.contains("remove") && !stderr.contains("delete"),
+        "{stderr}"
+    );
+    // Same for a world-writable one of another user.
+    std::fs::set_permissions(&squatted, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = RegistryDir::open(&squatted).unwrap_err().to_string();
+    assert!(
+        err.contains("owned by uid 65534") && !err.contains("remove"),
+        "{err}"
+    );
+}

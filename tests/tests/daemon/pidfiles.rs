@@ -180,3 +180,156 @@ fn pidfile_crash_mid_write_ugly() {
         "the temp file was overwritten and renamed"
     );
 }
+
+/// Runs `args` as `nobody` through `setpriv` (needs root).
+fn as_nobody(args: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args);
+    cmd
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn pidfile_lock_foreign_user_bad() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "this test runs a locker as another user through setpriv, which needs root (CI runs as root)"
+    );
+    // A PID directory others may read and traverse (like /run): the PID
+    // file and its lock are still only this user's to open.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = dir.path().join("d.pid");
+    let lock = dir.path().join("d.pid.lock");
+    let f = daemon_with_pidfile("pid-foreign", &path, "on-failure");
+    f.supervisor.start("d").expect("start");
+    f.wait_for("d", "running", |s| s.state == DaemonState::Running);
+    assert_eq!(mode_of(&path), 0o600, "PID file");
+    assert_eq!(mode_of(&lock), 0o600, "lock file");
+    let lock_str = lock.to_str().expect("utf-8");
+    for attempt in [
+        &["flock", "-n", "-s", lock_str, "true"][..],
+        &["flock", "-n", "-x", lock_str, "true"][..],
+        &["cat", path.to_str().expect("utf-8")][..],
+        &["touch", dir.path().join("planted").to_str().expect("utf-8")][..],
+    ] {
+        let out = as_nobody(attempt).output().expect("setpriv");
+        assert!(
+            !out.status.success(),
+            "{attempt:?} as nobody must fail: {out:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+            "{attempt:?}: {out:?}"
+        );
+    }
+    f.supervisor.stop("d").expect("stop");
+
+    // A lock file left readable by an older host: another user opens it
+    // and holds its lock. The daemon still starts (the exposed file is
+    // replaced, its holder is not signalled) and the new lock is private.
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut locker = as_nobody(&[
+        "flock",
+        "-n",
+        "-x",
+        lock_str,
+        "-c",
+        "echo held; exec sleep 60",
+    ])
+    .stdout(Stdio::piped())
+    .process_group(0)
+    .spawn()
+    .expect("locker");
+    let mut line = [0u8; 5];
+    locker
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut line)
+        .expect("the locker reports its lock");
+    assert_eq!(&line, b"held\n");
+    f.supervisor.start("d").expect("start");
+    let s = f.wait_for("d", "running", |s| s.state == DaemonState::Running);
+    assert_eq!(mode_of(&lock), 0o600, "the exposed lock file was replaced");
+    assert!(matches!(pidfile::inspect(&path), Existing::Live(id) if Some(id.pid) == s.pid));
+    // The host's own PID file goes the same way.
+    let host_pid = dir.path().join("host.pid");
+    std::fs::write(dir.path().join("host.pid.lock"), "").expect("write");
+    let host_lock = dir.path().join("host.pid.lock");
+    std::fs::set_permissions(&host_lock, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let mut host_locker = as_nobody(&[
+        "flock",
+        "-n",
+        "-s",
+        host_lock.to_str().expect("utf-8"),
+        "-c",
+        "echo held; exec sleep 60",
+    ])
+    .stdout(Stdio::piped())
+    .process_group(0)
+    .spawn()
+    .expect("locker");
+    host_locker
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut line)
+        .expect("the locker reports its lock");
+    let host = PidFile::acquire(&host_pid).expect("a foreign holder of an exposed lock is ignored");
+    assert_eq!(mode_of(&host_lock), 0o600);
+    assert!(
+        matches!(
+            PidFile::acquire(&host_pid),
+            Err(pidfile::PidFileError::Held { .. })
+        ),
+        "the new lock is held"
+    );
+    for l in [&mut locker, &mut host_locker] {
+        assert!(
+            l.try_wait().expect("try_wait").is_none(),
+            "a foreign locker is never signalled"
+        );
+        l.kill().expect("kill");
+        l.wait().expect("reap");
+    }
+    drop(host);
+    f.supervisor.stop("d").expect("stop");
+}
+
+#[test]
+fn pidfile_exposed_lock_own_holder_ugly() {
+    // An exposed lock file held by a process of this user (an older host
+    // still running) keeps its meaning: the start is refused, not stolen.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("d.pid");
+    let lock = dir.path().join("d.pid.lock");
+    std::fs::write(&lock, "").expect("write");
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let held = nix::fcntl::Flock::lock(
+        std::fs::File::open(&lock).expect("open read-only"),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .expect("lock");
+    assert!(matches!(
+        PidFile::acquire(&path),
+        Err(pidfile::PidFileError::Held { .. })
+    ));
+    drop(held);
+    let got = PidFile::acquire(&path).expect("free now");
+    assert_eq!(mode_of(&lock), 0o600, "replaced while held");
+    drop(got);
+}

@@ -79,11 +79,23 @@ impl Drop for Served {
 }
 
 fn serve(test: &str, daemons: &str) -> (Served, tempfile::TempDir) {
+    serve_with(test, "", daemons, |_| {})
+}
+
+/// [`serve`] with more `[serve]` keys, and `prepare` run on the directory
+/// before the host starts.
+fn serve_with(
+    test: &str,
+    serve_keys: &str,
+    daemons: &str,
+    prepare: impl FnOnce(&Path),
+) -> (Served, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
+    prepare(dir.path());
     let marker = unique_marker(test);
     let daemons = daemons.replace("{MARK}", &format!("{MARK} = \"{marker}\""));
     let config = format!(
-        "[serve]\nname = \"test-host\"\nlisten = \"127.0.0.1:0\"\npid_file = \"host.pid\"\nregistry_dir = \"registry\"\nshutdown_grace = \"3s\"\n{}\n{daemons}",
+        "[serve]\nname = \"test-host\"\nlisten = \"127.0.0.1:0\"\npid_file = \"host.pid\"\nregistry_dir = \"registry\"\nshutdown_grace = \"3s\"\n{serve_keys}\n{}\n{daemons}",
         policy_toml(dir.path())
     );
     let path = dir.path().join("wasmproc.toml");
@@ -328,7 +340,8 @@ fn serve_http_routes_bad() {
     assert_eq!(
         raw_request(
             &addr,
-            b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            format!("POST /health HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes()
         ),
         Some(405)
     );
@@ -373,4 +386,117 @@ fn serve_threads_bounded_good() {
     assert!(threads <= 16, "{threads} host threads for 40 daemons");
     assert_eq!(s.terminate().code(), Some(0));
     assert!(pids_with_env(MARK, &s.marker).is_empty());
+}
+
+/// The secret of [`serve_http_host_token_bad`].
+const TOKEN: &str = "0123456789abcdef-serve-token";
+
+#[test]
+fn serve_http_host_token_bad() {
+    // DNS rebinding: a request whose Host is not the listen address gets
+    // no answer from any endpoint; /daemons needs the configured bearer
+    // token, the other endpoints do not.
+    use std::os::unix::fs::PermissionsExt;
+    let (mut s, _spare) = serve_with("serve-host", "token_file = \"daemons.token\"", "", |dir| {
+        let file = dir.join("daemons.token");
+        std::fs::write(&file, format!("{TOKEN}\n")).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    });
+    wait_serving(&mut s);
+    let addr = s.addr();
+    let port = addr.rsplit_once(':').expect("port").1.to_string();
+    let get = |path: &str, headers: &str| {
+        raw_request(
+            &addr,
+            format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let here = format!("Host: {addr}\r\n");
+    let localhost = format!("Host: localhost:{port}\r\n");
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    // Good: the listen address or localhost, with its port.
+    for host in [&here, &localhost] {
+        assert_eq!(get("/health", host), Some(200), "{host}");
+        assert_eq!(get("/ready", host), Some(200), "{host}");
+        assert_eq!(
+            get("/daemons", &format!("{host}{auth}")),
+            Some(200),
+            "{host}"
+        );
+    }
+    // Bad Host: a rebound name, another port, another loopback address.
+    for host in [
+        format!("Host: rebind.example:{port}\r\n"),
+        "Host: rebind.example\r\n".to_string(),
+        "Host: 127.0.0.1:1\r\n".to_string(),
+        format!("Host: 127.0.0.2:{port}\r\n"),
+    ] {
+        for path in ["/health", "/ready", "/daemons", "/nope"] {
+            assert_eq!(
+                get(path, &format!("{host}{auth}")),
+                Some(421),
+                "{path} {host}"
+            );
+        }
+    }
+    assert_eq!(
+        raw_request(&addr, b"GET /health HTTP/1.0\r\n\r\n"),
+        Some(400),
+        "no Host"
+    );
+    assert_eq!(
+        get(&format!("http://rebind.example:{port}/health"), &here),
+        Some(421),
+        "absolute-form target naming another host"
+    );
+    // Missing or wrong token.
+    assert_eq!(get("/daemons", &here), Some(401));
+    let wrong = format!("{here}Authorization: Bearer {TOKEN}x\r\n");
+    assert_eq!(get("/daemons", &wrong), Some(401));
+    let basic = format!("{here}Authorization: Basic {TOKEN}\r\n");
+    assert_eq!(get("/daemons", &basic), Some(401));
+    let (code, body) = http_get(&addr, "/daemons").expect("answer");
+    assert_eq!(code, 401);
+    assert!(!body.contains(TOKEN), "{body}");
+    let status = s.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn serve_token_file_bad() {
+    // A token file others can read, a missing one, or one too short to be
+    // a secret: serve refuses to start and says which.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("t");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\nlisten = \"127.0.0.1:0\"\nregistry_dir = \"reg\"\ntoken_file = \"{}\"\n",
+            token.display()
+        ),
+    )
+    .expect("write");
+    let run = || {
+        let out = Command::new(cli_path())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .expect("serve");
+        assert!(!out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run().contains("No such file"));
+    std::fs::write(&token, TOKEN).expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = run();
+    assert!(
+        err.contains("0644") && err.contains("group or others"),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN), "{err}");
+    std::fs::write(&token, "short").expect("write");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(run().contains("16 to 4096 bytes"));
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS seconds (default 60) with the nightly
+# compiler and cargo-fuzz, starting from the checked-in corpus
+# (fuzz/corpus/TARGET), and prints the executions of each. New inputs go to
+# a temporary directory, so the checked-in corpus only changes by hand
+# (`cargo +nightly fuzz cmin TARGET`). A crash stops the script and leaves
+# its input under fuzz/artifacts/TARGET.
+#
+#   scripts/fuzz.sh 30
+#   FUZZ_FEATURES=grant-syntax scripts/fuzz.sh 30   # option-aware patterns
+#   FUZZ_DEV=1 scripts/fuzz.sh 30                   # unoptimized: builds faster, runs slower
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds=${1:-60}
+# Release with debug assertions, or unoptimized (which has them anyway).
+features=(--debug-assertions)
+if [ -n "${FUZZ_DEV:-}" ]; then features=(--dev); fi
+if [ -n "${FUZZ_FEATURES:-}" ]; then features+=(--features "$FUZZ_FEATURES"); fi
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cargo +nightly fuzz build "${features[@]}"
+for target in $(cargo +nightly fuzz list); do
+    mkdir -p "$scratch/$target" "corpus/$target"
+    cargo +nightly fuzz run "${features[@]}" "$target" \
+        "$scratch/$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+        > "$scratch/$target.log" 2>&1 || {
+        tail -n 40 "$scratch/$target.log"
+        echo "fuzz: $target failed; its input is under fuzz/artifacts/$target" >&2
+        exit 1
+    }
+    runs=$(grep -Eo 'Done [0-9]+ runs' "$scratch/$target.log" | grep -Eo '[0-9]+' || echo "?")
+    printf 'fuzz: %-18s %10s executions in %ss\n' "$target" "$runs" "$seconds"
+done
