@@ -125,12 +125,16 @@ pub struct RunArgs {
     #[arg(long = "allow", value_name = "PROGRAM")]
     pub allow: Vec<String>,
     /// Grant a program with only the arguments PATTERN matches: arguments
-    /// separated by spaces, where `*` matches one argument and a trailing
-    /// `**` the rest (`''` allows none). Repeat to add patterns, e.g.
+    /// separated by spaces, where `*` matches one operand (never an
+    /// argument starting with `-` or `+`), a trailing `**` the remaining
+    /// operands, `--name=*` that option with any value, and after a `--`
+    /// wildcards match anything (`''` allows none). Options are allowed
+    /// only where named. Repeat to add patterns, e.g.
     /// `--allow-args git 'log --oneline **'`.
     #[arg(long = "allow-args", num_args = 2, value_names = ["PROGRAM", "PATTERN"])]
     pub allow_args: Vec<String>,
-    /// Let the guest set this environment variable (`NAME` or `PREFIX*`) for
+    /// Let the guest set this environment variable (`NAME`, or a wildcard
+    /// such as `LC_*` that expands only over inert names) for
     /// every program, or for one granted program as `PROGRAM:NAME`.
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,

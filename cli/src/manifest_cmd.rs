@@ -4,7 +4,7 @@ use crate::cli::{GrantArgs, InspectArgs, ManifestCommand};
 use crate::fail;
 use std::path::Path;
 use wasmproc_host::Policy;
-use wasmproc_host::manifest::{self, Manifest};
+use wasmproc_host::manifest::{self, ComponentDigest, Manifest};
 
 /// Reads a component's manifest; a component without one is an error here.
 fn read(component: &Path) -> Result<Manifest, String> {
@@ -30,11 +30,26 @@ pub(crate) fn inspect(args: &InspectArgs) -> i32 {
         Err(e) => return fail(e),
     };
     print!("{}", manifest::inspect_table(&manifest, policy.as_ref()));
+    if let Some(pinned) = policy.as_ref().and_then(Policy::component_digest) {
+        match ComponentDigest::of_file(&args.component) {
+            Ok(actual) if actual == *pinned => {
+                println!("\nThe policy is pinned to this component ({actual}).")
+            }
+            Ok(actual) => println!(
+                "\nThe policy is pinned to component {pinned}, not this one ({actual}): it would refuse it."
+            ),
+            Err(e) => return fail(format!("cannot read {}: {e}", args.component.display())),
+        }
+    }
     0
 }
 
-/// `wasmproc grant COMPONENT`.
+/// `wasmproc grant COMPONENT`: a policy pinned to the component's digest.
 pub(crate) fn grant(args: &GrantArgs) -> i32 {
+    let digest = match ComponentDigest::of_file(&args.component) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("cannot read {}: {e}", args.component.display())),
+    };
     match read(&args.component) {
         Ok(m) => {
             let name = args
@@ -42,7 +57,7 @@ pub(crate) fn grant(args: &GrantArgs) -> i32 {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            print!("{}", manifest::grant_policy(&name, &m));
+            print!("{}", manifest::grant_policy(&name, &m, &digest));
             0
         }
         Err(e) => fail(e),

@@ -252,8 +252,8 @@ fn manifest_declared_not_granted_bad() {
     assert_eq!(
         denial(&results[2]),
         "declared by the plugin, not granted by this host: add \"GREETING\" to `env` of program \
-         `echo` to allow it (environment variable `GREETING` is not granted (env.allow, or `env` \
-         of program `echo`))"
+         `echo` to allow it (environment variable `GREETING` is not granted; grant it by its exact \
+         name (env.allow, or `env` of program `echo`) if the program needs it)"
     );
     let gates: Vec<_> = events
         .iter()

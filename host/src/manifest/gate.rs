@@ -116,8 +116,11 @@ fn declaration<'m>(
             operation: op.name(),
         });
     }
+    // A manifest's `{path}` stands for any operand: the policy confines it.
     if let Some(patterns) = &declared.patterns
-        && !patterns.iter().any(|p| p.check(req.args).is_ok())
+        && !patterns
+            .iter()
+            .any(|p| p.check(req.args, &|_| true).is_ok())
     {
         let shown: Vec<String> = patterns.iter().map(|p| format!("`{p}`")).collect();
         return Err(Undeclared::Arguments {
@@ -172,7 +175,7 @@ fn missing_grant(
                             .iter()
                             .flatten()
                             .zip(lists)
-                            .find(|(p, _)| p.check(req.args).is_ok())
+                            .find(|(p, _)| p.check(req.args, &|_| true).is_ok())
                             .map(|(_, written)| written.clone())
                     })
                     .unwrap_or_else(|| vec!["**".to_string()]);

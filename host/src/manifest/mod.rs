@@ -25,14 +25,16 @@
 //! ```
 
 mod coverage;
+mod digest;
 mod embed;
 pub(crate) mod gate;
 mod parse;
 mod report;
 
+pub use digest::ComponentDigest;
 pub use embed::embed;
 pub use parse::{DirsRequest, Manifest, ProgramRequest, VariableRequest};
-pub use report::{Verdict, grant_policy, inspect_table};
+pub use report::{Verdict, beyond_policy, grant_policy, inspect_table};
 
 use std::path::PathBuf;
 
@@ -103,6 +105,23 @@ pub enum ManifestError {
         /// What is wrong, quoting the entry.
         reason: String,
     },
+    /// The policy is pinned to another component (`component_digest`).
+    #[error(
+        "{}: the policy is pinned to component {pinned}, but this component is {actual}; \
+         it asks for, beyond what the policy grants: {beyond}. Review it and write a new \
+         policy (`wasmproc grant`) to accept it",
+        component.display()
+    )]
+    DigestMismatch {
+        /// The component file.
+        component: PathBuf,
+        /// The digest the policy names.
+        pinned: String,
+        /// The component's own digest.
+        actual: String,
+        /// What its manifest asks for beyond the policy.
+        beyond: String,
+    },
     /// The component carries no manifest, and one is required.
     #[error(
         "{} carries no plugin manifest (`{SECTION_NAME}` section), and a manifest is required (require_manifest)",
@@ -116,13 +135,41 @@ pub enum ManifestError {
 
 /// Reads a component file's manifest and attaches it to `policy`, so its
 /// calls pass both gates. `require` (or the policy's own
-/// `require_manifest`) makes a missing manifest an error.
+/// `require_manifest`) makes a missing manifest an error; a policy pinned
+/// to another component (`component_digest`) refuses this one, listing
+/// what its manifest asks for beyond the policy.
 pub fn attach(
     policy: crate::Policy,
     component: &std::path::Path,
     require: bool,
 ) -> Result<crate::Policy, ManifestError> {
     let manifest = Manifest::from_file(component)?;
+    if let Some(pinned) = policy.component_digest() {
+        let actual = ComponentDigest::of_file(component).map_err(|source| ManifestError::Io {
+            action: "read",
+            path: component.to_path_buf(),
+            source,
+        })?;
+        if actual != *pinned {
+            let beyond = match &manifest {
+                Some(m) => {
+                    let rows = beyond_policy(m, &policy);
+                    if rows.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        rows.join("; ")
+                    }
+                }
+                None => "(it carries no manifest, so it would run on the policy alone)".into(),
+            };
+            return Err(ManifestError::DigestMismatch {
+                component: component.to_path_buf(),
+                pinned: pinned.to_string(),
+                actual: actual.to_string(),
+                beyond,
+            });
+        }
+    }
     if manifest.is_none() && (require || policy.require_manifest()) {
         return Err(ManifestError::Required {
             component: component.to_path_buf(),

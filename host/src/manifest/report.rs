@@ -2,10 +2,12 @@
 //! table (with each request's fate under a policy), and a policy granting
 //! exactly what the manifest declares.
 
+use super::ComponentDigest;
 use super::coverage::{covers, overlaps};
 use super::gate::{same_program, toml_value};
 use super::{Manifest, ProgramRequest};
 use crate::policy::catalogue::{program_risk, variable_risk};
+use crate::policy::{ArgPattern, inert_expansion};
 use crate::policy::{Operation, Policy, ProgramGrant};
 use std::fmt::Write as _;
 
@@ -39,8 +41,101 @@ struct Row {
 }
 
 /// The manifest as a table (request, pattern, reason), with a column for
-/// what each request gets under `policy` when one is given.
+/// what each request gets under `policy` when one is given, followed by
+/// what the policy grants (options, operand rules, variable expansions).
 pub fn inspect_table(manifest: &Manifest, policy: Option<&Policy>) -> String {
+    let mut out = render(&rows(manifest, policy), policy.is_some());
+    if let Some(policy) = policy {
+        out.push('\n');
+        out.push_str(&grants_table(policy));
+    }
+    out
+}
+
+/// Each request of the manifest that `policy` does not fully grant, as
+/// `+ request pattern (verdict)`: what a component asks for beyond it.
+pub fn beyond_policy(manifest: &Manifest, policy: &Policy) -> Vec<String> {
+    rows(manifest, Some(policy))
+        .into_iter()
+        .filter(|r| !matches!(r.verdict, Some(Verdict::Granted)))
+        .map(|r| {
+            format!(
+                "+ {} {} ({})",
+                printable(&r.request),
+                printable(&r.pattern),
+                r.verdict.map(|v| v.to_string()).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// What a policy grants, one line per program pattern and per variable
+/// grant: the named options, the operand rule, the inert names a
+/// wildcard expands to, and the names of secrets.
+pub fn grants_table(policy: &Policy) -> String {
+    let mut out = String::from("THE POLICY GRANTS\n");
+    for g in policy.programs() {
+        let ops: Vec<&str> = g.operations.iter().map(|o| o.name()).collect();
+        let _ = writeln!(out, "program {} ({})", g.name, ops.join(", "));
+        match &g.args {
+            None => out.push_str("  any arguments (every option, every operand)\n"),
+            Some(patterns) if patterns.is_empty() => out.push_str("  no argument list\n"),
+            Some(patterns) => {
+                for p in patterns {
+                    let _ = writeln!(out, "  {}", pattern_summary(p));
+                }
+            }
+        }
+        for (written, names) in g.variable_grants() {
+            let _ = writeln!(out, "  variable {}", expansion(&written, &names));
+        }
+        let secrets: Vec<&str> = g.secret_names().collect();
+        if !secrets.is_empty() {
+            let _ = writeln!(
+                out,
+                "  secrets (values supplied by the host) {}",
+                secrets.join(" ")
+            );
+        }
+    }
+    for (written, names) in policy.variable_grants() {
+        let _ = writeln!(
+            out,
+            "variable (every program) {}",
+            expansion(&written, &names)
+        );
+    }
+    out
+}
+
+/// A pattern, the options it names and its operand rule, on one line.
+fn pattern_summary(p: &ArgPattern) -> String {
+    let options = p.named_options();
+    let options = if options.is_empty() {
+        "no options".to_string()
+    } else {
+        format!("options {}", options.join(" "))
+    };
+    format!(
+        "`{}`: {options}; {}",
+        printable(&p.to_string()),
+        p.operand_rule()
+    )
+}
+
+fn expansion(written: &str, names: &[&str]) -> String {
+    if written.contains('*') {
+        if names.is_empty() {
+            format!("{written} -> (no inert names)")
+        } else {
+            format!("{written} -> {}", names.join(" "))
+        }
+    } else {
+        written.to_string()
+    }
+}
+
+fn rows(manifest: &Manifest, policy: Option<&Policy>) -> Vec<Row> {
     let mut rows = Vec::new();
     for p in &manifest.programs {
         let ops: Vec<&str> = p.operations.iter().map(|o| o.name()).collect();
@@ -105,7 +200,7 @@ pub fn inspect_table(manifest: &Manifest, policy: Option<&Policy>) -> String {
             }),
         });
     }
-    render(&rows, policy.is_some())
+    rows
 }
 
 /// What a declared program (with one declared pattern, or any arguments)
@@ -227,23 +322,35 @@ fn render(rows: &[Row], with_verdict: bool) -> String {
     out
 }
 
-/// A policy (TOML) that grants exactly what the manifest declares, with
-/// each request's reason as a comment, and a warning comment on requests
-/// for catalogued code-running programs and variables.
-pub fn grant_policy(component: &str, manifest: &Manifest) -> String {
+/// A policy (TOML) that grants exactly what the manifest declares, pinned
+/// to the component's digest, with each request's reason, each pattern's
+/// options and operand rule as comments, and a warning comment on
+/// requests for catalogued code-running programs and variables.
+pub fn grant_policy(component: &str, manifest: &Manifest, digest: &ComponentDigest) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# Policy for {component}, written by `wasmproc grant` from the plugin's manifest.\n\
-         # It grants exactly what the plugin declares. Review it, and narrow or remove\n\
-         # what this host should not allow.\n\
-         require_manifest = true"
+         # It grants exactly what the plugin declares, to this component only (a\n\
+         # component with another digest is refused, with what it asks for beyond this).\n\
+         # Review it, and narrow or remove what this host should not allow.\n\
+         require_manifest = true\n\
+         component_digest = {}",
+        toml_value(&digest.to_string())
     );
+    let mut uses_paths = false;
     for p in &manifest.programs {
         out.push('\n');
         let _ = writeln!(out, "# {}", printable(&p.reason));
         if let Some(risk) = program_risk(&p.name) {
             let _ = writeln!(out, "# WARNING: {} can run code: {risk}", p.name);
+        }
+        for pattern in p.patterns.iter().flatten() {
+            let _ = writeln!(out, "# {}", pattern_summary(pattern));
+            uses_paths |= pattern.has_paths();
+        }
+        if p.args.is_none() {
+            let _ = writeln!(out, "# any arguments: every option and every operand");
         }
         let _ = writeln!(out, "[[program]]\nname = {}", toml_value(&p.name));
         if let Some(args) = &p.args {
@@ -259,6 +366,18 @@ pub fn grant_policy(component: &str, manifest: &Manifest) -> String {
             if let Some(risk) = variable_risk(&v.name) {
                 let _ = writeln!(out, "    # WARNING: {} can run code: {risk}", v.name);
             }
+            if v.name.contains('*') {
+                let names = inert_expansion(&v.name);
+                let _ = writeln!(
+                    out,
+                    "    # expands only to the inert names: {}",
+                    if names.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        names.join(" ")
+                    }
+                );
+            }
             let _ = writeln!(out, "    {},", toml_value(&v.name));
         }
         out.push_str("]\n");
@@ -271,6 +390,14 @@ pub fn grant_policy(component: &str, manifest: &Manifest) -> String {
              # file's directory.\n\
              [dirs]\nroots = [\".\"]",
             printable(&d.reason)
+        );
+    } else if uses_paths {
+        let _ = writeln!(
+            out,
+            "\n# Path operands ({{path}}) must lie inside these roots. Review: which\n\
+             # directories may the plugin name? Relative roots are taken from this file's\n\
+             # directory.\n\
+             [dirs]\nroots = [\".\"]"
         );
     }
     out

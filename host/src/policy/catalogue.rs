@@ -1,11 +1,14 @@
 //! The catalogue of environment variables and programs that can be made to
-//! run code, kept in one data file (`catalogue.toml`) with the source of
-//! every entry (the program's own documentation, ld.so(8), GTFOBins).
+//! run code, and of inert variables, kept in one data file
+//! (`catalogue.toml`) with the source of every entry (the program's own
+//! documentation, ld.so(8), GTFOBins).
 //!
 //! A variable entry is a name (`PAGER`), a family by prefix (`GIT_CONFIG*`),
-//! by suffix (`*_OPTIONS`) or by infix (`*_ASKPASS*`). The policy uses it so
-//! that a wildcard grant never admits a catalogued variable, and so that a
-//! catalogued program granted with any arguments warns at load.
+//! by suffix (`*_OPTIONS`) or by infix (`*_ASKPASS*`); an exact grant of one
+//! warns at load. A wildcard variable grant expands only over the inert
+//! names. A program entry gives the advised narrowing (`args`) and the
+//! arguments that run code or write files (`attacks`); a grant that leaves
+//! one of them open warns at load.
 
 use serde::Deserialize;
 use std::path::Path;
@@ -27,6 +30,22 @@ pub struct VariableEntry {
     pub risk: String,
     /// Where the behaviour is documented.
     pub source: String,
+    /// Whether programs read these names in any case (npm's
+    /// `npm_config_*`), so that a case variant belongs to the entry too.
+    #[serde(default)]
+    pub case_insensitive: bool,
+}
+
+/// One inert variable: a name a wildcard grant may expand to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InertEntry {
+    /// The exact name.
+    pub name: String,
+    /// What it means to the programs that read it.
+    pub meaning: String,
+    /// Where the meaning is documented.
+    pub source: String,
 }
 
 /// One catalogued program.
@@ -39,6 +58,12 @@ pub struct ProgramEntry {
     pub risk: String,
     /// How to narrow a grant of it.
     pub narrow: String,
+    /// The advised argument patterns, if a narrowing by `args` is advised.
+    #[serde(default)]
+    pub args: Option<Vec<Vec<String>>>,
+    /// Arguments that make it run code or write files (options, and
+    /// operands that act as options to it, such as dd's `of=`).
+    pub attacks: Vec<String>,
     /// Where the behaviour is documented.
     pub source: String,
 }
@@ -53,6 +78,9 @@ pub struct Catalogue {
     /// Programs, in file order.
     #[serde(rename = "program")]
     pub programs: Vec<ProgramEntry>,
+    /// Inert variables, in file order.
+    #[serde(rename = "inert")]
+    pub inert: Vec<InertEntry>,
 }
 
 impl Catalogue {
@@ -71,9 +99,17 @@ pub fn catalogue() -> &'static Catalogue {
 }
 
 impl VariableEntry {
-    /// Whether `name` belongs to this entry (names are case-sensitive).
+    /// Whether `name` belongs to this entry (case-sensitively, unless the
+    /// entry is read in any case).
     pub fn matches(&self, name: &str) -> bool {
-        let p = self.pattern.as_str();
+        if self.case_insensitive {
+            let lower = |s: &str| s.to_ascii_lowercase();
+            return Self::matches_exactly(&lower(&self.pattern), &lower(name));
+        }
+        Self::matches_exactly(&self.pattern, name)
+    }
+
+    fn matches_exactly(p: &str, name: &str) -> bool {
         match (p.strip_prefix('*'), p.strip_suffix('*')) {
             (Some(rest), _) if rest.ends_with('*') => name.contains(rest.trim_end_matches('*')),
             (Some(suffix), _) => name.ends_with(suffix),
@@ -86,6 +122,32 @@ impl VariableEntry {
 /// The catalogue entry a variable belongs to, if any.
 pub fn variable_entry(name: &str) -> Option<&'static VariableEntry> {
     catalogue().variables.iter().find(|v| v.matches(name))
+}
+
+/// The inert entry of exactly `name`, if it is one.
+pub fn inert_entry(name: &str) -> Option<&'static InertEntry> {
+    catalogue().inert.iter().find(|v| v.name == name)
+}
+
+/// The advice for a catalogued program: the text, then the advised
+/// patterns when there are some.
+impl ProgramEntry {
+    /// `narrow`, followed by the advised `args` as TOML.
+    pub fn advice(&self) -> String {
+        match &self.args {
+            Some(args) => {
+                let lists: Vec<String> = args
+                    .iter()
+                    .map(|l| {
+                        let quoted: Vec<String> = l.iter().map(|a| format!("{a:?}")).collect();
+                        format!("[{}]", quoted.join(", "))
+                    })
+                    .collect();
+                format!("{}: args = [{}]", self.narrow, lists.join(", "))
+            }
+            None => self.narrow.clone(),
+        }
+    }
 }
 
 /// What setting the variable `name` can make a program do, if it is
@@ -141,6 +203,18 @@ mod tests {
                 !p.risk.is_empty() && !p.narrow.is_empty() && !p.source.is_empty(),
                 "{p:?}"
             );
+            assert!(!p.attacks.is_empty(), "{} names no attacks", p.name);
+            for list in p.args.iter().flatten() {
+                crate::policy::ArgPattern::parse(&p.name, list).unwrap();
+            }
+        }
+        for v in &c.inert {
+            assert!(!v.meaning.is_empty() && !v.source.is_empty(), "{v:?}");
+            assert!(
+                variable_entry(&v.name).is_none(),
+                "{} is both inert and catalogued as dangerous",
+                v.name
+            );
         }
     }
 
@@ -158,6 +232,9 @@ mod tests {
             "SSH_ASKPASS_REQUIRE",
             "PYTHONSTARTUP",
             "NODE_OPTIONS",
+            "npm_config_node_options",
+            "Npm_Config_Node_Options",
+            "NPM_CONFIG_SCRIPT_SHELL",
         ] {
             assert!(variable_risk(name).is_some(), "{name} is not catalogued");
         }

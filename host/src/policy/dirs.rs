@@ -88,6 +88,49 @@ impl DirGrant {
     }
 }
 
+impl DirGrant {
+    /// Whether the path operand `operand`, taken from `cwd` (or the
+    /// default directory), lies inside a root once resolved: the longest
+    /// part that exists is canonicalized (symlinks followed, `..` taken),
+    /// and the rest must be plain names. A dangling symlink, or `..` past
+    /// what exists, is refused.
+    pub(crate) fn confines(&self, cwd: Option<&Path>, operand: &str) -> bool {
+        let Some(base) = cwd.or(self.default.as_deref()) else {
+            return false;
+        };
+        let Some(resolved) = resolve_lexical_tail(&base.join(operand)) else {
+            return false;
+        };
+        self.roots.iter().any(|r| resolved.starts_with(r))
+    }
+}
+
+/// Canonicalizes the longest existing prefix of `path` and appends the
+/// rest, which must be plain names that do not exist (not even as a
+/// dangling symlink).
+fn resolve_lexical_tail(path: &Path) -> Option<PathBuf> {
+    let mut tail = Vec::new();
+    let mut current = path;
+    loop {
+        match current.canonicalize() {
+            Ok(mut resolved) => {
+                for name in tail.iter().rev() {
+                    resolved.push(name);
+                }
+                return Some(resolved);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(current).is_ok() {
+                    return None;
+                }
+                tail.push(current.file_name()?.to_owned());
+                current = current.parent()?;
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 fn canonical_dir(quoted: &str, dir: &str, base: &Path) -> Result<PathBuf, PolicyError> {
     let path = base.join(dir);
     let canonical = path.canonicalize().map_err(|e| {
@@ -97,4 +140,51 @@ fn canonical_dir(quoted: &str, dir: &str, base: &Path) -> Result<PathBuf, Policy
         return Err(PolicyError::entry(quoted, "is not a directory"));
     }
     Ok(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirs_path_operand_confined_ugly() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("root");
+        let outside = base.path().join("outside");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(root.join("sub/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.join("nothing"), root.join("dangling")).unwrap();
+        let grant = DirGrant::new(&["root".into()], None, base.path()).unwrap();
+        for inside in [
+            "sub/file",
+            "sub",
+            "",
+            ".",
+            "new",
+            "sub/new",
+            "sub/../sub/file",
+        ] {
+            assert!(grant.confines(None, inside), "{inside}");
+        }
+        let outside_abs = outside.join("x");
+        for escape in [
+            "..",
+            "../outside/x",
+            "/etc/passwd",
+            outside_abs.to_str().unwrap(),
+            "out/x",
+            "out",
+            "dangling",
+            "new/../../x",
+            "sub/file/x",
+        ] {
+            assert!(!grant.confines(None, escape), "{escape}");
+        }
+        // From a working directory inside the root.
+        let sub = root.join("sub").canonicalize().unwrap();
+        assert!(grant.confines(Some(&sub), "file"));
+        assert!(!grant.confines(Some(&sub), "../../outside"));
+    }
 }

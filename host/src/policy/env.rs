@@ -2,16 +2,20 @@
 //! set only granted names, and the host passes through only named variables.
 //!
 //! A variable is granted to every program (`[env] allow`) or to one program
-//! (`env` of its `[[program]]` entry). A wildcard grant (`GIT_*`, `*`) never
-//! covers a variable in the [catalogue](super::catalogue) of variables that
-//! can run code: only a grant naming it exactly does, and loading such a
-//! grant warns with the catalogued risk.
+//! (`env` of its `[[program]]` entry). An exact name grants that variable
+//! (an exact grant of a variable the [catalogue](super::catalogue) lists as
+//! able to run code warns at load). A wildcard (`LC_*`, `*_COLOR`, `*`)
+//! expands only over the catalogue's inert names, compared exactly and
+//! case-sensitively: an allow-list, so a variable the catalogue has never
+//! heard of, or a case variant of an inert one, is never reached by a
+//! wildcard. Secret names (see [`super::secrets`]) are the host's: the
+//! guest may not set them, in any case, for any program.
 
-use super::catalogue::{self, variable_entry};
+use super::catalogue::{self, inert_entry, variable_entry};
 use crate::error::{CallError, PolicyError};
 
 /// Whether a variable is catalogued as able to run code (a loader, shell,
-/// runtime, git, pager or editor hook), so that only an exact grant allows it.
+/// runtime, git, pager or editor hook), so that a wildcard never covers it.
 pub fn is_hook(name: &str) -> bool {
     catalogue::variable_risk(name).is_some()
 }
@@ -20,11 +24,59 @@ pub fn is_hook(name: &str) -> bool {
 /// them through does not warn.
 const QUIET_PASS: &[&str] = &["PATH", "HOME"];
 
-/// A granted variable name: exact, or a prefix ending in `*`.
+/// A granted variable name: exact, or a wildcard with a fixed prefix and
+/// suffix (`LC_*`: prefix `LC_`; `*_COLOR`: suffix `_COLOR`; `*`: both
+/// empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum NamePattern {
     Exact(String),
-    Prefix(String),
+    Wildcard { prefix: String, suffix: String },
+}
+
+impl NamePattern {
+    fn as_written(&self) -> String {
+        match self {
+            Self::Exact(n) => n.clone(),
+            Self::Wildcard { prefix, suffix } => format!("{prefix}*{suffix}"),
+        }
+    }
+
+    /// Whether the name has the wildcard's shape (inert or not).
+    fn shape_matches(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(n) => n == name,
+            Self::Wildcard { prefix, suffix } => {
+                name.len() >= prefix.len() + suffix.len()
+                    && name.starts_with(prefix.as_str())
+                    && name.ends_with(suffix.as_str())
+            }
+        }
+    }
+
+    fn admits(&self, name: &str) -> bool {
+        match self {
+            Self::Exact(n) => n == name,
+            Self::Wildcard { .. } => self.shape_matches(name) && inert_entry(name).is_some(),
+        }
+    }
+}
+
+/// The inert names a variable wildcard (`LC_*`, `*_COLOR`, `*`) expands
+/// to, in catalogue order; an exact name expands to nothing.
+pub fn inert_expansion(wildcard: &str) -> Vec<&'static str> {
+    let Some((prefix, suffix)) = wildcard.split_once('*') else {
+        return Vec::new();
+    };
+    let pattern = NamePattern::Wildcard {
+        prefix: prefix.to_string(),
+        suffix: suffix.to_string(),
+    };
+    catalogue::catalogue()
+        .inert
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|n| pattern.shape_matches(n))
+        .collect()
 }
 
 /// A list of variable grants (`[env] allow`, or one program's `env`).
@@ -44,10 +96,20 @@ impl VarGrant {
         let mut patterns = Vec::new();
         for name in allow {
             let quoted = format!("{field} `{name}`");
-            let pattern = match name.strip_suffix('*') {
-                Some(prefix) => {
+            let pattern = match name.split_once('*') {
+                Some((prefix, suffix)) => {
+                    if suffix.contains('*') || (!prefix.is_empty() && !suffix.is_empty()) {
+                        return Err(PolicyError::entry(
+                            quoted,
+                            "a wildcard is one `*` at the start or the end of the name (`LC_*`, `*_COLOR`, `*`)",
+                        ));
+                    }
                     check_name(&quoted, prefix, true)?;
-                    NamePattern::Prefix(prefix.to_string())
+                    check_name(&quoted, suffix, true)?;
+                    NamePattern::Wildcard {
+                        prefix: prefix.to_string(),
+                        suffix: suffix.to_string(),
+                    }
                 }
                 None => {
                     check_name(&quoted, name, false)?;
@@ -68,15 +130,32 @@ impl VarGrant {
         Ok(Self { patterns })
     }
 
-    /// Whether this list admits `name`: by an exact grant, or by a prefix
-    /// when the name is not catalogued.
+    /// Whether this list admits `name`: by an exact grant, or by a
+    /// wildcard when the name is inert.
     fn admits(&self, name: &str) -> bool {
-        self.patterns.iter().any(|p| match p {
-            NamePattern::Exact(exact) => exact == name,
-            NamePattern::Prefix(prefix) => {
-                name.starts_with(prefix.as_str()) && variable_entry(name).is_none()
-            }
-        })
+        self.patterns.iter().any(|p| p.admits(name))
+    }
+
+    /// The wildcard of this list that has the name's shape, if any (for
+    /// the denial of a name that is not inert).
+    fn wildcard_shaped(&self, name: &str) -> Option<String> {
+        self.patterns
+            .iter()
+            .find(|p| matches!(p, NamePattern::Wildcard { .. }) && p.shape_matches(name))
+            .map(NamePattern::as_written)
+    }
+
+    /// Each grant as written, with the inert names a wildcard expands to
+    /// (empty for an exact name).
+    pub(crate) fn expansions(&self) -> Vec<(String, Vec<&'static str>)> {
+        self.patterns
+            .iter()
+            .map(|p| {
+                let written = p.as_written();
+                let names = inert_expansion(&written);
+                (written, names)
+            })
+            .collect()
     }
 }
 
@@ -86,6 +165,8 @@ impl VarGrant {
 pub struct EnvGrant {
     settable: VarGrant,
     passed: Vec<(String, String)>,
+    /// Names of every program's secrets: never settable by the guest.
+    reserved: Vec<String>,
 }
 
 impl EnvGrant {
@@ -117,7 +198,39 @@ impl EnvGrant {
                 passed.push((name.clone(), value));
             }
         }
-        Ok((Self { settable, passed }, warnings))
+        Ok((
+            Self {
+                settable,
+                passed,
+                reserved: Vec::new(),
+            },
+            warnings,
+        ))
+    }
+
+    /// Reserves secret names (of any program): the guest may never set
+    /// them, and `[env] pass` may not pass them to every child.
+    pub(crate) fn reserve(&mut self, secret: &str, program: &str) -> Result<(), PolicyError> {
+        if self
+            .passed
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(secret))
+        {
+            return Err(PolicyError::entry(
+                format!("env.pass `{secret}`"),
+                format!(
+                    "is a secret of program `{program}`; passing it to every child would hand it to other programs"
+                ),
+            ));
+        }
+        self.reserved.push(secret.to_string());
+        Ok(())
+    }
+
+    /// The settable grants, with wildcard expansions (see
+    /// [`VarGrant::expansions`]).
+    pub(crate) fn settable(&self) -> &VarGrant {
+        &self.settable
     }
 
     /// Builds the child's environment: pass-through variables, then the
@@ -141,36 +254,52 @@ impl EnvGrant {
                     "environment variable `{name}` has a NUL byte in its value"
                 )));
             }
+            if self.reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+                return Err(CallError::Denied(format!(
+                    "environment variable `{name}` is a secret the host supplies; a guest may not set it"
+                )));
+            }
             if !self.settable.admits(name) && !program_env.admits(name) {
-                return Err(denial(name, program));
+                return Err(self.denial(name, program, program_env));
             }
             env.retain(|(n, _)| n != name);
             env.push((name.clone(), value.clone()));
         }
         Ok(env)
     }
-}
 
-fn denial(name: &str, program: &str) -> CallError {
-    match variable_entry(name) {
-        Some(entry) => CallError::Denied(format!(
-            "environment variable `{name}` is catalogued as able to run code: {} (source: {}); \
-             only a grant naming it exactly (env.allow, or `env` of program `{program}`) \
-             allows it, never a wildcard",
-            entry.risk, entry.source
-        )),
-        None => CallError::Denied(format!(
-            "environment variable `{name}` is not granted (env.allow, or `env` of program `{program}`)"
-        )),
+    fn denial(&self, name: &str, program: &str, program_env: &VarGrant) -> CallError {
+        let how = format!(
+            "grant it by its exact name (env.allow, or `env` of program `{program}`) if the program needs it"
+        );
+        let wildcard = self
+            .settable
+            .wildcard_shaped(name)
+            .or_else(|| program_env.wildcard_shaped(name));
+        let risk = variable_entry(name)
+            .map(|e| {
+                format!(
+                    "; it is catalogued as able to run code: {} (source: {})",
+                    e.risk, e.source
+                )
+            })
+            .unwrap_or_default();
+        CallError::Denied(match wildcard {
+            Some(w) => format!(
+                "environment variable `{name}` is not granted: the wildcard `{w}` expands only to \
+                 inert variables (names compared exactly), and `{name}` is not one{risk}; {how}"
+            ),
+            None => format!("environment variable `{name}` is not granted{risk}; {how}"),
+        })
     }
 }
 
-fn check_name(quoted: &str, name: &str, prefix: bool) -> Result<(), PolicyError> {
+fn check_name(quoted: &str, name: &str, part: bool) -> Result<(), PolicyError> {
     let valid = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid || (!prefix && name.is_empty()) {
+    if !valid || (!part && name.is_empty()) {
         return Err(PolicyError::entry(
             quoted,
-            "a variable name may hold only letters, digits and `_` (and a final `*` in a grant)",
+            "a variable name may hold only letters, digits and `_` (and one `*` at the start or end in a grant)",
         ));
     }
     Ok(())
@@ -217,7 +346,7 @@ mod tests {
             for wildcard in &prefixes {
                 let err = child(&grant(&[wildcard]), &name).unwrap_err();
                 assert!(
-                    matches!(&err, CallError::Denied(r) if r.contains(&name) && r.contains("exactly")),
+                    matches!(&err, CallError::Denied(r) if r.contains(&name) && r.contains("exact")),
                     "{} ({name}) under global {wildcard}: {err}",
                     entry.pattern
                 );
@@ -248,46 +377,72 @@ mod tests {
     }
 
     #[test]
-    fn env_hooks_need_exact_grant_bad() {
-        // A wildcard that covers everything still does not cover hooks.
+    fn env_wildcards_expand_to_inert_only_ugly() {
+        // `*` admits every inert name and nothing else: hooks, names the
+        // catalogue has never heard of, and case variants of inert names.
         let g = grant(&["*"]);
-        assert!(child(&g, "FOO").is_ok());
-        for hook in [
+        for inert in &catalogue::catalogue().inert {
+            assert!(child(&g, &inert.name).is_ok(), "{}", inert.name);
+            let lower = inert.name.to_ascii_lowercase();
+            if lower != inert.name {
+                assert!(child(&g, &lower).is_err(), "{lower}");
+            }
+        }
+        for name in [
+            "FOO",
             "LD_PRELOAD",
-            "LD_AUDIT",
-            "DYLD_INSERT_LIBRARIES",
-            "GCONV_PATH",
             "BASH_ENV",
-            "ENV",
-            "PATH",
             "GIT_CONFIG_COUNT",
-            "GIT_CONFIG_KEY_0",
-            "GIT_CONFIG_VALUE_0",
+            "GIT_TEST_FSMONITOR",
+            "GIT_TRACE",
+            "TZ",
+            "Npm_Config_Node_Options",
+            "lang",
         ] {
-            let err = child(&g, hook).unwrap_err();
+            let err = child(&g, name).unwrap_err();
             assert!(
-                matches!(err, CallError::Denied(ref r) if r.contains(hook)),
-                "{hook}: {err}"
+                matches!(&err, CallError::Denied(r) if r.contains(name) && r.contains("`*`")),
+                "{name}: {err}"
             );
         }
-        // Naming one exactly allows it, with a warning at load.
+        // A prefix expands to the inert names it covers, in order.
+        let expanded = vars(&["GIT_AUTHOR_*", "*_COLOR", "LANG"]).expansions();
+        assert_eq!(
+            expanded[0],
+            (
+                "GIT_AUTHOR_*".to_string(),
+                vec!["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE"]
+            )
+        );
+        assert_eq!(expanded[1].1, ["NO_COLOR", "FORCE_COLOR"]);
+        assert!(expanded[2].1.is_empty());
+    }
+
+    #[test]
+    fn env_hooks_need_exact_grant_bad() {
+        // Naming a hook exactly allows it, with a warning at load.
         let (g, warnings) = EnvGrant::new(&["LD_PRELOAD".into()], &[], |_| None).unwrap();
         assert!(child(&g, "LD_PRELOAD").is_ok());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // The case-insensitive npm family warns for any case.
+        let mut warnings = Vec::new();
+        VarGrant::parse(&["Npm_Config_Node_Options".into()], "env", &mut warnings).unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
     }
 
     #[test]
-    fn env_prefix_grant_admits_plain_names_good() {
-        // A prefix still grants what the catalogue does not know.
-        let g = grant(&["GIT_AUTHOR_*"]);
-        assert!(child(&g, "GIT_AUTHOR_NAME").is_ok());
-        assert!(child(&g, "GIT_COMMITTER_NAME").is_err());
-        let per_program = vars(&["GIT_*"]);
-        assert!(
-            grant(&[])
-                .child_env(&set("GIT_AUTHOR_NAME"), "git", &per_program)
-                .is_ok()
-        );
+    fn env_secret_names_reserved_bad() {
+        let (mut g, _) = EnvGrant::new(&["*".into(), "TOKEN".into()], &[], |_| None).unwrap();
+        g.reserve("TOKEN", "gh").unwrap();
+        for name in ["TOKEN", "token", "Token"] {
+            let err = child(&g, name).unwrap_err();
+            assert!(
+                matches!(&err, CallError::Denied(r) if r.contains("secret")),
+                "{name}: {err}"
+            );
+        }
+        let (mut g, _) = EnvGrant::new(&[], &["TOKEN".into()], |_| Some("v".into())).unwrap();
+        assert!(g.reserve("TOKEN", "gh").is_err());
     }
 
     #[test]
@@ -295,11 +450,16 @@ mod tests {
         let g = grant(&["*"]);
         assert!(matches!(child(&g, "A=B"), Err(CallError::Invalid(_))));
         assert!(matches!(child(&g, ""), Err(CallError::Invalid(_))));
-        let nul = vec![("A".to_string(), "x\0y".to_string())];
+        let nul = vec![("LANG".to_string(), "x\0y".to_string())];
         assert!(matches!(
             g.child_env(&nul, "p", &VarGrant::default()),
             Err(CallError::Invalid(_))
         ));
-        assert!(EnvGrant::new(&["BAD-NAME".into()], &[], |_| None).is_err());
+        for bad in ["BAD-NAME", "A*B", "*A*", "**"] {
+            assert!(
+                EnvGrant::new(&[bad.into()], &[], |_| None).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -6,9 +6,10 @@
 //! args = [["log", "**"], ["status", "--porcelain"]]
 //! operations = ["run"]               # default: ["run", "start"]
 //! env = ["GIT_AUTHOR_NAME"]          # names the guest may set for git only
+//! secrets = ["GITHUB_TOKEN"]         # values the host supplies to git only
 //!
 //! [env]
-//! allow = ["LANG", "LC_*"]           # names the guest may set for every program
+//! allow = ["LANG", "LC_*"]           # names the guest may set (wildcards: inert names only)
 //! pass = ["HOME"]                    # host variables passed through
 //!
 //! [dirs]
@@ -21,13 +22,18 @@
 //! [limits]
 //! max_live_processes = 8
 //! ```
+//!
+//! Argument patterns are described in [`super::args`]; a top-level
+//! `component_digest = "blake3:…"` pins the policy to one component.
 
 use super::Policy;
 use super::args::ArgPattern;
 use super::catalogue::{ProgramEntry, program_entry};
 use super::dirs::DirGrant;
 use super::env::{EnvGrant, VarGrant};
+use super::leaks::open_attacks;
 use super::program::{Operation, ProgramGrant, resolve};
+use super::secrets::{SecretSpec, Secrets};
 use crate::error::PolicyError;
 use crate::limits::Limits;
 use serde::Deserialize;
@@ -59,6 +65,10 @@ pub struct PolicySpec {
     /// Refuse guests that carry no manifest.
     #[serde(default)]
     pub require_manifest: bool,
+    /// The one component this policy grants to (`blake3:<hex>`), as
+    /// `wasmproc grant` records it.
+    #[serde(default)]
+    pub component_digest: Option<String>,
 }
 
 /// One `[[program]]` table.
@@ -75,14 +85,17 @@ pub struct ProgramSpec {
     /// `[env] allow`).
     #[serde(default)]
     pub env: Vec<String>,
+    /// Variables whose value the host supplies to this program only.
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
 }
 
 /// The `[env]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSpec {
-    /// Variables the guest may set for every program; a trailing `*` makes
-    /// a prefix (which never covers a catalogued variable).
+    /// Variables the guest may set for every program; a wildcard (`LC_*`,
+    /// `*_COLOR`, `*`) expands only over the catalogue's inert names.
     #[serde(default)]
     pub allow: Vec<String>,
     /// Host variables passed through to every child.
@@ -123,6 +136,7 @@ impl PolicySpec {
             args,
             operations: None,
             env: Vec::new(),
+            secrets: Vec::new(),
         });
     }
 
@@ -137,6 +151,11 @@ impl PolicySpec {
         self.limits
             .validate()
             .map_err(|reason| PolicyError::entry("[limits]", reason.to_string()))?;
+        let digest = self
+            .component_digest
+            .map(|d| crate::manifest::ComponentDigest::parse(&d))
+            .transpose()
+            .map_err(|why| PolicyError::entry("component_digest", why))?;
         let mut programs: Vec<ProgramGrant> = Vec::new();
         let mut warnings = Vec::new();
         for spec in self.programs {
@@ -174,22 +193,42 @@ impl PolicySpec {
                 ));
             }
             let env = VarGrant::parse(&spec.env, &format!("{quoted} env"), &mut warnings)?;
-            if args.is_none()
-                && let Some(entry) =
-                    program_entry(&spec.name).or_else(|| program_entry(&path.to_string_lossy()))
-            {
-                warnings.push(open_grant_warning(&spec.name, entry));
+            let entry =
+                program_entry(&spec.name).or_else(|| program_entry(&path.to_string_lossy()));
+            if let Some(entry) = entry {
+                match &args {
+                    None => warnings.push(open_grant_warning(&spec.name, entry)),
+                    Some(patterns) => {
+                        for pattern in patterns {
+                            warnings.extend(leak_warning(&spec.name, entry, pattern));
+                        }
+                    }
+                }
             }
+            if args.iter().flatten().any(ArgPattern::has_paths) && self.dirs.roots.is_empty() {
+                return Err(PolicyError::entry(
+                    quoted,
+                    "an argument pattern has a path placeholder (`{path}`, `{paths}`), but \
+                     [dirs] grants no roots for it to lie in",
+                ));
+            }
+            let secrets = Secrets::load(&spec.name, &spec.secrets, base, &host_env)?;
             programs.push(ProgramGrant {
                 name: spec.name,
                 path,
                 args,
                 operations,
                 env,
+                secrets,
             });
         }
-        let (env, env_warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, host_env)?;
+        let (mut env, env_warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, &host_env)?;
         warnings.extend(env_warnings);
+        for grant in &programs {
+            for name in grant.secrets.names() {
+                env.reserve(name, &grant.name)?;
+            }
+        }
         let dirs = DirGrant::new(&self.dirs.roots, self.dirs.default.as_deref(), base)?;
         Ok(Policy {
             programs,
@@ -201,6 +240,7 @@ impl PolicySpec {
             daemons: self.daemons,
             require_manifest: self.require_manifest,
             manifest: None,
+            component_digest: digest,
         })
     }
 }
@@ -211,6 +251,30 @@ fn open_grant_warning(name: &str, entry: &ProgramEntry) -> String {
     format!(
         "program `{name}` is granted with any arguments, and {name} {} (source: {}); \
          narrow it with `args` patterns: {}",
-        entry.risk, entry.source, entry.narrow
+        entry.risk,
+        entry.source,
+        entry.advice()
     )
+}
+
+/// The load-time warning for a pattern of a catalogued program that still
+/// lets one of its attacks through, quoting the pattern and the fix.
+fn leak_warning(name: &str, entry: &ProgramEntry, pattern: &ArgPattern) -> Option<String> {
+    let leaks = open_attacks(entry, pattern);
+    if leaks.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = leaks
+        .iter()
+        .map(|l| format!("`{}` (at argument {})", l.attack, l.position))
+        .collect();
+    Some(format!(
+        "program `{name}`: pattern `{pattern}` still lets through {}, and {name} {} (source: {}); \
+         fix the values of named options, name no abbreviation, and fix operands the program \
+         reads as options or commands: {}",
+        shown.join(", "),
+        entry.risk,
+        entry.source,
+        entry.advice()
+    ))
 }

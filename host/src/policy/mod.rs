@@ -12,13 +12,17 @@ mod daemon_access;
 mod dirs;
 mod env;
 mod file;
+mod leaks;
 mod program;
+mod secrets;
 
-pub use args::ArgPattern;
+pub use args::{ArgPattern, is_option};
 pub use daemon_access::DaemonAccess;
-pub use env::is_hook;
+pub use env::{inert_expansion, is_hook};
 pub use file::PolicySpec;
+pub use leaks::{Leak, open_attacks};
 pub use program::{Operation, ProgramGrant};
+pub use secrets::SecretSpec;
 
 use crate::error::{CallError, PolicyError};
 use crate::limits::Limits;
@@ -39,6 +43,7 @@ pub struct Policy {
     daemons: DaemonAccess,
     require_manifest: bool,
     manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
+    component_digest: Option<crate::manifest::ComponentDigest>,
 }
 
 /// A guest's request, before the policy has looked at it.
@@ -54,8 +59,9 @@ pub struct CommandRequest<'a> {
     pub cwd: Option<&'a str>,
 }
 
-/// A request the policy allowed, with everything resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request the policy allowed, with everything resolved. `Debug` shows
+/// the environment's names only (it may hold secrets).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Approved {
     /// The canonical absolute path to execute.
     pub program: PathBuf,
@@ -67,6 +73,19 @@ pub struct Approved {
     pub env: Vec<(String, String)>,
     /// The checked working directory (`None`: the host's own).
     pub cwd: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Approved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Approved")
+            .field("program", &self.program)
+            .field("arg0", &self.arg0)
+            .field("args", &self.args)
+            .field("env", &names)
+            .field("cwd", &self.cwd)
+            .finish()
+    }
 }
 
 impl Policy {
@@ -82,6 +101,7 @@ impl Policy {
             daemons: DaemonAccess::default(),
             require_manifest: false,
             manifest: None,
+            component_digest: None,
         }
     }
 
@@ -111,7 +131,8 @@ impl Policy {
     }
 
     /// Warnings raised while loading: exact grants of catalogued variables,
-    /// and catalogued programs granted with any arguments.
+    /// catalogued programs granted with any arguments, and patterns that
+    /// still let one of a catalogued program's attacks through.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -148,6 +169,17 @@ impl Policy {
     pub fn with_manifest(mut self, manifest: Option<crate::manifest::Manifest>) -> Self {
         self.manifest = manifest.map(std::sync::Arc::new);
         self
+    }
+
+    /// The component this policy is pinned to (`component_digest`).
+    pub fn component_digest(&self) -> Option<&crate::manifest::ComponentDigest> {
+        self.component_digest.as_ref()
+    }
+
+    /// The `[env] allow` grants as written, each with the inert names a
+    /// wildcard expands to (empty for an exact name).
+    pub fn variable_grants(&self) -> Vec<(String, Vec<&'static str>)> {
+        self.env.settable().expansions()
     }
 
     /// Whether a guest may set the variable for every program (`[env]`).
@@ -194,9 +226,20 @@ impl Policy {
                 op.name()
             )));
         }
-        grant.check_args(req.args)?;
-        let env = self.env.child_env(req.env, &grant.name, &grant.env)?;
-        let cwd = self.dirs.resolve(req.cwd)?;
+        let cwd = if grant.has_paths() {
+            let cwd = self.dirs.resolve(req.cwd)?;
+            grant.check_args(req.args, &|p| self.dirs.confines(cwd.as_deref(), p))?;
+            cwd
+        } else {
+            grant.check_args(req.args, &|_| false)?;
+            None
+        };
+        let mut env = self.env.child_env(req.env, &grant.name, &grant.env)?;
+        grant.secrets.supply(&mut env);
+        let cwd = match cwd {
+            Some(cwd) => Some(cwd),
+            None => self.dirs.resolve(req.cwd)?,
+        };
         Ok(Approved {
             program: grant.path.clone(),
             arg0: grant.name.clone(),
@@ -321,7 +364,8 @@ impl PolicyBuilder {
         self
     }
 
-    /// Lets the guest set a variable (`NAME`, or a prefix such as `GIT_*`).
+    /// Lets the guest set a variable (`NAME`, or a wildcard such as `LC_*`,
+    /// which expands only over the catalogue's inert names).
     pub fn allow_env(mut self, name: &str) -> Self {
         self.spec.env.allow.push(name.to_string());
         self

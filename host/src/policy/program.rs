@@ -3,6 +3,7 @@
 
 use super::args::{ArgPattern, Mismatch};
 use super::env::VarGrant;
+use super::secrets::Secrets;
 use crate::error::{CallError, PolicyError};
 use serde::Deserialize;
 use std::ffi::OsStr;
@@ -42,6 +43,8 @@ pub struct ProgramGrant {
     pub operations: Vec<Operation>,
     /// Variables the guest may set for this program only (`env`).
     pub(crate) env: VarGrant,
+    /// Variables the host supplies to this program only (`secrets`).
+    pub(crate) secrets: Secrets,
 }
 
 impl ProgramGrant {
@@ -52,21 +55,38 @@ impl ProgramGrant {
         self.name == requested || self.path.as_os_str() == OsStr::new(requested)
     }
 
+    /// The program's own variable grants as written, each with the inert
+    /// names a wildcard expands to.
+    pub fn variable_grants(&self) -> Vec<(String, Vec<&'static str>)> {
+        self.env.expansions()
+    }
+
+    /// The names of the secrets the host supplies to this program.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.secrets.names()
+    }
+
+    /// Whether any pattern has a path placeholder.
+    pub(crate) fn has_paths(&self) -> bool {
+        self.args.iter().flatten().any(ArgPattern::has_paths)
+    }
+
     /// Checks the argument list against the grant's patterns; the denial
     /// names the first argument that departs from the closest pattern.
-    pub(crate) fn check_args(&self, args: &[String]) -> Result<(), CallError> {
+    pub(crate) fn check_args(
+        &self,
+        args: &[String],
+        path_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<(), CallError> {
         let Some(patterns) = &self.args else {
             return Ok(());
         };
         let mut closest: Option<(usize, &ArgPattern, Mismatch)> = None;
         for pattern in patterns {
-            match pattern.check(args) {
+            match pattern.check(args, path_ok) {
                 Ok(()) => return Ok(()),
                 Err(m) => {
-                    let depth = match m {
-                        Mismatch::Argument { index } | Mismatch::TooMany { index } => index,
-                        Mismatch::TooFew { .. } => args.len() + 1,
-                    };
+                    let depth = m.depth(args.len());
                     if closest.as_ref().is_none_or(|(d, _, _)| depth > *d) {
                         closest = Some((depth, pattern, m));
                     }
@@ -88,6 +108,18 @@ impl ProgramGrant {
         Err(CallError::Denied(match mismatch {
             Mismatch::Argument { index } | Mismatch::TooMany { index } => format!(
                 "argument {index} `{}` does not match grant {grant}",
+                args[index - 1]
+            ),
+            Mismatch::Option { index } => format!(
+                "argument {index} `{}` is an option, and grant {grant} names no option there \
+                 (wildcards match operands only; name the option in the pattern, or put `--` \
+                 before operands that start with `-`)",
+                args[index - 1]
+            ),
+            Mismatch::Path { index } => format!(
+                "argument {index} `{}` is not a path inside the granted roots (grant {grant}): \
+                 it resolves outside them, goes through `..` where nothing exists, or is a \
+                 dangling symlink",
                 args[index - 1]
             ),
             Mismatch::TooFew { expected } => format!(

@@ -13,6 +13,7 @@ mod capability;
 mod cli_grants;
 mod contain;
 mod embed;
+mod grant;
 mod permission;
 mod policy;
 mod pool;

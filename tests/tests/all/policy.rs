@@ -92,8 +92,8 @@ fn policy_args_pattern_good() {
         policy,
         json!([
             {"op": "run", "program": "echo", "args": ["log"]},
-            {"op": "run", "program": "echo", "args": ["log", "--oneline", "-n", "5"]},
-            {"op": "run", "program": "echo", "args": ["status", "-s"]},
+            {"op": "run", "program": "echo", "args": ["log", "HEAD", "main"]},
+            {"op": "run", "program": "echo", "args": ["status", "short"]},
             {"op": "run", "program": "echo", "args": ["version"]},
             {"op": "run", "program": "echo", "args": ["status"]},
             {"op": "run", "program": "echo", "args": ["version", "--force"]},
@@ -101,8 +101,8 @@ fn policy_args_pattern_good() {
         ]),
     );
     assert_eq!(ok(&r[0])["stdout"], "log\n");
-    assert_eq!(ok(&r[1])["stdout"], "log --oneline -n 5\n");
-    assert_eq!(ok(&r[2])["stdout"], "status -s\n");
+    assert_eq!(ok(&r[1])["stdout"], "log HEAD main\n");
+    assert_eq!(ok(&r[2])["stdout"], "status short\n");
     assert_eq!(ok(&r[3])["stdout"], "version\n");
     for result in &r[4..] {
         assert_eq!(err_kind(result), "denied", "{result}");

@@ -19,7 +19,9 @@ fn parity_policy() -> Arc<Policy> {
             .allow_program("echo")
             .allow_program("env")
             .allow_program("mkdir")
-            .allow_env("RUN_TEST_NEW_ENV*")
+            .allow_env("RUN_TEST_NEW_ENV")
+            .allow_env("RUN_TEST_NEW_ENV1")
+            .allow_env("RUN_TEST_NEW_ENV2")
             .allow_dir("/")
             .build()
             .expect("parity policy");
