@@ -8,6 +8,7 @@
 //! pid_file = "run/wasmproc.pid"      # relative to this file
 //! registry_dir = "run/registry"
 //! shutdown_grace = "10s"
+//! require_confinement = false        # true: refuse programs the kernel cannot confine
 //!
 //! [policy]                           # same format as a policy file
 //! [[policy.program]]
@@ -75,6 +76,9 @@ pub struct ServeSpec {
     pub shutdown_grace: Duration,
     /// Write audit events as JSON lines to this file.
     pub audit: Option<PathBuf>,
+    /// Refuse to start any program (a daemon's, a probe's, a plugin's) the
+    /// kernel cannot confine as its grant says, whatever the policies say.
+    pub require_confinement: bool,
 }
 
 impl Default for ServeSpec {
@@ -86,6 +90,7 @@ impl Default for ServeSpec {
             registry_dir: None,
             shutdown_grace: Duration::from_secs(10),
             audit: None,
+            require_confinement: false,
         }
     }
 }

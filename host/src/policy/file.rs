@@ -6,6 +6,8 @@
 //! args = [["log", "**"], ["status", "--porcelain"]]
 //! operations = ["run"]               # default: ["run", "start"]
 //! env = ["GIT_AUTHOR_NAME"]          # names the guest may set for git only
+//! fs.read = ["/srv/repos"]           # beyond the confinement's defaults
+//! net.connect = [443]                # TCP ports, or "any"; default none
 //!
 //! [env]
 //! allow = ["LANG", "LC_*"]           # names the guest may set for every program
@@ -23,6 +25,7 @@
 //! ```
 
 use super::Policy;
+use super::access::{FsSpec, NetSpec, ProgramAccess};
 use super::args::ArgPattern;
 use super::catalogue::{ProgramEntry, program_entry};
 use super::dirs::DirGrant;
@@ -59,6 +62,9 @@ pub struct PolicySpec {
     /// Refuse guests that carry no manifest.
     #[serde(default)]
     pub require_manifest: bool,
+    /// Refuse to start a program the kernel cannot confine as its grant says.
+    #[serde(default)]
+    pub require_confinement: bool,
 }
 
 /// One `[[program]]` table.
@@ -75,6 +81,12 @@ pub struct ProgramSpec {
     /// `[env] allow`).
     #[serde(default)]
     pub env: Vec<String>,
+    /// Filesystem access beyond the confinement's defaults.
+    #[serde(default)]
+    pub fs: FsSpec,
+    /// Network access (none by default).
+    #[serde(default)]
+    pub net: NetSpec,
 }
 
 /// The `[env]` table.
@@ -123,6 +135,8 @@ impl PolicySpec {
             args,
             operations: None,
             env: Vec::new(),
+            fs: FsSpec::default(),
+            net: NetSpec::default(),
         });
     }
 
@@ -180,12 +194,14 @@ impl PolicySpec {
             {
                 warnings.push(open_grant_warning(&spec.name, entry));
             }
+            let access = ProgramAccess::resolve(&spec.name, &spec.fs, &spec.net, base)?;
             programs.push(ProgramGrant {
                 name: spec.name,
                 path,
                 args,
                 operations,
                 env,
+                access,
             });
         }
         let (env, env_warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, host_env)?;
@@ -200,6 +216,7 @@ impl PolicySpec {
             warnings,
             daemons: self.daemons,
             require_manifest: self.require_manifest,
+            require_confinement: self.require_confinement,
             manifest: None,
         })
     }

@@ -42,6 +42,8 @@ pub struct ProgramGrant {
     pub operations: Vec<Operation>,
     /// Variables the guest may set for this program only (`env`).
     pub(crate) env: VarGrant,
+    /// What it may touch beyond the confinement's defaults (`fs`, `net`).
+    pub access: super::access::ProgramAccess,
 }
 
 impl ProgramGrant {
