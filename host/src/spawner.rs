@@ -19,9 +19,9 @@
 //! - its cgroup, where the host has cgroups (see below);
 //! - its confinement (`crate::confine`), prepared before the start: the
 //!   child sets `no_new_privs`, enforces the Landlock ruleset (while the
-//!   ruleset's fd is still in the fd table it shares with the host) and
-//!   installs the seccomp filter, three system calls, before anything else
-//!   it does can be affected by them.
+//!   ruleset's fd is still in the fd table it shares with the host),
+//!   installs the seccomp filter and drops every capability, before
+//!   anything else it does could be affected by them.
 //!
 //! The child also shares the host's fd table at first (`CLONE_FILES`),
 //! then makes its own with `close_range(LOW, ~0, CLOSE_RANGE_UNSHARE)`,
@@ -779,7 +779,15 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
         // The confinement, while the ruleset's fd is still in the table
         // shared with the host (the unsharing below drops it).
         if args.confined {
-            if libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1u64, 0u64, 0u64, 0u64) != 0 {
+            if libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                1u64,
+                0u64,
+                0u64,
+                0u64,
+            ) != 0
+            {
                 return errno();
             }
             if args.ruleset_fd >= 0
@@ -796,6 +804,10 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
                 ) != 0
             {
                 return errno();
+            }
+            let dropped = drop_capabilities();
+            if dropped != 0 {
+                return dropped;
             }
         }
         // An fd table of its own holding only the fds below `copy_below`
@@ -826,6 +838,71 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
         libc::execve(args.program, args.argv, args.envp);
         errno()
     }
+}
+
+/// `struct __user_cap_header_struct` of `capset(2)`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+/// `struct __user_cap_data_struct` of `capset(2)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two `CapData`, 64 capabilities.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Drops every capability for good: empties the bounding set (so an
+/// `execve` as root grants none), the ambient set, and the effective,
+/// permitted and inheritable sets. A host running as root otherwise hands
+/// its children capabilities that reach around Landlock (`CAP_PERFMON`
+/// reads any process's `environ` and `maps`; `CAP_SYS_MODULE` loads kernel
+/// code). Returns 0 or the errno of `capset`. Only system calls: it runs
+/// in the child before `execve`.
+fn drop_capabilities() -> c_int {
+    // SAFETY: prctl and capset on integers and on structures on this stack.
+    unsafe {
+        // EINVAL past the kernel's last capability; EPERM without
+        // CAP_SETPCAP, where there is nothing to drop.
+        for cap in 0..64u64 {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_CAPBSET_DROP,
+                cap,
+                0u64,
+                0u64,
+                0u64,
+            );
+        }
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0u64,
+            0u64,
+            0u64,
+        );
+        let header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let none = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &raw const header, none.as_ptr()) != 0 {
+            return errno();
+        }
+    }
+    0
 }
 
 /// Marks every fd above 2 close-on-exec: the defence for the watchdog,

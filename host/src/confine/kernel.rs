@@ -73,7 +73,9 @@ impl Support {
             missing.push("filesystem rules and the ptrace restriction (no Landlock)".to_string());
         }
         if abi < 4 {
-            missing.push(format!("TCP connect and bind rules (Landlock ABI {abi} < 4)"));
+            missing.push(format!(
+                "TCP connect and bind rules (Landlock ABI {abi} < 4)"
+            ));
         }
         if abi < 6 {
             missing.push(format!(

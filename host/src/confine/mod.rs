@@ -160,9 +160,14 @@ impl Confiner {
             writable,
             access,
         };
-        let ruleset = ruleset::build(&grant).map_err(|e| failed("Landlock ruleset", e.to_string()))?;
+        let ruleset =
+            ruleset::build(&grant).map_err(|e| failed("Landlock ruleset", e.to_string()))?;
         let filter = if support.seccomp {
-            Some(SocketFilter::get(tcp).map_err(|e| failed("seccomp", e))?.fprog())
+            Some(
+                SocketFilter::get(tcp)
+                    .map_err(|e| failed("seccomp", e))?
+                    .fprog(),
+            )
         } else {
             None
         };

@@ -39,10 +39,7 @@ pub(crate) struct Grant {
 pub(crate) fn build(grant: &Grant) -> Result<Option<OwnedFd>, RulesetError> {
     let read = AccessFs::from_read(ASKED_ABI);
     let all = AccessFs::from_all(ASKED_ABI);
-    let device = AccessFs::ReadFile
-        | AccessFs::WriteFile
-        | AccessFs::Truncate
-        | AccessFs::IoctlDev;
+    let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev;
     let mut net: BitFlags<AccessNet> = BitFlags::EMPTY;
     if grant.access.connect != Ports::Any {
         net |= AccessNet::ConnectTcp;

@@ -3,8 +3,8 @@
 //! (whose socket operation would pass by the filter), no x32 system calls.
 
 use seccompiler::{
-    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, sock_filter,
+    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, sock_filter,
 };
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -45,7 +45,9 @@ impl SocketFilter {
         static FILTERS: [OnceLock<Result<SocketFilter, String>>; 2] =
             [OnceLock::new(), OnceLock::new()];
         FILTERS[usize::from(tcp)]
-            .get_or_init(|| Self::build(tcp).map_err(|e| format!("cannot build the seccomp filter: {e}")))
+            .get_or_init(|| {
+                Self::build(tcp).map_err(|e| format!("cannot build the seccomp filter: {e}"))
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

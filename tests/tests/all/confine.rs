@@ -96,7 +96,11 @@ fn confine_read_outside_roots_denied_ugly() {
     let out = run(&mut ctx, "ls", &[&home]);
     assert!(denied(&out), "ls listed the home directory: {out:?}");
     // Inside the roots, and the system directories, are readable.
-    let inside = run(&mut ctx, "cat", &[d.root.join("inside.txt").to_str().unwrap()]);
+    let inside = run(
+        &mut ctx,
+        "cat",
+        &[d.root.join("inside.txt").to_str().unwrap()],
+    );
     assert_eq!(text(&inside.stdout), "inside\n", "{inside:?}");
     let system = run(&mut ctx, "cat", &["/etc/passwd"]);
     assert_eq!(system.exit, Exit::Code(0), "{system:?}");
@@ -122,11 +126,18 @@ fn confine_host_proc_denied_ugly() {
     // What the attacker learns first, and still can: the host's pid, as
     // the parent in its child's stat.
     let stat = ok(&r[0])["stdout"].as_str().unwrap().to_string();
-    let ppid = stat.rsplit(')').next().and_then(|f| f.split_whitespace().nth(1));
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .and_then(|f| f.split_whitespace().nth(1));
     assert_eq!(ppid, Some(host.to_string().as_str()), "{stat}");
     for (step, what) in [(2, "environ"), (3, "maps"), (4, "mem")] {
         let out = ok(&r[step]);
-        assert_ne!(out["status"], json!({"exited": 0}), "{what} was read: {out}");
+        assert_ne!(
+            out["status"],
+            json!({"exited": 0}),
+            "{what} was read: {out}"
+        );
         assert_eq!(out["stdout_len"], 0, "{what} leaked: {out}");
         assert!(
             out["stderr"].as_str().unwrap().contains("ermission denied"),
@@ -136,7 +147,15 @@ fn confine_host_proc_denied_ugly() {
     // Its own entries stay readable.
     let own = ok(&r[5]);
     assert_eq!(own["status"], json!({"exited": 0}), "{own}");
-    assert!(own["stdout"].as_str().unwrap().contains("NoNewPrivs:\t1"), "{own}");
+    let status = own["stdout"].as_str().unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{own}");
+    // No capability either (CAP_PERFMON alone reads any environ).
+    for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert!(
+            status.contains(&format!("{set}:\t0000000000000000")),
+            "{set}: {status}"
+        );
+    }
 }
 
 #[test]
@@ -152,7 +171,13 @@ fn confine_write_outside_roots_denied_ugly() {
     let out = run(
         &mut ctx,
         "git",
-        &["diff", "--no-index", &output, a.to_str().unwrap(), b.to_str().unwrap()],
+        &[
+            "diff",
+            "--no-index",
+            &output,
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
     );
     assert!(!target.exists(), "git wrote outside the roots: {out:?}");
     assert!(text(&out.stderr).contains("ermission denied"), "{out:?}");
@@ -166,7 +191,13 @@ fn confine_write_outside_roots_denied_ugly() {
     run(
         &mut ctx,
         "git",
-        &["diff", "--no-index", &output, a.to_str().unwrap(), b.to_str().unwrap()],
+        &[
+            "diff",
+            "--no-index",
+            &output,
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
     );
     assert!(
         std::fs::read_to_string(&inside).unwrap().contains("+two"),
@@ -207,7 +238,8 @@ fn confine_network_denied_ugly() {
     assert_ne!(out.exit, Exit::Code(0), "TCP connect succeeded: {out:?}");
     assert!(accepted(&tcp).is_none(), "the listener got a connection");
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let out = bash_send(&mut ctx, "udp", udp.local_addr().unwrap().port());
     assert_ne!(out.exit, Exit::Code(0), "UDP socket made: {out:?}");
     let mut buf = [0u8; 64];
@@ -232,7 +264,11 @@ fn confine_network_granted_port_good() {
     assert_eq!(out.exit, Exit::Code(0), "{out:?}");
     assert_eq!(accepted(&granted).as_deref(), Some("hello\n"));
     let out = bash_send(&mut ctx, "tcp", other.local_addr().unwrap().port());
-    assert_ne!(out.exit, Exit::Code(0), "an ungranted port was reached: {out:?}");
+    assert_ne!(
+        out.exit,
+        Exit::Code(0),
+        "an ungranted port was reached: {out:?}"
+    );
     assert!(accepted(&other).is_none());
     // A grant of ports keeps UDP refused.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -272,7 +308,7 @@ fn confine_escapee_inherits_ugly() {
     let (_m, mut ctx) = session(granting(&["sh"], &d.root));
     let report = d.root.join("report");
     let script = format!(
-        "setsid -f sh -c 'cat {}/secret.txt > {r}.out 2> {r}.err; echo done > {r}.done'",
+        "setsid -w sh -c 'cat {}/secret.txt > {r}.out 2> {r}.err; echo done > {r}.done'",
         d.outside.display(),
         r = report.display()
     );
@@ -291,7 +327,11 @@ fn confine_tmpdir_private_good() {
     let d = dirs();
     let policy = granting(&["sh", "ls"], &d.root);
     let (_m, mut first) = session(Arc::clone(&policy));
-    let out = run(&mut first, "sh", &["-c", "echo $TMPDIR; echo x > $TMPDIR/f && echo wrote"]);
+    let out = run(
+        &mut first,
+        "sh",
+        &["-c", "echo $TMPDIR; echo x > $TMPDIR/f && echo wrote"],
+    );
     let stdout = text(&out.stdout);
     let mut lines = stdout.lines();
     let tmpdir = PathBuf::from(lines.next().unwrap());
@@ -405,13 +445,17 @@ fn confine_unavailable_reported_good() {
         .unwrap();
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("programs run less confined than granted: not enforced: nothing is confined"),
+        stderr
+            .contains("programs run less confined than granted: not enforced: nothing is confined"),
         "{stderr}"
     );
     let line = text(&out.stdout);
     let result: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!(err_kind(&result), "denied", "{result}");
-    assert!(err_detail(&result).contains("require_confinement"), "{result}");
+    assert!(
+        err_detail(&result).contains("require_confinement"),
+        "{result}"
+    );
     // Without the switch, the same policy runs the program.
     let out = std::process::Command::new(&cli)
         .args(["run", wasmproc_tests::guests::PROBE, "--policy"])
@@ -456,8 +500,10 @@ fn confine_unavailable_reported_good() {
         }
     };
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
+    conn.write_all(
+        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     let mut health = String::new();
     conn.read_to_string(&mut health).unwrap();
     // SAFETY: SIGTERM to the child this test started.
@@ -481,7 +527,12 @@ fn confine_manifest_intersection_good() {
         declared.local_addr().unwrap().port(),
         undeclared.local_addr().unwrap().port(),
     );
-    let extra = d.root.parent().unwrap().join("extra").canonicalize_or_make();
+    let extra = d
+        .root
+        .parent()
+        .unwrap()
+        .join("extra")
+        .canonicalize_or_make();
     std::fs::write(extra.join("f"), "extra\n").unwrap();
     let policy = policy_file(
         &d.root,
@@ -511,7 +562,11 @@ fn confine_manifest_intersection_good() {
     let out = bash_send(&mut ctx, "tcp", p2);
     assert_ne!(out.exit, Exit::Code(0), "{out:?}");
     assert!(accepted(&undeclared).is_none());
-    let script = format!("cat {}/f; cat {}/secret.txt", extra.display(), d.outside.display());
+    let script = format!(
+        "cat {}/f; cat {}/secret.txt",
+        extra.display(),
+        d.outside.display()
+    );
     let out = run(&mut ctx, "bash", &["-c", &script]);
     assert_eq!(text(&out.stdout), "extra\n", "{out:?}");
     assert!(text(&out.stderr).contains("ermission denied"), "{out:?}");
