@@ -3,7 +3,7 @@
 //!
 //! Every program the host starts for a guest, a daemon or an exec probe
 //! runs under:
-//! - a Landlock domain (see [`ruleset`]): read and execute beneath the
+//! - a Landlock domain (built in `ruleset.rs`): read and execute beneath the
 //!   system directories and the program's own directory, read `/proc`
 //!   (other processes' private entries are shielded by the domain's ptrace
 //!   restriction), read and write beneath the session's working-directory
@@ -11,7 +11,7 @@
 //!   the granted ports only; signals and abstract unix sockets only within
 //!   the domain;
 //! - `no_new_privs`, so setuid and file capabilities grant nothing;
-//! - a seccomp filter ([`seccomp`]) refusing sockets of other families.
+//! - a seccomp filter (`seccomp.rs`) refusing sockets of other families.
 //!
 //! The host builds each ruleset once per grant and session ([`Confiner`])
 //! before any start; the child only calls `prctl`,
