@@ -52,7 +52,11 @@ pub(crate) fn build(grant: &Grant) -> Result<Option<OwnedFd>, RulesetError> {
         ruleset = ruleset.handle_access(net)?;
     }
     let ruleset = ruleset.scope(Scope::from_all(ASKED_ABI))?;
-    let program_dir = grant.program.parent().unwrap_or(Path::new("/"));
+    // Its install directory; a program right under `/` gets itself only.
+    let program_dir = match grant.program.parent() {
+        Some(dir) if dir != Path::new("/") => dir,
+        _ => grant.program.as_path(),
+    };
     let mut created: RulesetCreated = ruleset
         .create()?
         .add_rules(path_beneath_rules(SYSTEM_DIRS, read))?
