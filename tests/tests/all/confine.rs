@@ -75,6 +75,17 @@ fn run(ctx: &mut ProcessCtx, program: &str, args: &[&str]) -> RunOutput {
     .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
 }
 
+/// A child's `env` output without the `TMPDIR` line the confinement adds
+/// (checked to name a session's private directory).
+pub(crate) fn env_without_tmpdir(output: &serde_json::Value) -> String {
+    let text = output.as_str().expect("env output");
+    let (tmpdir, rest): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.starts_with("TMPDIR="));
+    assert_eq!(tmpdir.len(), 1, "one TMPDIR in {text:?}");
+    assert!(tmpdir[0].contains("/wasmproc-tmp-"), "{text:?}");
+    rest.iter().map(|l| format!("{l}\n")).collect()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
