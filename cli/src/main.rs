@@ -139,6 +139,13 @@ fn run(args: RunArgs) -> i32 {
     {
         eprintln!("wasmproc: warning: {advice}");
     }
+    let confinement = wasmproc_host::confine::support();
+    if !args.no_process && !confinement.is_complete() {
+        eprintln!(
+            "wasmproc: warning: programs run less confined than granted: {}",
+            confinement.summary()
+        );
+    }
     if let Err(e) = shutdown_on_signals(Arc::clone(&runtime)) {
         return fail(format!("cannot install signal handlers: {e}"));
     }
@@ -261,6 +268,10 @@ fn serve(config: &Path) -> i32 {
         } => {
             eprintln!("wasmproc: serving http://{addr}/health and /ready (pid {pid})");
             eprintln!("wasmproc: containment: {containment}");
+            eprintln!(
+                "wasmproc: confinement: {}",
+                wasmproc_host::confine::support().summary()
+            );
         }
         Notice::Stopping(signal) => tracing::info!(signal, "shutting down"),
     };

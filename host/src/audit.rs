@@ -96,6 +96,10 @@ pub struct AuditEvent {
     /// it) or `policy` (this host did not grant it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
+    /// What confined a started program (`confined (…)` or `not enforced:
+    /// …`), on the events of a start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<String>,
 }
 
 impl AuditEvent {
@@ -113,6 +117,7 @@ impl AuditEvent {
             pid: None,
             exit: None,
             gate: None,
+            confinement: None,
         }
     }
 
@@ -152,6 +157,12 @@ impl AuditEvent {
     /// Adds a failure reason without a decision.
     pub fn reason(mut self, reason: String) -> Self {
         self.reason = Some(reason);
+        self
+    }
+
+    /// Adds what confined the started program.
+    pub fn confinement(mut self, summary: String) -> Self {
+        self.confinement = Some(summary);
         self
     }
 

@@ -112,7 +112,8 @@ impl ProcessCtx {
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
-        let scope = manager.scope("guest", &limits.cgroup);
+        let mut scope = manager.scope("guest", &limits.cgroup);
+        scope.set_confiner(crate::confine::Confiner::for_policy(&policy));
         Self {
             guest,
             session: uuid::Uuid::new_v4().to_string(),
@@ -195,7 +196,11 @@ impl ProcessCtx {
             event = event.gate(gate.name());
         }
         match &decided {
-            Ok(_) => self.audit.record(event.allowed()),
+            Ok(_) => self.audit.record(
+                event
+                    .allowed()
+                    .confinement(crate::confine::support().summary()),
+            ),
             Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
         }
         decided
@@ -404,7 +409,8 @@ impl ProcessCtx {
         self.audit.record(
             self.event("started")
                 .program(&approved.program.to_string_lossy(), &approved.args)
-                .process(&id, pid),
+                .process(&id, pid)
+                .confinement(crate::confine::support().summary()),
         );
         Ok(id)
     }

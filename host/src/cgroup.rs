@@ -18,6 +18,7 @@
 //! a subreaper; [`Containment::detect`] says which is active and why.
 
 use crate::cgroup_limits::{CgroupLimits, Level};
+use crate::confine::Confiner;
 use nix::errno::Errno;
 use std::fmt;
 use std::fs;
@@ -461,6 +462,7 @@ impl Hierarchy {
             limits: limits.clone(),
             dir: OnceLock::new(),
             next: AtomicU64::new(0),
+            confiner: Arc::default(),
         }
     }
 
@@ -472,8 +474,9 @@ impl Hierarchy {
     }
 }
 
-/// One guest session's (or daemon's) cgroup. Dropping it kills whatever
-/// is still in it and removes it.
+/// One guest session's (or daemon's) cgroup and confinement. Dropping it
+/// kills whatever is still in it and removes it, then the session's
+/// private `TMPDIR`.
 #[derive(Debug)]
 pub struct Scope {
     hierarchy: Arc<Hierarchy>,
@@ -481,9 +484,21 @@ pub struct Scope {
     limits: CgroupLimits,
     dir: OnceLock<Result<PathBuf, CgroupError>>,
     next: AtomicU64,
+    confiner: Arc<Confiner>,
 }
 
 impl Scope {
+    /// Confines this scope's programs by `confiner` (the default: the
+    /// default rules, with no working-directory roots).
+    pub fn set_confiner(&mut self, confiner: Confiner) {
+        self.confiner = Arc::new(confiner);
+    }
+
+    /// The confinement of this scope's programs.
+    pub fn confiner(&self) -> &Arc<Confiner> {
+        &self.confiner
+    }
+
     fn dir(&self) -> Result<Option<&Path>, CgroupError> {
         let Some(root) = &self.hierarchy.root else {
             return Ok(None);

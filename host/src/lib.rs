@@ -29,6 +29,7 @@ mod capability;
 mod capture;
 mod cgroup;
 mod cgroup_limits;
+pub mod confine;
 mod error;
 mod guest_limits;
 mod host_impl;

@@ -164,8 +164,10 @@ impl ProcessManager {
         scope: &Scope,
     ) -> Result<(OsChild, Pipes), CallError> {
         let failed = |e: String| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display()));
+        let confinement = scope.confiner().prepare(&cmd.program)?;
         let cgroup = scope.process().map_err(|e| failed(e.to_string()))?;
-        let spawned = match spawner::spawn(cmd, plan, cgroup.as_ref()) {
+        let spawned = match spawner::spawn_confined(cmd, plan, cgroup.as_ref(), Some(&confinement))
+        {
             Ok(spawned) => spawned,
             Err(e) => {
                 if let Some(cgroup) = &cgroup {

@@ -16,7 +16,12 @@
 //! - default signal dispositions for every signal the host handles, and
 //!   for SIGPIPE (which Rust ignores), and an empty signal mask;
 //! - only fds 0–2: the child closes every other fd before `execve`;
-//! - its cgroup, where the host has cgroups (see below).
+//! - its cgroup, where the host has cgroups (see below);
+//! - its confinement (`crate::confine`), prepared before the start: the
+//!   child sets `no_new_privs`, enforces the Landlock ruleset (while the
+//!   ruleset's fd is still in the fd table it shares with the host),
+//!   installs the seccomp filter and drops every capability, before
+//!   anything else it does could be affected by them.
 //!
 //! The child also shares the host's fd table at first (`CLONE_FILES`),
 //! then makes its own with `close_range(LOW, ~0, CLOSE_RANGE_UNSHARE)`,
@@ -44,6 +49,7 @@
 )]
 
 use crate::cgroup::ProcessCgroup;
+use crate::confine::{Prepared, SockFprog};
 use crate::policy::Approved;
 use crate::process_types::StdioMode;
 use crate::subreaper::reaper;
@@ -85,13 +91,32 @@ pub(crate) struct Spawned {
     pub stderr: Option<OwnedFd>,
 }
 
-/// Starts an approved command in a new process group, in `cgroup` if given.
+/// Starts an approved command in a new process group, in `cgroup` if
+/// given, unconfined.
+#[cfg(test)]
 pub(crate) fn spawn(
     cmd: &Approved,
     stdio: StdioPlan,
     cgroup: Option<&ProcessCgroup>,
 ) -> io::Result<Spawned> {
-    let image = ExecImage::new(cmd)?;
+    spawn_confined(cmd, stdio, cgroup, None)
+}
+
+/// Starts an approved command in a new process group, in `cgroup` if
+/// given, under `confinement` if given.
+pub(crate) fn spawn_confined(
+    cmd: &Approved,
+    stdio: StdioPlan,
+    cgroup: Option<&ProcessCgroup>,
+    confinement: Option<&Prepared>,
+) -> io::Result<Spawned> {
+    let mut image = ExecImage::new(cmd, confinement.and_then(|c| c.tmpdir.as_deref()))?;
+    if let Some(c) = confinement {
+        image.confine = Some(ChildConfine {
+            ruleset_fd: c.ruleset_fd(),
+            filter: c.filter(),
+        });
+    }
     // Unopenable, the cgroup is still joined after the start (adopt).
     let cgroup_dir = cgroup.and_then(|c| c.open_dir().ok());
     let (spawned, placed) = Launcher::get()?.start(&image, stdio, cgroup_dir.as_ref())?;
@@ -120,13 +145,23 @@ fn abandon(pid: u32) {
 
 /// What `execve` gets, built before the start (the child allocates
 /// nothing): the program path, `argv` and `envp` as C strings, their
-/// pointer arrays, and the working directory.
+/// pointer arrays, the working directory, and the confinement.
 struct ExecImage {
     program: CString,
     cwd: Option<CString>,
     _strings: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
+    confine: Option<ChildConfine>,
+}
+
+/// What the child enforces before `execve`: the Landlock ruleset's fd
+/// (-1: none) and the seccomp program (null: none). `no_new_privs` comes
+/// with both.
+#[derive(Clone, Copy)]
+struct ChildConfine {
+    ruleset_fd: c_int,
+    filter: *const SockFprog,
 }
 
 /// A C string of `what`, refusing interior NUL bytes.
@@ -140,7 +175,8 @@ fn c_string(what: &str, bytes: &[u8]) -> io::Result<CString> {
 }
 
 impl ExecImage {
-    fn new(cmd: &Approved) -> io::Result<Self> {
+    /// The image of `cmd`, with `TMPDIR` set to `tmpdir` if given.
+    fn new(cmd: &Approved, tmpdir: Option<&Path>) -> io::Result<Self> {
         let program = c_string("program path", cmd.program.as_os_str().as_bytes())?;
         let cwd = match &cmd.cwd {
             Some(dir) => Some(c_string("working directory", dir.as_os_str().as_bytes())?),
@@ -151,11 +187,17 @@ impl ExecImage {
         for arg in std::iter::once(arg0).chain(cmd.args.iter().map(OsStr::new)) {
             args.push(c_string("argument list", arg.as_bytes())?);
         }
-        let mut env = Vec::with_capacity(cmd.env.len());
-        for (key, value) in &cmd.env {
-            let mut pair = OsStr::new(key).as_bytes().to_vec();
+        let mut env = Vec::with_capacity(cmd.env.len() + 1);
+        let pairs = cmd
+            .env
+            .iter()
+            .filter(|(key, _)| tmpdir.is_none() || key != "TMPDIR")
+            .map(|(k, v)| (OsStr::new(k), OsStr::new(v)))
+            .chain(tmpdir.map(|t| (OsStr::new("TMPDIR"), t.as_os_str())));
+        for (key, value) in pairs {
+            let mut pair = key.as_bytes().to_vec();
             pair.push(b'=');
-            pair.extend_from_slice(OsStr::new(value).as_bytes());
+            pair.extend_from_slice(value.as_bytes());
             env.push(c_string("environment", &pair)?);
         }
         let pointers = |strings: &[CString]| {
@@ -171,6 +213,7 @@ impl ExecImage {
             _strings: args,
             argv,
             envp,
+            confine: None,
         })
     }
 }
@@ -383,6 +426,10 @@ struct ChildArgs {
     /// Whether the kernel reset the host's handlers already
     /// (`CLONE_CLEAR_SIGHAND`); if not, the child resets them one by one.
     handlers_cleared: bool,
+    /// Whether to confine the child, and with what.
+    confined: bool,
+    ruleset_fd: c_int,
+    filter: *const SockFprog,
     error: c_int,
 }
 
@@ -413,6 +460,9 @@ fn clone_exec(
         sources,
         copy_below,
         handlers_cleared: false,
+        confined: image.confine.is_some(),
+        ruleset_fd: image.confine.map_or(-1, |c| c.ruleset_fd),
+        filter: image.confine.map_or(std::ptr::null(), |c| c.filter),
         error: 0,
     };
     let mut saved = empty_sigset();
@@ -726,6 +776,40 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
         if libc::setpgid(0, 0) != 0 {
             return errno();
         }
+        // The confinement, while the ruleset's fd is still in the table
+        // shared with the host (the unsharing below drops it).
+        if args.confined {
+            if libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                1u64,
+                0u64,
+                0u64,
+                0u64,
+            ) != 0
+            {
+                return errno();
+            }
+            if args.ruleset_fd >= 0
+                && libc::syscall(libc::SYS_landlock_restrict_self, args.ruleset_fd, 0u32) != 0
+            {
+                return errno();
+            }
+            if !args.filter.is_null()
+                && libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0u32,
+                    args.filter,
+                ) != 0
+            {
+                return errno();
+            }
+            let dropped = drop_capabilities();
+            if dropped != 0 {
+                return dropped;
+            }
+        }
         // An fd table of its own holding only the fds below `copy_below`
         // (the host's 0-2 and the reserved ones), not a copy of the host's.
         let unshared = libc::syscall(
@@ -754,6 +838,71 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
         libc::execve(args.program, args.argv, args.envp);
         errno()
     }
+}
+
+/// `struct __user_cap_header_struct` of `capset(2)`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+/// `struct __user_cap_data_struct` of `capset(2)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two `CapData`, 64 capabilities.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Drops every capability for good: empties the bounding set (so an
+/// `execve` as root grants none), the ambient set, and the effective,
+/// permitted and inheritable sets. A host running as root otherwise hands
+/// its children capabilities that reach around Landlock (`CAP_PERFMON`
+/// reads any process's `environ` and `maps`; `CAP_SYS_MODULE` loads kernel
+/// code). Returns 0 or the errno of `capset`. Only system calls: it runs
+/// in the child before `execve`.
+fn drop_capabilities() -> c_int {
+    // SAFETY: prctl and capset on integers and on structures on this stack.
+    unsafe {
+        // EINVAL past the kernel's last capability; EPERM without
+        // CAP_SETPCAP, where there is nothing to drop.
+        for cap in 0..64u64 {
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_CAPBSET_DROP,
+                cap,
+                0u64,
+                0u64,
+                0u64,
+            );
+        }
+        libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0u64,
+            0u64,
+            0u64,
+        );
+        let header = CapHeader {
+            version: CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let none = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &raw const header, none.as_ptr()) != 0 {
+            return errno();
+        }
+    }
+    0
 }
 
 /// Marks every fd above 2 close-on-exec: the defence for the watchdog,
@@ -992,7 +1141,7 @@ mod tests {
             text.trim_end().ends_with(&format!("/{name}"))
         };
         let born = cgroup();
-        let cat = ExecImage::new(&approved("/bin/cat", &["/proc/self/cgroup"])).unwrap();
+        let cat = ExecImage::new(&approved("/bin/cat", &["/proc/self/cgroup"]), None).unwrap();
         let dir = born.open_dir().unwrap();
         let (spawned, placed) = Launcher::get()
             .unwrap()

@@ -9,6 +9,7 @@
 //! registry_dir = "run/registry"
 //! shutdown_grace = "10s"
 //! token_file = "daemons.token"       # optional: GET /daemons needs it
+//! require_confinement = false        # true: refuse programs the kernel cannot confine
 //!
 //! [policy]                           # same format as a policy file
 //! [[policy.program]]
@@ -78,6 +79,9 @@ pub struct ServeSpec {
     /// A file holding the bearer token `GET /daemons` requires (mode 0600
     /// or tighter). Absent: `/daemons` needs no token.
     pub token_file: Option<PathBuf>,
+    /// Refuse to start any program (a daemon's, a probe's, a plugin's) the
+    /// kernel cannot confine as its grant says, whatever the policies say.
+    pub require_confinement: bool,
 }
 
 impl Default for ServeSpec {
@@ -90,6 +94,7 @@ impl Default for ServeSpec {
             shutdown_grace: Duration::from_secs(10),
             audit: None,
             token_file: None,
+            require_confinement: false,
         }
     }
 }

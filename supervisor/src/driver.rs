@@ -441,7 +441,7 @@ async fn probe_loop(
             break;
         }
         let began = tokio::time::Instant::now();
-        let outcome = ProbeOutcome::from(probe.run(&daemon.side.manager).await);
+        let outcome = ProbeOutcome::from(probe.run(&daemon.side.manager, &daemon.scope).await);
         if *cancelled.borrow() {
             break;
         }

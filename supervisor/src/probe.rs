@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmproc_host::ProcessManager;
+use wasmproc_host::lifecycle::Scope;
 use wasmproc_host::lifecycle::{self as capture, RunRequest};
 use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
 
@@ -139,9 +140,14 @@ pub enum ProbeFailure {
 
 impl Probe {
     /// Runs the probe once, within its timeout.
-    pub(crate) async fn run(&self, manager: &Arc<ProcessManager>) -> Result<(), ProbeFailure> {
+    /// Exec probes start in `scope` (the daemon's: its confinement).
+    pub(crate) async fn run(
+        &self,
+        manager: &Arc<ProcessManager>,
+        scope: &Scope,
+    ) -> Result<(), ProbeFailure> {
         match &self.kind {
-            ProbeKind::Exec(cmd) => run_exec(cmd, manager, self.timeout).await,
+            ProbeKind::Exec(cmd) => run_exec(cmd, manager, scope, self.timeout).await,
             ProbeKind::Tcp(addr) => self.bounded(connect(addr)).await.map(drop),
             ProbeKind::Http { authority, path } => self.bounded(http_get(authority, path)).await,
         }
@@ -169,11 +175,12 @@ const EXEC_OUTPUT_CAP: usize = 512;
 async fn run_exec(
     cmd: &Approved,
     manager: &ProcessManager,
+    scope: &Scope,
     timeout: Duration,
 ) -> Result<(), ProbeFailure> {
     let request = RunRequest {
         cmd,
-        scope: manager.host_scope(),
+        scope,
         owner: "host",
         guest: "host",
         stdin: None,
@@ -354,14 +361,14 @@ mod tests {
         let url = format!("http = \"http://{addr}/health\"");
         let probe = resolve(&url).expect("probe");
         let manager = ProcessManager::new(Duration::from_secs(1));
-        assert!(block_on(probe.run(&manager)).is_ok());
-        let second = block_on(probe.run(&manager)).expect_err("503");
+        assert!(block_on(probe.run(&manager, manager.host_scope())).is_ok());
+        let second = block_on(probe.run(&manager, manager.host_scope())).expect_err("503");
         assert!(matches!(second, ProbeFailure::Status(503)), "{second}");
         let paths = server.join().expect("server");
         assert_eq!(paths[0], "GET /health HTTP/1.1");
         let closed = resolve(&format!("tcp = \"{addr}\"")).expect("probe");
         assert!(
-            block_on(closed.run(&manager)).is_err(),
+            block_on(closed.run(&manager, manager.host_scope())).is_err(),
             "nothing listens any more"
         );
     }
@@ -376,7 +383,7 @@ mod tests {
             resolve(&format!("http = \"http://{addr}/\"\ntimeout = \"200ms\"")).expect("probe");
         let manager = ProcessManager::new(Duration::from_secs(1));
         let began = std::time::Instant::now();
-        let err = block_on(probe.run(&manager)).expect_err("no answer");
+        let err = block_on(probe.run(&manager, manager.host_scope())).expect_err("no answer");
         assert!(matches!(err, ProbeFailure::TimedOut { .. }), "{err}");
         assert!(began.elapsed() < Duration::from_secs(10));
         drop(listener);

@@ -148,6 +148,8 @@ struct State {
     supervisor: Arc<Supervisor>,
     /// The active containment, one line (reported by `/health`).
     containment: String,
+    /// What the kernel confines, one line (reported by `/health`).
+    confinement: String,
     plugins: Mutex<Vec<(String, PluginOutcome)>>,
     stopping: AtomicBool,
 }
@@ -206,7 +208,9 @@ impl Resources {
 /// hears what the operator should know. Returns after a clean shutdown,
 /// or with why the host could not start.
 pub fn serve(config_path: &Path, notice: &dyn Fn(Notice)) -> Result<(), ServeError> {
-    let config = HostConfig::from_file(config_path)?;
+    let mut config = HostConfig::from_file(config_path)?;
+    let require = config.serve.require_confinement;
+    config.policy = Arc::new((*config.policy).clone().require_confinement(require));
     for w in config.policy.warnings() {
         notice(Notice::Warning(format!("daemon policy: {w}")));
     }
@@ -285,7 +289,8 @@ fn load_plugins(config: &HostConfig, rt: &Runtime<DaemonCtx>) -> Result<Loaded, 
             None => Policy::deny_all(),
         };
         let policy = wasmproc_host::manifest::attach(policy, &p.component, p.require_manifest)
-            .map_err(|e| problem(PluginProblem::Manifest(e)))?;
+            .map_err(|e| problem(PluginProblem::Manifest(e)))?
+            .require_confinement(config.serve.require_confinement);
         plugins.push((p.clone(), component, Arc::new(policy)));
     }
     Ok(plugins)
@@ -351,6 +356,7 @@ fn start(
     let state = Arc::new(State {
         supervisor: Arc::clone(&supervisor),
         containment: manager.containment().summary(),
+        confinement: wasmproc_host::confine::support().summary(),
         plugins: Mutex::new(
             plugins
                 .iter()
@@ -552,6 +558,7 @@ fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
         "/health" => {
             let (code, mut body) = checks(state.health(), "ok");
             body.push_str(&format!("containment: {}\n", state.containment));
+            body.push_str(&format!("confinement: {}\n", state.confinement));
             response(code, "text/plain", body)
         }
         "/ready" => {

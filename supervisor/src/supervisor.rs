@@ -20,6 +20,7 @@ use std::time::Instant;
 use wasmproc_host::Audit;
 use wasmproc_host::Exit;
 use wasmproc_host::ProcessManager;
+use wasmproc_host::confine::Confiner;
 
 /// Why a supervisor call failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,8 @@ impl Supervisor {
                 },
                 epoch,
             );
-            let scope = side.manager.scope("daemon", &config.policy.limits().cgroup);
+            let mut scope = side.manager.scope("daemon", &config.policy.limits().cgroup);
+            scope.set_confiner(Confiner::for_policy(&config.policy));
             let (daemon, inbox) =
                 Daemon::new(spec.clone(), resolved, machine, scope, Arc::clone(&side));
             runtime.spawn(drive(Arc::clone(&daemon), inbox));

@@ -9,7 +9,8 @@
 //!   environment (with `LANG` set, `true` loads locale files), so this is
 //!   the baseline that does the same work as the guest's child.
 //! - `guest_run_ms`: median guest `run` of the same, timed inside the guest,
-//!   with containment by process groups (`WASMPROC_CGROUPS=off`).
+//!   with containment by process groups (`WASMPROC_CGROUPS=off`) and no
+//!   confinement (`WASMPROC_UNCONFINED_FOR_TESTS=1`).
 //! - `guest_run_ratio`: guest / native with an empty environment, the
 //!   median over 31 rounds of the ratio within a round (each round times
 //!   40 runs of each: native, native with an empty environment, guest): a
@@ -18,6 +19,10 @@
 //!   run with a cgroup per process (measured in a child bench process that
 //!   keeps cgroups on; absent where the host cannot create cgroups), over
 //!   the same native baseline.
+//! - `guest_run_confined_ms`, `guest_run_confined_ratio`: the same guest
+//!   run under the default confinement (Landlock, no_new_privs, seccomp,
+//!   no capabilities; measured in a child bench process with confinement
+//!   on and cgroups off), over the same native baseline.
 //! - `guest_run_4gib_ms`, `guest_run_4gib_ratio`: the same guest run with
 //!   4 GiB of touched host memory, over native (empty environment) at
 //!   small RSS; `native_spawn_4gib_ms` is native at 4 GiB.
@@ -34,6 +39,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
+use wasmproc_host::confine::OFF_VAR as CONFINE_OFF_VAR;
 use wasmproc_host::{
     CGROUPS_OFF_VAR, Containment, GuestOptions, GuestStdio, Limits, Policy, Runtime, RuntimeConfig,
 };
@@ -173,20 +179,37 @@ fn ballast(bytes: usize) -> Vec<u8> {
 
 /// The argument that makes this bench measure only the contained guest run.
 const CONTAINED_ARG: &str = "--contained-only";
+/// The argument that makes this bench measure only the confined guest run.
+const CONFINED_ARG: &str = "--confined-only";
 
-/// Median contained guest run, measured by a child bench process with
-/// cgroups on; `None` where the host has no cgroups.
-fn guest_run_contained_ms() -> Option<f64> {
+/// Median guest run measured by a child bench process given `arg`, with
+/// `on` (a switch-off variable) removed from its environment; `None`
+/// where it prints no `key` (the host cannot contain or confine).
+fn guest_run_child_ms(arg: &str, on: &str, key: &str) -> Option<f64> {
     let out = Command::new(std::env::current_exe().unwrap())
-        .arg(CONTAINED_ARG)
-        .env_remove(CGROUPS_OFF_VAR)
+        .arg(arg)
+        .env_remove(on)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("guest_run_contained_ms: "))
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
         .map(|v| v.parse().unwrap())
+}
+
+/// Median runs of `rounds` rounds, after one warm-up.
+fn measured_rounds(
+    runtime: &Runtime,
+    component: &wasmtime::component::Component,
+    policy: &Arc<Policy>,
+) -> f64 {
+    guest_run_ms(runtime, component, policy);
+    median(
+        (0..ROUNDS)
+            .map(|_| guest_run_ms(runtime, component, policy))
+            .collect(),
+    )
 }
 
 fn main() {
@@ -194,10 +217,16 @@ fn main() {
         return;
     }
     let contained_only = std::env::args().any(|a| a == CONTAINED_ARG);
-    if !contained_only {
-        // SAFETY: no other thread exists yet; the variable is read when the
-        // first runtime starts.
-        unsafe { std::env::set_var(CGROUPS_OFF_VAR, "off") };
+    let confined_only = std::env::args().any(|a| a == CONFINED_ARG);
+    // SAFETY: no other thread exists yet; the variables are read when the
+    // first runtime starts and at the first start.
+    unsafe {
+        if !contained_only {
+            std::env::set_var(CGROUPS_OFF_VAR, "off");
+        }
+        if !confined_only {
+            std::env::set_var(CONFINE_OFF_VAR, "1");
+        }
     }
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let component = runtime.load(guests::BENCH.as_ref()).unwrap();
@@ -216,11 +245,15 @@ fn main() {
     );
     if contained_only {
         if Containment::detect().is_cgroup() {
-            guest_run_ms(&runtime, &component, &policy);
-            let rounds: Vec<f64> = (0..ROUNDS)
-                .map(|_| guest_run_ms(&runtime, &component, &policy))
-                .collect();
-            println!("guest_run_contained_ms: {:.4}", median(rounds));
+            let ms = measured_rounds(&runtime, &component, &policy);
+            println!("guest_run_contained_ms: {ms:.4}");
+        }
+        return;
+    }
+    if confined_only {
+        if wasmproc_host::confine::support().landlock_abi > 0 {
+            let ms = measured_rounds(&runtime, &component, &policy);
+            println!("guest_run_confined_ms: {ms:.4}");
         }
         return;
     }
@@ -244,7 +277,8 @@ fn main() {
     let native = median(native);
     let native_clean = median(native_clean);
     let guest_small = median(guest_small);
-    let contained = guest_run_contained_ms();
+    let contained = guest_run_child_ms(CONTAINED_ARG, CGROUPS_OFF_VAR, "guest_run_contained_ms");
+    let confined = guest_run_child_ms(CONFINED_ARG, CONFINE_OFF_VAR, "guest_run_confined_ms");
 
     let mut stream_native = Vec::new();
     let mut stream_guest = Vec::new();
@@ -277,6 +311,13 @@ fn main() {
             println!("guest_run_contained_ratio: {:.3}", ms / native_clean);
         }
         None => println!("guest_run_contained_ms: unavailable (the host cannot create cgroups)"),
+    }
+    match confined {
+        Some(ms) => {
+            println!("guest_run_confined_ms: {ms:.4}");
+            println!("guest_run_confined_ratio: {:.3}", ms / native_clean);
+        }
+        None => println!("guest_run_confined_ms: unavailable (the kernel has no Landlock)"),
     }
     println!("native_spawn_4gib_ms: {native_big:.4}");
     println!("guest_run_4gib_ms: {guest_big:.4}");

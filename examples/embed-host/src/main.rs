@@ -76,6 +76,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ],
         )
         .pass_env("HOME")
+        // git runs confined to the working-directory roots: this one.
+        .allow_dir(".")
         .build()?;
     let manager = ProcessManager::new(Duration::from_secs(2));
     let audit = Audit::new().with_sink(Arc::new(PrintAudit));

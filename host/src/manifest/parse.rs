@@ -2,7 +2,7 @@
 //! compiling it, and parsing the TOML inside strictly.
 
 use super::{MAX_SECTION_BYTES, ManifestError, SECTION_NAME, VERSION};
-use crate::policy::{ArgPattern, Operation};
+use crate::policy::{ArgPattern, FsSpec, NetSpec, Operation, ProgramAccess};
 use serde::Deserialize;
 use std::path::Path;
 use wasmparser::{Parser, Payload};
@@ -31,6 +31,9 @@ pub struct ProgramRequest {
     pub operations: Vec<Operation>,
     /// Why the plugin needs it, shown to the user.
     pub reason: String,
+    /// What the program must touch beyond the confinement's defaults
+    /// (`fs`, `net`), intersected with the policy's grant.
+    pub access: ProgramAccess,
 }
 
 /// One declared variable.
@@ -67,6 +70,10 @@ struct ProgramSpec {
     args: Option<Vec<Vec<String>>>,
     operations: Option<Vec<Operation>>,
     reason: String,
+    #[serde(default)]
+    fs: FsSpec,
+    #[serde(default)]
+    net: NetSpec,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,12 +131,15 @@ impl Manifest {
                     "{quoted}: `operations` is empty, so the entry declares nothing"
                 )));
             }
+            let access = ProgramAccess::declared(&p.fs, &p.net)
+                .map_err(|r| malformed(format!("{quoted}: {r}")))?;
             programs.push(ProgramRequest {
                 name: p.name,
                 args: p.args,
                 patterns,
                 operations,
                 reason: p.reason,
+                access,
             });
         }
         let mut variables: Vec<VariableRequest> = Vec::new();
@@ -192,6 +202,14 @@ impl Manifest {
             source,
         })?;
         Self::from_component(&path.display().to_string(), &bytes)
+    }
+
+    /// What the plugin declares `program` must touch beyond the
+    /// confinement's defaults (nothing if it does not declare it).
+    pub fn access_for(&self, program: &str) -> ProgramAccess {
+        self.program(program)
+            .map(|p| p.access.clone())
+            .unwrap_or_default()
     }
 
     /// The declaration of `program` as the plugin names it, if any.

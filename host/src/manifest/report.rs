@@ -169,6 +169,14 @@ fn rows(manifest: &Manifest, policy: Option<&Policy>) -> Vec<Row> {
             }
         }
     }
+    for p in manifest.programs.iter().filter(|p| !p.access.is_default()) {
+        rows.push(Row {
+            request: format!("access of {}", p.name),
+            pattern: p.access.describe(),
+            reason: p.reason.clone(),
+            verdict: policy.map(|pol| access_verdict(pol, p)),
+        });
+    }
     for v in &manifest.variables {
         rows.push(Row {
             request: "variable".into(),
@@ -201,6 +209,22 @@ fn rows(manifest: &Manifest, policy: Option<&Policy>) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// What a program's declared `fs` and `net` access gets under a policy:
+/// the intersection with the grant's.
+fn access_verdict(policy: &Policy, p: &ProgramRequest) -> Verdict {
+    let Some(grant) = policy.programs().iter().find(|g| g.is_named_by(&p.name)) else {
+        return Verdict::Refused(format!("program `{}` is not granted", p.name));
+    };
+    let both = p.access.intersect(&grant.access);
+    if both == p.access {
+        Verdict::Granted
+    } else if both.is_default() {
+        Verdict::Refused("the policy grants none of it".into())
+    } else {
+        Verdict::Narrowed(format!("only {}", both.describe()))
+    }
 }
 
 /// What a declared program (with one declared pattern, or any arguments)
@@ -358,6 +382,7 @@ pub fn grant_policy(component: &str, manifest: &Manifest, digest: &ComponentDige
         }
         let ops: Vec<&str> = p.operations.iter().map(|o| o.name()).collect();
         let _ = writeln!(out, "operations = {}", toml_value(&ops));
+        write_access(&mut out, &p.access);
     }
     if !manifest.variables.is_empty() {
         let _ = writeln!(out, "\n[env]\nallow = [");
@@ -401,4 +426,28 @@ pub fn grant_policy(component: &str, manifest: &Manifest, digest: &ComponentDige
         );
     }
     out
+}
+
+/// The `fs` and `net` keys of a granted program, where it declares any.
+fn write_access(out: &mut String, access: &crate::policy::ProgramAccess) {
+    let paths = |l: &[std::path::PathBuf]| -> Vec<String> {
+        l.iter().map(|p| p.display().to_string()).collect()
+    };
+    if !access.read.is_empty() {
+        let _ = writeln!(out, "fs.read = {}", toml_value(&paths(&access.read)));
+    }
+    if !access.write.is_empty() {
+        let _ = writeln!(out, "fs.write = {}", toml_value(&paths(&access.write)));
+    }
+    for (key, ports) in [("connect", &access.connect), ("bind", &access.bind)] {
+        match ports {
+            crate::policy::Ports::Any => {
+                let _ = writeln!(out, "net.{key} = \"any\"");
+            }
+            crate::policy::Ports::List(l) if !l.is_empty() => {
+                let _ = writeln!(out, "net.{key} = {}", toml_value(l));
+            }
+            crate::policy::Ports::List(_) => {}
+        }
+    }
 }

@@ -12,6 +12,11 @@ pub struct DirGrant {
 }
 
 impl DirGrant {
+    /// The canonical roots.
+    pub(crate) fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
     /// Whether any root is granted.
     pub(crate) fn has_roots(&self) -> bool {
         !self.roots.is_empty()

@@ -7,6 +7,8 @@
 //! operations = ["run"]               # default: ["run", "start"]
 //! env = ["GIT_AUTHOR_NAME"]          # names the guest may set for git only
 //! secrets = ["GITHUB_TOKEN"]         # values the host supplies to git only
+//! fs.read = ["/srv/repos"]           # beyond the confinement's defaults
+//! net.connect = [443]                # TCP ports, or "any"; default none
 //!
 //! [env]
 //! allow = ["LANG", "LC_*"]           # names the guest may set (wildcards: inert names only)
@@ -27,6 +29,7 @@
 //! `component_digest = "blake3:…"` pins the policy to one component.
 
 use super::Policy;
+use super::access::{FsSpec, NetSpec, ProgramAccess};
 use super::args::ArgPattern;
 use super::catalogue::{ProgramEntry, program_entry};
 use super::dirs::DirGrant;
@@ -69,6 +72,9 @@ pub struct PolicySpec {
     /// `wasmproc grant` records it.
     #[serde(default)]
     pub component_digest: Option<String>,
+    /// Refuse to start a program the kernel cannot confine as its grant says.
+    #[serde(default)]
+    pub require_confinement: bool,
 }
 
 /// One `[[program]]` table.
@@ -88,6 +94,12 @@ pub struct ProgramSpec {
     /// Variables whose value the host supplies to this program only.
     #[serde(default)]
     pub secrets: Vec<SecretSpec>,
+    /// Filesystem access beyond the confinement's defaults.
+    #[serde(default)]
+    pub fs: FsSpec,
+    /// Network access (none by default).
+    #[serde(default)]
+    pub net: NetSpec,
 }
 
 /// The `[env]` table.
@@ -137,6 +149,8 @@ impl PolicySpec {
             operations: None,
             env: Vec::new(),
             secrets: Vec::new(),
+            fs: FsSpec::default(),
+            net: NetSpec::default(),
         });
     }
 
@@ -213,6 +227,7 @@ impl PolicySpec {
                 ));
             }
             let secrets = Secrets::load(&spec.name, &spec.secrets, base, &host_env)?;
+            let access = ProgramAccess::resolve(&spec.name, &spec.fs, &spec.net, base)?;
             programs.push(ProgramGrant {
                 name: spec.name,
                 path,
@@ -220,6 +235,7 @@ impl PolicySpec {
                 operations,
                 env,
                 secrets,
+                access,
             });
         }
         let (mut env, env_warnings) = EnvGrant::new(&self.env.allow, &self.env.pass, &host_env)?;
@@ -239,6 +255,7 @@ impl PolicySpec {
             warnings,
             daemons: self.daemons,
             require_manifest: self.require_manifest,
+            require_confinement: self.require_confinement,
             manifest: None,
             component_digest: digest,
         })

@@ -6,6 +6,7 @@
 //! request into an [`Approved`] command or a [`CallError`] naming what was
 //! missing.
 
+mod access;
 mod args;
 pub mod catalogue;
 mod daemon_access;
@@ -17,6 +18,7 @@ mod program;
 mod secrets;
 
 pub use args::{ArgPattern, is_option};
+pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};
 pub use daemon_access::DaemonAccess;
 pub use env::{inert_expansion, is_hook};
 pub use file::PolicySpec;
@@ -42,6 +44,7 @@ pub struct Policy {
     warnings: Vec<String>,
     daemons: DaemonAccess,
     require_manifest: bool,
+    require_confinement: bool,
     manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
     component_digest: Option<crate::manifest::ComponentDigest>,
 }
@@ -100,6 +103,7 @@ impl Policy {
             warnings: Vec::new(),
             daemons: DaemonAccess::default(),
             require_manifest: false,
+            require_confinement: false,
             manifest: None,
             component_digest: None,
         }
@@ -156,6 +160,25 @@ impl Policy {
     /// (`require_manifest = true`).
     pub fn require_manifest(&self) -> bool {
         self.require_manifest
+    }
+
+    /// Whether a program the kernel cannot confine as its grant says is
+    /// refused (`require_confinement = true`).
+    pub fn requires_confinement(&self) -> bool {
+        self.require_confinement
+    }
+
+    /// The same policy, also refusing programs the kernel cannot confine
+    /// when `require` is set (`serve`'s `require_confinement`).
+    pub fn require_confinement(mut self, require: bool) -> Self {
+        self.require_confinement |= require;
+        self
+    }
+
+    /// The working-directory roots, canonical: the confinement lets
+    /// programs read and write beneath them.
+    pub fn dir_roots(&self) -> &[PathBuf] {
+        self.dirs.roots()
     }
 
     /// The plugin's manifest: calls must be declared there too (see
@@ -414,6 +437,12 @@ impl PolicyBuilder {
     /// directory (as a policy file's own directory is).
     pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.base = Some(dir.into());
+        self
+    }
+
+    /// Refuses programs the kernel cannot confine (`require_confinement`).
+    pub fn require_confinement(mut self, require: bool) -> Self {
+        self.spec.require_confinement = require;
         self
     }
 

@@ -45,6 +45,8 @@ pub struct ProgramGrant {
     pub(crate) env: VarGrant,
     /// Variables the host supplies to this program only (`secrets`).
     pub(crate) secrets: Secrets,
+    /// What it may touch beyond the confinement's defaults (`fs`, `net`).
+    pub access: super::access::ProgramAccess,
 }
 
 impl ProgramGrant {

@@ -11,6 +11,7 @@
 mod audit;
 mod capability;
 mod cli_grants;
+mod confine;
 mod contain;
 mod embed;
 mod grant;

@@ -56,6 +56,7 @@ name = "false"
 operations = ["run"]
 [[policy.program]]
 name = "/usr/bin/python3"
+net.bind = "any"
 "#,
         dir.display()
     )
