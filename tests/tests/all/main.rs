@@ -11,6 +11,7 @@
 mod audit;
 mod capability;
 mod cli_grants;
+mod concurrency;
 mod contain;
 mod embed;
 mod permission;
