@@ -225,7 +225,9 @@ impl Default for RuntimeConfig {
 /// Guests run on an async engine: [`Runtime::run_async`] runs one as a
 /// future on the caller's executor (a multi-thread tokio runtime, say), and
 /// a guest waiting on a process or spinning in a loop gives its thread back
-/// (every 10 ms while it computes). [`Runtime::run`] is the same run for a
+/// (every 10 ms while it computes); on a tokio runtime (I/O and time
+/// enabled), the children of its `run` calls are monitored by that
+/// runtime's own reactor. [`Runtime::run`] is the same run for a
 /// synchronous caller, blocking its thread.
 ///
 /// `T` is the embedder's own data in each guest's store
@@ -645,10 +647,16 @@ impl<T: Send + 'static> GuestInstance<T> {
 
     /// Calls the guest's `wasi:cli/run` export to its end, then drops the
     /// instance, which stops whatever processes the guest left running.
+    /// Awaited on a tokio runtime, the children of the guest's `run` calls
+    /// are monitored by that runtime's reactor, which therefore needs I/O
+    /// and time enabled (`enable_all`), as wasmtime-wasi requires of it.
     pub async fn run_async(mut self) -> Result<GuestOutcome, GuestError> {
         // Kept whole while the call runs: dropped early (a cancelled
         // future), the instance drops its store before its slot.
-        let result = self.command.wasi_cli_run().call_run(&mut self.store).await;
+        let call = self.command.wasi_cli_run().call_run(&mut self.store);
+        // On a tokio runtime, the guest's `run` children are monitored by
+        // that runtime's reactor, not handed to the process core.
+        let result = crate::process_core::on_caller_reactor(call).await;
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
