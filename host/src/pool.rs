@@ -123,12 +123,13 @@ pub enum NoSlot {
     },
 }
 
-/// Host memory budgeted per guest slot of the default pool: what a small
-/// guest that waits on a process holds resident (its store, instance
-/// records, fiber stack, tables and the pages of its linear memory it
-/// touched; about 1 MiB measured for the test guests), with room for a
-/// guest several times that size. A guest may hold more, up to its
-/// policy's `guest_memory_bytes`; the budget sizes the pool, not a guest.
+/// Host memory budgeted per guest slot of the default pool. A small guest
+/// waiting on a process holds far less resident (its store, instance
+/// records, the touched part of its fiber stack, tables and linear memory:
+/// about 0.1 MiB for the probe test guest, from the host's `VmRSS` with
+/// 100 and 400 of them live); the budget leaves room for guests that fill
+/// a few MiB of linear memory. A guest may hold more, up to its policy's
+/// `guest_memory_bytes`: the budget sizes the pool, it limits no guest.
 pub const GUEST_SLOT_BYTES: u64 = 8 << 20;
 
 /// The fewest guests of a default pool, however small the host.

@@ -55,7 +55,8 @@
 //!   their combined rate, `native_runs_per_s_<N>` the rate of N threads
 //!   each running `Command::new("/bin/true").env_clear().output()` 200
 //!   times, and the ratio the first over the second. With
-//!   `SCALE_CONCURRENT_ONLY` set, only these figures are taken.
+//!   `SCALE_CONCURRENT_ONLY` set, only these figures are taken;
+//!   `SCALE_CONCURRENCY` (e.g. `16,100`) sets the values of N.
 //!
 //! Containment is by process groups (`WASMPROC_CGROUPS=off`), as for
 //! `guest_run_ratio` in the spawn benchmark: the native baseline makes no
@@ -443,7 +444,18 @@ fn concurrent_part() {
     let guests = ConcurrentGuests::new();
     // Untimed: the first guests pay for what the host sets up once.
     guests.runs_per_s(2);
-    for n in CONCURRENCY {
+    let counts: Vec<usize> = match std::env::var("SCALE_CONCURRENCY") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("SCALE_CONCURRENCY: numbers, comma-separated")
+            })
+            .collect(),
+        Err(_) => CONCURRENCY.to_vec(),
+    };
+    for n in counts {
         let native = native_runs_per_s(n);
         let guest = guests.runs_per_s(n);
         println!("guest_runs_per_s_{n}: {guest:.0}");
