@@ -186,7 +186,7 @@ async fn wait_to_end(process: Arc<ManagedProcess>, deadline: Instant) -> Option<
 mod tests {
     use super::*;
     use crate::cgroup_limits::CgroupLimits;
-    use crate::process_core::{block_on_here, on_own_reactor};
+    use crate::process_core::{block_on_here, on_caller_reactor, on_own_reactor};
 
     fn approved(program: &str, args: &[&str]) -> Approved {
         Approved {
@@ -295,5 +295,70 @@ mod tests {
             assert!(Instant::now() < until, "process {pid} was left behind");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A multi-thread tokio runtime of a caller (I/O and time enabled).
+    fn caller_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Waits until no process has exactly `args` as its command line.
+    fn assert_gone(args: &[&str]) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !pids_running(args).is_empty() {
+            assert!(Instant::now() < until, "{args:?} was left behind");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn run_on_caller_reactor_good() {
+        let manager = ProcessManager::new(Duration::from_secs(1));
+        let scope = manager.scope("run-caller", &CgroupLimits::default());
+        let cmd = approved("/bin/sh", &["-c", "read line; echo \"out $line\"; exit 4"]);
+        let captured = caller_runtime()
+            .block_on(async {
+                tokio::spawn(on_caller_reactor(async move {
+                    assert!(on_own_reactor(), "polled by the caller's runtime");
+                    let nested = crate::process_core::block_on(async { on_own_reactor() });
+                    assert!(!nested, "a parked thread inside it drives no reactor");
+                    run_captured(&manager, request(&cmd, &scope)).await
+                }))
+                .await
+            })
+            .unwrap()
+            .expect("run");
+        assert_eq!(captured.exit, Some(Exit::Code(4)));
+        assert_eq!(captured.stdout, b"out in\n");
+        // Outside any tokio runtime the flag stays off.
+        let outside = crate::process_core::block_on(on_caller_reactor(async { on_own_reactor() }));
+        assert!(!outside, "no caller runtime, no caller reactor");
+    }
+
+    #[test]
+    fn run_on_caller_reactor_runtime_dropped_ugly() {
+        // The caller's runtime goes away while its task waits on a child:
+        // the dropped monitor hands the child to the core, which kills and
+        // reaps it.
+        let manager = ProcessManager::new(Duration::from_secs(1));
+        let scope = manager.scope("run-caller-dropped", &CgroupLimits::default());
+        let cmd = approved("/bin/sleep", &["27.1828"]);
+        let marker = ["sleep", "27.1828"];
+        let runtime = caller_runtime();
+        let task_manager = Arc::clone(&manager);
+        runtime.spawn(on_caller_reactor(async move {
+            let _ = run_captured(&task_manager, request(&cmd, &scope)).await;
+        }));
+        let until = Instant::now() + Duration::from_secs(10);
+        while pids_running(&marker).is_empty() {
+            assert!(Instant::now() < until, "the child never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(runtime);
+        assert_gone(&marker);
     }
 }

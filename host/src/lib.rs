@@ -66,7 +66,9 @@ pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_syn
 pub use managed::{ProcessFacts, ProcessSnapshot};
 pub use manager::ProcessManager;
 pub use policy::{Policy, PolicyBuilder};
-pub use pool::InstancePool;
+pub use pool::{
+    GUEST_SLOT_BYTES, InstancePool, MAX_DEFAULT_GUESTS, MIN_DEFAULT_GUESTS, NoSlot, WhenFull,
+};
 pub use process_core::block_on;
 pub use process_types::{Exit, ProcState, Signal, UnknownSignal};
 pub use runtime::{

@@ -272,6 +272,11 @@ impl ProcessManager {
         Ok((guard, monitor))
     }
 
+    /// The handle of the process core (for timers any executor may await).
+    pub(crate) fn core_handle(&self) -> &tokio::runtime::Handle {
+        self.core.handle()
+    }
+
     /// Runs `fut` on the process core and waits for it from any executor;
     /// `None` if the core shut down first.
     pub(crate) async fn on_core<F>(&self, fut: F) -> Option<F::Output>

@@ -177,11 +177,30 @@ impl Drop for OwnReactor {
     }
 }
 
-/// Whether the calling thread is inside [`block_on_here`]: the current
-/// tokio context is a current-thread runtime this thread drives, so a
-/// future may register fds with it and be woken by it directly.
+/// Whether the calling thread is inside [`block_on_here`] or
+/// [`on_caller_reactor`]: the current tokio context is a runtime whose
+/// reactor this thread's task is polled by, so a future may register fds
+/// with it and be woken by it directly.
 pub(crate) fn on_own_reactor() -> bool {
     OWN_REACTOR.with(std::cell::Cell::get)
+}
+
+/// Polls `fut` so that a `run` inside it is monitored by the reactor of
+/// the tokio runtime polling it, when there is one: the child's pidfd and
+/// pipes are registered with the caller's runtime and its workers reap and
+/// read them, with no hand-off to the process core and back per call. That
+/// runtime needs I/O and time enabled (`enable_all`), as wasmtime-wasi's
+/// ambient runtime does. Polled outside any tokio runtime, or inside a
+/// [`block_on`] within it (a parked thread), `run` uses the core as usual.
+pub(crate) async fn on_caller_reactor<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _restore = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| OwnReactor::set(true));
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Runs a future for a synchronous caller on the calling thread, on a

@@ -9,7 +9,7 @@ use crate::guest_limits::GuestLimiter;
 use crate::linker::{ProcessView, add_to_linker_async};
 use crate::manager::ProcessManager;
 use crate::policy::Policy;
-use crate::pool::InstancePool;
+use crate::pool::{GuestSlot, GuestSlots, InstancePool};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -82,6 +82,10 @@ pub enum GuestError {
         "the guest `{0}` carries no plugin manifest, and its policy requires one (require_manifest)"
     )]
     ManifestRequired(String),
+    /// No slot of the instance pool was free for the guest
+    /// ([`InstancePool::when_full`]).
+    #[error(transparent)]
+    NoSlot(#[from] crate::pool::NoSlot),
 }
 
 /// The store data of a guest run by a [`Runtime<T>`]: WASI, the
@@ -194,10 +198,11 @@ pub struct RuntimeConfig {
     pub compile_progress: Option<Arc<dyn crate::CompileProgress>>,
     /// The instance pool guests are allocated from, which bounds how many
     /// may be instantiated at once and reserves their address space up
-    /// front ([`InstancePool`]). Default: a pool of 256 guests. `None`
-    /// maps each guest's memory on demand instead: no reservation and no
-    /// bound, at about a millisecond more per instantiation of a large
-    /// guest.
+    /// front ([`InstancePool`]); a guest beyond it waits for a slot (or
+    /// fails fast, [`InstancePool::when_full`]). Default: a pool sized
+    /// from a quarter of the host's memory. `None` maps each guest's
+    /// memory on demand instead: no reservation and no bound, at about a
+    /// millisecond more per instantiation of a large guest.
     pub pool: Option<InstancePool>,
 }
 
@@ -220,7 +225,9 @@ impl Default for RuntimeConfig {
 /// Guests run on an async engine: [`Runtime::run_async`] runs one as a
 /// future on the caller's executor (a multi-thread tokio runtime, say), and
 /// a guest waiting on a process or spinning in a loop gives its thread back
-/// (every 10 ms while it computes). [`Runtime::run`] is the same run for a
+/// (every 10 ms while it computes); on a tokio runtime (I/O and time
+/// enabled), the children of its `run` calls are monitored by that
+/// runtime's own reactor. [`Runtime::run`] is the same run for a
 /// synchronous caller, blocking its thread.
 ///
 /// `T` is the embedder's own data in each guest's store
@@ -249,6 +256,8 @@ pub struct Runtime<T: 'static = ()> {
     linker: Linker<GuestState<T>>,
     manager: Arc<ProcessManager>,
     config: RuntimeConfig,
+    /// The pool's guest slots (`None` without a pool).
+    slots: Option<GuestSlots>,
     ticking: Arc<AtomicBool>,
 }
 
@@ -300,6 +309,7 @@ impl<T: Send + 'static> Runtime<T> {
             engine,
             linker,
             manager: ProcessManager::new(config.shutdown_grace),
+            slots: config.pool.as_ref().map(GuestSlots::new),
             config,
             ticking,
         })
@@ -411,7 +421,17 @@ impl<T: Send + 'static> Runtime<T> {
         data: T,
     ) -> Result<GuestInstance<T>, GuestError> {
         let limits = options.policy.limits().clone();
-        let (mut store, stdio) = self.store(options, data)?;
+        // Fixed first: waiting for a slot counts against the guest's time.
+        let deadline = limits.guest_deadline();
+        let slot = match &self.slots {
+            Some(slots) => Some(
+                slots
+                    .take(deadline, limits.guest_time_ms, self.manager.core_handle())
+                    .await?,
+            ),
+            None => None,
+        };
+        let (mut store, stdio) = self.store(options, data, deadline)?;
         let command = pre
             .pre
             .instantiate_async(&mut store)
@@ -422,6 +442,7 @@ impl<T: Send + 'static> Runtime<T> {
             command,
             limits,
             stdio,
+            slot,
         })
     }
 
@@ -454,17 +475,17 @@ impl<T: Send + 'static> Runtime<T> {
         crate::process_core::block_on_here(self.run_async_with(component, options, data))
     }
 
-    /// A guest's store: its state, limiter and time limit.
+    /// A guest's store: its state, limiter and time limit (its `deadline`).
     fn store(
         &self,
         options: GuestOptions,
         data: T,
+        deadline: Option<Instant>,
     ) -> Result<(Store<GuestState<T>>, CapturedStdio), GuestError> {
         if options.policy.require_manifest() && options.policy.manifest().is_none() {
             return Err(GuestError::ManifestRequired(options.name));
         }
         let limits = options.policy.limits().clone();
-        let deadline = limits.guest_deadline();
         let mut wasi = WasiCtx::builder();
         let mut argv = vec![options.name.clone()];
         argv.extend(options.args.iter().cloned());
@@ -605,6 +626,8 @@ pub struct GuestInstance<T: 'static = ()> {
     command: Command,
     limits: crate::Limits,
     stdio: CapturedStdio,
+    /// Its slot of the pool, freed after the store (declared after it).
+    slot: Option<GuestSlot>,
 }
 
 impl<T: 'static> std::fmt::Debug for GuestInstance<T> {
@@ -624,25 +647,31 @@ impl<T: Send + 'static> GuestInstance<T> {
 
     /// Calls the guest's `wasi:cli/run` export to its end, then drops the
     /// instance, which stops whatever processes the guest left running.
-    pub async fn run_async(self) -> Result<GuestOutcome, GuestError> {
-        let Self {
-            mut store,
-            command,
-            limits,
-            stdio,
-        } = self;
-        let result = command.wasi_cli_run().call_run(&mut store).await;
+    /// Awaited on a tokio runtime, the children of the guest's `run` calls
+    /// are monitored by that runtime's reactor, which therefore needs I/O
+    /// and time enabled (`enable_all`), as wasmtime-wasi requires of it.
+    pub async fn run_async(mut self) -> Result<GuestOutcome, GuestError> {
+        // Kept whole while the call runs: dropped early (a cancelled
+        // future), the instance drops its store before its slot.
+        let call = self.command.wasi_cli_run().call_run(&mut self.store);
+        // On a tokio runtime, the guest's `run` children are monitored by
+        // that runtime's reactor, not handed to the process core.
+        let result = crate::process_core::on_caller_reactor(call).await;
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
             Err(e) => match e.downcast_ref::<I32Exit>() {
                 Some(exit) => exit.0,
-                None => return Err(classify_trap(e, &store, &limits)),
+                None => return Err(classify_trap(e, &self.store, &self.limits)),
             },
         };
+        let Self {
+            store, stdio, slot, ..
+        } = self;
         // Dropping the store drops the ProcessCtx, which stops the guest's
-        // processes.
+        // processes, and frees its instance; then its slot is free.
         drop(store);
+        drop(slot);
         let contents = |pipe: Option<MemoryOutputPipe>| {
             pipe.map(|p| p.contents().to_vec()).unwrap_or_default()
         };

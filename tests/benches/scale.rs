@@ -47,12 +47,16 @@
 //!   `start_flatness`.
 //! - `stop_all_ms`: stopping every live process at once (the session's
 //!   end), the median over the visits of the peak.
-//! - `concurrent_guests`: guest sessions running `run /bin/true` at once,
-//!   each from its own task on a 2-worker tokio runtime, through the async
-//!   `ProcessCtx::run` (the capability's calls without a wasm guest);
-//!   `guest_runs_per_s` is their combined rate, `native_runs_per_s` the
-//!   rate of as many threads running `Command::output()`, and
-//!   `concurrent_ratio` the first over the second.
+//! - `concurrent_ratio_<N>` for N of 16, 100 and 1,000: N guest
+//!   components (the `bench` test guest) run at once through the
+//!   `Runtime` API (`run_async`, each from its own task on a multi-thread
+//!   tokio runtime with a worker per core, the default `RuntimeConfig`),
+//!   each calling `run /bin/true` 200 times; `guest_runs_per_s_<N>` is
+//!   their combined rate, `native_runs_per_s_<N>` the rate of N threads
+//!   each running `Command::new("/bin/true").env_clear().output()` 200
+//!   times, and the ratio the first over the second. With
+//!   `SCALE_CONCURRENT_ONLY` set, only these figures are taken;
+//!   `SCALE_CONCURRENCY` (e.g. `16,100`) sets the values of N.
 //!
 //! Containment is by process groups (`WASMPROC_CGROUPS=off`), as for
 //! `guest_run_ratio` in the spawn benchmark: the native baseline makes no
@@ -70,18 +74,25 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{Audit, CommandSpec, ProcessCtx, ProcessManager};
+use wasmproc_host::{
+    Audit, CommandSpec, GuestOptions, GuestStdio, Limits, Policy, ProcessCtx, ProcessManager,
+    Runtime, RuntimeConfig,
+};
+use wasmproc_tests::guests;
 use wasmproc_tests::scale::{
     child_pipes, fds_held_for, policy_for, start_sleep, threads, wait_until_asleep,
 };
+use wasmtime::component::Component;
 
 const MAX_LIVE: usize = 10_000;
 const START_SAMPLES: usize = 300;
 /// Native starts per point (at peak each costs a copy of the host's whole
 /// fd table).
 const NATIVE_SAMPLES: usize = 50;
-const GUESTS: usize = 100;
-const RUNS_PER_GUEST: usize = 20;
+/// Guests (and native threads) at once of the concurrent figures.
+const CONCURRENCY: [usize; 3] = [16, 100, 1_000];
+/// `run`s of `/bin/true` per guest (and per native thread).
+const RUNS_PER_GUEST: usize = 200;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -335,42 +346,81 @@ fn command_true() -> CommandSpec {
     }
 }
 
-fn guest_runs_per_s() -> f64 {
-    let manager = ProcessManager::new(Duration::from_secs(2));
-    let policy = policy_for(16);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    runtime.block_on(async {
-        let tasks: Vec<_> = (0..GUESTS)
-            .map(|i| {
-                let mut ctx = ProcessCtx::new(
-                    format!("guest-{i}"),
-                    Arc::clone(&policy),
-                    Arc::clone(&manager),
-                    Audit::new(),
-                );
-                tokio::spawn(async move {
-                    for _ in 0..RUNS_PER_GUEST {
-                        let out = ctx.run(command_true()).await.unwrap();
-                        assert!(out.exit.success());
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    (GUESTS * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
+/// The guest side of the concurrent figures: a runtime, the `bench`
+/// guest, and a policy granting `/bin/true` with rate limits out of the
+/// way.
+struct ConcurrentGuests {
+    runtime: Arc<Runtime>,
+    component: Arc<Component>,
+    policy: Arc<Policy>,
 }
 
-fn native_runs_per_s() -> f64 {
+impl ConcurrentGuests {
+    fn new() -> Self {
+        let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+        let component = runtime.load(guests::BENCH.as_ref()).expect("bench guest");
+        let limits = Limits {
+            starts_per_second: 1_000_000,
+            start_burst: 1_000_000,
+            ..Limits::default()
+        };
+        let policy = Policy::builder()
+            .allow_program("/bin/true")
+            .limits(limits)
+            .build()
+            .expect("policy");
+        Self {
+            runtime: Arc::new(runtime),
+            component: Arc::new(component),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// `guests` guests at once, each running `/bin/true` `RUNS_PER_GUEST`
+    /// times: runs per second, all guests together.
+    fn runs_per_s(&self, guests: usize) -> f64 {
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("executor");
+        let started = Instant::now();
+        executor.block_on(async {
+            let tasks: Vec<_> = (0..guests)
+                .map(|i| {
+                    let runtime = Arc::clone(&self.runtime);
+                    let component = Arc::clone(&self.component);
+                    let options = GuestOptions {
+                        name: format!("guest-{i}"),
+                        args: ["run", &RUNS_PER_GUEST.to_string(), "/bin/true"]
+                            .map(String::from)
+                            .to_vec(),
+                        policy: Arc::clone(&self.policy),
+                        stdio: GuestStdio::Capture,
+                    };
+                    tokio::spawn(async move {
+                        let outcome = runtime.run_async(&component, options).await.unwrap();
+                        assert_eq!(
+                            outcome.exit_code,
+                            0,
+                            "{}",
+                            String::from_utf8_lossy(&outcome.stderr)
+                        );
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        (guests * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
+    }
+}
+
+/// `threads` native threads at once, each running `/bin/true`
+/// `RUNS_PER_GUEST` times with an empty environment: runs per second.
+fn native_runs_per_s(count: usize) -> f64 {
     let started = Instant::now();
-    let threads: Vec<_> = (0..GUESTS)
+    let threads: Vec<_> = (0..count)
         .map(|_| {
             std::thread::spawn(|| {
                 for _ in 0..RUNS_PER_GUEST {
@@ -386,7 +436,32 @@ fn native_runs_per_s() -> f64 {
     for t in threads {
         t.join().unwrap();
     }
-    (GUESTS * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
+    (count * RUNS_PER_GUEST) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Prints the concurrent figures at each of [`CONCURRENCY`].
+fn concurrent_part() {
+    let guests = ConcurrentGuests::new();
+    // Untimed: the first guests pay for what the host sets up once.
+    guests.runs_per_s(2);
+    let counts: Vec<usize> = match std::env::var("SCALE_CONCURRENCY") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("SCALE_CONCURRENCY: numbers, comma-separated")
+            })
+            .collect(),
+        Err(_) => CONCURRENCY.to_vec(),
+    };
+    for n in counts {
+        let native = native_runs_per_s(n);
+        let guest = guests.runs_per_s(n);
+        println!("guest_runs_per_s_{n}: {guest:.0}");
+        println!("native_runs_per_s_{n}: {native:.0}");
+        println!("concurrent_ratio_{n}: {:.3}", guest / native);
+    }
 }
 
 /// Median of sequential `run /bin/true` calls through the sync path.
@@ -411,12 +486,9 @@ fn main() {
         println!("run_latency_ms: {:.3}", run_latency_ms());
         return;
     }
-    live_part();
-    println!("run_latency_ms: {:.3}", run_latency_ms());
-    let native = native_runs_per_s();
-    let guest = guest_runs_per_s();
-    println!("concurrent_guests: {GUESTS}");
-    println!("guest_runs_per_s: {guest:.0}");
-    println!("native_runs_per_s: {native:.0}");
-    println!("concurrent_ratio: {:.3}", guest / native);
+    if std::env::var_os("SCALE_CONCURRENT_ONLY").is_none() {
+        live_part();
+        println!("run_latency_ms: {:.3}", run_latency_ms());
+    }
+    concurrent_part();
 }

@@ -12,6 +12,7 @@ mod audit;
 mod capability;
 mod cli_grants;
 mod confine;
+mod concurrency;
 mod contain;
 mod embed;
 mod grant;
