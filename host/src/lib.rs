@@ -29,6 +29,7 @@ mod capability;
 mod capture;
 mod cgroup;
 mod cgroup_limits;
+mod descendants;
 mod error;
 mod guest_limits;
 mod host_impl;
@@ -50,7 +51,10 @@ mod spawner;
 mod subreaper;
 mod watchdog;
 
-pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
+pub use audit::{
+    AUDIT_BURST_BYTES, AUDIT_BYTES_PER_SECOND, Audit, AuditCounts, AuditEvent, AuditSink,
+    JsonLinesSink, MAX_FIELD_BYTES, SUPPRESSED_INTERVAL,
+};
 pub use bindings::CAPABILITY_NAME;
 pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
 pub use cache::{
