@@ -7,13 +7,18 @@
 //! process below a process the host started: by parent chain, or by the
 //! process group the host created (an orphan that the subreaper took back
 //! keeps it). A session over its cap has its newest descendants killed
-//! down to the cap, and its `run` and `start` calls are refused until it is
-//! under the cap again. A fork loop is thus held at the cap, whatever
-//! it forks.
+//! down to the cap, together with the processes that forked them (a
+//! process the host started among them: its monitor then kills its
+//! group), and its `run` and `start` calls are refused until it is under
+//! the cap again. A fork loop thus ends at the first census that finds it
+//! past the cap, however fast it forks.
 
 use crate::audit::{Audit, AuditEvent};
+use crate::managed::ManagedProcess;
+use crate::process_types::Signal;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,7 +35,7 @@ struct Cap {
     max: usize,
     guest: String,
     audit: Audit,
-    /// Live descendants at the last census (after its kills).
+    /// Live descendants the last census found (before its kills).
     live: usize,
 }
 
@@ -92,7 +97,11 @@ impl DescendantCaps {
     /// Takes one census of the descendants of `leaders` (the live
     /// processes the host started, with their owners), kills the newest of
     /// each session past its cap, and records the counts.
-    pub(crate) fn census(&self, leaders: &[(String, u32)]) {
+    pub(crate) fn census(&self, processes: &[(String, Arc<ManagedProcess>)]) {
+        let leaders: Vec<(String, u32)> = processes
+            .iter()
+            .map(|(owner, p)| (owner.clone(), p.facts().pid))
+            .collect();
         let owners: HashSet<&str> = {
             let caps = self.caps();
             leaders
@@ -120,17 +129,30 @@ impl DescendantCaps {
                 cap.live = found_live;
                 continue;
             }
-            // Newest first: a fork loop's latest children go, its older
-            // processes (the loop itself among them) stay.
+            // The newest past the cap go, and whatever forked them: a
+            // fork loop would otherwise refill the count before the next
+            // census.
             procs.sort_by_key(|p| std::cmp::Reverse(p.start));
-            let killed = procs[..found_live - cap.max]
+            let (excess, kept) = procs.split_at(found_live - cap.max);
+            let forkers: HashSet<u32> = excess.iter().map(|p| p.ppid).collect();
+            let killed = excess.iter().filter(|p| kill_if_same(p)).count()
+                + kept
+                    .iter()
+                    .filter(|p| forkers.contains(&p.pid) && kill_if_same(p))
+                    .count();
+            // Through its record: the signal goes to its group only while
+            // it is unreaped, so the pid cannot name another process.
+            let leaders_killed = processes
                 .iter()
-                .filter(|p| kill_if_same(p))
+                .filter(|(o, p)| o == owner && forkers.contains(&p.facts().pid))
+                .filter(|(_, p)| p.signal(Signal::Kill).is_ok())
                 .count();
-            cap.live = found_live - killed;
+            // Counted as found until the next census sees the kills done:
+            // starts stay refused meanwhile.
+            cap.live = found_live;
             cap.audit.record(
                 AuditEvent::new(&cap.guest, "descendants-killed").reason(format!(
-                    "{found_live} live descendants, past max_descendants = {}: killed the newest {killed}",
+                    "{found_live} live descendants, past max_descendants = {}: killed {killed} of them (the newest and what forked them) and {leaders_killed} of the guest's processes that forked them",
                     cap.max
                 )),
             );

@@ -130,7 +130,7 @@ impl ProcessManager {
 
     /// The live processes this manager started (`run` children too), with
     /// their owners.
-    fn live_leaders(&self) -> Vec<(String, u32)> {
+    fn live_leaders(&self) -> Vec<(String, Arc<ManagedProcess>)> {
         let runs: Vec<_> = self
             .runs
             .lock()
@@ -143,7 +143,7 @@ impl ProcessManager {
             .into_iter()
             .chain(runs)
             .filter(|p| !p.has_ended())
-            .map(|p| (p.facts().owner.clone(), p.facts().pid))
+            .map(|p| (p.facts().owner.clone(), p))
             .collect()
     }
 

@@ -1,10 +1,12 @@
 //! Reaping under a fork storm: orphans of a guest's tree are reaped as
 //! they end (the host is a subreaper and sweeps at every `SIGCHLD`), so a
-//! loop that forks and exits never piles up zombies of the host.
+//! loop that forks and exits never piles up zombies of the host; and a
+//! guest's live descendants are held at its `max_descendants`.
 
 use std::time::{Duration, Instant};
+use wasmproc_host::Limits;
 use wasmproc_host::{CommandSpec, StartSpec};
-use wasmproc_tests::harness::{policy, session};
+use wasmproc_tests::harness::{policy, policy_with, session};
 use wasmproc_tests::os::{GroupCensus, eventually, group_census};
 
 /// The most zombies of the storm's group seen at any one sample. A sweep
@@ -55,4 +57,58 @@ fn reap_zombie_storm_ugly() {
         group_census(group)
     );
     println!("worst: {worst} zombies over {samples} samples");
+}
+
+#[test]
+fn reap_descendants_capped_ugly() {
+    // A shell that forks sleepers as fast as it can: the census kills the
+    // newest past the cap, whether or not the host has cgroups, and the
+    // guest's starts are refused while it is at the cap.
+    const CAP: u32 = 16;
+    let limits = Limits {
+        max_descendants: CAP,
+        ..Limits::default()
+    };
+    let (_manager, mut ctx) = session(policy_with(&["sh", "true"], limits));
+    let spec = |program: &str, args: &[&str]| CommandSpec {
+        program: program.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..CommandSpec::default()
+    };
+    let id = ctx
+        .start(
+            spec("sh", &["-c", "while :; do sleep 60 & done"]),
+            StartSpec::default(),
+        )
+        .expect("start the fork loop");
+    let group = ctx.get(&id).expect("the loop's record").facts.pid as i32;
+    let began = Instant::now();
+    let (mut worst, mut refused) = (0, None);
+    while began.elapsed() < STORM {
+        // The loop itself is in its group too.
+        worst = worst.max(group_census(group).live.saturating_sub(1));
+        if refused.is_none()
+            && let Err(e) = wasmproc_host::block_on(ctx.run(spec("true", &[])))
+        {
+            refused = Some(e);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refused = refused.expect("a run refused at the cap");
+    assert_eq!(refused.kind(), "limit-reached", "{refused}");
+    assert!(refused.to_string().contains("max_descendants"), "{refused}");
+    // Between two censuses (100 ms at least) the loop forks more; what
+    // matters is that the count does not grow with time.
+    assert!(
+        worst < 20 * CAP as usize,
+        "{worst} live descendants with a cap of {CAP}"
+    );
+    let settled = group_census(group).live.saturating_sub(1);
+    wasmproc_host::block_on(ctx.kill(&id)).expect("kill the loop");
+    assert!(
+        eventually(Duration::from_secs(10), || group_census(group).live == 0),
+        "the loop's descendants outlived it: {:?}",
+        group_census(group)
+    );
+    println!("worst: {worst} live descendants; {settled} before the kill");
 }
