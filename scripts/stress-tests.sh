@@ -40,7 +40,7 @@ passed=0
 for round in $(seq 1 "$rounds"); do
     log="$logs/round-$round.log"
     # A background job, then waited for: see above.
-    cargo test -p wasmproc-tests --test daemon --test all >"$log" 2>&1 &
+    cargo test -p wasmproc-tests --test daemon --test all --no-fail-fast >"$log" 2>&1 &
     if wait $!; then
         passed=$((passed + 1))
         rm -f "$log"
