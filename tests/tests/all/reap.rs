@@ -15,8 +15,17 @@ use wasmproc_tests::os::{GroupCensus, eventually, group_census};
 /// waiting at any time; the bound leaves room for a loaded machine.
 const MAX_ZOMBIES: usize = 64;
 
-/// How long the storm runs.
+/// How long the storm runs, at least.
 const STORM: Duration = Duration::from_secs(3);
+/// Samples taken, at least: a loaded machine reads `/proc` slowly.
+const MIN_SAMPLES: usize = 20;
+/// The longest the storm runs, however slow the samples.
+const STORM_MAX: Duration = Duration::from_secs(60);
+
+/// Whether to take another sample of a storm that began at `began`.
+fn sampling(began: Instant, samples: usize) -> bool {
+    (began.elapsed() < STORM || samples < MIN_SAMPLES) && began.elapsed() < STORM_MAX
+}
 
 #[test]
 fn reap_zombie_storm_ugly() {
@@ -37,7 +46,7 @@ fn reap_zombie_storm_ugly() {
     let group = ctx.get(&id).expect("the storm's record").facts.pid as i32;
     let began = Instant::now();
     let (mut worst, mut samples, mut busy) = (0, 0, 0);
-    while began.elapsed() < STORM {
+    while sampling(began, samples) {
         let census = group_census(group);
         worst = worst.max(census.zombies);
         samples += 1;
@@ -83,8 +92,9 @@ fn reap_descendants_capped_ugly() {
         .expect("start the fork loop");
     let group = ctx.get(&id).expect("the loop's record").facts.pid as i32;
     let began = Instant::now();
-    let (mut worst, mut refused) = (0, None);
-    while began.elapsed() < STORM {
+    let (mut worst, mut refused, mut samples) = (0, None, 0);
+    while sampling(began, samples) {
+        samples += 1;
         // The loop itself is in its group too.
         worst = worst.max(group_census(group).live.saturating_sub(1));
         if refused.is_none()
