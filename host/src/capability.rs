@@ -11,7 +11,7 @@ use crate::manager::{Launch, ProcessManager};
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
 pub use crate::process_types::StdioMode;
 use crate::process_types::{Exit, Signal};
-use crate::quota::StartRate;
+use crate::quota::RateBucket;
 use crate::spawner::StdioPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +88,9 @@ pub struct ProcessCtx {
     policy: Arc<Policy>,
     manager: Arc<ProcessManager>,
     audit: Audit,
-    start_rate: StartRate,
+    /// The guest's rate bucket: every `run` and `start`, and every refused
+    /// call of any operation, takes a token.
+    start_rate: std::sync::Mutex<RateBucket>,
     /// When the guest's `guest_time_ms` runs out (`None`: no limit). No
     /// blocking call outlives it.
     guest_deadline: Option<Instant>,
@@ -106,7 +108,10 @@ impl ProcessCtx {
         audit: Audit,
     ) -> Self {
         let limits = policy.limits();
-        let start_rate = StartRate::new(limits.starts_per_second, limits.start_burst);
+        let start_rate = std::sync::Mutex::new(RateBucket::new(
+            limits.starts_per_second,
+            limits.start_burst,
+        ));
         let guest = guest.into();
         let guest_deadline = limits.guest_deadline();
         for warning in policy.warnings() {
@@ -114,9 +119,13 @@ impl ProcessCtx {
         }
         let mut scope = manager.scope("guest", &limits.cgroup);
         scope.set_confiner(crate::confine::Confiner::for_policy(&policy));
+        let session = uuid::Uuid::new_v4().to_string();
+        manager
+            .descendants
+            .register(&session, &guest, limits.max_descendants, audit.clone());
         Self {
             guest,
-            session: uuid::Uuid::new_v4().to_string(),
+            session,
             policy,
             manager,
             audit,
@@ -165,7 +174,7 @@ impl ProcessCtx {
             env: &cmd.env,
             cwd: cmd.cwd.as_deref(),
         };
-        let (decided, gate) = if self.start_rate.try_take() {
+        let (decided, gate) = if self.take_token() {
             match precheck {
                 Err(e) => (Err(e), None),
                 Ok(()) => match crate::manifest::gate::admit(&self.policy, op, request) {
@@ -187,6 +196,12 @@ impl ProcessCtx {
                 return Err(CallError::LimitReached(format!(
                     "{} processes running (max_live_processes)",
                     limits.max_live_processes
+                )));
+            }
+            if let Some(over) = self.manager.descendants.over(&self.session) {
+                return Err(CallError::LimitReached(format!(
+                    "{} live descendants of the guest's processes (max_descendants = {})",
+                    over.live, over.max
                 )));
             }
             Ok(approved)
@@ -422,14 +437,48 @@ impl ProcessCtx {
             .ok_or_else(|| CallError::NotFound(id.to_string()))
     }
 
-    fn audited<T>(&self, op: &str, id: &str, result: Result<T, CallError>) -> Result<T, CallError> {
-        let mut event = self.event(op);
-        event.id = Some(id.to_string());
-        match &result {
-            Ok(_) => self.audit.record(event.allowed()),
-            Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
+    /// Takes a token from the guest's rate bucket, if one is there.
+    fn take_token(&self) -> bool {
+        self.start_rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_take()
+    }
+
+    /// A refused call draws from the rate bucket, so refusals are not free:
+    /// a guest that keeps making them runs out of starts.
+    fn refused<T>(&self, result: Result<T, CallError>) -> Result<T, CallError> {
+        if result.is_err() {
+            self.take_token();
         }
         result
+    }
+
+    /// Refuses an id not of the form this host issues before it is looked
+    /// up or recorded (the refusal of an audited call is recorded without
+    /// it), then finds the process.
+    fn find_checked(&self, id: &str) -> Result<Arc<ManagedProcess>, CallError> {
+        check_id(id)?;
+        self.find(id)
+    }
+
+    /// Audits an id-taking call: the refusal of a malformed id without the
+    /// id, anything else with it. A refusal draws from the rate bucket.
+    fn audited<T>(&self, op: &str, id: &str, result: Result<T, CallError>) -> Result<T, CallError> {
+        let mut event = self.event(op);
+        let well_formed = well_formed_id(id);
+        if well_formed {
+            event.id = Some(id.to_string());
+        }
+        match &result {
+            Ok(_) => self.audit.record(event.allowed()),
+            Err(e) if well_formed => self.audit.record(event.refused(e.kind(), e.to_string())),
+            Err(e) => self.audit.record(event.refused(
+                e.kind(),
+                format!("not an id this host issues ({} bytes)", id.len()),
+            )),
+        }
+        self.refused(result)
     }
 
     /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped, or with an
@@ -437,7 +486,7 @@ impl ProcessCtx {
     pub async fn kill(&mut self, id: &str) -> Result<(), CallError> {
         let grace = self.policy.limits().kill_grace();
         let deadline = self.call_deadline(grace + managed::KILL_WAIT);
-        let result = match self.find(id) {
+        let result = match self.find_checked(id) {
             Ok(p) => p
                 .stop_by(Signal::Term, grace, deadline)
                 .await
@@ -451,7 +500,7 @@ impl ProcessCtx {
     /// `signal`: sends a signal to a running process's group.
     pub fn signal(&mut self, id: &str, signal: Signal) -> Result<(), CallError> {
         let result = self
-            .find(id)
+            .find_checked(id)
             .and_then(|p| p.signal(signal).map_err(|e| CallError::io("signal", e)));
         self.audited("signal", id, result)
     }
@@ -463,12 +512,12 @@ impl ProcessCtx {
 
     /// `get`: a snapshot of one of this session's processes.
     pub fn get(&self, id: &str) -> Result<ProcessSnapshot, CallError> {
-        self.find(id).map(|p| p.snapshot())
+        self.refused(self.find_checked(id).map(|p| p.snapshot()))
     }
 
     /// `wait`: waits for a process to end, at most the given time.
     pub async fn wait(&self, id: &str, timeout_ms: Option<u64>) -> Result<Option<Exit>, CallError> {
-        let p = self.find(id)?;
+        let p = self.refused(self.find_checked(id))?;
         Ok(p.wait_until(self.call_wait(timeout_ms)).await)
     }
 
@@ -481,7 +530,7 @@ impl ProcessCtx {
         max: u32,
         timeout_ms: u64,
     ) -> Result<Chunk, CallError> {
-        let p = self.find(id)?;
+        let p = self.refused(self.find_checked(id))?;
         let max = (max as usize).clamp(1, MAX_READ_BYTES);
         p.read(stdout, cursor, max, self.call_wait(Some(timeout_ms)))
             .await
@@ -490,7 +539,7 @@ impl ProcessCtx {
 
     /// `write`: queues bytes for a piped stdin; returns how many were taken.
     pub async fn write(&self, id: &str, data: &[u8], timeout_ms: u64) -> Result<u64, CallError> {
-        let p = self.find(id)?;
+        let p = self.refused(self.find_checked(id))?;
         p.write(data, self.call_wait(Some(timeout_ms)))
             .await
             .map(|n| n as u64)
@@ -499,14 +548,35 @@ impl ProcessCtx {
 
     /// `close-stdin`: closes a piped stdin after the queued bytes.
     pub fn close_stdin(&self, id: &str) -> Result<(), CallError> {
-        self.find(id)?.close_stdin().map_err(stream_error)
+        let result = self.find_checked(id);
+        self.refused(result.and_then(|p| p.close_stdin().map_err(stream_error)))
     }
 
     /// `remove`: forgets an ended process's record (audited).
     pub fn remove(&self, id: &str) -> Result<(), CallError> {
-        let result = self.manager.registry.remove(&self.session, id);
+        let result = check_id(id).and_then(|()| self.manager.registry.remove(&self.session, id));
         self.audited("remove", id, result)
     }
+}
+
+/// Whether `id` has the form of the ids this host issues: a hyphenated
+/// lowercase UUID (36 bytes).
+fn well_formed_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// Refuses an id not of the form this host issues, before any lookup: no
+/// process has it, so the guest is told `not-found`, as for any id it does
+/// not hold.
+fn check_id(id: &str) -> Result<(), CallError> {
+    if well_formed_id(id) {
+        return Ok(());
+    }
+    Err(CallError::NotFound(id.to_string()))
 }
 
 /// A stream error as the guest sees it.
@@ -521,6 +591,8 @@ impl Drop for ProcessCtx {
     fn drop(&mut self) {
         self.manager
             .stop_owner(&self.session, self.policy.limits().kill_grace());
+        self.manager.descendants.forget(&self.session);
+        self.audit.settle(&self.guest);
     }
 }
 

@@ -30,6 +30,7 @@ mod capture;
 mod cgroup;
 mod cgroup_limits;
 pub mod confine;
+mod descendants;
 mod error;
 mod guest_limits;
 mod host_impl;
@@ -51,7 +52,10 @@ mod spawner;
 mod subreaper;
 mod watchdog;
 
-pub use audit::{Audit, AuditEvent, AuditSink, JsonLinesSink};
+pub use audit::{
+    AUDIT_BURST_BYTES, AUDIT_BYTES_PER_SECOND, Audit, AuditCounts, AuditEvent, AuditSink,
+    JsonLinesSink, MAX_FIELD_BYTES, SUPPRESSED_INTERVAL,
+};
 pub use bindings::CAPABILITY_NAME;
 pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
 pub use cache::{

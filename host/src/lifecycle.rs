@@ -20,4 +20,5 @@ pub use crate::limits::{MAX_MILLIS, deadline_after};
 pub use crate::managed::{Buffers, KILL_WAIT, ManagedProcess, buffer};
 pub use crate::manager::Launch;
 pub use crate::os_child::pidfd_open;
+pub use crate::quota::RateBucket;
 pub use crate::spawner::StdioPlan;

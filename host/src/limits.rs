@@ -25,6 +25,11 @@ pub fn deadline_after(after: Duration) -> Instant {
 pub struct Limits {
     /// Processes running at once (background and `run`). Default 32.
     pub max_live_processes: u32,
+    /// Live processes below the guest's processes (what they fork, and
+    /// orphans of their trees), all together. Past it the newest are
+    /// killed and `run` and `start` are refused. Held by a census of
+    /// `/proc`, with or without cgroups. Default 512.
+    pub max_descendants: u32,
     /// Sustained `run`/`start` calls per second (token bucket). Default 50.
     pub starts_per_second: u32,
     /// Burst of `run`/`start` calls above the sustained rate. Default 100.
@@ -82,6 +87,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_live_processes: 32,
+            max_descendants: 512,
             starts_per_second: 50,
             start_burst: 100,
             max_capture_bytes: 4 << 20,
@@ -121,8 +127,9 @@ impl Limits {
     /// Checks that the limits are usable together; the error names the
     /// offending field.
     pub fn validate(&self) -> Result<(), LimitsError> {
-        let positive: [(&str, u64); 12] = [
+        let positive: [(&str, u64); 13] = [
             ("max_live_processes", self.max_live_processes.into()),
+            ("max_descendants", self.max_descendants.into()),
             ("starts_per_second", self.starts_per_second.into()),
             ("start_burst", self.start_burst.into()),
             ("max_stream_buffer_bytes", self.max_stream_buffer_bytes),

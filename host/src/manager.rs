@@ -6,6 +6,7 @@
 use crate::audit::Audit;
 use crate::cgroup::{Containment, Hierarchy, Scope};
 use crate::cgroup_limits::CgroupLimits;
+use crate::descendants::{CENSUS_INTERVAL, CENSUS_SHARE, DescendantCaps};
 use crate::error::CallError;
 use crate::managed::{
     Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
@@ -64,6 +65,8 @@ pub struct ProcessManager {
     /// The children of `run` calls in progress, by pid: shutdown stops
     /// them like started processes.
     runs: Mutex<HashMap<u32, Arc<ManagedProcess>>>,
+    /// Each guest session's cap on live descendants, held by a census.
+    pub(crate) descendants: DescendantCaps,
     core: ProcessCore,
 }
 
@@ -108,15 +111,40 @@ impl ProcessManager {
         let core = ProcessCore::new().expect("cannot start the process core's runtime");
         let cgroups = Arc::new(Hierarchy::new());
         let watchdog = Arc::new(Watchdog::start(cgroups.root()));
-        Arc::new(Self {
+        let manager = Arc::new(Self {
             registry: Registry::default(),
             host_scope: cgroups.scope("host", &CgroupLimits::default()),
             cgroups,
             watchdog,
             grace,
             runs: Mutex::new(HashMap::new()),
+            descendants: DescendantCaps::default(),
             core,
-        })
+        });
+        manager
+            .core
+            .handle()
+            .spawn(take_censuses(Arc::downgrade(&manager)));
+        manager
+    }
+
+    /// The live processes this manager started (`run` children too), with
+    /// their owners.
+    fn live_leaders(&self) -> Vec<(String, Arc<ManagedProcess>)> {
+        let runs: Vec<_> = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        self.registry
+            .all()
+            .into_iter()
+            .chain(runs)
+            .filter(|p| !p.has_ended())
+            .map(|p| (p.facts().owner.clone(), p))
+            .collect()
     }
 
     /// Runs a future to completion on the calling thread: the sync path to
@@ -334,6 +362,37 @@ impl Drop for ProcessManager {
         self.cgroups.remove();
         reaper().reap_orphans();
         self.watchdog.stop();
+    }
+}
+
+/// Takes a census of the guests' descendants ([`DescendantCaps`]) for as
+/// long as the manager lives: at least [`CENSUS_INTERVAL`] apart, and
+/// waiting [`CENSUS_SHARE`] times as long as the last one took.
+async fn take_censuses(manager: std::sync::Weak<ProcessManager>) {
+    let mut wait = CENSUS_INTERVAL;
+    loop {
+        tokio::time::sleep(wait).await;
+        let manager = manager.clone();
+        // Off the core's worker: it reads /proc for every process. The
+        // manager is held only there, so that if the census holds the last
+        // reference, the manager's shutdown blocks that thread, never the
+        // core's worker.
+        let taken = tokio::task::spawn_blocking(move || {
+            let m = manager.upgrade()?;
+            let began = Instant::now();
+            if m.descendants.any() {
+                let leaders = m.live_leaders();
+                if !leaders.is_empty() {
+                    m.descendants.census(&leaders);
+                }
+            }
+            Some(began.elapsed())
+        })
+        .await;
+        match taken {
+            Ok(Some(took)) => wait = CENSUS_INTERVAL.max(took * CENSUS_SHARE),
+            _ => return,
+        }
     }
 }
 

@@ -3,6 +3,11 @@
 //! reactor, no thread per process), and the bridges callers use to reach
 //! it from any executor, or from none ([`block_on`]).
 //!
+//! The core also listens for `SIGCHLD` through its reactor: the host is a
+//! subreaper, so an orphan of a guest's tree that ends becomes the host's
+//! zombie, and each `SIGCHLD` asks for a sweep ([`sweep_orphans_soon`]).
+//! Orphans are reaped as they end, not only when a managed process ends.
+//!
 //! [`ProcessManager`]: crate::ProcessManager
 
 use std::future::Future;
@@ -35,6 +40,7 @@ impl ProcessCore {
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
+        handle.spawn(sweep_on_sigchld(handle.clone()));
         Ok(Self {
             runtime: Some(runtime),
             handle,
@@ -125,6 +131,23 @@ pub(crate) fn sweep_orphans_soon(handle: &tokio::runtime::Handle) {
         // the monitors keep reaping meanwhile.
         let _ = tokio::task::spawn_blocking(|| crate::subreaper::reaper().reap_orphans()).await;
     });
+}
+
+/// Asks for an orphan sweep at every `SIGCHLD` (signals that arrive close
+/// together are delivered once, and sweeps within [`sweep_delay`] share
+/// one), for as long as the core runs.
+async fn sweep_on_sigchld(handle: tokio::runtime::Handle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigchld = match signal(SignalKind::child()) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGCHLD; orphans are reaped after managed exits only");
+            return;
+        }
+    };
+    while sigchld.recv().await.is_some() {
+        sweep_orphans_soon(&handle);
+    }
 }
 
 /// Runs a future to completion on the calling thread, parking it between

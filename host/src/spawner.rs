@@ -13,8 +13,11 @@
 //! - its own process group, so signals reach everything it starts;
 //! - an environment holding only what the policy built;
 //! - the canonical program path, with `argv[0]` set to the granted name;
-//! - default signal dispositions for every signal the host handles, and
-//!   for SIGPIPE (which Rust ignores), and an empty signal mask;
+//! - the default disposition for every signal, whether the host handles
+//!   it or ignores it (SIGPIPE, which Rust ignores, and any signal the
+//!   host inherited ignored, such as SIGINT and SIGQUIT in a background
+//!   job of a shell), and an empty signal mask: a stop signal always
+//!   reaches a child that does not set it aside itself;
 //! - only fds 0–2: the child closes every other fd before `execve`;
 //! - its cgroup, where the host has cgroups (see below);
 //! - its confinement (`crate::confine`), prepared before the start: the
@@ -423,9 +426,6 @@ struct ChildArgs {
     cwd: *const libc::c_char,
     sources: [c_int; 3],
     copy_below: u32,
-    /// Whether the kernel reset the host's handlers already
-    /// (`CLONE_CLEAR_SIGHAND`); if not, the child resets them one by one.
-    handlers_cleared: bool,
     /// Whether to confine the child, and with what.
     confined: bool,
     ruleset_fd: c_int,
@@ -459,7 +459,6 @@ fn clone_exec(
         cwd: image.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         sources,
         copy_below,
-        handlers_cleared: false,
         confined: image.confine.is_some(),
         ruleset_fd: image.confine.map_or(-1, |c| c.ruleset_fd),
         filter: image.confine.map_or(std::ptr::null(), |c| c.filter),
@@ -504,7 +503,6 @@ fn stack_top(stack: &mut [u8]) -> usize {
 /// `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: the start where
 /// `clone3` is not available. The child resets the host's handlers itself.
 fn clone2_exec(args: &mut ChildArgs, stack: &mut [u8]) -> io::Result<u32> {
-    args.handlers_cleared = false;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
     // SAFETY: the child runs `child_main` on `stack`, which outlives it
     // (CLONE_VFORK suspends this thread until the child has exec'd or
@@ -582,7 +580,6 @@ fn clone3_exec(
     if FORCE_CLONE2.get() {
         return None;
     }
-    args.handlers_cleared = true;
     let base = stack.as_mut_ptr() as u64;
     let mut pidfd: c_int = -1;
     let mut clone_args = CloneArgs {
@@ -750,18 +747,16 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
     // SAFETY: every call below is a system call (or glibc's thin wrapper
     // of one) on valid pointers; none allocates or takes a lock.
     unsafe {
-        // Handlers of the host (and SIGPIPE, which Rust ignores) go back
-        // to the default. The child has its own copy of the dispositions;
-        // `clone3` has reset the handlers already where it was used.
+        // Every signal the host handles or ignores goes back to the
+        // default: handlers (which `clone3` has reset already where it was
+        // used) and ignored signals, which `execve` would keep (SIGPIPE,
+        // which Rust ignores; SIGINT and SIGQUIT, which a shell ignores in
+        // a background job). The child has its own copy of the
+        // dispositions; one query per signal, a second call only where one
+        // is not the default.
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
-        let handled = if args.handlers_cleared {
-            0
-        } else {
-            libc::SIGRTMAX() + 1
-        };
-        for sig in 1..handled {
+        for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
@@ -769,7 +764,7 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
             if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
                 continue;
             }
-            if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            if old.sa_sigaction != libc::SIG_DFL {
                 libc::sigaction(sig, &default, std::ptr::null_mut());
             }
         }

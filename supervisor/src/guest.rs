@@ -1,12 +1,14 @@
 //! Guest access to supervised daemons: the WIT `daemon` interface,
 //! implemented by [`DaemonCtx`]. A guest reaches only the daemons its
-//! policy's `[daemons]` table names; every call is audited.
+//! policy's `[daemons]` table names; every call is audited. A name not of
+//! the form daemon names take is refused before it is looked up, and
+//! recorded without it; every refusal draws from the guest's rate bucket.
 
 use super::machine::DaemonState;
 use super::status::{DaemonStatus, RecentOutput};
 use super::supervisor::{DaemonError, Supervisor};
 use crate::bindings::wasmproc::process::daemon as wit;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmproc_host::CallError;
 use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
@@ -26,6 +28,10 @@ pub struct DaemonCtx {
     audit: Audit,
     /// When the guest's `guest_time_ms` runs out: no call waits past it.
     guest_deadline: Option<Instant>,
+    /// The guest's rate bucket for daemon calls (`starts_per_second`,
+    /// `start_burst`): every refused call takes a token, and a call finding
+    /// it empty is refused.
+    refusals: Mutex<wasmproc_host::lifecycle::RateBucket>,
 }
 
 impl DaemonCtx {
@@ -36,14 +42,28 @@ impl DaemonCtx {
         supervisor: Arc<Supervisor>,
         audit: Audit,
     ) -> Self {
-        let guest_deadline = policy.limits().guest_deadline();
+        let limits = policy.limits();
+        let guest_deadline = limits.guest_deadline();
+        let refusals = Mutex::new(wasmproc_host::lifecycle::RateBucket::new(
+            limits.starts_per_second,
+            limits.start_burst,
+        ));
         Self {
             guest: guest.into(),
             policy,
             supervisor,
             audit,
             guest_deadline,
+            refusals,
         }
+    }
+
+    /// Takes a token from the guest's bucket, if one is there.
+    fn take_token(&self) -> bool {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_take()
     }
 
     fn admit(&self, op: &str, name: &str, control: bool) -> Result<(), CallError> {
@@ -53,7 +73,11 @@ impl DaemonCtx {
         } else {
             grants.can_observe(name)
         };
-        let decided = if !allowed {
+        let well_formed = well_formed_name(name);
+        let limits = self.policy.limits();
+        let decided = if !well_formed {
+            Err(CallError::NotFound(name.to_string()))
+        } else if !allowed {
             let table = if control {
                 "control"
             } else {
@@ -67,11 +91,26 @@ impl DaemonCtx {
         } else {
             Ok(())
         };
+        // A refusal costs a token; with none left the call is refused as
+        // over the rate, whatever it was.
+        let decided = match decided {
+            Err(_) if !self.take_token() => Err(CallError::LimitReached(format!(
+                "more than {} refused calls per second (starts_per_second, start_burst = {})",
+                limits.starts_per_second, limits.start_burst
+            ))),
+            other => other,
+        };
         let mut event = AuditEvent::new(&self.guest, op);
-        event.id = Some(format!("daemon:{name}"));
+        if well_formed {
+            event.id = Some(format!("daemon:{name}"));
+        }
         match &decided {
             Ok(()) => self.audit.record(event.allowed()),
-            Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
+            Err(e) if well_formed => self.audit.record(event.refused(e.kind(), e.to_string())),
+            Err(e) => self.audit.record(event.refused(
+                e.kind(),
+                format!("not a daemon name ({} bytes)", name.len()),
+            )),
         }
         decided
     }
@@ -120,6 +159,22 @@ impl DaemonCtx {
         let max = (max_bytes as usize).min(MAX_RECENT_BYTES);
         self.supervisor.recent_output(name, max).map_err(call_error)
     }
+}
+
+impl Drop for DaemonCtx {
+    fn drop(&mut self) {
+        self.audit.settle(&self.guest);
+    }
+}
+
+/// Whether `name` has the form every daemon name takes (see the config's
+/// rules): at most 64 bytes of ASCII letters, digits, `-`, `_` and `.`.
+fn well_formed_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 fn call_error(e: DaemonError) -> CallError {

@@ -65,6 +65,46 @@ pub fn zombie_children() -> usize {
         .count()
 }
 
+/// Processes in one process group: how many are live and how many are
+/// zombies not reaped yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCensus {
+    /// Live members.
+    pub live: usize,
+    /// Zombie members.
+    pub zombies: usize,
+}
+
+/// The members of process group `group`, zombies included.
+pub fn group_census(group: i32) -> GroupCensus {
+    let wanted = group.to_string();
+    let mut census = GroupCensus::default();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return census;
+    };
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let Some(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok() else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|at| &stat[at + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split(' ').take(3).collect();
+        if fields.get(2) != Some(&wanted.as_str()) {
+            continue;
+        }
+        if fields[0] == "Z" {
+            census.zombies += 1;
+        } else {
+            census.live += 1;
+        }
+    }
+    census
+}
+
 /// Open fds of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")

@@ -20,6 +20,7 @@ mod permission;
 mod policy;
 mod pool;
 mod process;
+mod reap;
 mod registry;
 mod runtime;
 mod scale;

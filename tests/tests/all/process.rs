@@ -173,3 +173,46 @@ fn process_wait_timeout_good() {
         Some(wasmproc_host::Exit::Code(0))
     );
 }
+
+#[test]
+fn process_signal_ignored_by_host_reaches_child_good() {
+    // A host started with SIGINT and SIGQUIT ignored (a background job of a
+    // shell): its children still get the default dispositions, so SIGINT
+    // ends `sleep` at once instead of being ignored with the host.
+    let steps = json!([
+        {"op": "start", "program": "sleep", "args": ["60"], "stdout": "null", "stderr": "null"},
+        {"op": "signal", "id": "$0", "sig": "interrupt"},
+        {"op": "wait", "id": "$0", "timeout_ms": 5000},
+        {"op": "start", "program": "sleep", "args": ["60"], "stdout": "null", "stderr": "null"},
+        {"op": "signal", "id": "$3", "sig": "quit"},
+        {"op": "wait", "id": "$3", "timeout_ms": 5000},
+    ]);
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", "trap '' INT QUIT; exec \"$0\" \"$@\""])
+        .arg(wasmproc_tests::harness::cli_path())
+        .args([
+            "run",
+            wasmproc_tests::guests::PROBE,
+            "--allow",
+            "sleep",
+            "--",
+        ])
+        .arg(steps.to_string())
+        .output()
+        .expect("run the CLI with SIGINT and SIGQUIT ignored");
+    assert!(out.status.success(), "{out:?}");
+    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON result per line"))
+        .collect();
+    assert_eq!(
+        ok(&results[2]),
+        &json!({"signaled": libc::SIGINT}),
+        "{results:?}"
+    );
+    assert_eq!(
+        ok(&results[5]),
+        &json!({"signaled": libc::SIGQUIT}),
+        "{results:?}"
+    );
+}

@@ -9,6 +9,7 @@
     reason = "the tests run the wasmproc CLI as a child process"
 )]
 
+mod flood;
 mod guest;
 mod pidfiles;
 mod probe;
