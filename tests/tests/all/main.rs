@@ -17,6 +17,7 @@ mod permission;
 mod policy;
 mod pool;
 mod process;
+mod readme;
 mod registry;
 mod runtime;
 mod scale;
