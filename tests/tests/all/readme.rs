@@ -228,7 +228,9 @@ fn embed_anyhow_question_mark_good() {
     let output = run_ok(&mut run, "the Async first snippet");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("trunk") && stdout.contains("the first commit") && stdout.contains("a.txt"),
+        stdout.contains("trunk (1 commit)")
+            && stdout.contains("the first commit")
+            && stdout.contains("modified     1"),
         "the snippet did not print git-summary's report of the repository:\n{stdout}"
     );
 }
