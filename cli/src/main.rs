@@ -132,7 +132,12 @@ fn run(args: RunArgs) -> i32 {
     };
     let runtime = match Runtime::new(config) {
         Ok(r) => Arc::new(r),
-        Err(e) => return fail(format!("cannot start the runtime: {e:#}")),
+        Err(e) => {
+            return fail(format!(
+                "cannot start the runtime: {}",
+                wasmproc_host::display_chain(&e)
+            ));
+        }
     };
     if !args.no_process
         && let Some(advice) = runtime.manager().containment().advice()
@@ -200,7 +205,12 @@ fn compile(args: CompileArgs) -> i32 {
         ..RuntimeConfig::default()
     }) {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot start the runtime: {e:#}")),
+        Err(e) => {
+            return fail(format!(
+                "cannot start the runtime: {}",
+                wasmproc_host::display_chain(&e)
+            ));
+        }
     };
     let mut code = 0;
     for path in &args.components {

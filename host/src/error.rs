@@ -87,3 +87,56 @@ impl PolicyError {
         }
     }
 }
+
+/// Why a [`Runtime`](crate::Runtime) could not be created. Each variant
+/// keeps wasmtime's error as its [`source`](std::error::Error::source), so
+/// `{:#}` (anyhow) or a walk of the sources prints it in full.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the engine configuration.
+    #[error("cannot create the wasm engine")]
+    Engine(#[source] wasmtime::Error),
+    /// WASI or the process capability could not be added to the linker.
+    #[error("cannot link the host interfaces")]
+    Link(#[source] LinkError),
+    /// The thread that advances the engine's epoch could not be started.
+    #[error("cannot start the epoch thread")]
+    EpochThread(#[source] std::io::Error),
+}
+
+/// Why an interface could not be added to a linker (a name defined twice,
+/// say). Converts with `?` into `wasmtime::Error`, `anyhow::Error` and
+/// `Box<dyn Error + Send + Sync>` alike, whatever wasmtime's features.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot add `{interface}` to the linker")]
+pub struct LinkError {
+    interface: &'static str,
+    #[source]
+    source: wasmtime::Error,
+}
+
+impl LinkError {
+    /// A failure to add `interface` to a linker.
+    pub fn new(interface: &'static str, source: wasmtime::Error) -> Self {
+        Self { interface, source }
+    }
+
+    /// The interface that could not be added.
+    pub fn interface(&self) -> &'static str {
+        self.interface
+    }
+}
+
+/// `error` and each of its sources, joined by `: ` as anyhow's `{:#}`
+/// prints them: the whole story of an error whose message leaves its cause
+/// to [`source`](std::error::Error::source) ([`RuntimeError`], say).
+pub fn display_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}

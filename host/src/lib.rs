@@ -59,12 +59,13 @@ pub use audit::{
 pub use bindings::CAPABILITY_NAME;
 pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
 pub use cache::{
-    CacheConfig, CacheError, CacheStatus, CompileProgress, ComponentCache, UntrustedFile,
+    CacheConfig, CacheError, CacheStatus, CompileError, CompileProgress, ComponentCache,
+    UntrustedFile,
 };
 pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
 pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
 pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
-pub use error::{CallError, PolicyError};
+pub use error::{CallError, LinkError, PolicyError, RuntimeError, display_chain};
 pub use limits::{Limits, LimitsError};
 pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
 pub use managed::{ProcessFacts, ProcessSnapshot};
@@ -80,6 +81,14 @@ pub use runtime::{
     Runtime, RuntimeConfig,
 };
 pub use subreaper::claim_foreign_sessions;
+
+/// The Rust code blocks of the repository's README, compiled (and those
+/// not marked `no_run`, run) as doctests, so the README cannot drift from
+/// the API. Blocks for guests are marked `ignore` here and built for
+/// `wasm32-wasip2` by the test `readme_snippets_compile`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// The generated WIT types of the capability, for hosts that build their
 /// own worlds around it.

@@ -6,8 +6,9 @@
 //! component importing `wasmproc:process/process` then fails to instantiate
 //! elsewhere, naming the missing import.
 
-use crate::bindings::{Guest, sync};
+use crate::bindings::{CAPABILITY_NAME, Guest, sync};
 use crate::capability::ProcessCtx;
+use crate::error::LinkError;
 use wasmtime::component::{HasData, Linker};
 
 /// Implemented by a store's data type to hand out its guest's
@@ -63,8 +64,9 @@ impl HasData for HasProcess {
 /// ```
 pub fn add_to_linker_async<T: ProcessView + 'static>(
     linker: &mut Linker<T>,
-) -> wasmtime::Result<()> {
+) -> Result<(), LinkError> {
     Guest::add_to_linker::<T, HasProcess>(linker, |state| state.process_ctx())
+        .map_err(|e| LinkError::new(CAPABILITY_NAME, e))
 }
 
 /// Registers the process capability on `linker` with every import
@@ -96,6 +98,7 @@ pub fn add_to_linker_async<T: ProcessView + 'static>(
 /// ```
 pub fn add_to_linker_sync<T: ProcessView + 'static>(
     linker: &mut Linker<T>,
-) -> wasmtime::Result<()> {
+) -> Result<(), LinkError> {
     sync::Guest::add_to_linker::<T, HasProcess>(linker, |state| state.process_ctx())
+        .map_err(|e| LinkError::new(CAPABILITY_NAME, e))
 }

@@ -5,6 +5,7 @@
 use crate::audit::Audit;
 use crate::bindings::CAPABILITY_NAME;
 use crate::capability::ProcessCtx;
+use crate::error::{LinkError, RuntimeError};
 use crate::guest_limits::GuestLimiter;
 use crate::linker::{ProcessView, add_to_linker_async};
 use crate::manager::ProcessManager;
@@ -273,7 +274,7 @@ impl Runtime {
     /// Creates the engine, the linker (WASI p2, and the capability if
     /// `config.register_process`), the process manager and the epoch ticker,
     /// for guests that carry no embedder data.
-    pub fn new(config: RuntimeConfig) -> wasmtime::Result<Self> {
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         Self::with_data(config)
     }
 }
@@ -281,7 +282,7 @@ impl Runtime {
 impl<T: Send + 'static> Runtime<T> {
     /// [`Runtime::new`] for guests whose stores carry embedder data of type
     /// `T` (given to [`Runtime::instantiate_async_with`]).
-    pub fn with_data(config: RuntimeConfig) -> wasmtime::Result<Self> {
+    pub fn with_data(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .max_wasm_stack(config.max_wasm_stack)
@@ -289,11 +290,12 @@ impl<T: Send + 'static> Runtime<T> {
         if let Some(pool) = &config.pool {
             wasm.allocation_strategy(pool.strategy());
         }
-        let engine = Engine::new(&wasm)?;
+        let engine = Engine::new(&wasm).map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Link(LinkError::new("wasi:cli/command", e)))?;
         if config.register_process {
-            add_to_linker_async(&mut linker)?;
+            add_to_linker_async(&mut linker).map_err(RuntimeError::Link)?;
         }
         let ticking = Arc::new(AtomicBool::new(true));
         let (ticker_engine, flag) = (engine.clone(), Arc::clone(&ticking));
@@ -304,7 +306,8 @@ impl<T: Send + 'static> Runtime<T> {
                     std::thread::sleep(EPOCH_TICK);
                     ticker_engine.increment_epoch();
                 }
-            })?;
+            })
+            .map_err(RuntimeError::EpochThread)?;
         Ok(Self {
             engine,
             linker,
@@ -384,9 +387,9 @@ impl<T: Send + 'static> Runtime<T> {
             path,
             self.config.compile_progress.as_deref(),
         )
-        .map_err(|e| match e.downcast::<std::io::Error>() {
-            Ok(io) => read_error(io),
-            Err(e) => not_component(&format!("{e:#}")),
+        .map_err(|e| match e {
+            crate::CompileError::Read(io) => read_error(io),
+            crate::CompileError::Compile(e) => not_component(&format!("{e:#}")),
         })
     }
 

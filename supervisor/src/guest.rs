@@ -13,7 +13,7 @@ use std::time::Instant;
 use wasmproc_host::CallError;
 use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
 use wasmproc_host::policy::Policy;
-use wasmproc_host::{Audit, AuditEvent};
+use wasmproc_host::{Audit, AuditEvent, LinkError};
 use wasmtime::component::{HasData, Linker};
 
 /// Largest `recent-output` a guest may ask for, per stream.
@@ -219,7 +219,7 @@ impl<T: DaemonView> DaemonView for wasmproc_host::GuestState<T> {
 /// a `DaemonCtx` built from its name and policy.
 pub fn link_daemons<T: DaemonView + 'static>(
     runtime: &mut wasmproc_host::Runtime<T>,
-) -> wasmtime::Result<()> {
+) -> Result<(), LinkError> {
     add_daemon_to_linker(runtime.linker_mut())
 }
 
@@ -236,8 +236,9 @@ impl HasData for HasDaemon {
 /// registered too, for the shared types.
 pub fn add_daemon_to_linker<T: DaemonView + 'static>(
     linker: &mut Linker<T>,
-) -> wasmtime::Result<()> {
+) -> Result<(), LinkError> {
     wit::add_to_linker::<T, HasDaemon>(linker, |state| state.daemon_ctx())
+        .map_err(|e| LinkError::new(crate::DAEMON_INTERFACE_NAME, e))
 }
 
 fn wit_state(s: DaemonState) -> wit::DaemonState {

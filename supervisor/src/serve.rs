@@ -81,8 +81,11 @@ pub enum ServeError {
     #[error(transparent)]
     Supervisor(#[from] DaemonError),
     /// The plugin runtime could not be started.
-    #[error("cannot start the runtime: {0}")]
-    Runtime(#[source] wasmtime::Error),
+    #[error("cannot start the runtime: {}", wasmproc_host::display_chain(.0))]
+    Runtime(wasmproc_host::RuntimeError),
+    /// The daemon interface could not be linked.
+    #[error("cannot start the runtime: {}", wasmproc_host::display_chain(.0))]
+    Link(wasmproc_host::LinkError),
     /// A plugin could not be loaded.
     #[error("plugin `{name}`: {problem}")]
     Plugin {
@@ -346,7 +349,7 @@ fn start(
             ..RuntimeConfig::default()
         })
         .map_err(ServeError::Runtime)?;
-        link_daemons(&mut rt).map_err(ServeError::Runtime)?;
+        link_daemons(&mut rt).map_err(ServeError::Link)?;
         Some(Arc::new(rt))
     };
     let plugins = match &runtime {

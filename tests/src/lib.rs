@@ -14,3 +14,5 @@ pub mod os;
 pub mod polyglot;
 /// Measures of many live processes (scale test and benchmark).
 pub mod scale;
+/// The READMEs' code blocks and the scratch crates that build them.
+pub mod snippets;

@@ -163,6 +163,19 @@ pub enum CacheError {
     },
 }
 
+/// Why a component could not be loaded through the cache. wasmtime's error
+/// is the [`source`](std::error::Error::source), printed in full by `{:#}`.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The component file could not be read.
+    #[error("cannot read the component")]
+    Read(#[from] std::io::Error),
+    /// wasmtime could not compile the component (it is not a valid
+    /// component, or uses a feature the engine lacks).
+    #[error("cannot compile the component")]
+    Compile(#[source] wasmtime::Error),
+}
+
 /// What a cached load found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -231,7 +244,7 @@ impl ComponentCache {
         &self,
         engine: &Engine,
         component: &[u8],
-    ) -> wasmtime::Result<(Component, CacheStatus)> {
+    ) -> Result<(Component, CacheStatus), CompileError> {
         let key = key(engine, component);
         let status = match self.lookup(engine, &key) {
             Lookup::Hit(loaded) => return Ok((loaded, CacheStatus::Hit)),
@@ -252,7 +265,7 @@ impl ComponentCache {
         file: &File,
         path: &Path,
         progress: Option<&dyn CompileProgress>,
-    ) -> wasmtime::Result<(Component, CacheStatus)> {
+    ) -> Result<(Component, CacheStatus), CompileError> {
         let identity = FileIdentity::of(&file.metadata()?);
         let index_name = format!(
             "{}.index",
@@ -266,8 +279,14 @@ impl ComponentCache {
             .filter(|payload| payload[..IDENTITY_LEN] == identity.encode());
         let (content_key, bytes) = match indexed {
             Some(payload) => {
-                let len = u64::from_le_bytes(payload[IDENTITY_LEN..IDENTITY_LEN + 8].try_into()?);
-                let digest: [u8; 32] = payload[IDENTITY_LEN + 8..].try_into()?;
+                let len = u64::from_le_bytes(
+                    payload[IDENTITY_LEN..IDENTITY_LEN + 8]
+                        .try_into()
+                        .expect("8 bytes"),
+                );
+                let digest: [u8; 32] = payload[IDENTITY_LEN + 8..]
+                    .try_into()
+                    .expect("32 bytes: read checked the length");
                 (key_of_digest(engine, len, &digest), None)
             }
             None => {
@@ -350,8 +369,9 @@ impl ComponentCache {
         key: &[u8; 32],
         component: &[u8],
         progress: Option<(&dyn CompileProgress, &Path)>,
-    ) -> wasmtime::Result<Component> {
-        let compiled = compile_reporting(engine, component, progress, true)?;
+    ) -> Result<Component, CompileError> {
+        let compiled =
+            compile_reporting(engine, component, progress, true).map_err(CompileError::Compile)?;
         let path = self.path_of(key);
         match compiled.serialize() {
             Ok(artifact) => {
@@ -400,10 +420,11 @@ pub(crate) fn compile(
     file: &File,
     path: &Path,
     progress: Option<&dyn CompileProgress>,
-) -> wasmtime::Result<(Component, Option<CacheStatus>)> {
-    let uncached = || -> wasmtime::Result<_> {
+) -> Result<(Component, Option<CacheStatus>), CompileError> {
+    let uncached = || -> Result<_, CompileError> {
         let bytes = read_whole(file)?;
-        let compiled = compile_reporting(engine, &bytes, progress.map(|p| (p, path)), false)?;
+        let compiled = compile_reporting(engine, &bytes, progress.map(|p| (p, path)), false)
+            .map_err(CompileError::Compile)?;
         Ok((compiled, None))
     };
     let Some(config) = cache else {

@@ -21,6 +21,7 @@ mod policy;
 mod pool;
 mod process;
 mod reap;
+mod readme;
 mod registry;
 mod runtime;
 mod scale;
