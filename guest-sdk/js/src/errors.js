@@ -19,8 +19,12 @@ export function hostError(witError, syscall, path) {
       message = `${syscall} ${path} EACCES: denied by policy: ${witError.val}`;
       break;
     case "spawn-failed":
-      code = /os error 2\b|No such file/.test(witError.val) ? "ENOENT" : /os error 13\b/.test(witError.val) ? "EACCES" : "EIO";
-      message = `${syscall} ${path} ${code}: failed to start: ${witError.val}`;
+    case "invalid":
+      // The OS found no file (the program, or the working directory), or
+      // refused to run it.
+      if (witError.val.includes("(os error 2)")) code = "ENOENT";
+      else if (witError.tag === "spawn-failed") code = witError.val.includes("(os error 13)") ? "EACCES" : "EIO";
+      message = `${syscall} ${path} ${code}: ${witError.tag}: ${witError.val}`;
       break;
     case "timed-out":
       message = `${syscall} ${path} ETIMEDOUT: the process ran past its timeout and was killed`;

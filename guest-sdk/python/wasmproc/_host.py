@@ -16,6 +16,11 @@ from .errors import Denied, LimitReached, TimeoutExpired
 # How long one blocking `read` or `write` waits before the SDK asks again.
 WAIT_MS = 1000
 
+# How the host's error texts carry the OS's ENOENT.
+_NO_SUCH_FILE = "(os error 2)"
+
+_KIND = {wit.Error_SpawnFailed: "failed to start", wit.Error_Invalid: "invalid request"}
+
 
 def exception(error, program=None, timeout=None, cmd=None):
     """The Python exception for a WIT `error` value, with the value kept
@@ -27,9 +32,10 @@ def exception(error, program=None, timeout=None, cmd=None):
             return LimitReached(reason, error)
         case wit.Error_TimedOut():
             return TimeoutExpired(cmd if cmd is not None else program, timeout, wit_error=error)
-        case wit.Error_SpawnFailed(reason) if "os error 2" in reason or "No such file" in reason:
-            raised = FileNotFoundError(errno.ENOENT, f"failed to start: {reason}", program)
-        case wit.Error_SpawnFailed(reason) if "os error 13" in reason:
+        case wit.Error_SpawnFailed(reason) | wit.Error_Invalid(reason) if _NO_SUCH_FILE in reason:
+            # The OS found no file: the program, or the working directory.
+            raised = FileNotFoundError(errno.ENOENT, f"{_KIND[type(error)]}: {reason}", program)
+        case wit.Error_SpawnFailed(reason) if "(os error 13)" in reason:
             raised = PermissionError(errno.EACCES, f"failed to start: {reason}", program)
         case wit.Error_SpawnFailed(reason):
             raised = OSError(f"failed to start: {reason}")
