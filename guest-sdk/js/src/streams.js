@@ -4,7 +4,9 @@ import { EventEmitter } from "./emitter.js";
 import { call, process, MAX_READ, WAIT_MS } from "./host.js";
 
 /** A piped output stream of a child: emits 'data' (a `Uint8Array`, or a
- * string after `setEncoding`), then 'end' and 'close'; async-iterable. */
+ * string after `setEncoding`), then 'end' and 'close'; async-iterable.
+ * Chunks that arrive while nothing listens or iterates are kept for a
+ * later iteration. */
 export class Readable extends EventEmitter {
   #decoder = null;
   #queue = [];
@@ -41,10 +43,10 @@ export class Readable extends EventEmitter {
 
   #deliver(chunk) {
     if (chunk.length === 0) return;
-    this.emit("data", chunk);
     const waiter = this.#waiting.shift();
     if (waiter) waiter({ done: false, value: chunk });
-    else if (this.iterating) this.#queue.push(chunk);
+    else if (this.listenerCount("data") === 0) this.#queue.push(chunk);
+    this.emit("data", chunk);
   }
 
   /** Stops delivering; the child keeps running. */
@@ -55,17 +57,13 @@ export class Readable extends EventEmitter {
 
   /** Chunks in order, until the stream ends. */
   [Symbol.asyncIterator]() {
-    this.iterating = true;
     return {
       next: () => {
         if (this.#queue.length > 0) return Promise.resolve({ done: false, value: this.#queue.shift() });
         if (this.readableEnded) return Promise.resolve({ done: true, value: undefined });
         return new Promise((resolve) => this.#waiting.push(resolve));
       },
-      return: () => {
-        this.iterating = false;
-        return Promise.resolve({ done: true, value: undefined });
-      },
+      return: () => Promise.resolve({ done: true, value: undefined }),
       [Symbol.asyncIterator]() {
         return this;
       },
