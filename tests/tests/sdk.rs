@@ -238,6 +238,7 @@ parity_tests!(
     sdk_js_child_process_parity_spawn_typeerror: "spawn_typeerror" => Pass,
     sdk_js_child_process_parity_spawn_pid: "spawn_pid" => Pass,
     sdk_js_child_process_parity_env_starts_empty: "env_starts_empty" => Difference,
+    sdk_js_child_process_parity_output_is_uint8array: "output_is_uint8array" => Difference,
 );
 
 /// `run(stdout=None)` writes the child's output to the guest's own stdout.

@@ -100,6 +100,13 @@ function collect(file, args, options) {
     }
   }
   [result.status, result.signal] = codeAndSignal(status);
+  // The caller never sees the process: forget its record, so sync calls
+  // leave no entries in the host's registry.
+  try {
+    process.remove(id);
+  } catch {
+    // Already gone.
+  }
   const [out, err] = streams.map((s) => (modes[s.name === "stdout" ? 1 : 2] === "piped" ? concat(s.chunks).subarray(0, maxBuffer) : null));
   result.stdout = out;
   result.stderr = err;
