@@ -256,7 +256,7 @@ fn sdk_python_stdout_none_forwarded_good() {
 fn sdk_python_denied_is_permission_error_good() {
     let run = polyglot::run(polyglot::PYTHON_PARITY, &["--allow", "echo"], &["denied"]);
     assert_eq!(run.code, 0, "{run:#?}");
-    let denied = "PermissionError denied=True errno=13 wit=Error_Denied reason=";
+    let denied = "PermissionError denied=True eacces=True wit=Error_Denied reason=";
     let not_granted = "declared by the plugin, not granted by this host";
     for what in ["run", "check_output", "popen", "shell"] {
         run.assert_has_prefix(&format!("{what}: {denied}{not_granted}"));

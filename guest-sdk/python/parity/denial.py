@@ -2,6 +2,8 @@
 `PermissionError` with the host's reason and the WIT error, from every
 way of starting a process. Prints one line per check."""
 
+import errno
+
 import wasmproc as subprocess
 
 
@@ -11,7 +13,7 @@ def attempt(what, function):
     except PermissionError as err:
         print(
             f"{what}: PermissionError denied={isinstance(err, subprocess.Denied)}"
-            f" errno={err.errno} wit={type(err.wit_error).__name__} reason={err.reason}"
+            f" eacces={err.errno == errno.EACCES} wit={type(err.wit_error).__name__} reason={err.reason}"
         )
     except Exception as err:
         print(f"{what}: {type(err).__name__}: {err}")
