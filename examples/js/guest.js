@@ -1,126 +1,111 @@
 // A wasmproc guest in JavaScript: runs, starts, lists, inspects and kills
-// processes through the `wasmproc:process` capability.
+// processes with the `wasmproc` SDK, shaped like `node:child_process`.
 //
 // Usage (the arguments after `--` of `wasmproc run`):
 //
 //   demo                    every call below, in order (the default)
 //   run PROGRAM [ARG...]    run to completion, print its stdout and status
 //   start-kill PROGRAM [ARG...]
-//                           start in the background, get, list, kill, get
+//                           start in the background, inspect, list, kill
 //   list                    start two `sleep 30`, list them, kill them
 //   get ID                  a snapshot of one process (a made-up id fails)
 //
-// Every failed call prints `error: <kind>: <detail>` and the guest exits 1.
-// A WIT function returning `result<T, error>` returns `T` or throws an
-// `Error` whose `payload` is the WIT `error` variant: an object
-// `{ tag, val }` such as `{ tag: "denied", val: "program `rm` is not granted" }`
-// (`tag` is the case name, `val` its payload, absent for `timed-out`).
+// Every failed call prints `error: <kind>: <detail>` (the WIT error the
+// host returned, which every error of the SDK keeps as `witError`) and the
+// guest exits 1.
 
-import * as process from "wasmproc:process/process@0.1.0";
+import { processInfo, processes, spawn, spawnSync } from "wasmproc";
 import { getArguments } from "wasi:cli/environment@0.2.0";
 
 const USAGE = `usage: demo | run PROGRAM [ARG...] | start-kill PROGRAM [ARG...] | list | get ID`;
 
-/** A failed capability call, already reported on stdout. */
+/** A failed call, already reported on stdout. */
 class GuestError extends Error {}
 
-/** `<kind>: <detail>` for a WIT `error` value. */
-function describe(error) {
-  switch (error.tag) {
-    case "denied":
-    case "invalid":
-    case "limit-reached":
-    case "spawn-failed":
-    case "io":
-      return `${error.tag}: ${error.val}`;
-    case "not-found":
-      return `not-found: ${error.val}`;
-    case "timed-out":
-      return "timed-out";
-    default:
-      return `unknown: ${JSON.stringify(error)}`;
-  }
+/** Prints `error: <kind>: <detail>` for an error of the SDK. */
+function report(error) {
+  const wit = error.witError;
+  if (wit === undefined) throw error;
+  console.log(wit.val === undefined ? `error: ${wit.tag}` : `error: ${wit.tag}: ${wit.val}`);
+  return new GuestError();
 }
 
-/** Calls a capability function; reports a WIT error and throws. */
-function call(what, ...args) {
-  try {
-    return what(...args);
-  } catch (error) {
-    if (error.payload === undefined) throw error;
-    console.log(`error: ${describe(error.payload)}`);
-    throw new GuestError();
-  }
-}
+const SIGNAL_NUMBERS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
-function status(exit) {
-  return exit ? `${exit.tag} ${exit.val}` : "running";
+function status(code, signal) {
+  return signal === null ? `exited ${code}` : `signaled ${SIGNAL_NUMBERS[signal] ?? signal}`;
 }
-
-function command(program, args) {
-  return { program, args, env: [], cwd: null, stdin: null, timeoutMs: null };
-}
-
-const BACKGROUND = {
-  stdin: "null",
-  stdout: "null",
-  stderr: "null",
-  buffering: "ring",
-  bufferBytes: null,
-};
 
 function run(program, args) {
-  const output = call(process.run, command(program, args));
-  const text = new TextDecoder().decode(output.stdout);
-  if (text) console.log(text.replace(/\n$/, ""));
-  console.log(`status: ${status(output.status)}`);
+  const result = spawnSync(program, args, { encoding: "utf8" });
+  if (result.error) throw report(result.error);
+  if (result.stdout) console.log(result.stdout.replace(/\n$/, ""));
+  console.log(`status: ${status(result.status, result.signal)}`);
 }
 
-function startKill(program, args) {
-  const id = call(process.start, command(program, args), BACKGROUND);
-  console.log(`started: ${id}`);
-  let info = call(process.get, id);
-  console.log(`state: ${info.state} pid: ${info.pid} program: ${info.program}`);
-  console.log(`listed: ${process.list().includes(id) ? "yes" : "no"}`);
-  call(process.kill, id);
-  info = call(process.get, id);
-  console.log(`after kill: ${info.state} ${status(info.exit)}`);
+/** Starts `program` with no streams; resolves to the child once it has
+ * started, rejects (reported) if the host refused it. */
+function start(program, args) {
+  const child = spawn(program, args, { stdio: "ignore" });
+  return new Promise((resolve, reject) => {
+    child.on("spawn", () => resolve(child));
+    child.on("error", (error) => reject(report(error)));
+  });
 }
 
-function listProcesses() {
-  const ids = [0, 1].map(() => call(process.start, command("sleep", ["30"]), BACKGROUND));
-  const listed = process.list();
+async function startKill(program, args) {
+  const child = await start(program, args);
+  console.log(`started: ${child.id}`);
+  const info = processInfo(child.id);
+  console.log(`state: ${info.state} pid: ${child.pid} program: ${info.program}`);
+  console.log(`listed: ${processes().includes(child.id) ? "yes" : "no"}`);
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve([code, signal])));
+  child.kill();
+  const [code, signal] = await exited;
+  console.log(`after kill: ${processInfo(child.id).state} ${status(code, signal)}`);
+}
+
+async function listProcesses() {
+  const children = [await start("sleep", ["30"]), await start("sleep", ["30"])];
+  const listed = processes();
   console.log(`count: ${listed.length}`);
   const tail = listed.slice(-2);
-  console.log(`in start order: ${tail[0] === ids[0] && tail[1] === ids[1] ? "yes" : "no"}`);
-  for (const id of ids) call(process.kill, id);
-  console.log(`killed: ${ids.length}`);
+  console.log(`in start order: ${tail[0] === children[0].id && tail[1] === children[1].id ? "yes" : "no"}`);
+  const exits = children.map((child) => new Promise((resolve) => child.on("exit", resolve)));
+  for (const child of children) child.kill();
+  await Promise.all(exits);
+  console.log(`killed: ${children.length}`);
 }
 
 function get(id) {
-  const info = call(process.get, id);
+  let info;
+  try {
+    info = processInfo(id);
+  } catch (error) {
+    throw report(error);
+  }
   console.log(`state: ${info.state} pid: ${info.pid} program: ${info.program}`);
 }
 
-function ignoreGuestError(f) {
+async function ignoreGuestError(f) {
   try {
-    f();
+    await f();
   } catch (error) {
     if (!(error instanceof GuestError)) throw error;
   }
 }
 
-function demo() {
+async function demo() {
   run("echo", ["hello from javascript"]);
-  startKill("sleep", ["30"]);
-  listProcesses();
+  await startKill("sleep", ["30"]);
+  await listProcesses();
   for (const program of ["rm", "no-such-program"]) {
-    ignoreGuestError(() => run(program, ["-rf", "/"]));
+    await ignoreGuestError(() => run(program, ["-rf", "/"]));
   }
-  ignoreGuestError(() => get("made-up-id"));
+  await ignoreGuestError(() => get("made-up-id"));
 }
 
-function main(argv) {
+async function main(argv) {
   const [verb = "demo", ...rest] = argv;
   if (verb === "demo") return demo();
   if (verb === "run" && rest.length > 0) return run(rest[0], rest.slice(1));
@@ -132,10 +117,11 @@ function main(argv) {
 }
 
 // The `wasi:cli/run` export (its name clashes with the `run` above, hence
-// the alias): throwing makes the guest exit 1.
+// the alias). The promise it returns is run to its end; a rejection makes
+// the guest exit 1.
 const run_ = {
   run() {
-    main(getArguments().slice(1));
+    return main(getArguments().slice(1));
   },
 };
 

@@ -1,127 +1,84 @@
 """A wasmproc guest in Python: runs, starts, lists, inspects and kills
-processes through the `wasmproc:process` capability.
+processes with the `wasmproc` SDK, shaped like `subprocess`.
 
 Usage (the arguments after `--` of `wasmproc run`):
 
     demo                    every call below, in order (the default)
     run PROGRAM [ARG...]    run to completion, print its stdout and status
     start-kill PROGRAM [ARG...]
-                            start in the background, get, list, kill, get
+                            start in the background, inspect, list, kill
     list                    start two `sleep 30`, list them, kill them
     get ID                  a snapshot of one process (a made-up id fails)
 
-Every failed call prints `error: <kind>: <detail>` and the guest exits 1.
-Calls that return `result<_, error>` in WIT raise
-`componentize_py_types.Err`; its `.value` is one of the `Error_*` classes
-of `wit_world.imports.types`, matched below with `match`.
+Every failed call prints `error: <kind>: <detail>` (the kind of the WIT
+error the host returned, which every exception of the SDK keeps as
+`wit_error`) and the guest exits 1.
 """
 
 import sys
 
-from wit_world import exports
+import wasmproc
 from componentize_py_types import Err
-from wit_world.imports import process
-from wit_world.imports.types import (
-    Buffering,
-    Command,
-    Error_Denied,
-    Error_Invalid,
-    Error_Io,
-    Error_LimitReached,
-    Error_NotFound,
-    Error_SpawnFailed,
-    Error_TimedOut,
-    ExitStatus_Exited,
-    ExitStatus_Signaled,
-    StartOptions,
-    StdioMode,
-)
+from wit_world import exports
 
 
 class GuestError(Exception):
-    """A failed capability call, already reported on stdout."""
+    """A failed call, already reported on stdout."""
 
 
-def describe(error) -> str:
-    """`<kind>: <detail>` for a WIT `error` value."""
-    match error:
-        case Error_Denied(reason):
-            return f"denied: {reason}"
-        case Error_NotFound(id):
-            return f"not-found: {id}"
-        case Error_Invalid(reason):
-            return f"invalid: {reason}"
-        case Error_LimitReached(reason):
-            return f"limit-reached: {reason}"
-        case Error_SpawnFailed(reason):
-            return f"spawn-failed: {reason}"
-        case Error_TimedOut():
-            return "timed-out"
-        case Error_Io(reason):
-            return f"io: {reason}"
-    return f"unknown: {error!r}"
+def report(error: Exception) -> GuestError:
+    """Prints `error: <kind>: <detail>` for an exception of the SDK."""
+    wit = getattr(error, "wit_error", None)
+    kind = type(wit).__name__.removeprefix("Error_") if wit is not None else type(error).__name__
+    kind = {"NotFound": "not-found", "LimitReached": "limit-reached", "SpawnFailed": "spawn-failed"}.get(kind, kind.lower())
+    detail = getattr(wit, "value", None)
+    print(f"error: {kind}: {detail}" if detail is not None else f"error: {kind}")
+    return GuestError()
 
 
-def call(what, *args):
-    """Calls a capability function; reports a WIT error and raises."""
-    try:
-        return what(*args)
-    except Err as err:
-        print(f"error: {describe(err.value)}")
-        raise GuestError() from None
-
-
-def status(exit) -> str:
-    match exit:
-        case ExitStatus_Exited(code):
-            return f"exited {code}"
-        case ExitStatus_Signaled(signal):
-            return f"signaled {signal}"
-    return "running"
-
-
-def command(program: str, args: list) -> Command:
-    return Command(program=program, args=args, env=[], cwd=None, stdin=None, timeout_ms=None)
-
-
-BACKGROUND = StartOptions(
-    stdin=StdioMode.NULL,
-    stdout=StdioMode.NULL,
-    stderr=StdioMode.NULL,
-    buffering=Buffering.RING,
-    buffer_bytes=None,
-)
+def status(returncode) -> str:
+    if returncode is None:
+        return "running"
+    return f"exited {returncode}" if returncode >= 0 else f"signaled {-returncode}"
 
 
 def run(program: str, args: list) -> None:
-    output = call(process.run, command(program, args))
-    sys.stdout.write(output.stdout.decode("utf-8", "replace"))
-    print(f"status: {status(output.status)}")
+    try:
+        done = wasmproc.run([program, *args], capture_output=True, text=True)
+    except OSError as error:  # Denied is a PermissionError, an OSError
+        raise report(error) from None
+    sys.stdout.write(done.stdout)
+    print(f"status: {status(done.returncode)}")
 
 
 def start_kill(program: str, args: list) -> None:
-    id = call(process.start, command(program, args), BACKGROUND)
-    print(f"started: {id}")
-    info = call(process.get, id)
-    print(f"state: {info.state.name.lower()} pid: {info.pid} program: {info.program}")
-    print(f"listed: {'yes' if id in process.list() else 'no'}")
-    call(process.kill, id)
-    info = call(process.get, id)
-    print(f"after kill: {info.state.name.lower()} {status(info.exit)}")
+    try:
+        child = wasmproc.Popen([program, *args])
+    except OSError as error:
+        raise report(error) from None
+    print(f"started: {child.id}")
+    info = child.info()
+    print(f"state: {info.state.name.lower()} pid: {child.pid} program: {info.program}")
+    print(f"listed: {'yes' if child.id in wasmproc.processes() else 'no'}")
+    child.kill()
+    print(f"after kill: {child.info().state.name.lower()} {status(child.wait())}")
 
 
 def list_processes() -> None:
-    ids = [call(process.start, command("sleep", ["30"]), BACKGROUND) for _ in range(2)]
-    listed = process.list()
+    children = [wasmproc.Popen(["sleep", "30"]) for _ in range(2)]
+    listed = wasmproc.processes()
     print(f"count: {len(listed)}")
-    print(f"in start order: {'yes' if listed[-2:] == ids else 'no'}")
-    for id in ids:
-        call(process.kill, id)
-    print(f"killed: {len(ids)}")
+    print(f"in start order: {'yes' if listed[-2:] == [c.id for c in children] else 'no'}")
+    for child in children:
+        child.kill()
+    print(f"killed: {len(children)}")
 
 
 def get(id: str) -> None:
-    info = call(process.get, id)
+    try:
+        info = wasmproc.info(id)
+    except ProcessLookupError as error:
+        raise report(error) from None
     print(f"state: {info.state.name.lower()} pid: {info.pid} program: {info.program}")
 
 
@@ -163,5 +120,6 @@ class Run(exports.Run):
                     raise GuestError()
         except GuestError:
             sys.stdout.flush()
+            # The error case of `wasi:cli/run`: the guest exits 1.
             raise Err(None)
         sys.stdout.flush()

@@ -3,8 +3,9 @@
 //!
 //! The guests are built by `scripts/build-polyglot.sh`; these tests fail,
 //! saying so, when they are missing. They share one cache directory,
-//! `target/polyglot/cache`, warmed once per run by `wasmproc compile`, so
-//! each component is compiled once per change rather than once per test.
+//! `target/polyglot/cache`, warmed once per run by `wasmproc compile`
+//! (`polyglot::warm_cache`), so each component is compiled once per change
+//! rather than once per test.
 
 #![allow(
     clippy::disallowed_methods,
@@ -16,84 +17,18 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use wasmproc_host::{
     CacheConfig, CacheError, CacheStatus, ComponentCache, GuestOptions, GuestStdio, Policy,
     Runtime, RuntimeConfig,
 };
 use wasmproc_tests::{guests, harness, polyglot};
 
-/// The cache shared by the polyglot tests, with both components compiled.
-fn warm_cache() -> &'static Path {
-    static WARM: OnceLock<PathBuf> = OnceLock::new();
-    WARM.get_or_init(|| {
-        let components = [
-            polyglot::component(polyglot::PYTHON),
-            polyglot::component(polyglot::JS),
-        ];
-        let dir = polyglot::dir().join("cache");
-        let output = Command::new(harness::cli_path())
-            .arg("compile")
-            .args(&components)
-            .env(CacheConfig::DIR_ENV, &dir)
-            .output()
-            .expect("run wasmproc compile");
-        assert!(
-            output.status.success(),
-            "wasmproc compile failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        dir
-    })
-}
-
-/// The outcome of one `wasmproc run`.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn has(&self, line: &str) -> bool {
-        self.stdout.lines().any(|l| l == line)
-    }
-
-    fn assert_has(&self, line: &str) {
-        assert!(
-            self.has(line),
-            "no line {line:?} in the guest's output: {self:#?}"
-        );
-    }
-
-    fn assert_has_prefix(&self, prefix: &str) {
-        assert!(
-            self.stdout.lines().any(|l| l.starts_with(prefix)),
-            "no line starting {prefix:?} in the guest's output: {self:#?}"
-        );
-    }
-}
-
 /// `wasmproc run <component> --allow <program>... -- <args>...`.
-fn run(component: &str, allow: &[&str], args: &[&str]) -> Run {
-    let path = polyglot::component(component);
-    let mut command = Command::new(harness::cli_path());
-    command.arg("run").arg(&path);
-    for program in allow {
-        command.args(["--allow", program]);
-    }
-    let output = command
-        .arg("--")
-        .args(args)
-        .env(CacheConfig::DIR_ENV, warm_cache())
-        .output()
-        .expect("run wasmproc");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+fn run(component: &str, allowed: &[&str], args: &[&str]) -> polyglot::Run {
+    let flags = polyglot::allow(allowed);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    polyglot::run(component, &flags, args)
 }
 
 /// The same tests for each language: the guests print the same lines.
