@@ -17,8 +17,8 @@ mod leaks;
 mod program;
 mod secrets;
 
-pub use args::{ArgPattern, is_option};
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};
+pub use args::{ArgPattern, is_option};
 pub use daemon_access::DaemonAccess;
 pub use env::{inert_expansion, is_hook};
 pub use file::PolicySpec;
