@@ -505,7 +505,10 @@ fn confine_unavailable_reported_good() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         if let Some(rest) = seen.split("serving http://").nth(1)
             && let Some(addr) = rest.split("/health").next()
-            && seen.contains("confinement:")
+            && seen
+                .split("confinement:")
+                .nth(1)
+                .is_some_and(|line| line.contains('\n'))
         {
             break addr.to_string();
         }

@@ -528,6 +528,7 @@ fn secret_policy(dir: &Path) -> Arc<Policy> {
 name = "sh"
 args = [["-c", {check:?}]]
 secrets = [{{ name = "{SECRET_NAME}", file = "token" }}]
+fs.read = [{dir:?}]
 
 [[program]]
 name = "env"
@@ -540,7 +541,8 @@ args = [["*"]]
 [env]
 allow = ["*", "{SECRET_NAME}"]
 "#,
-        check = secret_check(dir)
+        check = secret_check(dir),
+        dir = dir.display().to_string(),
     );
     let path = dir.join("policy.toml");
     std::fs::write(&path, text).unwrap();
