@@ -119,6 +119,12 @@ impl Run {
 /// `wasmproc run <component> <flags>... -- <args>...`, with the shared
 /// cache warmed for the component.
 pub fn run(file: &str, flags: &[&str], args: &[&str]) -> Run {
+    run_with_env(file, flags, args, &[])
+}
+
+/// [`run`] with variables set for the host (`wasmproc` itself), for
+/// example a `PATH` that resolves a granted program's bare name.
+pub fn run_with_env(file: &str, flags: &[&str], args: &[&str], env: &[(&str, &str)]) -> Run {
     let cache = warm_cache(file);
     let output = Command::new(harness::cli_path())
         .arg("run")
@@ -127,6 +133,7 @@ pub fn run(file: &str, flags: &[&str], args: &[&str]) -> Run {
         .arg("--")
         .args(args)
         .env(CacheConfig::DIR_ENV, cache)
+        .envs(env.iter().copied())
         .output()
         .expect("run wasmproc");
     Run {

@@ -298,7 +298,15 @@ fn sdk_js_denied_eacces_good() {
 /// requests written to its stdin, answers read from its stdout in turn.
 #[test]
 fn sdk_python_popen_streams_lsp_good() {
-    let run = polyglot::run(polyglot::PYTHON_PARITY, &["--allow", "python3"], &["lsp"]);
+    // The system's python3: a version manager's shim on PATH (pyenv's is
+    // a shell script that runs pyenv from the user's home) would need its
+    // home directory granted to the confined child (`fs.read`).
+    let run = polyglot::run_with_env(
+        polyglot::PYTHON_PARITY,
+        &["--allow", "python3"],
+        &["lsp"],
+        &[("PATH", "/usr/bin:/bin")],
+    );
     assert_eq!(run.code, 0, "{run:#?}");
     for line in [
         "initialize: tiny-lsp hover=True",
