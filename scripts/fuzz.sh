@@ -7,15 +7,13 @@
 # its input under fuzz/artifacts/TARGET.
 #
 #   scripts/fuzz.sh 30
-#   FUZZ_FEATURES=grant-syntax scripts/fuzz.sh 30   # option-aware patterns
-#   FUZZ_DEV=1 scripts/fuzz.sh 30                   # unoptimized: builds faster, runs slower
+#   FUZZ_DEV=1 scripts/fuzz.sh 30   # unoptimized: builds faster, runs slower
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 # Release with debug assertions, or unoptimized (which has them anyway).
 features=(--debug-assertions)
 if [ -n "${FUZZ_DEV:-}" ]; then features=(--dev); fi
-if [ -n "${FUZZ_FEATURES:-}" ]; then features+=(--features "$FUZZ_FEATURES"); fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

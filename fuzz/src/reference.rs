@@ -2,23 +2,18 @@
 //! right, and slow where it does not matter. The host's matcher is checked
 //! against it.
 //!
-//! Positional form (the default): a literal matches itself, `*` any one
-//! argument, `**` (last element only) the rest, including nothing.
-//!
-//! Option-aware form (`OPTION_AWARE`, feature `grant-syntax`):
+//! The grant language (README, "The grant language"):
 //! - a literal matches exactly itself (no abbreviation, no bundling);
 //! - `-…=*` (starts with `-`, ends with `=*`) matches that option with an
 //!   attached value: an argument that starts with the part before `*`;
 //! - `*` matches one operand: an argument that starts with neither `-` nor
 //!   `+`; `**` (last only) zero or more operands;
 //! - `--` matches exactly `--`; after it, `*` and `**` match any argument;
-//! - any other `*` inside an element, and `**` not last, are load errors.
+//! - any other `*` inside an element is a literal (`a*b`, `-n*`), and `**`
+//!   not last is a load error.
 //!
 //! The path placeholders (`{path}`, `{paths}`) depend on the file system
 //! and the granted roots; they are not modelled here.
-
-/// Whether the option-aware form is the one specified.
-pub const OPTION_AWARE: bool = cfg!(feature = "grant-syntax");
 
 /// One element of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +45,10 @@ pub fn parse(elements: &[String]) -> Option<Vec<Element>> {
                 "*" => Element::One,
                 "**" if i == last => Element::Rest,
                 "**" => return None,
-                "--" if OPTION_AWARE => Element::EndOfOptions,
-                _ if !OPTION_AWARE => Element::Literal(e.clone()),
+                "--" => Element::EndOfOptions,
                 _ if e.starts_with('-') && e.ends_with("=*") && e.matches('*').count() == 1 => {
                     Element::OptionValue(e[..e.len() - 1].to_string())
                 }
-                _ if e.contains('*') => return None,
                 _ => Element::Literal(e.clone()),
             })
         })
@@ -64,7 +57,7 @@ pub fn parse(elements: &[String]) -> Option<Vec<Element>> {
 
 /// Whether a wildcard may take `arg` (after `--` anything goes).
 fn operand(arg: &str, after_double_dash: bool) -> bool {
-    !OPTION_AWARE || after_double_dash || !(arg.starts_with('-') || arg.starts_with('+'))
+    after_double_dash || !(arg.starts_with('-') || arg.starts_with('+'))
 }
 
 /// Whether `args` matches `pattern`.
@@ -110,7 +103,7 @@ mod tests {
 
     #[test]
     fn reference_positional_good() {
-        // Shared by both forms: literals, one wildcard, the rest.
+        // Literals, one wildcard, the rest.
         assert!(matches(&p(&["log", "*"]), &a(&["log", "x"])));
         assert!(!matches(&p(&["log", "*"]), &a(&["log"])));
         assert!(!matches(&p(&["log", "*"]), &a(&["log", "x", "y"])));
@@ -123,11 +116,6 @@ mod tests {
 
     #[test]
     fn reference_option_aware_ugly() {
-        if !OPTION_AWARE {
-            // Positional: a wildcard takes an option too.
-            assert!(matches(&p(&["log", "*"]), &a(&["log", "--output=/etc/x"])));
-            return;
-        }
         assert!(!matches(&p(&["log", "*"]), &a(&["log", "--output=/etc/x"])));
         assert!(!matches(&p(&["log", "*"]), &a(&["log", "-1"])));
         assert!(!matches(&p(&["log", "*"]), &a(&["log", "+x"])));
@@ -146,7 +134,8 @@ mod tests {
         ));
         assert!(!matches(&p(&["add", "**"]), &a(&["add", "--", "x"])));
         assert!(!matches(&p(&["--oneline"]), &a(&["--one"])));
-        assert!(parse(&a(&["*.txt"])).is_none());
-        assert!(parse(&a(&["-n*"])).is_none());
+        // A `*` inside another element is a literal.
+        assert!(matches(&p(&["-n*"]), &a(&["-n*"])));
+        assert!(!matches(&p(&["*.txt"]), &a(&["a.txt"])));
     }
 }
