@@ -13,6 +13,14 @@
 //!         p-<n>/                           one per managed process
 //! ```
 //!
+//! A process cgroup whose process has ended, empty and with no cgroups
+//! below it, goes back to its scope for the next process (at most
+//! [`IDLE_MAX`] per scope): making and removing a cgroup costs more than
+//! the rest of a short run's containment together. Its limits are written
+//! again when it is taken, and usage is counted from what it had counted
+//! before (`cpu.stat`), or through a `memory.peak` reset for the new
+//! process (Linux 6.12 and later; where that fails, no cgroup is reused).
+//!
 //! Where no cgroup can be created (no cgroup2 mount, no permission, or the
 //! setting [`OFF_VAR`]`=off`), containment falls back to process groups and
 //! a subreaper; [`Containment::detect`] says which is active and why.
@@ -25,7 +33,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// The environment variable that turns cgroup containment off when set to
@@ -35,6 +43,9 @@ pub const OFF_VAR: &str = "WASMPROC_CGROUPS";
 const WANTED: &[&str] = &["pids", "memory", "cpu"];
 /// How long removal waits for killed processes to leave a cgroup.
 const REMOVE_WAIT: Duration = Duration::from_secs(5);
+
+/// The most empty process cgroups a scope keeps for reuse.
+pub(crate) const IDLE_MAX: usize = 16;
 /// The name prefix of every subtree a host creates.
 pub(crate) const SUBTREE_PREFIX: &str = "wasmproc-";
 
@@ -463,6 +474,7 @@ impl Hierarchy {
             dir: OnceLock::new(),
             next: AtomicU64::new(0),
             confiner: Arc::default(),
+            idle: Arc::default(),
         }
     }
 
@@ -485,6 +497,28 @@ pub struct Scope {
     dir: OnceLock<Result<PathBuf, CgroupError>>,
     next: AtomicU64,
     confiner: Arc<Confiner>,
+    idle: Arc<Idle>,
+}
+
+/// A scope's empty process cgroups, each with the CPU time it had counted
+/// when it went idle.
+#[derive(Debug, Default)]
+struct Idle(Mutex<Vec<(PathBuf, u64)>>);
+
+impl Idle {
+    fn take(&self) -> Option<(PathBuf, u64)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keeps `dir` unless enough are kept already; `false` if not kept.
+    fn keep(&self, dir: PathBuf, cpu_us: u64) -> bool {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() >= IDLE_MAX {
+            return false;
+        }
+        idle.push((dir, cpu_us));
+        true
+    }
 }
 
 impl Scope {
@@ -518,16 +552,48 @@ impl Scope {
             .map_err(Clone::clone)
     }
 
-    /// A new per-process cgroup in this scope (none without cgroups).
+    /// A per-process cgroup in this scope, empty and with the scope's
+    /// process limits: an idle one if there is one, else a new one (none
+    /// without cgroups).
     pub(crate) fn process(&self) -> Result<Option<ProcessCgroup>, CgroupError> {
         let Some(scope) = self.dir()? else {
             return Ok(None);
         };
+        let limits = self.limits.files(Level::Process);
+        let memory = self.hierarchy.controllers.iter().any(|c| c == "memory");
+        while let Some((dir, cpu_before)) = self.idle.take() {
+            match ProcessCgroup::reuse(&dir, &limits, memory) {
+                Ok(peak) => {
+                    return Ok(Some(ProcessCgroup {
+                        dir,
+                        cpu_before,
+                        peak,
+                        idle: Arc::downgrade(&self.idle),
+                    }));
+                }
+                Err(e) => {
+                    tracing::debug!(cgroup = %dir.display(), error = %e, "idle cgroup not reused");
+                    kill_and_remove(&dir);
+                }
+            }
+        }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = scope.join(format!("p-{n}"));
-        make(&dir, &[], &self.limits.files(Level::Process))
-            .map_err(|e| CgroupError::Process(Arc::new(e)))?;
-        Ok(Some(ProcessCgroup { dir }))
+        make(&dir, &[], &limits).map_err(|e| CgroupError::Process(Arc::new(e)))?;
+        // A fresh cgroup's peak is this process's; one that cannot be reset
+        // (a kernel before 6.12) is never kept for reuse.
+        let peak = if memory { reset_peak(&dir).ok() } else { None };
+        let reusable = !memory || peak.is_some();
+        Ok(Some(ProcessCgroup {
+            dir,
+            cpu_before: 0,
+            peak,
+            idle: if reusable {
+                Arc::downgrade(&self.idle)
+            } else {
+                Weak::new()
+            },
+        }))
     }
 }
 
@@ -553,6 +619,34 @@ pub struct Usage {
 #[derive(Debug)]
 pub(crate) struct ProcessCgroup {
     dir: PathBuf,
+    /// CPU time the cgroup had counted before this process (reused).
+    cpu_before: u64,
+    /// `memory.peak`, opened and reset for this process (the peak is then
+    /// per open file); `None` where the memory controller is off.
+    peak: Option<fs::File>,
+    /// Where it goes back when its process has ended and it is empty
+    /// (dangling where it must not be reused).
+    idle: Weak<Idle>,
+}
+
+/// Opens `dir`'s `memory.peak` and resets it through that file, so that
+/// reads through it see only what comes next.
+fn reset_peak(dir: &Path) -> io::Result<fs::File> {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("memory.peak"))?;
+    file.write_all(b"reset")?;
+    Ok(file)
+}
+
+/// Reads a `key value` line of a flat-keyed cgroup file.
+fn flat_key(dir: &Path, file: &str, key: &str) -> Option<u64> {
+    fs::read_to_string(dir.join(file)).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 impl ProcessCgroup {
@@ -609,33 +703,57 @@ impl ProcessCgroup {
         write_file(&self.dir.join("cgroup.kill"), "1")
     }
 
-    /// Memory peak and CPU time so far.
+    /// Makes the idle cgroup `dir` ready for a new process: its process
+    /// limits written again (a process may have changed them) and its
+    /// memory peak reset. Returns the opened `memory.peak`, if any.
+    fn reuse(dir: &Path, limits: &[(&str, String)], memory: bool) -> io::Result<Option<fs::File>> {
+        for (file, value) in limits {
+            write_file(&dir.join(file), value)?;
+        }
+        if memory {
+            return reset_peak(dir).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Memory peak and CPU time of this process's tree so far.
     pub(crate) fn usage(&self) -> Usage {
-        let number = |file: &str| {
-            fs::read_to_string(self.dir.join(file))
+        let peak = match &self.peak {
+            Some(file) => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = [0u8; 32];
+                file.read_at(&mut buf, 0).ok().and_then(|n| {
+                    std::str::from_utf8(&buf[..n])
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                })
+            }
+            None => fs::read_to_string(self.dir.join("memory.peak"))
                 .ok()
-                .and_then(|s| s.trim().parse().ok())
+                .and_then(|s| s.trim().parse().ok()),
         };
-        let cpu = fs::read_to_string(self.dir.join("cpu.stat"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("usage_usec "))
-                    .and_then(|v| v.trim().parse().ok())
-            });
+        let cpu = flat_key(&self.dir, "cpu.stat", "usage_usec");
         Usage {
-            memory_peak_bytes: number("memory.peak"),
-            cpu_time_us: cpu,
+            memory_peak_bytes: peak,
+            cpu_time_us: cpu.map(|us| us.saturating_sub(self.cpu_before)),
         }
     }
 
-    /// Kills what is left and removes the cgroup.
+    /// Done with it: an empty cgroup with no cgroups below it goes back to
+    /// its scope for reuse; any other is killed and removed.
     pub(crate) fn remove(&self) {
         if populated(&self.dir) {
             kill_and_remove(&self.dir);
-        } else {
-            remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);
+            return;
         }
+        if let Some(idle) = self.idle.upgrade()
+            && flat_key(&self.dir, "cgroup.stat", "nr_descendants") == Some(0)
+            && let Some(cpu_us) = flat_key(&self.dir, "cpu.stat", "usage_usec")
+            && idle.keep(self.dir.clone(), cpu_us)
+        {
+            return;
+        }
+        remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);
     }
 }
 
@@ -658,6 +776,43 @@ pub(crate) fn children_of(pid: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn process_cgroup(scope: &Scope) -> ProcessCgroup {
+        scope
+            .process()
+            .unwrap()
+            .expect("this test needs cgroup v2 containment (root, cgroup2)")
+    }
+
+    #[test]
+    fn cgroup_idle_reused_good() {
+        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let first = process_cgroup(manager.host_scope());
+        let dir = first.dir().to_path_buf();
+        first.remove();
+        assert!(dir.is_dir(), "an empty cgroup is kept for reuse");
+        let second = process_cgroup(manager.host_scope());
+        assert_eq!(second.dir(), dir, "the idle cgroup is taken again");
+        let third = process_cgroup(manager.host_scope());
+        assert_ne!(third.dir(), dir, "one cgroup serves one process at a time");
+        second.remove();
+        third.remove();
+    }
+
+    #[test]
+    fn cgroup_with_cgroups_below_not_reused_ugly() {
+        // A process that made a cgroup below its own (root can) leaves
+        // something behind: its cgroup is removed, never handed on.
+        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let first = process_cgroup(manager.host_scope());
+        let dir = first.dir().to_path_buf();
+        fs::create_dir(dir.join("left-behind")).unwrap();
+        first.remove();
+        assert!(!dir.exists(), "removed with what was below it");
+        let second = process_cgroup(manager.host_scope());
+        assert_ne!(second.dir(), dir);
+        second.remove();
+    }
 
     #[test]
     fn cgroup_mountinfo_parse_good() {

@@ -11,7 +11,10 @@
 //! process the host started among them: its monitor then kills its
 //! group), and its `run` and `start` calls are refused until it is under
 //! the cap again. A fork loop thus ends at the first census that finds it
-//! past the cap, however fast it forks.
+//! past the cap, however fast it forks. A census is skipped while every
+//! live process the host started is younger than [`CENSUS_MIN_AGE`]: a
+//! fork loop is found that much later at most, and the short runs that
+//! make up most of a host's work never pay for a pass over `/proc`.
 
 use crate::audit::{Audit, AuditEvent};
 use crate::managed::ManagedProcess;
@@ -24,6 +27,10 @@ use std::time::Duration;
 
 /// The shortest time between two censuses.
 pub(crate) const CENSUS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The age below which a process the host started does not call for a
+/// census on its own (most runs end sooner).
+pub(crate) const CENSUS_MIN_AGE: Duration = Duration::from_millis(20);
 
 /// A census takes at most one part in this many of the time: the wait
 /// after one is this many times as long as it took.

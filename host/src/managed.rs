@@ -239,6 +239,8 @@ pub struct ManagedProcess {
     /// Where its exit is audited (`run` audits its own).
     audit: Option<Audit>,
     core: tokio::runtime::Handle,
+    /// When the host learnt of it (monotonic, unlike `started_at_ms`).
+    born: Instant,
 }
 
 impl ManagedProcess {
@@ -299,6 +301,7 @@ impl ManagedProcess {
             wake: Notify::new(),
             audit,
             core: core.clone(),
+            born: Instant::now(),
         });
         let monitor = Arc::clone(&this).monitor(pipes, pidfd, deadline);
         (this, monitor)
@@ -322,6 +325,11 @@ impl ManagedProcess {
     /// Static facts.
     pub fn facts(&self) -> &ProcessFacts {
         &self.facts
+    }
+
+    /// How long ago the host started it (monotonic).
+    pub(crate) fn age(&self) -> Duration {
+        self.born.elapsed()
     }
 
     fn life(&self) -> MutexGuard<'_, Life> {
@@ -557,7 +565,11 @@ impl ManagedProcess {
                 Exit::Code(-1)
             }
         };
-        crate::process_core::sweep_orphans_soon(&self.core);
+        // An orphan that ended before this reap is swept now (one ending
+        // later sends the host its own `SIGCHLD`).
+        if crate::subreaper::has_zombie_child() {
+            crate::process_core::sweep_orphans_soon(&self.core);
+        }
         life.exit = Some(exit);
         self.ended.store(true, Ordering::Release);
         life.state = if life.stop_requested {

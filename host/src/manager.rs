@@ -6,7 +6,7 @@
 use crate::audit::Audit;
 use crate::cgroup::{Containment, Hierarchy, Scope};
 use crate::cgroup_limits::CgroupLimits;
-use crate::descendants::{CENSUS_INTERVAL, CENSUS_SHARE, DescendantCaps};
+use crate::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
 use crate::error::CallError;
 use crate::managed::{
     Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
@@ -382,7 +382,10 @@ async fn take_censuses(manager: std::sync::Weak<ProcessManager>) {
             let began = Instant::now();
             if m.descendants.any() {
                 let leaders = m.live_leaders();
-                if !leaders.is_empty() {
+                // Trees younger than that are counted at the next census
+                // if they live that long; short runs, the common case,
+                // then never cost a pass over /proc.
+                if leaders.iter().any(|(_, p)| p.age() >= CENSUS_MIN_AGE) {
                     m.descendants.census(&leaders);
                 }
             }

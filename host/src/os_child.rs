@@ -143,12 +143,13 @@ impl Drop for OsChild {
     }
 }
 
-/// Waits for the child `pid` to end and reaps it.
+/// Waits for the child `pid` to end and reaps it. `__WALL`: the spawner's
+/// children send no exit signal, which makes them "clone" children.
 pub(crate) fn wait_pid(pid: u32) -> io::Result<ExitStatus> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid writes the status into `status`.
-        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
         if rc >= 0 {
             return Ok(ExitStatus::from_raw(status));
         }

@@ -7,6 +7,9 @@
 //! subreaper, so an orphan of a guest's tree that ends becomes the host's
 //! zombie, and each `SIGCHLD` asks for a sweep ([`sweep_orphans_soon`]).
 //! Orphans are reaped as they end, not only when a managed process ends.
+//! The host's own children send no exit signal (the spawner starts them
+//! so, and their pidfds say when they end), so a `SIGCHLD` means an
+//! orphan, never one of the many ordinary ends.
 //!
 //! [`ProcessManager`]: crate::ProcessManager
 

@@ -500,10 +500,19 @@ fn stack_top(stack: &mut [u8]) -> usize {
     stack.as_mut_ptr_range().end as usize & !15
 }
 
+/// The signal a child sends the host when it ends: none. The host learns
+/// of the end through the child's pidfd, so a `SIGCHLD` per child would
+/// only interrupt a thread and wake the orphan sweep for nothing. It also
+/// keeps the host's own children out of a plain `waitid(P_ALL)` (they are
+/// waited for with `__WALL`): what that finds is an orphan, which the
+/// kernel gives `SIGCHLD` again when it is reparented to the host.
+const EXIT_SIGNAL: c_int = 0;
+
 /// `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: the start where
 /// `clone3` is not available. The child resets the host's handlers itself.
 fn clone2_exec(args: &mut ChildArgs, stack: &mut [u8]) -> io::Result<u32> {
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
+    // No exit signal: see `EXIT_SIGNAL`.
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | EXIT_SIGNAL;
     // SAFETY: the child runs `child_main` on `stack`, which outlives it
     // (CLONE_VFORK suspends this thread until the child has exec'd or
     // exited); `args` lives on the caller's frame for as long.
@@ -586,7 +595,7 @@ fn clone3_exec(
         flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::CLONE_PIDFD) as u64
             | CLONE_CLEAR_SIGHAND,
         pidfd: (&raw mut pidfd) as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal: EXIT_SIGNAL as u64,
         stack: base,
         stack_size: stack_top(stack) as u64 - base,
         ..CloneArgs::default()

@@ -237,7 +237,10 @@ fn in_own_subtree(pid: u32) -> bool {
         .is_some_and(|path| path.split('/').any(|part| part.starts_with(&own)))
 }
 
-/// A zombie child of the host, if there is one (without reaping it).
+/// A zombie child of the host that is not one the spawner started, if
+/// there is one (without reaping it): an orphan, or a child an embedding
+/// application started. The spawner's children send no exit signal, and a
+/// `waitid` without `__WALL` sees only children that send `SIGCHLD`.
 fn first_zombie_child() -> Option<u32> {
     // WNOWAIT only inspects; WNOHANG never blocks.
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
@@ -249,15 +252,18 @@ fn first_zombie_child() -> Option<u32> {
 
 /// Whether `pid` is still a zombie child of the host (without reaping it).
 fn is_zombie_child(pid: u32) -> bool {
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
     matches!(
         waitid(Id::Pid(Pid::from_raw(pid as i32)), flags),
         Ok(status) if status.pid().is_some()
     )
 }
 
-/// Whether any child of the host is a zombie (without reaping it).
-fn has_zombie_child() -> bool {
+/// Whether a child of the host that the spawner did not start is a zombie
+/// (without reaping it): one syscall, so a reap can ask cheaply whether an
+/// orphan sweep is needed at all.
+pub(crate) fn has_zombie_child() -> bool {
     first_zombie_child().is_some()
 }
 

@@ -490,3 +490,35 @@ fn contain_get_usage_good() {
         assert_eq!(info["memory_peak_bytes"].is_u64(), has_memory, "{info}");
     }
 }
+
+#[test]
+fn contain_cgroup_reused_usage_own_good() {
+    // A process cgroup whose process ended empty is taken by the next
+    // process of the session, and each process's usage is its own: the
+    // CPU time the first burnt is not counted again for the second.
+    require_cgroups();
+    let busy = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done";
+    let r = probe(
+        shared_runtime(),
+        policy(&["sh"]),
+        json!([
+            {"op": "start", "program": "sh", "args": ["-c", busy]},
+            {"op": "wait", "id": "$0"},
+            {"op": "get", "id": "$0"},
+            {"op": "start", "program": "sh", "args": ["-c", ":"]},
+            {"op": "wait", "id": "$3"},
+            {"op": "get", "id": "$3"},
+        ]),
+    );
+    let first = ok(&r[2]);
+    let second = ok(&r[5]);
+    let busy_us = first["cpu_time_us"]
+        .as_u64()
+        .expect("cpu time of the busy loop");
+    let idle_us = second["cpu_time_us"].as_u64().expect("cpu time of `:`");
+    assert!(busy_us > 50_000, "the loop burnt CPU: {first}");
+    assert!(
+        idle_us < busy_us / 4,
+        "the second process is charged only its own time: {idle_us} µs after {busy_us} µs"
+    );
+}
