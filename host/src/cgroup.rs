@@ -31,6 +31,7 @@ use nix::errno::Errno;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -45,7 +46,7 @@ const WANTED: &[&str] = &["pids", "memory", "cpu"];
 const REMOVE_WAIT: Duration = Duration::from_secs(5);
 
 /// The most empty process cgroups a scope keeps for reuse.
-pub(crate) const IDLE_MAX: usize = 16;
+pub(crate) const IDLE_MAX: usize = 4;
 /// The name prefix of every subtree a host creates.
 pub(crate) const SUBTREE_PREFIX: &str = "wasmproc-";
 
@@ -357,14 +358,6 @@ fn enable(dir: &Path, controllers: &[&str]) -> io::Result<()> {
     write_file(&dir.join("cgroup.subtree_control"), &line.join(" "))
 }
 
-/// Whether a process lives in `dir` or below (`populated 1` in
-/// `cgroup.events`); unreadable counts as populated.
-fn populated(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("cgroup.events"))
-        .map(|s| s.lines().any(|l| l == "populated 1"))
-        .unwrap_or(true)
-}
-
 /// Kills every process in `dir` and below, then removes the cgroups,
 /// deepest first, waiting for the killed processes to leave.
 pub(crate) fn kill_and_remove(dir: &Path) {
@@ -500,23 +493,31 @@ pub struct Scope {
     idle: Arc<Idle>,
 }
 
-/// A scope's empty process cgroups, each with the CPU time it had counted
-/// when it went idle.
+/// A scope's empty process cgroups, ready for the next process.
 #[derive(Debug, Default)]
-struct Idle(Mutex<Vec<(PathBuf, u64)>>);
+struct Idle(Mutex<Vec<Kept>>);
+
+/// An idle process cgroup: its open files and the CPU time it had counted
+/// when it went idle.
+#[derive(Debug)]
+struct Kept {
+    dir: PathBuf,
+    files: Files,
+    cpu_us: u64,
+}
 
 impl Idle {
-    fn take(&self) -> Option<(PathBuf, u64)> {
+    fn take(&self) -> Option<Kept> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    /// Keeps `dir` unless enough are kept already; `false` if not kept.
-    fn keep(&self, dir: PathBuf, cpu_us: u64) -> bool {
+    /// Keeps `kept` unless enough are kept already; `false` if not kept.
+    fn keep(&self, kept: Kept) -> bool {
         let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= IDLE_MAX {
             return false;
         }
-        idle.push((dir, cpu_us));
+        idle.push(kept);
         true
     }
 }
@@ -561,31 +562,44 @@ impl Scope {
         };
         let limits = self.limits.files(Level::Process);
         let memory = self.hierarchy.controllers.iter().any(|c| c == "memory");
-        while let Some((dir, cpu_before)) = self.idle.take() {
-            match ProcessCgroup::reuse(&dir, &limits, memory) {
+        while let Some(kept) = self.idle.take() {
+            match ProcessCgroup::reuse(&kept.dir, &limits, memory) {
                 Ok(peak) => {
                     return Ok(Some(ProcessCgroup {
-                        dir,
-                        cpu_before,
+                        dir: kept.dir,
+                        files: kept.files,
+                        cpu_before: kept.cpu_us,
                         peak,
                         idle: Arc::downgrade(&self.idle),
                     }));
                 }
                 Err(e) => {
-                    tracing::debug!(cgroup = %dir.display(), error = %e, "idle cgroup not reused");
-                    kill_and_remove(&dir);
+                    tracing::debug!(cgroup = %kept.dir.display(), error = %e, "idle cgroup not reused");
+                    kill_and_remove(&kept.dir);
                 }
             }
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = scope.join(format!("p-{n}"));
-        make(&dir, &[], &limits).map_err(|e| CgroupError::Process(Arc::new(e)))?;
-        // A fresh cgroup's peak is this process's; one that cannot be reset
-        // (a kernel before 6.12) is never kept for reuse.
-        let peak = if memory { reset_peak(&dir).ok() } else { None };
-        let reusable = !memory || peak.is_some();
+        let failed = |e: io::Error| CgroupError::Process(Arc::new(e));
+        make(&dir, &[], &limits).map_err(failed)?;
+        let files = match Files::open(&dir) {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(failed(e));
+            }
+        };
+        // A fresh cgroup's peak is this process's; one whose peak cannot be
+        // reset (a kernel before 6.12) is never kept for reuse.
+        let (peak, reusable) = match memory.then(|| reset_peak(&dir)) {
+            None => (None, true),
+            Some(Ok(peak)) => (Some(peak), true),
+            Some(Err(_)) => (fs::File::open(dir.join("memory.peak")).ok(), false),
+        };
         Ok(Some(ProcessCgroup {
             dir,
+            files,
             cpu_before: 0,
             peak,
             idle: if reusable {
@@ -619,6 +633,7 @@ pub struct Usage {
 #[derive(Debug)]
 pub(crate) struct ProcessCgroup {
     dir: PathBuf,
+    files: Files,
     /// CPU time the cgroup had counted before this process (reused).
     cpu_before: u64,
     /// `memory.peak`, opened and reset for this process (the peak is then
@@ -627,6 +642,58 @@ pub(crate) struct ProcessCgroup {
     /// Where it goes back when its process has ended and it is empty
     /// (dangling where it must not be reused).
     idle: Weak<Idle>,
+}
+
+/// The files of a process cgroup that every process reads, opened once
+/// and kept through reuse: each read is then one `pread` (which makes a
+/// cgroup file anew at offset 0).
+#[derive(Debug)]
+struct Files {
+    /// The directory, for `clone3`'s `CLONE_INTO_CGROUP`.
+    dir: OwnedFd,
+    /// `cgroup.events`: whether a process is in it.
+    events: fs::File,
+    /// `cgroup.stat`: whether cgroups were made below it.
+    stat: fs::File,
+    /// `cpu.stat`: CPU time.
+    cpu: fs::File,
+}
+
+impl Files {
+    fn open(dir: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let read = |name: &str| {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(dir.join(name))
+        };
+        Ok(Self {
+            dir: fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(dir)?
+                .into(),
+            events: read("cgroup.events")?,
+            stat: read("cgroup.stat")?,
+            cpu: read("cpu.stat")?,
+        })
+    }
+}
+
+/// The whole of a (small) cgroup file, read anew through `file`.
+fn pread_text(file: &fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 512];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    String::from_utf8(buf[..n].to_vec()).ok()
+}
+
+/// The value of `key` in a flat-keyed cgroup file (`key value` lines).
+fn flat_value(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Opens `dir`'s `memory.peak` and resets it through that file, so that
@@ -640,15 +707,6 @@ fn reset_peak(dir: &Path) -> io::Result<fs::File> {
     Ok(file)
 }
 
-/// Reads a `key value` line of a flat-keyed cgroup file.
-fn flat_key(dir: &Path, file: &str, key: &str) -> Option<u64> {
-    fs::read_to_string(dir.join(file)).ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-    })
-}
-
 impl ProcessCgroup {
     /// Its directory.
     #[cfg(test)]
@@ -656,15 +714,10 @@ impl ProcessCgroup {
         &self.dir
     }
 
-    /// Its directory, opened for `clone3`'s `CLONE_INTO_CGROUP`, which
-    /// starts a child inside it.
-    pub(crate) fn open_dir(&self) -> io::Result<std::os::fd::OwnedFd> {
-        use std::os::unix::fs::OpenOptionsExt;
-        fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(&self.dir)
-            .map(Into::into)
+    /// Its directory, for `clone3`'s `CLONE_INTO_CGROUP`, which starts a
+    /// child inside it.
+    pub(crate) fn dir_fd(&self) -> &OwnedFd {
+        &self.files.dir
     }
 
     /// Moves a freshly spawned child in, and then whatever it has forked
@@ -694,10 +747,15 @@ impl ProcessCgroup {
         Ok(())
     }
 
+    /// Whether a process lives in it (unreadable counts as populated).
+    fn populated(&self) -> bool {
+        pread_text(&self.files.events).is_none_or(|s| s.lines().any(|l| l == "populated 1"))
+    }
+
     /// SIGKILLs every process in the cgroup (a read of `cgroup.events`
     /// first: an empty cgroup, the common case, costs no kill).
     pub(crate) fn kill(&self) -> io::Result<()> {
-        if !populated(&self.dir) {
+        if !self.populated() {
             return Ok(());
         }
         write_file(&self.dir.join("cgroup.kill"), "1")
@@ -716,41 +774,48 @@ impl ProcessCgroup {
         Ok(None)
     }
 
+    /// CPU time the cgroup has counted in all.
+    fn cpu_total_us(&self) -> Option<u64> {
+        flat_value(&pread_text(&self.files.cpu)?, "usage_usec")
+    }
+
     /// Memory peak and CPU time of this process's tree so far.
     pub(crate) fn usage(&self) -> Usage {
-        let peak = match &self.peak {
-            Some(file) => {
-                use std::os::unix::fs::FileExt;
-                let mut buf = [0u8; 32];
-                file.read_at(&mut buf, 0).ok().and_then(|n| {
-                    std::str::from_utf8(&buf[..n])
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok())
-                })
-            }
-            None => fs::read_to_string(self.dir.join("memory.peak"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok()),
-        };
-        let cpu = flat_key(&self.dir, "cpu.stat", "usage_usec");
+        let peak = self
+            .peak
+            .as_ref()
+            .and_then(pread_text)
+            .and_then(|s| s.trim().parse().ok());
         Usage {
             memory_peak_bytes: peak,
-            cpu_time_us: cpu.map(|us| us.saturating_sub(self.cpu_before)),
+            cpu_time_us: self
+                .cpu_total_us()
+                .map(|us| us.saturating_sub(self.cpu_before)),
         }
     }
 
     /// Done with it: an empty cgroup with no cgroups below it goes back to
     /// its scope for reuse; any other is killed and removed.
-    pub(crate) fn remove(&self) {
-        if populated(&self.dir) {
+    pub(crate) fn remove(self) {
+        if self.populated() {
             kill_and_remove(&self.dir);
             return;
         }
+        let below = pread_text(&self.files.stat).and_then(|s| flat_value(&s, "nr_descendants"));
         if let Some(idle) = self.idle.upgrade()
-            && flat_key(&self.dir, "cgroup.stat", "nr_descendants") == Some(0)
-            && let Some(cpu_us) = flat_key(&self.dir, "cpu.stat", "usage_usec")
-            && idle.keep(self.dir.clone(), cpu_us)
+            && below == Some(0)
+            && let Some(cpu_us) = self.cpu_total_us()
         {
+            let dir = self.dir.clone();
+            let kept = Kept {
+                dir: self.dir,
+                files: self.files,
+                cpu_us,
+            };
+            if idle.keep(kept) {
+                return;
+            }
+            remove_tree(&dir, Instant::now() + REMOVE_WAIT);
             return;
         }
         remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);

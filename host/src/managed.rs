@@ -567,7 +567,7 @@ impl ManagedProcess {
         };
         // An orphan that ended before this reap is swept now (one ending
         // later sends the host its own `SIGCHLD`).
-        if crate::subreaper::has_zombie_child() {
+        if crate::subreaper::reaper().orphan_waiting() {
             crate::process_core::sweep_orphans_soon(&self.core);
         }
         life.exit = Some(exit);

@@ -198,7 +198,7 @@ impl ProcessManager {
         {
             Ok(spawned) => spawned,
             Err(e) => {
-                if let Some(cgroup) = &cgroup {
+                if let Some(cgroup) = cgroup {
                     cgroup.remove();
                 }
                 return Err(failed(e.to_string()));

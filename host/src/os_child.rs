@@ -47,7 +47,7 @@ impl OsChild {
                 unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
                 let _ = wait_pid(pid);
                 reaper().release(pid);
-                if let Some(cgroup) = &cgroup {
+                if let Some(cgroup) = cgroup {
                     cgroup.remove();
                 }
                 return Err(e);
@@ -127,7 +127,7 @@ impl OsChild {
         let status = wait_pid(self.pid);
         self.live = None;
         reaper().release(self.pid);
-        if let Some(cgroup) = &self.cgroup {
+        if let Some(cgroup) = self.cgroup.take() {
             cgroup.remove();
         }
         status
@@ -143,13 +143,12 @@ impl Drop for OsChild {
     }
 }
 
-/// Waits for the child `pid` to end and reaps it. `__WALL`: the spawner's
-/// children send no exit signal, which makes them "clone" children.
+/// Waits for the child `pid` to end and reaps it.
 pub(crate) fn wait_pid(pid: u32) -> io::Result<ExitStatus> {
     let mut status = 0;
     loop {
         // SAFETY: waitpid writes the status into `status`.
-        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
         if rc >= 0 {
             return Ok(ExitStatus::from_raw(status));
         }

@@ -5,11 +5,9 @@
 //!
 //! The core also listens for `SIGCHLD` through its reactor: the host is a
 //! subreaper, so an orphan of a guest's tree that ends becomes the host's
-//! zombie, and each `SIGCHLD` asks for a sweep ([`sweep_orphans_soon`]).
-//! Orphans are reaped as they end, not only when a managed process ends.
-//! The host's own children send no exit signal (the spawner starts them
-//! so, and their pidfds say when they end), so a `SIGCHLD` means an
-//! orphan, never one of the many ordinary ends.
+//! zombie, and a `SIGCHLD` with such a zombie waiting asks for a sweep
+//! ([`sweep_orphans_soon`]). Orphans are reaped as they end, not only when
+//! a managed process ends.
 //!
 //! [`ProcessManager`]: crate::ProcessManager
 
@@ -149,7 +147,9 @@ async fn sweep_on_sigchld(handle: tokio::runtime::Handle) {
         }
     };
     while sigchld.recv().await.is_some() {
-        sweep_orphans_soon(&handle);
+        if crate::subreaper::reaper().orphan_waiting() {
+            sweep_orphans_soon(&handle);
+        }
     }
 }
 

@@ -120,10 +120,10 @@ pub(crate) fn spawn_confined(
             filter: c.filter(),
         });
     }
-    // Unopenable, the cgroup is still joined after the start (adopt).
-    let cgroup_dir = cgroup.and_then(|c| c.open_dir().ok());
-    let (spawned, placed) = Launcher::get()?.start(&image, stdio, cgroup_dir.as_ref())?;
-    drop(cgroup_dir);
+    // Where the kernel cannot start it inside, the cgroup is joined after
+    // the start (adopt).
+    let cgroup_dir = cgroup.map(ProcessCgroup::dir_fd);
+    let (spawned, placed) = Launcher::get()?.start(&image, stdio, cgroup_dir)?;
     if let Some(cgroup) = cgroup
         && !placed
         && let Err(e) = cgroup.adopt(spawned.pid)
@@ -500,19 +500,10 @@ fn stack_top(stack: &mut [u8]) -> usize {
     stack.as_mut_ptr_range().end as usize & !15
 }
 
-/// The signal a child sends the host when it ends: none. The host learns
-/// of the end through the child's pidfd, so a `SIGCHLD` per child would
-/// only interrupt a thread and wake the orphan sweep for nothing. It also
-/// keeps the host's own children out of a plain `waitid(P_ALL)` (they are
-/// waited for with `__WALL`): what that finds is an orphan, which the
-/// kernel gives `SIGCHLD` again when it is reparented to the host.
-const EXIT_SIGNAL: c_int = 0;
-
 /// `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)`: the start where
 /// `clone3` is not available. The child resets the host's handlers itself.
 fn clone2_exec(args: &mut ChildArgs, stack: &mut [u8]) -> io::Result<u32> {
-    // No exit signal: see `EXIT_SIGNAL`.
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | EXIT_SIGNAL;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
     // SAFETY: the child runs `child_main` on `stack`, which outlives it
     // (CLONE_VFORK suspends this thread until the child has exec'd or
     // exited); `args` lives on the caller's frame for as long.
@@ -595,7 +586,7 @@ fn clone3_exec(
         flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::CLONE_PIDFD) as u64
             | CLONE_CLEAR_SIGHAND,
         pidfd: (&raw mut pidfd) as u64,
-        exit_signal: EXIT_SIGNAL as u64,
+        exit_signal: libc::SIGCHLD as u64,
         stack: base,
         stack_size: stack_top(stack) as u64 - base,
         ..CloneArgs::default()
@@ -1146,10 +1137,9 @@ mod tests {
         };
         let born = cgroup();
         let cat = ExecImage::new(&approved("/bin/cat", &["/proc/self/cgroup"]), None).unwrap();
-        let dir = born.open_dir().unwrap();
         let (spawned, placed) = Launcher::get()
             .unwrap()
-            .start(&cat, piped_out(), Some(&dir))
+            .start(&cat, piped_out(), Some(born.dir_fd()))
             .unwrap();
         assert!(
             placed || !cfg!(target_arch = "x86_64"),

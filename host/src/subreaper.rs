@@ -153,6 +153,15 @@ impl Reaper {
     /// Reaps orphans that have ended. Cheap when there is no zombie child,
     /// or when the first one is a leader the host started: its monitor
     /// reaps it and asks for another sweep, which then sees past it.
+    /// Whether an orphan may be waiting to be reaped, in one `waitid`: a
+    /// zombie child that is not a leader still to be reaped by its owner
+    /// (whose reap asks again). A reap and each `SIGCHLD` ask this before
+    /// scheduling a sweep, so the ends of the host's own children, nearly
+    /// all of them, cost no sweep.
+    pub(crate) fn orphan_waiting(&self) -> bool {
+        self.active && first_zombie_child().is_some_and(|pid| !self.known().leaders.contains(&pid))
+    }
+
     pub(crate) fn reap_orphans(&self) {
         if !self.active {
             return;
@@ -237,10 +246,7 @@ fn in_own_subtree(pid: u32) -> bool {
         .is_some_and(|path| path.split('/').any(|part| part.starts_with(&own)))
 }
 
-/// A zombie child of the host that is not one the spawner started, if
-/// there is one (without reaping it): an orphan, or a child an embedding
-/// application started. The spawner's children send no exit signal, and a
-/// `waitid` without `__WALL` sees only children that send `SIGCHLD`.
+/// A zombie child of the host, if there is one (without reaping it).
 fn first_zombie_child() -> Option<u32> {
     // WNOWAIT only inspects; WNOHANG never blocks.
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
@@ -252,18 +258,15 @@ fn first_zombie_child() -> Option<u32> {
 
 /// Whether `pid` is still a zombie child of the host (without reaping it).
 fn is_zombie_child(pid: u32) -> bool {
-    let flags =
-        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     matches!(
         waitid(Id::Pid(Pid::from_raw(pid as i32)), flags),
         Ok(status) if status.pid().is_some()
     )
 }
 
-/// Whether a child of the host that the spawner did not start is a zombie
-/// (without reaping it): one syscall, so a reap can ask cheaply whether an
-/// orphan sweep is needed at all.
-pub(crate) fn has_zombie_child() -> bool {
+/// Whether any child of the host is a zombie (without reaping it).
+fn has_zombie_child() -> bool {
     first_zombie_child().is_some()
 }
 
