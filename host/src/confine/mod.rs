@@ -4,7 +4,8 @@
 //! Every program the host starts for a guest, a daemon or an exec probe
 //! runs under:
 //! - a Landlock domain (built in `ruleset.rs`): read and execute beneath the
-//!   system directories and the program's own directory, read `/proc`
+//!   system directories (of `/etc`, only what any user may read:
+//!   `public.rs`) and the program's own directory, read `/proc`
 //!   (other processes' private entries are shielded by the domain's ptrace
 //!   restriction), read and write beneath the session's working-directory
 //!   roots and its private `TMPDIR`, a few devices; TCP connect and bind to
@@ -19,6 +20,7 @@
 //! starts. Where the kernel lacks a part, [`Support::summary`] says which.
 
 mod kernel;
+mod public;
 mod ruleset;
 mod seccomp;
 mod tmpdir;

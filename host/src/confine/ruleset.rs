@@ -2,10 +2,11 @@
 //! with the `landlock` crate (which drops what the kernel's ABI lacks); the
 //! child only enforces it.
 
+use super::public::{PUBLIC_ONLY_DIRS, public_paths};
 use crate::policy::{Ports, ProgramAccess};
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, Ruleset, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, BitFlags, NetPort, PathBeneath, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
 };
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -14,9 +15,10 @@ use std::path::{Path, PathBuf};
 /// The crate keeps only what the running kernel has.
 const ASKED_ABI: ABI = ABI::V9;
 
-/// System directories every program may read and execute beneath.
+/// System directories every program may read and execute beneath. `/etc`
+/// is granted by its public parts only (`public.rs`).
 pub(crate) const SYSTEM_DIRS: &[&str] = &[
-    "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc", "/opt",
+    "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/opt",
 ];
 
 /// Devices every program may read and write.
@@ -60,6 +62,17 @@ pub(crate) fn build(grant: &Grant) -> Result<Option<OwnedFd>, RulesetError> {
     let mut created: RulesetCreated = ruleset
         .create()?
         .add_rules(path_beneath_rules(SYSTEM_DIRS, read))?
+        // The public parts of /etc, and the listing of its directories
+        // (names, never contents, of what is not public).
+        .add_rules(public_paths().iter().map(|p| {
+            let access = if p.is_dir {
+                read
+            } else {
+                read & AccessFs::from_file(ASKED_ABI)
+            };
+            Ok::<_, RulesetError>(PathBeneath::new(&p.fd, access))
+        }))?
+        .add_rules(path_beneath_rules(PUBLIC_ONLY_DIRS, AccessFs::ReadDir))?
         .add_rules(path_beneath_rules([program_dir], read))?
         // Other processes' entries are shielded by the ptrace restriction
         // of the domain (environ, maps, mem, fds).

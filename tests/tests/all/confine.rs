@@ -118,6 +118,39 @@ fn confine_read_outside_roots_denied_ugly() {
 }
 
 #[test]
+fn confine_owner_only_system_file_denied_ugly() {
+    // The host runs as root here, as CI does: a child as uid 0 owns
+    // /etc/shadow, so its mode keeps nothing out. The domain grants of /etc
+    // only what any user may read.
+    let shadow = Path::new("/etc/shadow");
+    let mode = std::fs::metadata(shadow)
+        .expect("this test needs /etc/shadow")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o004, 0, "/etc/shadow is readable by anyone here");
+    assert!(
+        std::fs::read(shadow).is_ok(),
+        "the attack needs a host that can read /etc/shadow (root)"
+    );
+    let d = dirs();
+    let (_m, mut ctx) = session(granting(&["cat", "ls"], &d.root));
+    let out = run(&mut ctx, "cat", &["/etc/shadow"]);
+    // Only the exit and stderr are shown: stdout would be the secret.
+    assert!(
+        out.exit != Exit::Code(0) && text(&out.stderr).contains("ermission denied"),
+        "cat read /etc/shadow ({} bytes): exit {:?}, stderr {:?}",
+        out.stdout.len(),
+        out.exit,
+        text(&out.stderr)
+    );
+    // What any user may read stays readable, and /etc can be listed.
+    let passwd = run(&mut ctx, "cat", &["/etc/passwd"]);
+    assert!(text(&passwd.stdout).contains("root:"), "{passwd:?}");
+    let listing = run(&mut ctx, "ls", &["/etc"]);
+    assert!(text(&listing.stdout).contains("passwd"), "{listing:?}");
+}
+
+#[test]
 fn confine_host_proc_denied_ugly() {
     // The attack: start a process, learn the host's pid from its
     // /proc/<pid>/stat, then read the host's environ, maps and memory.
