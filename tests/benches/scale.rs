@@ -54,13 +54,20 @@
 //!   each calling `run /bin/true` 200 times; `guest_runs_per_s_<N>` is
 //!   their combined rate, `native_runs_per_s_<N>` the rate of N threads
 //!   each running `Command::new("/bin/true").env_clear().output()` 200
-//!   times, and the ratio the first over the second. With
-//!   `SCALE_CONCURRENT_ONLY` set, only these figures are taken;
-//!   `SCALE_CONCURRENCY` (e.g. `16,100`) sets the values of N.
+//!   times, and the ratio the first over the second: the median over
+//!   rounds that take both back to back, in alternating order (5 rounds
+//!   below 1,000 guests, 1 at 1,000), so a drift of the machine's speed
+//!   weighs on both alike. With `SCALE_CONCURRENT_ONLY` set, only these
+//!   figures are taken; `SCALE_CONCURRENCY` (e.g. `16,100`) sets the
+//!   values of N.
+//! - `concurrent_confined_ratio_<N>` for N of 16 and 100: the same with
+//!   the default confinement on (Landlock, seccomp, no capabilities),
+//!   measured in a child bench process, over the same native baseline.
 //!
-//! Containment is by process groups (`WASMPROC_CGROUPS=off`), as for
-//! `guest_run_ratio` in the spawn benchmark: the native baseline makes no
-//! cgroups either.
+//! Containment is by process groups (`WASMPROC_CGROUPS=off`) and the
+//! programs are not confined (`WASMPROC_UNCONFINED_FOR_TESTS=1`) but where
+//! a figure says otherwise, as for `guest_run_ratio` in the spawn
+//! benchmark: the native baseline makes no cgroups and confines nothing.
 
 #![allow(
     clippy::disallowed_methods,
@@ -455,12 +462,56 @@ fn concurrent_part() {
             .collect(),
         Err(_) => CONCURRENCY.to_vec(),
     };
+    let key = if confined_only() {
+        "concurrent_confined_ratio"
+    } else {
+        "concurrent_ratio"
+    };
     for n in counts {
-        let native = native_runs_per_s(n);
-        let guest = guests.runs_per_s(n);
-        println!("guest_runs_per_s_{n}: {guest:.0}");
-        println!("native_runs_per_s_{n}: {native:.0}");
-        println!("concurrent_ratio_{n}: {:.3}", guest / native);
+        let rounds = if n < 1_000 { 5 } else { 1 };
+        let (mut natives, mut guest_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (native, guest) = if round % 2 == 0 {
+                let native = native_runs_per_s(n);
+                (native, guests.runs_per_s(n))
+            } else {
+                let guest = guests.runs_per_s(n);
+                (native_runs_per_s(n), guest)
+            };
+            natives.push(native);
+            guest_rates.push(guest);
+            ratios.push(guest / native);
+        }
+        println!("guest_runs_per_s_{n}: {:.0}", median(guest_rates));
+        println!("native_runs_per_s_{n}: {:.0}", median(natives));
+        println!("{key}_{n}: {:.3}", median(ratios));
+    }
+}
+
+/// The argument that makes this bench take only the confined concurrent
+/// figures.
+const CONFINED_ARG: &str = "--confined-only";
+
+fn confined_only() -> bool {
+    std::env::args().any(|a| a == CONFINED_ARG)
+}
+
+/// The confined concurrent figures, from a child bench process with
+/// confinement on.
+fn confined_part() {
+    let out = Command::new(std::env::current_exe().expect("this bench"))
+        .arg(CONFINED_ARG)
+        .env("SCALE_CONCURRENCY", "16,100")
+        .env_remove(wasmproc_host::confine::OFF_VAR)
+        .output()
+        .expect("the confined bench process");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("concurrent_confined"))
+    {
+        println!("{line}");
     }
 }
 
@@ -480,8 +531,20 @@ fn run_latency_ms() -> f64 {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
     // SAFETY: set before any other thread of this program starts.
-    unsafe { std::env::set_var(wasmproc_host::CGROUPS_OFF_VAR, "off") };
+    unsafe {
+        std::env::set_var(wasmproc_host::CGROUPS_OFF_VAR, "off");
+        if !confined_only() {
+            std::env::set_var(wasmproc_host::confine::OFF_VAR, "1");
+        }
+    }
+    if confined_only() {
+        concurrent_part();
+        return;
+    }
     if std::env::var_os("SCALE_LATENCY_ONLY").is_some() {
         println!("run_latency_ms: {:.3}", run_latency_ms());
         return;
@@ -491,4 +554,5 @@ fn main() {
         println!("run_latency_ms: {:.3}", run_latency_ms());
     }
     concurrent_part();
+    confined_part();
 }
