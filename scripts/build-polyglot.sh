@@ -13,6 +13,9 @@
 #                       examples/js, versions from package-lock.json)
 #   js-parity.wasm      guest-sdk/js/parity, the same way
 #
+# With `python`, it also makes target/lsp-venv (scripts/lsp-venv.sh): the
+# real language server a confinement test talks to.
+#
 # Usage: scripts/build-polyglot.sh [python|js]...   (default: both)
 #
 # Idempotent: a tool is installed again only when its pinned version changes,
@@ -156,7 +159,7 @@ targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(python js)
 for target in "${targets[@]}"; do
     case $target in
-        python) build_python ;;
+        python) build_python && bash scripts/lsp-venv.sh ;;
         js) build_js ;;
         *) echo "usage: $0 [python|js]..." >&2; exit 2 ;;
     esac

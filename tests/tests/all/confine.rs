@@ -618,3 +618,82 @@ fn confine_manifest_intersection_good() {
     assert_eq!(text(&out.stdout), "extra\n", "{out:?}");
     assert!(text(&out.stderr).contains("ermission denied"), "{out:?}");
 }
+
+/// One message framed as the Language Server Protocol frames it.
+fn lsp_frame(message: serde_json::Value) -> String {
+    let body = message.to_string();
+    format!("Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+#[test]
+fn confine_language_server_session_good() {
+    // A real language server (python-lsp-server, made by
+    // scripts/lsp-venv.sh) holds a session under the default rules. Its
+    // grant adds the reading of its own environment (`fs.read`) and names
+    // the variable through which the guest puts its cache (jedi's parse
+    // cache, which it cannot work without) in the session's root rather
+    // than the host's home.
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/lsp-venv")
+        .canonicalize()
+        .expect("this test needs target/lsp-venv: run scripts/lsp-venv.sh");
+    let pylsp = venv.join("bin/pylsp");
+    let d = dirs();
+    std::fs::write(d.root.join("hello.py"), "import os\nos.getcwd()\n").unwrap();
+    let uri = format!("file://{}", d.root.join("hello.py").display());
+    let session_input = [
+        lsp_frame(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": null, "rootUri": format!("file://{}", d.root.display()), "capabilities": {}}})),
+        lsp_frame(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}})),
+        lsp_frame(json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+            "textDocument": {"uri": uri, "languageId": "python", "version": 1,
+                             "text": "import os\nos.getcwd()\n"}}})),
+        lsp_frame(json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params": {
+            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 4}}})),
+        lsp_frame(json!({"jsonrpc": "2.0", "id": 3, "method": "shutdown"})),
+        lsp_frame(json!({"jsonrpc": "2.0", "method": "exit"})),
+    ]
+    .concat();
+    let policy = policy_file(
+        &d.root,
+        &format!(
+            "[[program]]\nname = \"{}\"\nenv = [\"XDG_CACHE_HOME\"]\nfs.read = [\"{}\"]\n\
+             [dirs]\nroots = [\"{}\"]\n",
+            pylsp.display(),
+            venv.display(),
+            d.root.display()
+        ),
+    );
+    let (_m, mut ctx) = session(policy);
+    let out = block_on(ctx.run(CommandSpec {
+        program: pylsp.display().to_string(),
+        cwd: Some(d.root.display().to_string()),
+        env: vec![(
+            "XDG_CACHE_HOME".into(),
+            d.root.join(".cache").display().to_string(),
+        )],
+        stdin: Some(session_input.into_bytes()),
+        timeout_ms: Some(60_000),
+        ..Default::default()
+    }))
+    .expect("pylsp runs");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.exit, Exit::Code(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains(r#""id": 1"#) || stdout.contains(r#""id":1"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hoverProvider"),
+        "initialize answered: {stdout}"
+    );
+    assert!(
+        stdout.contains("getcwd"),
+        "hover answered from the standard library: {stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains(r#""id": 3"#) || stdout.contains(r#""id":3"#),
+        "shutdown answered: {stdout}"
+    );
+}
