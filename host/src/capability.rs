@@ -117,7 +117,11 @@ impl ProcessCtx {
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
-        let mut scope = manager.scope("guest", &limits.cgroup);
+        let pids_controller = crate::cgroup::Containment::detect().require("pids").is_ok();
+        let cgroup_limits = limits
+            .cgroup
+            .with_default_pids(limits.max_descendants, pids_controller);
+        let mut scope = manager.scope("guest", &cgroup_limits);
         scope.set_confiner(crate::confine::Confiner::for_policy(&policy));
         let session = uuid::Uuid::new_v4().to_string();
         manager

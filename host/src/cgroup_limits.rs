@@ -41,7 +41,24 @@ pub(crate) enum Level {
     Process,
 }
 
+/// Tasks (processes and threads: `pids.max` counts both) a guest session's
+/// cgroup may hold by default, per descendant its `max_descendants` allows.
+pub(crate) const DEFAULT_TASKS_PER_DESCENDANT: u64 = 8;
+
 impl CgroupLimits {
+    /// These limits, with the guest session's `pids.max` defaulted from
+    /// `max_descendants` where the policy sets none and the `pids`
+    /// controller is there: the kernel then stops a fork loop at once,
+    /// before any census of the host could.
+    pub(crate) fn with_default_pids(&self, max_descendants: u32, pids_controller: bool) -> Self {
+        let mut limits = self.clone();
+        if pids_controller && limits.guest_pids_max.is_none() {
+            limits.guest_pids_max =
+                Some((u64::from(max_descendants) + 1) * DEFAULT_TASKS_PER_DESCENDANT);
+        }
+        limits
+    }
+
     /// Whether any limit is set.
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
@@ -185,6 +202,27 @@ fn check_value(controller: &str, value: &str) -> Result<(), BadValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_default_guest_pids_good() {
+        let none = CgroupLimits::default();
+        let with = none.with_default_pids(512, true);
+        assert_eq!(
+            with.guest_pids_max,
+            Some(513 * DEFAULT_TASKS_PER_DESCENDANT)
+        );
+        assert_eq!(
+            with.files(Level::Guest),
+            vec![("pids.max", (513 * DEFAULT_TASKS_PER_DESCENDANT).to_string())]
+        );
+        // The policy's own value stands; no controller, no default.
+        let own = CgroupLimits {
+            guest_pids_max: Some(64),
+            ..CgroupLimits::default()
+        };
+        assert_eq!(own.with_default_pids(512, true).guest_pids_max, Some(64));
+        assert_eq!(none.with_default_pids(512, false), none);
+    }
 
     #[test]
     fn cgroup_limit_values_bad() {
