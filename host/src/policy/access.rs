@@ -129,23 +129,13 @@ impl ProgramAccess {
         net: &NetSpec,
         base: &Path,
     ) -> Result<Self, PolicyError> {
-        let paths = |key: &str, list: &[String]| -> Result<Vec<PathBuf>, PolicyError> {
-            list.iter()
-                .map(|p| {
-                    base.join(p).canonicalize().map_err(|e| {
-                        PolicyError::entry(
-                            format!("program `{program}` {key} `{p}`"),
-                            format!("cannot resolve it: {e}"),
-                        )
-                    })
-                })
-                .collect()
-        };
-        Ok(Self {
-            read: paths("fs.read", &fs.read)?,
-            write: paths("fs.write", &fs.write)?,
-            connect: net.connect.clone(),
-            bind: net.bind.clone(),
+        Self::with_paths(fs, net, |key, p| {
+            base.join(p).canonicalize().map_err(|e| {
+                PolicyError::entry(
+                    format!("program `{program}` {key} `{p}`"),
+                    format!("cannot resolve it: {e}"),
+                )
+            })
         })
     }
 
@@ -153,17 +143,24 @@ impl ProgramAccess {
     /// paths, taken as written (the policy's grant, resolved on this host,
     /// is what they are intersected with).
     pub(crate) fn declared(fs: &FsSpec, net: &NetSpec) -> Result<Self, String> {
-        let paths = |key: &str, list: &[String]| -> Result<Vec<PathBuf>, String> {
-            list.iter()
-                .map(|p| {
-                    let path = PathBuf::from(p);
-                    if path.is_absolute() {
-                        Ok(path.canonicalize().unwrap_or(path))
-                    } else {
-                        Err(format!("{key} `{p}` is not an absolute path"))
-                    }
-                })
-                .collect()
+        Self::with_paths(fs, net, |key, p| {
+            let path = PathBuf::from(p);
+            if path.is_absolute() {
+                Ok(path.canonicalize().unwrap_or(path))
+            } else {
+                Err(format!("{key} `{p}` is not an absolute path"))
+            }
+        })
+    }
+
+    /// The keys, each `fs` path made by `path(key, written)`.
+    fn with_paths<E>(
+        fs: &FsSpec,
+        net: &NetSpec,
+        path: impl Fn(&str, &str) -> Result<PathBuf, E>,
+    ) -> Result<Self, E> {
+        let paths = |key: &str, list: &[String]| -> Result<Vec<PathBuf>, E> {
+            list.iter().map(|p| path(key, p)).collect()
         };
         Ok(Self {
             read: paths("fs.read", &fs.read)?,
