@@ -563,7 +563,7 @@ impl Scope {
         let limits = self.limits.files(Level::Process);
         let memory = self.hierarchy.controllers.iter().any(|c| c == "memory");
         while let Some(kept) = self.idle.take() {
-            match ProcessCgroup::reuse(&kept.dir, &limits, memory) {
+            match ProcessCgroup::reuse(&kept, &limits, memory) {
                 Ok(peak) => {
                     return Ok(Some(ProcessCgroup {
                         dir: kept.dir,
@@ -761,10 +761,18 @@ impl ProcessCgroup {
         write_file(&self.dir.join("cgroup.kill"), "1")
     }
 
-    /// Makes the idle cgroup `dir` ready for a new process: its process
-    /// limits written again (a process may have changed them) and its
-    /// memory peak reset. Returns the opened `memory.peak`, if any.
-    fn reuse(dir: &Path, limits: &[(&str, String)], memory: bool) -> io::Result<Option<fs::File>> {
+    /// Makes the idle cgroup `kept` ready for a new process: still there
+    /// and empty (it may have been removed from outside meanwhile), its
+    /// process limits written again (a process may have changed them) and
+    /// its memory peak reset. Returns the opened `memory.peak`, if any.
+    fn reuse(kept: &Kept, limits: &[(&str, String)], memory: bool) -> io::Result<Option<fs::File>> {
+        let dir = &kept.dir;
+        match pread_text(&kept.files.events) {
+            Some(events) if events.lines().any(|l| l == "populated 0") => {}
+            _ => {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "gone or not empty"));
+            }
+        }
         for (file, value) in limits {
             write_file(&dir.join(file), value)?;
         }
@@ -862,6 +870,19 @@ mod tests {
         assert_ne!(third.dir(), dir, "one cgroup serves one process at a time");
         second.remove();
         third.remove();
+    }
+
+    #[test]
+    fn cgroup_idle_removed_from_outside_not_reused_bad() {
+        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let first = process_cgroup(manager.host_scope());
+        let dir = first.dir().to_path_buf();
+        first.remove();
+        fs::remove_dir(&dir).expect("an idle cgroup is empty, so it can be removed");
+        let second = process_cgroup(manager.host_scope());
+        assert_ne!(second.dir(), dir, "a removed cgroup is never handed on");
+        assert!(second.dir().is_dir());
+        second.remove();
     }
 
     #[test]
