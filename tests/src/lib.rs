@@ -16,3 +16,5 @@ pub mod polyglot;
 pub mod scale;
 /// The READMEs' code blocks and the scratch crates that build them.
 pub mod snippets;
+/// The soak: `wasmproc serve` under faults for minutes (`src/bin/soak.rs`).
+pub mod soak;
