@@ -8,6 +8,8 @@
 pub mod guests;
 /// Shared helpers: runtimes, policies, running guests, inspecting processes.
 pub mod harness;
+/// A minimal HTTP client for `wasmproc serve`'s endpoints.
+pub mod http;
 /// Observing the OS: processes by marker, zombies, fds, memory.
 pub mod os;
 /// The Python and JavaScript example guests.

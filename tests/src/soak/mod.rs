@@ -113,6 +113,14 @@ fn host_exited(served: &mut Served) -> Result<(), String> {
     }
 }
 
+/// Fails if the host has exited; counts the audit records it appended.
+fn still_serving(served: &mut Served, reader: &mut AuditReader) -> Result<(), String> {
+    host_exited(served)?;
+    reader
+        .drain()
+        .map_err(|e| format!("cannot read the audit file: {e}"))
+}
+
 /// Runs the soak; `Err` when it could not run at all (or the host died).
 pub fn run(options: &Options) -> Result<Figures, String> {
     interrupt::catch();
@@ -133,10 +141,7 @@ pub fn run(options: &Options) -> Result<Figures, String> {
     // Warm-up: every plugin calling, every daemon running.
     let warm = Instant::now();
     loop {
-        host_exited(&mut served)?;
-        reader
-            .drain()
-            .map_err(|e| format!("cannot read the audit file: {e}"))?;
+        still_serving(&mut served, &mut reader)?;
         let ready = served.get("/daemons").is_some_and(|(_, body)| {
             serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|d| {
                 d.as_array().is_some_and(|a| {
@@ -232,10 +237,7 @@ pub fn run(options: &Options) -> Result<Figures, String> {
     // Settle: the faults are over; the host must recover on its own.
     let settle = Instant::now();
     loop {
-        host_exited(&mut served)?;
-        reader
-            .drain()
-            .map_err(|e| format!("cannot read the audit file: {e}"))?;
+        still_serving(&mut served, &mut reader)?;
         figures.daemons_not_running = daemons_not_running(&served, &mut requests)
             .unwrap_or_else(|| vec!["/daemons did not answer".into()]);
         std::thread::sleep(STALL.min(Duration::from_secs(5)));

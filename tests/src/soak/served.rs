@@ -4,7 +4,7 @@
 //! HTTP requests to its `/health` and `/daemons`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -171,20 +171,7 @@ impl Served {
     /// within [`REQUEST_LIMIT`].
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         let addr = lock(&self.log).addr.clone()?;
-        let socket = addr.parse().ok()?;
-        let mut s = std::net::TcpStream::connect_timeout(&socket, REQUEST_LIMIT).ok()?;
-        s.set_read_timeout(Some(REQUEST_LIMIT)).ok()?;
-        s.set_write_timeout(Some(REQUEST_LIMIT)).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let code = text.get(9..12)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((code, body))
+        crate::http::get(&addr, path, REQUEST_LIMIT)
     }
 
     /// Sends SIGTERM and waits up to `limit` for the host to exit, then

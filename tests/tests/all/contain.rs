@@ -249,21 +249,32 @@ fn cgroups_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn contain_no_cgroup_left_behind_good() {
-    require_cgroups();
-    let marker = unique_marker("contain_leftovers");
+/// A session granted `sh` and `true`, after one run of `true`; with its
+/// manager and the manager's cgroup.
+fn session_after_a_run() -> (
+    std::sync::Arc<wasmproc_host::ProcessManager>,
+    wasmproc_host::ProcessCtx,
+    PathBuf,
+) {
     let (manager, mut ctx) = session(policy(&["sh", "true"]));
     let root = manager
         .cgroup()
         .expect("the manager has a cgroup")
         .to_path_buf();
-    // A run, a started process killed, and one still running at session end.
     block_on(ctx.run(CommandSpec {
         program: "true".into(),
         ..CommandSpec::default()
     }))
     .expect("run");
+    (manager, ctx, root)
+}
+
+#[test]
+fn contain_no_cgroup_left_behind_good() {
+    require_cgroups();
+    let marker = unique_marker("contain_leftovers");
+    // A run, a started process killed, and one still running at session end.
+    let (manager, mut ctx, root) = session_after_a_run();
     let (killed, _) = start_escapee(&mut ctx, &marker);
     let (_running, _) = start_escapee(&mut ctx, &format!("{marker}-2"));
     let during = cgroups_under(&root);
@@ -302,16 +313,7 @@ fn contain_scope_removed_from_outside_ugly() {
     // ENOENT for the rest of the session), and its process is contained.
     require_cgroups();
     let marker = unique_marker("contain_removed");
-    let (manager, mut ctx) = session(policy(&["sh", "true"]));
-    let root = manager
-        .cgroup()
-        .expect("the manager has a cgroup")
-        .to_path_buf();
-    block_on(ctx.run(CommandSpec {
-        program: "true".into(),
-        ..CommandSpec::default()
-    }))
-    .expect("run");
+    let (manager, mut ctx, root) = session_after_a_run();
     assert_eq!(
         cgroups_under(&root).len(),
         2,
