@@ -308,9 +308,11 @@ impl JsonLinesSink {
     }
 }
 
-/// A file records are appended to, which can be cut back to a length.
+/// A file records are appended to: its space can be reserved ahead of a
+/// write, and it can be cut back to a length.
 trait AppendOnly: Write {
     fn len(&self) -> std::io::Result<u64>;
+    fn reserve(&mut self, at: u64, len: u64) -> std::io::Result<()>;
     fn cut(&mut self, len: u64) -> std::io::Result<()>;
 }
 
@@ -319,15 +321,36 @@ impl AppendOnly for File {
         Ok(self.metadata()?.len())
     }
 
+    /// `fallocate` without changing the size; a file system that cannot
+    /// reserve space leaves it to the write (and [`AppendOnly::cut`]).
+    fn reserve(&mut self, at: u64, len: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(at), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else {
+            return Err(std::io::Error::from_raw_os_error(libc::EFBIG));
+        };
+        // SAFETY: fallocate on an fd this File owns.
+        if unsafe { libc::fallocate(self.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, at, len) } == 0 {
+            return Ok(());
+        }
+        match std::io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            e => Err(e),
+        }
+    }
+
     fn cut(&mut self, len: u64) -> std::io::Result<()> {
         self.set_len(len)
     }
 }
 
-/// Appends `line` whole or not at all: a short write (no space left) is
-/// cut off again, so the next record does not follow half of this one.
+/// Appends `line` whole or not at all. Its space is reserved first, so a
+/// full disk refuses the record before any of it is written (a reader
+/// following the file never sees half a record); where space cannot be
+/// reserved, a short write is cut off again, so the next record does not
+/// follow half of this one.
 fn append_whole(out: &mut impl AppendOnly, line: &[u8]) -> std::io::Result<()> {
     let before = out.len()?;
+    out.reserve(before, line.len() as u64)?;
     out.write_all(line).inspect_err(|_| {
         let _ = out.cut(before);
     })
@@ -561,10 +584,11 @@ fn suppressed_note(guest: &str, count: u64) -> AuditEvent {
 mod tests {
     use super::*;
 
-    /// A disk with `room` bytes left.
+    /// A disk with `room` bytes left, which can reserve space or not.
     struct Disk {
         bytes: Vec<u8>,
         room: usize,
+        reserving: bool,
     }
 
     impl Write for Disk {
@@ -588,6 +612,15 @@ mod tests {
             Ok(self.bytes.len() as u64)
         }
 
+        fn reserve(&mut self, _at: u64, len: u64) -> std::io::Result<()> {
+            match self.reserving {
+                true if len as usize > self.room => {
+                    Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+                }
+                _ => Ok(()),
+            }
+        }
+
         fn cut(&mut self, len: u64) -> std::io::Result<()> {
             self.room += self.bytes.len() - len as usize;
             self.bytes.truncate(len as usize);
@@ -597,20 +630,24 @@ mod tests {
 
     #[test]
     fn audit_sink_full_disk_keeps_whole_records_ugly() {
-        // A record that fits only in part is cut off again: the file holds
-        // whole records, and the next one that fits follows the last whole
-        // one instead of half a record.
-        let mut disk = Disk {
-            bytes: Vec::new(),
-            room: 10,
-        };
-        append_whole(&mut disk, b"{\"a\":1}\n").expect("fits");
-        let full = append_whole(&mut disk, b"{\"b\":22}\n").expect_err("does not fit");
-        assert_eq!(full.raw_os_error(), Some(libc::ENOSPC));
-        assert_eq!(disk.bytes, b"{\"a\":1}\n");
-        disk.room += 8;
-        append_whole(&mut disk, b"{\"c\":3}\n").expect("fits again");
-        assert_eq!(disk.bytes, b"{\"a\":1}\n{\"c\":3}\n");
+        // A record that fits only in part is never left in part, whether
+        // the disk reserves space (refused before any byte is written) or
+        // not (cut off again): the file holds whole records, and the next
+        // one that fits follows the last whole one.
+        for reserving in [true, false] {
+            let mut disk = Disk {
+                bytes: Vec::new(),
+                room: 10,
+                reserving,
+            };
+            append_whole(&mut disk, b"{\"a\":1}\n").expect("fits");
+            let full = append_whole(&mut disk, b"{\"b\":22}\n").expect_err("does not fit");
+            assert_eq!(full.raw_os_error(), Some(libc::ENOSPC));
+            assert_eq!(disk.bytes, b"{\"a\":1}\n");
+            disk.room += 8;
+            append_whole(&mut disk, b"{\"c\":3}\n").expect("fits again");
+            assert_eq!(disk.bytes, b"{\"a\":1}\n{\"c\":3}\n");
+        }
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub struct AuditTally {
     pub notes: u64,
     /// The records those notes stand for.
     pub suppressed: u64,
-    /// Lines that are not a JSON record (a torn or mixed write).
+    /// Lines that are not a JSON record (a torn or mixed write), and
+    /// times the file shrank under the reader.
     pub corrupt: u64,
 }
 
@@ -148,6 +149,13 @@ impl AuditReader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
+        if file.metadata()?.len() < self.offset {
+            // The file shrank under the reader: what it read past the new
+            // end was half a record.
+            self.tally.corrupt += 1;
+            self.offset = file.metadata()?.len();
+            self.partial.clear();
+        }
         file.seek(SeekFrom::Start(self.offset))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
