@@ -4,6 +4,7 @@
 # the machine on purpose.
 #
 #   scripts/stress-tests.sh [N]        (default 20)
+#   STRESS_SUITES=daemon scripts/stress-tests.sh 20   # one suite only
 #
 # The load is `stress-ng` (Debian's package, installed here if missing):
 # one CPU hog per core, so the suites compete for every core. Each round
@@ -27,8 +28,20 @@ if ! command -v stress-ng >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends stress-ng
 fi
 
+# The test binaries of tests/tests to run: `daemon`, `all` or both.
+suites=()
+for suite in ${STRESS_SUITES:-daemon all}; do
+    case "$suite" in
+        daemon | all) suites+=(--test "$suite") ;;
+        *)
+            echo "STRESS_SUITES: unknown suite \`$suite\` (use daemon, all or both)" >&2
+            exit 2
+            ;;
+    esac
+done
+
 # Built once, before the load starts.
-cargo test -p wasmproc-tests --test daemon --test all --no-run || exit 1
+cargo test -p wasmproc-tests "${suites[@]}" --no-run || exit 1
 
 logs=target/stress
 mkdir -p "$logs"
@@ -40,15 +53,16 @@ passed=0
 for round in $(seq 1 "$rounds"); do
     log="$logs/round-$round.log"
     # A background job, then waited for: see above.
-    cargo test -p wasmproc-tests --test daemon --test all --no-fail-fast >"$log" 2>&1 &
+    began=$SECONDS
+    cargo test -p wasmproc-tests "${suites[@]}" --no-fail-fast >"$log" 2>&1 &
     if wait $!; then
         passed=$((passed + 1))
         rm -f "$log"
-        echo "round $round: passed"
+        echo "round $round: passed in $((SECONDS - began))s"
     else
-        echo "round $round: FAILED (log: $log)"
+        echo "round $round: FAILED in $((SECONDS - began))s (log: $log)"
         grep -E '^test .* FAILED$|^    [a-z_]+$' "$log" | sort -u | head -20
     fi
 done
-echo "passed $passed of $rounds rounds under load"
+echo "passed $passed of $rounds rounds under load (${STRESS_SUITES:-daemon all}; ${SECONDS}s)"
 [ "$passed" -eq "$rounds" ]

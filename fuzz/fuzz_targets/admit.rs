@@ -117,9 +117,10 @@ fuzz_target!(|case: CommandCase| {
             "{approved:?}"
         );
     }
-    // The working directory: none asked, none given; else inside the root.
+    // The working directory: none asked, the default (the first root);
+    // else inside the root.
     match (&record.cwd, &approved.cwd) {
-        (None, None) => {}
+        (None, Some(dir)) => assert_eq!(dir, &f.root, "no cwd asked: the default"),
         (Some(_), Some(dir)) => {
             assert!(dir.starts_with(&f.root), "{dir:?} is outside {root}");
             assert_eq!(dir.canonicalize().ok().as_ref(), Some(dir), "not resolved");

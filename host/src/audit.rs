@@ -16,7 +16,7 @@ use crate::process_types::Exit;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -286,10 +286,13 @@ pub trait AuditSink: Send + Sync + std::fmt::Debug {
     fn record(&self, event: &AuditEvent);
 }
 
-/// Writes events as JSON lines to a file, flushing after each.
+/// Appends events as JSON lines to a file, one write per record. A record
+/// that does not fit (a full disk) is cut off again and reported on
+/// `tracing` as `cannot write audit record`, so the file holds only whole
+/// records and every one missing is counted.
 #[derive(Debug)]
 pub struct JsonLinesSink {
-    out: Mutex<BufWriter<File>>,
+    out: Mutex<File>,
 }
 
 impl JsonLinesSink {
@@ -300,18 +303,68 @@ impl JsonLinesSink {
             .append(true)
             .open(path)?;
         Ok(Self {
-            out: Mutex::new(BufWriter::new(file)),
+            out: Mutex::new(file),
         })
     }
+}
+
+/// A file records are appended to: its space can be reserved ahead of a
+/// write, and it can be cut back to a length.
+trait AppendOnly: Write {
+    fn len(&self) -> std::io::Result<u64>;
+    fn reserve(&mut self, at: u64, len: u64) -> std::io::Result<()>;
+    fn cut(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl AppendOnly for File {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    /// `fallocate` without changing the size; a file system that cannot
+    /// reserve space leaves it to the write (and [`AppendOnly::cut`]).
+    fn reserve(&mut self, at: u64, len: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(at), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else {
+            return Err(std::io::Error::from_raw_os_error(libc::EFBIG));
+        };
+        // SAFETY: fallocate on an fd this File owns.
+        if unsafe { libc::fallocate(self.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, at, len) } == 0 {
+            return Ok(());
+        }
+        match std::io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    fn cut(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Appends `line` whole or not at all. Its space is reserved first, so a
+/// full disk refuses the record before any of it is written (a reader
+/// following the file never sees half a record); where space cannot be
+/// reserved, a short write is cut off again, so the next record does not
+/// follow half of this one.
+fn append_whole(out: &mut impl AppendOnly, line: &[u8]) -> std::io::Result<()> {
+    let before = out.len()?;
+    out.reserve(before, line.len() as u64)?;
+    out.write_all(line).inspect_err(|_| {
+        let _ = out.cut(before);
+    })
 }
 
 impl AuditSink for JsonLinesSink {
     fn record(&self, event: &AuditEvent) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let written = serde_json::to_writer(&mut *out, event)
+        let written = serde_json::to_vec(event)
             .map_err(std::io::Error::other)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
+            .and_then(|mut line| {
+                line.push(b'\n');
+                append_whole(&mut *out, &line)
+            });
         if let Err(e) = written {
             tracing::error!(error = %e, "cannot write audit record");
         }
@@ -530,6 +583,72 @@ fn suppressed_note(guest: &str, count: u64) -> AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk with `room` bytes left, which can reserve space or not.
+    struct Disk {
+        bytes: Vec<u8>,
+        room: usize,
+        reserving: bool,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.room);
+            if n == 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.bytes.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl AppendOnly for Disk {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.bytes.len() as u64)
+        }
+
+        fn reserve(&mut self, _at: u64, len: u64) -> std::io::Result<()> {
+            match self.reserving {
+                true if len as usize > self.room => {
+                    Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+                }
+                _ => Ok(()),
+            }
+        }
+
+        fn cut(&mut self, len: u64) -> std::io::Result<()> {
+            self.room += self.bytes.len() - len as usize;
+            self.bytes.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn audit_sink_full_disk_keeps_whole_records_ugly() {
+        // A record that fits only in part is never left in part, whether
+        // the disk reserves space (refused before any byte is written) or
+        // not (cut off again): the file holds whole records, and the next
+        // one that fits follows the last whole one.
+        for reserving in [true, false] {
+            let mut disk = Disk {
+                bytes: Vec::new(),
+                room: 10,
+                reserving,
+            };
+            append_whole(&mut disk, b"{\"a\":1}\n").expect("fits");
+            let full = append_whole(&mut disk, b"{\"b\":22}\n").expect_err("does not fit");
+            assert_eq!(full.raw_os_error(), Some(libc::ENOSPC));
+            assert_eq!(disk.bytes, b"{\"a\":1}\n");
+            disk.room += 8;
+            append_whole(&mut disk, b"{\"c\":3}\n").expect("fits again");
+            assert_eq!(disk.bytes, b"{\"a\":1}\n{\"c\":3}\n");
+        }
+    }
 
     #[test]
     fn audit_fields_capped_ugly() {

@@ -582,7 +582,16 @@ impl Scope {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = scope.join(format!("p-{n}"));
         let failed = |e: io::Error| CgroupError::Process(Arc::new(e));
-        make(&dir, &[], &limits).map_err(failed)?;
+        match make(&dir, &[], &limits) {
+            // The scope's cgroup (or the whole subtree) was removed from
+            // outside: it is made again, with its limits, before the
+            // process's own.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.remake(scope).and_then(|()| make(&dir, &[], &limits))
+            }
+            made => made,
+        }
+        .map_err(failed)?;
         let files = match Files::open(&dir) {
             Ok(files) => files,
             Err(e) => {
@@ -608,6 +617,24 @@ impl Scope {
                 Weak::new()
             },
         }))
+    }
+
+    /// Makes the subtree's root and this scope's cgroup again where they
+    /// are missing.
+    fn remake(&self, scope: &Path) -> io::Result<()> {
+        let again = |dir: &Path, limits: &[(&str, String)]| match make(
+            dir,
+            &self.hierarchy.controllers,
+            limits,
+        ) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            made => made,
+        };
+        if let Some(root) = &self.hierarchy.root {
+            again(root, &[])?;
+        }
+        tracing::warn!(cgroup = %scope.display(), "a guest's cgroup was removed from outside: made again");
+        again(scope, &self.limits.files(Level::Guest))
     }
 }
 

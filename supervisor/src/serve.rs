@@ -277,16 +277,26 @@ type Loaded = Vec<(
     Arc<Policy>,
 )>;
 
+/// Each distinct component file is compiled once, however many plugins
+/// run it.
 fn load_plugins(config: &HostConfig, rt: &Runtime<DaemonCtx>) -> Result<Loaded, ServeError> {
     let mut plugins = Vec::new();
+    let mut compiled = std::collections::HashMap::new();
     for p in &config.plugins {
         let problem = |problem| ServeError::Plugin {
             name: p.name.clone(),
             problem,
         };
-        let component = rt
-            .load(&p.component)
-            .map_err(|e| problem(PluginProblem::Load(e)))?;
+        let component = match compiled.get(&p.component) {
+            Some(component) => wasmtime::component::Component::clone(component),
+            None => {
+                let component = rt
+                    .load(&p.component)
+                    .map_err(|e| problem(PluginProblem::Load(e)))?;
+                compiled.insert(p.component.clone(), component.clone());
+                component
+            }
+        };
         let policy = match &p.policy {
             Some(path) => Policy::from_file(path).map_err(|e| problem(PluginProblem::Policy(e)))?,
             None => Policy::deny_all(),

@@ -8,6 +8,8 @@
 pub mod guests;
 /// Shared helpers: runtimes, policies, running guests, inspecting processes.
 pub mod harness;
+/// A minimal HTTP client for `wasmproc serve`'s endpoints.
+pub mod http;
 /// Observing the OS: processes by marker, zombies, fds, memory.
 pub mod os;
 /// The Python and JavaScript example guests.
@@ -16,3 +18,5 @@ pub mod polyglot;
 pub mod scale;
 /// The READMEs' code blocks and the scratch crates that build them.
 pub mod snippets;
+/// The soak: `wasmproc serve` under faults for minutes (`src/bin/soak.rs`).
+pub mod soak;

@@ -249,21 +249,32 @@ fn cgroups_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn contain_no_cgroup_left_behind_good() {
-    require_cgroups();
-    let marker = unique_marker("contain_leftovers");
+/// A session granted `sh` and `true`, after one run of `true`; with its
+/// manager and the manager's cgroup.
+fn session_after_a_run() -> (
+    std::sync::Arc<wasmproc_host::ProcessManager>,
+    wasmproc_host::ProcessCtx,
+    PathBuf,
+) {
     let (manager, mut ctx) = session(policy(&["sh", "true"]));
     let root = manager
         .cgroup()
         .expect("the manager has a cgroup")
         .to_path_buf();
-    // A run, a started process killed, and one still running at session end.
     block_on(ctx.run(CommandSpec {
         program: "true".into(),
         ..CommandSpec::default()
     }))
     .expect("run");
+    (manager, ctx, root)
+}
+
+#[test]
+fn contain_no_cgroup_left_behind_good() {
+    require_cgroups();
+    let marker = unique_marker("contain_leftovers");
+    // A run, a started process killed, and one still running at session end.
+    let (manager, mut ctx, root) = session_after_a_run();
     let (killed, _) = start_escapee(&mut ctx, &marker);
     let (_running, _) = start_escapee(&mut ctx, &format!("{marker}-2"));
     let during = cgroups_under(&root);
@@ -292,6 +303,44 @@ fn contain_no_cgroup_left_behind_good() {
         "{:?}",
         leftover()
     );
+}
+
+#[test]
+fn contain_scope_removed_from_outside_ugly() {
+    // Another root process kills and removes the manager's whole cgroup
+    // subtree under a running session. The next start makes the subtree
+    // and the session's cgroup again (instead of failing every start with
+    // ENOENT for the rest of the session), and its process is contained.
+    require_cgroups();
+    let marker = unique_marker("contain_removed");
+    let (manager, mut ctx, root) = session_after_a_run();
+    assert_eq!(
+        cgroups_under(&root).len(),
+        2,
+        "the root and the session's scope"
+    );
+    std::fs::write(root.join("cgroup.kill"), "1").expect("cgroup.kill");
+    for dir in cgroups_under(&root).into_iter().rev() {
+        assert!(
+            eventually(LIMIT, || std::fs::remove_dir(&dir).is_ok()),
+            "cannot remove {}",
+            dir.display()
+        );
+    }
+    assert!(!root.exists());
+    let (id, _) = start_escapee(&mut ctx, &marker);
+    let during = cgroups_under(&root);
+    assert_eq!(during.len(), 3, "root, scope and the process's: {during:?}");
+    let leader = ctx.get(&id).expect("get").facts.pid;
+    let own = std::fs::read_to_string(format!("/proc/{leader}/cgroup")).expect("cgroup");
+    let root_name = root.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(own.contains(&root_name), "{own}");
+    drop(ctx);
+    assert!(
+        gone(&marker),
+        "the escapee was ended with the remade cgroup"
+    );
+    drop(manager);
 }
 
 #[test]
