@@ -65,11 +65,7 @@ impl CompileProgress for StderrProgress {
             file_name(component),
             bytes as f64 / 1e6,
             tier.describe(),
-            match (tier, cached) {
-                (Tier::Baseline, true) => "; optimized code follows in the background",
-                (Tier::Optimized, true) => "; cached for next time",
-                (_, false) => "",
-            }
+            if cached { "; cached for next time" } else { "" }
         );
         match self.mode {
             Mode::Quiet => {}

@@ -376,6 +376,10 @@ impl ComponentCache {
                         bytes,
                         path: path.to_path_buf(),
                         progress: baseline.progress.clone(),
+                        // A load that compiled the baseline told the user so;
+                        // one that found it stays quiet if the compile is
+                        // abandoned again.
+                        announce_abandon: status != CacheStatus::Hit,
                     });
                     return Ok((component, status));
                 }

@@ -38,6 +38,8 @@ pub(crate) struct TierUp {
     pub path: PathBuf,
     /// Told when the optimized entry is stored, or abandoned.
     pub progress: Option<Arc<dyn CompileProgress>>,
+    /// Whether `progress` is told of an abandoned compile.
+    pub announce_abandon: bool,
 }
 
 /// The background compiles of one runtime, abandoned together when it
@@ -68,6 +70,7 @@ struct State {
 /// A compile in flight, for the message when it is abandoned.
 struct Running {
     path: PathBuf,
+    /// Told if it is abandoned.
     progress: Option<Arc<dyn CompileProgress>>,
 }
 
@@ -89,7 +92,7 @@ impl TierUps {
                 key,
                 Running {
                     path: job.path.clone(),
-                    progress: job.progress.clone(),
+                    progress: job.progress.clone().filter(|_| job.announce_abandon),
                 },
             );
         }
