@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use wasmproc_host::Compiler;
 
 /// wasmproc: run WebAssembly components that may start processes, under a
 /// policy.
@@ -161,6 +162,16 @@ pub struct RunArgs {
     /// `~/.cache/wasmproc`).
     #[arg(long)]
     pub no_cache: bool,
+    /// Which compiler compiles the component when the cache has no entry:
+    /// `auto` (Winch, so the guest starts at once, and Cranelift in the
+    /// background into the cache for later runs), `winch` or `cranelift`.
+    #[arg(
+        long,
+        value_name = "COMPILER",
+        default_value = "auto",
+        env = "WASMPROC_COMPILER"
+    )]
+    pub compiler: Compiler,
     /// Arguments passed to the guest (after `--`).
     #[arg(last = true, value_name = "GUEST_ARGS")]
     pub guest_args: Vec<String>,
@@ -172,4 +183,13 @@ pub struct CompileArgs {
     /// The components to compile.
     #[arg(value_name = "COMPONENT.wasm", required = true)]
     pub components: Vec<PathBuf>,
+    /// Which compiler's entry to make: `auto` and `cranelift` make the
+    /// optimized one (the one `run` prefers), `winch` the baseline one.
+    #[arg(
+        long,
+        value_name = "COMPILER",
+        default_value = "auto",
+        env = "WASMPROC_COMPILER"
+    )]
+    pub compiler: Compiler,
 }

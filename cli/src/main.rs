@@ -12,8 +12,8 @@ use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
 use std::path::Path;
 use std::sync::Arc;
 use wasmproc_host::{
-    Audit, CacheConfig, ComponentCache, GuestError, GuestOptions, GuestStdio, JsonLinesSink,
-    Policy, PolicyBuilder, Runtime, RuntimeConfig,
+    Audit, CacheConfig, Compiler, ComponentCache, GuestError, GuestOptions, GuestStdio,
+    JsonLinesSink, Policy, PolicyBuilder, Runtime, RuntimeConfig,
 };
 
 /// Exit code when wasmproc itself fails.
@@ -128,6 +128,7 @@ fn run(args: RunArgs) -> i32 {
             CacheConfig::from_env()
         },
         compile_progress: Some(progress::for_stderr()),
+        compiler: args.compiler,
         ..RuntimeConfig::default()
     };
     let runtime = match Runtime::new(config) {
@@ -199,9 +200,16 @@ fn compile(args: CompileArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // Ahead of time there is no first run to hurry: `auto` makes the
+    // optimized entry, in the foreground, so it is whole when this exits.
+    let compiler = match args.compiler {
+        Compiler::Auto | Compiler::Cranelift => Compiler::Cranelift,
+        Compiler::Winch => Compiler::Winch,
+    };
     let runtime = match Runtime::new(RuntimeConfig {
         cache: Some(config),
         compile_progress: Some(progress::for_stderr()),
+        compiler,
         ..RuntimeConfig::default()
     }) {
         Ok(r) => r,

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmproc_host::CompileProgress;
+use wasmproc_host::{CompileProgress, Tier};
 
 /// How progress reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +59,12 @@ fn file_name(component: &Path) -> String {
 }
 
 impl CompileProgress for StderrProgress {
-    fn started(&self, component: &Path, bytes: u64, cached: bool) {
+    fn started(&self, component: &Path, bytes: u64, cached: bool, tier: Tier) {
         let message = format!(
-            "compiling {} ({:.0} MB) for this machine{}",
+            "compiling {} ({:.0} MB) for this machine, {}{}",
             file_name(component),
             bytes as f64 / 1e6,
+            tier.describe(),
             if cached { "; cached for next time" } else { "" }
         );
         match self.mode {
@@ -79,6 +80,26 @@ impl CompileProgress for StderrProgress {
                 spinner.enable_steady_tick(Duration::from_millis(100));
                 *self.spinner.lock().unwrap_or_else(|e| e.into_inner()) = Some(spinner);
             }
+        }
+    }
+
+    fn optimized_ready(&self, component: &Path, elapsed: Duration) {
+        if self.mode != Mode::Quiet {
+            eprintln!(
+                "wasmproc: optimized (Cranelift) code for {} cached after {:.1} s; later runs use it",
+                file_name(component),
+                elapsed.as_secs_f64()
+            );
+        }
+    }
+
+    fn optimized_abandoned(&self, component: &Path) {
+        if self.mode != Mode::Quiet {
+            eprintln!(
+                "wasmproc: the optimized (Cranelift) compile of {name} did not finish before the run ended; \
+                 the next run starts it again (`wasmproc compile {name}` makes it ahead of time)",
+                name = file_name(component),
+            );
         }
     }
 

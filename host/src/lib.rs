@@ -29,6 +29,7 @@ mod capability;
 mod capture;
 mod cgroup;
 mod cgroup_limits;
+mod compiler;
 pub mod confine;
 mod descendants;
 mod error;
@@ -65,6 +66,7 @@ pub use cache::{
 pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
 pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
 pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
+pub use compiler::{Compiler, Tier, UnknownCompiler};
 pub use error::{CallError, LinkError, PolicyError, RuntimeError, display_chain};
 pub use limits::{Limits, LimitsError};
 pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};

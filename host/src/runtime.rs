@@ -5,6 +5,7 @@
 use crate::audit::Audit;
 use crate::bindings::CAPABILITY_NAME;
 use crate::capability::ProcessCtx;
+use crate::compiler::{Compiler, Tier};
 use crate::error::{LinkError, RuntimeError};
 use crate::guest_limits::GuestLimiter;
 use crate::linker::{ProcessView, add_to_linker_async};
@@ -15,10 +16,11 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, Store, Strategy, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
@@ -205,6 +207,9 @@ pub struct RuntimeConfig {
     /// memory on demand instead: no reservation and no bound, at about a
     /// millisecond more per instantiation of a large guest.
     pub pool: Option<InstancePool>,
+    /// Which compiler compiles a component on a cache miss. Default
+    /// [`Compiler::Auto`]: Winch at once, Cranelift in the background.
+    pub compiler: Compiler,
 }
 
 impl Default for RuntimeConfig {
@@ -217,6 +222,7 @@ impl Default for RuntimeConfig {
             cache: None,
             compile_progress: None,
             pool: Some(InstancePool::default()),
+            compiler: Compiler::default(),
         }
     }
 }
@@ -255,6 +261,17 @@ impl Default for RuntimeConfig {
 pub struct Runtime<T: 'static = ()> {
     engine: Engine,
     linker: Linker<GuestState<T>>,
+    /// The configuration of `engine` without the instance pool, for the
+    /// background compile (which instantiates nothing).
+    optimized: Config,
+    /// `auto`'s background compiles, abandoned at shutdown.
+    tier_ups: crate::cache::TierUps,
+    /// `auto`'s baseline tier, made on the first miss (`None`: not usable).
+    baseline: OnceLock<Option<BaselineTier<T>>>,
+    /// The baseline engine, once made, for the epoch ticker.
+    baseline_ticks: Arc<OnceLock<Engine>>,
+    /// Whether the embedder added to the linker ([`Runtime::linker_mut`]).
+    linker_extended: bool,
     manager: Arc<ProcessManager>,
     config: RuntimeConfig,
     /// The pool's guest slots (`None` without a pool).
@@ -283,34 +300,38 @@ impl<T: Send + 'static> Runtime<T> {
     /// [`Runtime::new`] for guests whose stores carry embedder data of type
     /// `T` (given to [`Runtime::instantiate_async_with`]).
     pub fn with_data(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let mut wasm = Config::new();
-        wasm.epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack)
-            .async_stack_size(config.max_wasm_stack + HOST_STACK);
-        if let Some(pool) = &config.pool {
-            wasm.allocation_strategy(pool.strategy());
-        }
+        let strategy = match config.compiler {
+            Compiler::Winch => Strategy::Winch,
+            Compiler::Auto | Compiler::Cranelift => Strategy::Cranelift,
+        };
+        let wasm = engine_config(&config, strategy, config.pool.as_ref());
         let engine = Engine::new(&wasm).map_err(RuntimeError::Engine)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| RuntimeError::Link(LinkError::new("wasi:cli/command", e)))?;
-        if config.register_process {
-            add_to_linker_async(&mut linker).map_err(RuntimeError::Link)?;
-        }
+        let optimized = engine_config(&config, strategy, None);
+        let linker = base_linker(&engine, config.register_process)?;
         let ticking = Arc::new(AtomicBool::new(true));
+        let baseline_ticks = Arc::new(OnceLock::<Engine>::new());
         let (ticker_engine, flag) = (engine.clone(), Arc::clone(&ticking));
+        let ticker_baseline = Arc::clone(&baseline_ticks);
         std::thread::Builder::new()
             .name("wasmproc-epoch".into())
             .spawn(move || {
                 while flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     ticker_engine.increment_epoch();
+                    if let Some(baseline) = ticker_baseline.get() {
+                        baseline.increment_epoch();
+                    }
                 }
             })
             .map_err(RuntimeError::EpochThread)?;
         Ok(Self {
             engine,
             linker,
+            optimized,
+            tier_ups: crate::cache::TierUps::default(),
+            baseline: OnceLock::new(),
+            baseline_ticks,
+            linker_extended: false,
             manager: ProcessManager::new(config.shutdown_grace),
             slots: config.pool.as_ref().map(GuestSlots::new),
             config,
@@ -318,9 +339,72 @@ impl<T: Send + 'static> Runtime<T> {
         })
     }
 
-    /// The engine guests are compiled for.
+    /// The engine whose compiled components win: Cranelift's, or Winch's
+    /// with [`Compiler::Winch`]. With [`Compiler::Auto`], a component
+    /// [`Runtime::load`] compiled with Winch belongs to a second, baseline
+    /// engine ([`Runtime::tier_of`]).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The tier `component` (from [`Runtime::load`]) was compiled by.
+    pub fn tier_of(&self, component: &Component) -> Tier {
+        match self.config.compiler {
+            Compiler::Winch => Tier::Baseline,
+            _ if self.baseline_of(component).is_some() => Tier::Baseline,
+            _ => Tier::Optimized,
+        }
+    }
+
+    /// `auto`'s baseline tier, made on first use; `None` unless the
+    /// compiler is [`Compiler::Auto`] and Winch is available and the
+    /// linker has nothing of the embedder's, which the baseline linker
+    /// would lack (each reason is logged once).
+    fn baseline(&self) -> Option<&BaselineTier<T>> {
+        if self.config.compiler != Compiler::Auto {
+            return None;
+        }
+        if self.linker_extended {
+            static NOTED: std::sync::Once = std::sync::Once::new();
+            NOTED.call_once(|| {
+                tracing::info!(
+                    "compiler auto: the linker carries host functions of the embedder's, so Cranelift compiles (no baseline tier)"
+                );
+            });
+            return None;
+        }
+        self.baseline
+            .get_or_init(|| {
+                let wasm = engine_config(&self.config, Strategy::Winch, None);
+                let made = Engine::new(&wasm)
+                    .map_err(RuntimeError::Engine)
+                    .and_then(|engine| {
+                        let linker = base_linker(&engine, self.config.register_process)?;
+                        Ok(BaselineTier { engine, linker })
+                    });
+                match made {
+                    Ok(tier) => {
+                        let _ = self.baseline_ticks.set(tier.engine.clone());
+                        Some(tier)
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "compiler auto: Winch is not available here, so Cranelift compiles: {}",
+                            crate::display_chain(&e)
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// The baseline tier `component` belongs to, if it does.
+    fn baseline_of(&self, component: &Component) -> Option<&BaselineTier<T>> {
+        self.baseline
+            .get()
+            .and_then(Option::as_ref)
+            .filter(|tier| Engine::same(component.engine(), &tier.engine))
     }
 
     /// The shared process manager (every guest's processes).
@@ -332,7 +416,12 @@ impl<T: Send + 'static> Runtime<T> {
     /// the embedder's own (they reach [`GuestState::data_mut`]) before
     /// [`Runtime::prepare`]. The engine has async support, so these may be
     /// async (`func_wrap_async`, or `bindgen!` with async imports).
+    ///
+    /// With [`Compiler::Auto`], a runtime whose linker was extended here
+    /// compiles with Cranelift only: the baseline tier's linker would lack
+    /// these functions.
     pub fn linker_mut(&mut self) -> &mut Linker<GuestState<T>> {
+        self.linker_extended = true;
         &mut self.linker
     }
 
@@ -380,8 +469,22 @@ impl<T: Send + 'static> Runtime<T> {
             [0, b'a', b's', b'm', ..] => {}
             _ => return Err(not_component("it does not start with the wasm magic bytes")),
         }
+        let baseline_engine = || self.baseline().map(|tier| tier.engine.clone());
+        let tiers = crate::cache::Tiers {
+            primary: &self.engine,
+            primary_tier: match self.config.compiler {
+                Compiler::Winch => Tier::Baseline,
+                Compiler::Auto | Compiler::Cranelift => Tier::Optimized,
+            },
+            baseline: (self.config.compiler == Compiler::Auto).then(|| crate::cache::Baseline {
+                engine: &baseline_engine,
+                optimized: &self.optimized,
+                progress: self.config.compile_progress.clone(),
+                tier_ups: &self.tier_ups,
+            }),
+        };
         crate::cache::compile(
-            &self.engine,
+            &tiers,
             self.config.cache.as_ref(),
             &file,
             path,
@@ -397,21 +500,25 @@ impl<T: Send + 'static> Runtime<T> {
     /// runtime's linker, once: the result instantiates again and again
     /// without that work ([`Runtime::instantiate_async`]).
     pub fn prepare(&self, component: &Component) -> Result<GuestPre<T>, GuestError> {
+        let (engine, linker) = match self.baseline_of(component) {
+            Some(tier) => (&tier.engine, &tier.linker),
+            None => (&self.engine, &self.linker),
+        };
         let ty = component.component_type();
-        let imports_capability = ty
-            .imports(&self.engine)
-            .any(|(name, _)| name == CAPABILITY_NAME);
+        let imports_capability = ty.imports(engine).any(|(name, _)| name == CAPABILITY_NAME);
         if imports_capability && !self.config.register_process {
             return Err(GuestError::CapabilityNotRegistered(
                 CAPABILITY_NAME.to_string(),
             ));
         }
-        let pre = self
-            .linker
+        let pre = linker
             .instantiate_pre(component)
             .and_then(CommandPre::new)
             .map_err(|e| GuestError::Instantiate(format!("{e:#}")))?;
-        Ok(GuestPre { pre })
+        Ok(GuestPre {
+            pre,
+            engine: engine.clone(),
+        })
     }
 
     /// Creates a fresh instance of a prepared guest, with its own store,
@@ -434,7 +541,7 @@ impl<T: Send + 'static> Runtime<T> {
             ),
             None => None,
         };
-        let (mut store, stdio) = self.store(options, data, deadline)?;
+        let (mut store, stdio) = self.store(&pre.engine, options, data, deadline)?;
         let command = pre
             .pre
             .instantiate_async(&mut store)
@@ -481,6 +588,7 @@ impl<T: Send + 'static> Runtime<T> {
     /// A guest's store: its state, limiter and time limit (its `deadline`).
     fn store(
         &self,
+        engine: &Engine,
         options: GuestOptions,
         data: T,
         deadline: Option<Instant>,
@@ -528,14 +636,17 @@ impl<T: Send + 'static> Runtime<T> {
             deadline,
             data,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         yield_every_tick(&mut store, deadline);
         Ok((store, stdio))
     }
 
-    /// Stops every managed process of every guest.
+    /// Stops every managed process of every guest, and abandons the
+    /// background compiles of [`Compiler::Auto`] (an entry being written
+    /// is finished first; the next load starts the compile again).
     pub fn shutdown(&self) {
+        self.tier_ups.abandon();
         self.manager.shutdown();
     }
 }
@@ -600,12 +711,15 @@ fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, deadline: Opti
 /// ([`Runtime::prepare`]); cheap to clone and to instantiate again.
 pub struct GuestPre<T: 'static = ()> {
     pre: CommandPre<GuestState<T>>,
+    /// The engine of the component's tier.
+    engine: Engine,
 }
 
 impl<T: 'static> Clone for GuestPre<T> {
     fn clone(&self) -> Self {
         Self {
             pre: self.pre.clone(),
+            engine: self.engine.clone(),
         }
     }
 }
@@ -718,8 +832,49 @@ fn classify_trap<T: 'static>(
 impl<T: 'static> Drop for Runtime<T> {
     fn drop(&mut self) {
         self.ticking.store(false, Ordering::Relaxed);
+        self.tier_ups.abandon();
         self.manager.shutdown();
     }
+}
+
+/// `auto`'s baseline tier: the Winch engine and a linker like the
+/// runtime's (WASI and, if registered, the capability).
+struct BaselineTier<T: 'static> {
+    engine: Engine,
+    linker: Linker<GuestState<T>>,
+}
+
+/// The engine configuration of a runtime, compiling with `strategy`, its
+/// guests allocated from `pool` (or on demand).
+fn engine_config(
+    config: &RuntimeConfig,
+    strategy: Strategy,
+    pool: Option<&InstancePool>,
+) -> Config {
+    let mut wasm = Config::new();
+    wasm.epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .async_stack_size(config.max_wasm_stack + HOST_STACK)
+        .strategy(strategy);
+    if let Some(pool) = pool {
+        wasm.allocation_strategy(pool.strategy());
+    }
+    wasm
+}
+
+/// A linker for `engine` with WASI p2 and, if `register_process`, the
+/// process capability.
+fn base_linker<T: Send + 'static>(
+    engine: &Engine,
+    register_process: bool,
+) -> Result<Linker<GuestState<T>>, RuntimeError> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| RuntimeError::Link(LinkError::new("wasi:cli/command", e)))?;
+    if register_process {
+        add_to_linker_async(&mut linker).map_err(RuntimeError::Link)?;
+    }
+    Ok(linker)
 }
 
 /// A resource table capped at the policy's `guest_resources`.

@@ -7,8 +7,13 @@
 //! `js_` prefix):
 //!
 //! - `component_mb`, `cache_entry_mb`: sizes of the component and its entry.
-//! - `cold_load_ms`: `Runtime::load` with an empty cache: compile, then
-//!   store the entry.
+//! - `first_run_ms`: with an empty cache and the default compiler (`auto`),
+//!   `Runtime::load` (Winch) plus one guest run of `run true`. Goal: at most
+//!   2,000.
+//! - `tier_up_ms`: from that load's start until Cranelift's entry, compiled
+//!   in the background, is in the cache.
+//! - `cold_load_ms`: `Runtime::load` with an empty cache and
+//!   `--compiler cranelift`: the optimized compile alone, then storing it.
 //! - `first_warm_load_ms`: the first load once the entry is 2 s old (older
 //!   entries are never written in the same timestamp tick): it hashes the
 //!   component and the entry once and records both.
@@ -16,6 +21,8 @@
 //!   the entry without reading it. Goal: at most 15.
 //! - `warm_run_ms`: median of a warm load plus one guest run of `run true`,
 //!   as `wasmproc run` does it. Goal: at most 20.
+//! - `winch_warm_run_ms`: the same with `--compiler winch` (Winch's entry):
+//!   what the baseline tier costs while it runs.
 //! - `reinstantiate_ms`: median of instantiating the same prepared component
 //!   again in one host (`Runtime::instantiate` on a `GuestPre`). Goal: at
 //!   most 1.
@@ -38,13 +45,17 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{CacheConfig, GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig};
+use wasmproc_host::{
+    CacheConfig, Compiler, ComponentCache, GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig,
+};
 use wasmproc_tests::polyglot;
 
 const WARM_LOADS: usize = 15;
 const WARM_RUNS: usize = 7;
 const REINSTANTIATIONS: usize = 15;
 const NATIVE_RUNS: usize = 10;
+/// The longest the background compile may take before the bench gives up.
+const TIER_UP_LIMIT: Duration = Duration::from_secs(600);
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -87,11 +98,14 @@ fn main() {
 struct Figures {
     component_mb: f64,
     entry_mb: f64,
+    first_run: f64,
+    tier_up: f64,
     cold_load: f64,
     first_warm_load: f64,
     warm_load: f64,
     warm_load_min: f64,
     warm_run: f64,
+    winch_warm_run: f64,
     reinstantiate: f64,
     reinstantiate_page_faults: i64,
 }
@@ -100,11 +114,14 @@ impl Figures {
     fn print(&self, prefix: &str) {
         println!("{prefix}component_mb: {:.1}", self.component_mb);
         println!("{prefix}cache_entry_mb: {:.1}", self.entry_mb);
+        println!("{prefix}first_run_ms: {:.0}", self.first_run);
+        println!("{prefix}tier_up_ms: {:.0}", self.tier_up);
         println!("{prefix}cold_load_ms: {:.0}", self.cold_load);
         println!("{prefix}first_warm_load_ms: {:.1}", self.first_warm_load);
         println!("{prefix}warm_load_ms: {:.1}", self.warm_load);
         println!("{prefix}warm_load_min_ms: {:.1}", self.warm_load_min);
         println!("{prefix}warm_run_ms: {:.1}", self.warm_run);
+        println!("{prefix}winch_warm_run_ms: {:.1}", self.winch_warm_run);
         println!("{prefix}reinstantiate_ms: {:.2}", self.reinstantiate);
         println!(
             "{prefix}reinstantiate_page_faults: {}",
@@ -127,16 +144,69 @@ fn options(name: &str) -> GuestOptions {
     }
 }
 
-fn measure(path: &Path, name: &str) -> Figures {
+/// A fresh runtime with `compiler` and the cache in `dir`, as each
+/// `wasmproc run` has one.
+fn runtime_in(dir: &Path, compiler: Compiler) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache: Some(CacheConfig::new(dir)),
+        compiler,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+/// Load plus one run, checked, in milliseconds.
+fn load_and_run(rt: &Runtime, path: &Path, name: &str) -> f64 {
+    let started = Instant::now();
+    let component = rt.load(path).expect("load");
+    let outcome = rt.run(&component, options(name)).expect("guest run");
+    let elapsed = ms(started);
+    assert_eq!(
+        outcome.exit_code,
+        0,
+        "guest failed: {}{}",
+        String::from_utf8_lossy(&outcome.stdout),
+        String::from_utf8_lossy(&outcome.stderr)
+    );
+    elapsed
+}
+
+/// `first_run_ms` and `tier_up_ms`: a cold cache with `auto`.
+fn first_run_and_tier_up(path: &Path, name: &str) -> (f64, f64) {
     let cache_dir = tempfile::tempdir().expect("temporary cache directory");
-    // A fresh runtime per measured load, as each `wasmproc run` has one.
-    let runtime = || {
-        Runtime::new(RuntimeConfig {
-            cache: Some(CacheConfig::new(cache_dir.path())),
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime")
-    };
+    let rt = runtime_in(cache_dir.path(), Compiler::Auto);
+    let started = Instant::now();
+    let first_run = load_and_run(&rt, path, name);
+    let bytes = std::fs::read(path).expect("read the component");
+    let optimized = ComponentCache::open(&CacheConfig::new(cache_dir.path()))
+        .expect("cache")
+        .entry_path(rt.engine(), &bytes);
+    while !optimized.exists() {
+        assert!(
+            started.elapsed() < TIER_UP_LIMIT,
+            "no optimized entry after {TIER_UP_LIMIT:?}: the background compile failed (see the log)"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (first_run, ms(started))
+}
+
+/// `winch_warm_run_ms`: warm runs of Winch's entry.
+fn winch_warm_run(path: &Path, name: &str) -> f64 {
+    let cache_dir = tempfile::tempdir().expect("temporary cache directory");
+    load_and_run(&runtime_in(cache_dir.path(), Compiler::Winch), path, name);
+    std::thread::sleep(Duration::from_millis(2100));
+    let runs = (0..WARM_RUNS)
+        .map(|_| load_and_run(&runtime_in(cache_dir.path(), Compiler::Winch), path, name))
+        .collect();
+    median(runs)
+}
+
+fn measure(path: &Path, name: &str) -> Figures {
+    let (first_run, tier_up) = first_run_and_tier_up(path, name);
+    let winch_warm_run = winch_warm_run(path, name);
+    let cache_dir = tempfile::tempdir().expect("temporary cache directory");
+    let runtime = || runtime_in(cache_dir.path(), Compiler::Cranelift);
 
     let rt = runtime();
     let started = Instant::now();
@@ -161,21 +231,9 @@ fn measure(path: &Path, name: &str) -> Figures {
     }
     let warm_load_min = warm.iter().copied().fold(f64::INFINITY, f64::min);
 
-    let mut runs = Vec::with_capacity(WARM_RUNS);
-    for _ in 0..WARM_RUNS {
-        let rt = runtime();
-        let started = Instant::now();
-        let component = rt.load(path).expect("warm load");
-        let outcome = rt.run(&component, options(name)).expect("guest run");
-        runs.push(ms(started));
-        assert_eq!(
-            outcome.exit_code,
-            0,
-            "guest failed: {}{}",
-            String::from_utf8_lossy(&outcome.stdout),
-            String::from_utf8_lossy(&outcome.stderr)
-        );
-    }
+    let runs = (0..WARM_RUNS)
+        .map(|_| load_and_run(&runtime(), path, name))
+        .collect();
 
     let rt = runtime();
     let component = rt.load(path).expect("warm load");
@@ -199,11 +257,14 @@ fn measure(path: &Path, name: &str) -> Figures {
     Figures {
         component_mb: file_mb(path),
         entry_mb: entries_mb(cache_dir.path()),
+        first_run,
+        tier_up,
         cold_load,
         first_warm_load,
         warm_load: median(warm),
         warm_load_min,
         warm_run: median(runs),
+        winch_warm_run,
         reinstantiate: median(again),
         reinstantiate_page_faults: {
             faults.sort_unstable();

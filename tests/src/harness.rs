@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use wasmproc_host::{
-    Audit, GuestOptions, GuestOutcome, GuestStdio, Limits, Policy, ProcessCtx, ProcessManager,
-    Runtime, RuntimeConfig,
+    Audit, Compiler, GuestOptions, GuestOutcome, GuestStdio, Limits, Policy, ProcessCtx,
+    ProcessManager, Runtime, RuntimeConfig,
 };
 use wasmtime::component::Component;
 
@@ -14,14 +14,33 @@ use wasmtime::component::Component;
 /// found (and their absence proven) by scanning `/proc`.
 pub const MARKER_VAR: &str = "WASMPROC_TEST_MARKER";
 
+/// The environment variable that picks the compiler of the tests'
+/// runtimes, as it picks the `wasmproc` CLI's (`--compiler`): CI runs the
+/// parity and polyglot suites again with `winch`.
+pub const COMPILER_VAR: &str = "WASMPROC_COMPILER";
+
+/// The compiler named by [`COMPILER_VAR`] (default: the runtime's own).
+pub fn compiler() -> Compiler {
+    match std::env::var(COMPILER_VAR) {
+        Ok(name) => name
+            .parse()
+            .unwrap_or_else(|e| panic!("{COMPILER_VAR}: {e}")),
+        Err(_) => Compiler::default(),
+    }
+}
+
 /// A runtime shared by the tests of one binary.
 pub fn shared_runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime"))
+    RUNTIME.get_or_init(|| own_runtime(RuntimeConfig::default()))
 }
 
-/// A fresh runtime of its own (for tests that shut a runtime down).
-pub fn own_runtime(config: RuntimeConfig) -> Runtime {
+/// A fresh runtime of its own (for tests that shut a runtime down), with
+/// the compiler of [`COMPILER_VAR`] when that is set.
+pub fn own_runtime(mut config: RuntimeConfig) -> Runtime {
+    if std::env::var_os(COMPILER_VAR).is_some() {
+        config.compiler = compiler();
+    }
     Runtime::new(config).expect("runtime")
 }
 

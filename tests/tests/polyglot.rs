@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use wasmproc_host::{
-    CacheConfig, CacheError, CacheStatus, ComponentCache, GuestOptions, GuestStdio, Policy,
-    Runtime, RuntimeConfig,
+    CacheConfig, CacheError, CacheStatus, Compiler, ComponentCache, GuestOptions, GuestStdio,
+    Policy, Runtime, RuntimeConfig,
 };
 use wasmproc_tests::{guests, harness, polyglot};
 
@@ -214,8 +214,10 @@ fn cache_load_good() {
 #[test]
 fn cache_runtime_load_good() {
     let dir = tempfile::tempdir().unwrap();
+    // One compiler, one entry (tiers: tests/tests/all/tier.rs).
     let runtime = harness::own_runtime(RuntimeConfig {
         cache: Some(CacheConfig::new(dir.path())),
+        compiler: Compiler::Cranelift,
         ..RuntimeConfig::default()
     });
     let component = runtime.load(Path::new(guests::HELLO)).unwrap();
@@ -545,8 +547,10 @@ fn cache_component_touched_good() {
     let cache_dir = dir.path().join("cache");
     let component = dir.path().join("hello.wasm");
     fs::copy(guests::HELLO, &component).unwrap();
+    // One compiler, one entry per content (tiers: tests/tests/all/tier.rs).
     let runtime = harness::own_runtime(RuntimeConfig {
         cache: Some(CacheConfig::new(&cache_dir)),
+        compiler: Compiler::Cranelift,
         ..RuntimeConfig::default()
     });
     let load = || {
@@ -645,40 +649,85 @@ fn cli_stderr(args: &[&str], cache: &Path, log: Option<&str>) -> (String, Vec<u8
     )
 }
 
+/// How the first-compile line names the tier of `compiler` (`auto` is
+/// Cranelift where the load compiles in the foreground with it).
+fn tier_named(compiler: Compiler) -> &'static str {
+    match compiler {
+        Compiler::Winch => "baseline (Winch)",
+        Compiler::Auto | Compiler::Cranelift => "optimized (Cranelift)",
+    }
+}
+
 /// The first compile of a component says so on one line when stderr is not
-/// a terminal (no escape codes), for `compile` and `run` alike; a cached
-/// load says nothing.
+/// a terminal (no escape codes), naming the tier, for `compile` and `run`
+/// alike; a cached load says nothing.
 #[test]
 fn progress_first_compile_line_good() {
     let dir = tempfile::tempdir().unwrap();
-    let one_line = |stderr: &[u8], cached: &str| {
+    let lines = |stderr: &[u8]| -> Vec<String> {
         assert!(!stderr.contains(&0x1b), "no escape codes: {stderr:?}");
-        let text = String::from_utf8_lossy(stderr);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1, "{text}");
+        String::from_utf8_lossy(stderr)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let assert_compiling = |line: &str, ending: &str| {
         assert!(
-            lines[0].starts_with("wasmproc: compiling hello.wasm (")
-                && lines[0].ends_with(&format!("MB) for this machine{cached}")),
-            "{text}"
+            line.starts_with("wasmproc: compiling hello.wasm (")
+                && line.ends_with(&format!("MB) for this machine, {ending}")),
+            "{line}"
         );
     };
+    let one_line = |stderr: &[u8], ending: &str| {
+        let lines = lines(stderr);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_compiling(&lines[0], ending);
+    };
+    // `wasmproc compile` makes the optimized entry (or, with `winch`, the
+    // baseline one), in the foreground.
+    let configured = harness::compiler();
+    let cached = format!("{}; cached for next time", tier_named(configured));
     let (_, stderr) = cli_stderr(&["compile", guests::HELLO], &dir.path().join("a"), None);
-    one_line(&stderr, "; cached for next time");
+    one_line(&stderr, &cached);
     let (_, stderr) = cli_stderr(&["compile", guests::HELLO], &dir.path().join("a"), None);
     assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
 
-    let (stdout, stderr) = cli_stderr(&["run", guests::HELLO], &dir.path().join("b"), None);
+    // One compiler: one line, then silence.
+    let cranelift = ["run", "--compiler", "cranelift", guests::HELLO];
+    let (stdout, stderr) = cli_stderr(&cranelift, &dir.path().join("b"), None);
     assert_eq!(stdout, "hello from guest\n");
-    one_line(&stderr, "; cached for next time");
-    let (_, stderr) = cli_stderr(&["run", guests::HELLO], &dir.path().join("b"), None);
+    one_line(&stderr, "optimized (Cranelift); cached for next time");
+    let (_, stderr) = cli_stderr(&cranelift, &dir.path().join("b"), None);
     assert!(stderr.is_empty(), "{}", String::from_utf8_lossy(&stderr));
+
+    // `auto` on an empty cache: the baseline runs, then the optimized
+    // compile is either cached or abandoned at exit, and the line says so.
+    let auto = ["run", "--compiler", "auto", guests::HELLO];
+    let (stdout, stderr) = cli_stderr(&auto, &dir.path().join("c"), None);
+    assert_eq!(stdout, "hello from guest\n");
+    let lines = lines(&stderr);
+    assert!(lines.len() <= 2, "{lines:?}");
+    assert_compiling(&lines[0], "baseline (Winch); cached for next time");
+    if let Some(second) = lines.get(1) {
+        assert!(
+            second.starts_with("wasmproc: optimized (Cranelift) code for hello.wasm cached after ")
+                || second.starts_with(
+                    "wasmproc: the optimized (Cranelift) compile of hello.wasm did not finish"
+                ),
+            "{second}"
+        );
+    }
 
     let (_, stderr) = cli_stderr(
         &["run", "--no-cache", guests::HELLO],
         &dir.path().join("b"),
         None,
     );
-    one_line(&stderr, "");
+    let no_cache = match configured {
+        Compiler::Winch => Compiler::Winch,
+        Compiler::Auto | Compiler::Cranelift => Compiler::Cranelift,
+    };
+    one_line(&stderr, tier_named(no_cache));
 }
 
 /// `WASMPROC_LOG=warn` (or quieter) silences the progress line.

@@ -13,6 +13,15 @@
 //! different file and never sees a stale artifact; wasmtime also re-checks
 //! version and configuration itself when it deserializes.
 //!
+//! # Tiers
+//!
+//! With [`Compiler::Auto`](crate::Compiler::Auto) a load looks up the
+//! optimized (Cranelift) entry first, then the baseline (Winch) one: the
+//! two engines differ in configuration, so their keys differ and their
+//! entries live side by side. On a miss the component is compiled with
+//! Winch and stored, and [`tier_up`] compiles it with Cranelift in a
+//! background thread into the optimized entry, which wins from then on.
+//!
 //! # A warm load reads neither file
 //!
 //! Hashing an 18 MB component and its 35 MB entry on every load cost more
@@ -83,15 +92,21 @@
 mod entry;
 mod progress;
 mod record;
+mod tier_up;
+
+pub(crate) use tier_up::TierUps;
 
 pub use progress::CompileProgress;
 
+use crate::compiler::Tier;
 use record::{FileIdentity, IDENTITY_LEN};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -266,6 +281,26 @@ impl ComponentCache {
         path: &Path,
         progress: Option<&dyn CompileProgress>,
     ) -> Result<(Component, CacheStatus), CompileError> {
+        let tiers = Tiers {
+            primary: engine,
+            primary_tier: Tier::Optimized,
+            baseline: None,
+        };
+        self.load_file_tiered(&tiers, file, path, progress)
+    }
+
+    /// [`Self::load_file`] with `auto`'s tiers: the primary engine's entry
+    /// wins; without one, the baseline's entry is loaded (or the component
+    /// compiled with the baseline engine) and the primary's compiled in the
+    /// background ([`tier_up`]).
+    fn load_file_tiered(
+        &self,
+        tiers: &Tiers<'_>,
+        file: &File,
+        path: &Path,
+        progress: Option<&dyn CompileProgress>,
+    ) -> Result<(Component, CacheStatus), CompileError> {
+        let engine = tiers.primary;
         let identity = FileIdentity::of(&file.metadata()?);
         let index_name = format!(
             "{}.index",
@@ -277,7 +312,7 @@ impl ComponentCache {
         );
         let indexed = record::read(&self.dir.join(&index_name), INDEX_LEN)
             .filter(|payload| payload[..IDENTITY_LEN] == identity.encode());
-        let (content_key, bytes) = match indexed {
+        let (len, digest, mut bytes) = match indexed {
             Some(payload) => {
                 let len = u64::from_le_bytes(
                     payload[IDENTITY_LEN..IDENTITY_LEN + 8]
@@ -287,7 +322,7 @@ impl ComponentCache {
                 let digest: [u8; 32] = payload[IDENTITY_LEN + 8..]
                     .try_into()
                     .expect("32 bytes: read checked the length");
-                (key_of_digest(engine, len, &digest), None)
+                (len, digest, None)
             }
             None => {
                 let bytes = read_whole(file)?;
@@ -302,22 +337,62 @@ impl ComponentCache {
                         tracing::debug!("cannot write the cache index record: {e}");
                     }
                 }
-                let key = key_of_digest(engine, bytes.len() as u64, digest.as_bytes());
-                (key, Some(bytes))
+                (bytes.len() as u64, *digest.as_bytes(), Some(bytes))
             }
         };
-        let status = match self.lookup(engine, &content_key) {
+        let status = match self.lookup(engine, &key_of_digest(engine, len, &digest)) {
             Lookup::Hit(loaded) => return Ok((loaded, CacheStatus::Hit)),
             Lookup::Missing => CacheStatus::Miss,
             Lookup::Rejected => CacheStatus::Replaced,
         };
-        let bytes = match bytes {
+        let bytes = match bytes.take() {
             Some(bytes) => bytes,
             None => read_whole(file)?,
         };
-        // The entry is named by the bytes compiled, read just now.
+        // Entries are named by the bytes compiled, read just now.
         let key = key(engine, &bytes);
-        let compiled = self.compile_and_store(engine, &key, &bytes, progress.map(|p| (p, path)))?;
+        if let Some(baseline) = &tiers.baseline
+            && let Some(winch) = (baseline.engine)()
+        {
+            let base_key = key_of_digest(&winch, len, &digest);
+            let (loaded, status) = match self.lookup(&winch, &base_key) {
+                Lookup::Hit(loaded) => (Ok(loaded), CacheStatus::Hit),
+                Lookup::Missing | Lookup::Rejected => (
+                    self.compile_and_store(
+                        &winch,
+                        &self::key(&winch, &bytes),
+                        &bytes,
+                        progress.map(|p| (p, path, Tier::Baseline)),
+                    ),
+                    status,
+                ),
+            };
+            match loaded {
+                Ok(component) => {
+                    baseline.tier_ups.spawn(tier_up::TierUp {
+                        config: baseline.optimized.clone(),
+                        key,
+                        cache: self.clone(),
+                        bytes,
+                        path: path.to_path_buf(),
+                        progress: baseline.progress.clone(),
+                        // A load that compiled the baseline told the user so;
+                        // one that found it stays quiet if the compile is
+                        // abandoned again.
+                        announce_abandon: status != CacheStatus::Hit,
+                    });
+                    return Ok((component, status));
+                }
+                Err(CompileError::Compile(e)) => note_baseline_refused(path, &e),
+                Err(e) => return Err(e),
+            }
+        }
+        let compiled = self.compile_and_store(
+            engine,
+            &key,
+            &bytes,
+            progress.map(|p| (p, path, tiers.primary_tier)),
+        )?;
         Ok((compiled, status))
     }
 
@@ -368,7 +443,7 @@ impl ComponentCache {
         engine: &Engine,
         key: &[u8; 32],
         component: &[u8],
-        progress: Option<(&dyn CompileProgress, &Path)>,
+        progress: Option<(&dyn CompileProgress, &Path, Tier)>,
     ) -> Result<Component, CompileError> {
         let compiled =
             compile_reporting(engine, component, progress, true).map_err(CompileError::Compile)?;
@@ -398,24 +473,63 @@ enum Lookup {
 fn compile_reporting(
     engine: &Engine,
     component: &[u8],
-    progress: Option<(&dyn CompileProgress, &Path)>,
+    progress: Option<(&dyn CompileProgress, &Path, Tier)>,
     cached: bool,
 ) -> wasmtime::Result<Component> {
-    let Some((progress, path)) = progress else {
+    let Some((progress, path, tier)) = progress else {
         return Component::new(engine, component);
     };
-    progress.started(path, component.len() as u64, cached);
+    progress.started(path, component.len() as u64, cached, tier);
     let started = Instant::now();
     let compiled = Component::new(engine, component);
     progress.finished(path, started.elapsed(), compiled.is_ok());
     compiled
 }
 
+/// The engines a load may compile with.
+pub(crate) struct Tiers<'a> {
+    /// The engine whose entries win: Cranelift, or Winch with
+    /// [`Compiler::Winch`](crate::Compiler::Winch).
+    pub primary: &'a Engine,
+    /// The tier `primary` compiles for.
+    pub primary_tier: Tier,
+    /// `auto`'s baseline tier, if it may be used.
+    pub baseline: Option<Baseline<'a>>,
+}
+
+/// `auto`'s baseline tier.
+pub(crate) struct Baseline<'a> {
+    /// The Winch engine, made on first use; `None` where Winch is not
+    /// available (the reason is logged once).
+    pub engine: &'a dyn Fn() -> Option<Engine>,
+    /// The primary engine's configuration without an instance pool, for
+    /// the background compile.
+    pub optimized: &'a wasmtime::Config,
+    /// Told when the background compile has stored its entry.
+    pub progress: Option<Arc<dyn CompileProgress>>,
+    /// The runtime's background compiles.
+    pub tier_ups: &'a TierUps,
+}
+
+/// Logs, once per host, that Winch could not compile a component and
+/// Cranelift compiles it instead.
+fn note_baseline_refused(path: &Path, error: &wasmtime::Error) {
+    static NOTED: AtomicBool = AtomicBool::new(false);
+    if !NOTED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            component = %path.display(),
+            "Winch cannot compile this component, so Cranelift compiles it (the first run takes longer): {error:#}"
+        );
+    } else {
+        tracing::debug!(component = %path.display(), "Winch cannot compile this component: {error:#}");
+    }
+}
+
 /// Compiles the component in `file`, through the cache when one is
 /// configured (the status says what the cache found). An unusable cache
 /// directory is logged and the component compiled without it.
 pub(crate) fn compile(
-    engine: &Engine,
+    tiers: &Tiers<'_>,
     cache: Option<&CacheConfig>,
     file: &File,
     path: &Path,
@@ -423,7 +537,8 @@ pub(crate) fn compile(
 ) -> Result<(Component, Option<CacheStatus>), CompileError> {
     let uncached = || -> Result<_, CompileError> {
         let bytes = read_whole(file)?;
-        let compiled = compile_reporting(engine, &bytes, progress.map(|p| (p, path)), false)
+        let progress = progress.map(|p| (p, path, tiers.primary_tier));
+        let compiled = compile_reporting(tiers.primary, &bytes, progress, false)
             .map_err(CompileError::Compile)?;
         Ok((compiled, None))
     };
@@ -432,7 +547,7 @@ pub(crate) fn compile(
     };
     match ComponentCache::open(config) {
         Ok(cache) => {
-            let (component, status) = cache.load_file(engine, file, path, progress)?;
+            let (component, status) = cache.load_file_tiered(tiers, file, path, progress)?;
             tracing::debug!(?status, dir = %cache.dir().display(), "compiled-component cache");
             Ok((component, Some(status)))
         }

@@ -29,3 +29,4 @@ mod sdk_parity;
 mod security;
 mod stream;
 mod subreaper;
+mod tier;
