@@ -17,9 +17,10 @@
 //! below it, goes back to its scope for the next process (at most
 //! [`IDLE_MAX`] per scope): making and removing a cgroup costs more than
 //! the rest of a short run's containment together. Its limits are written
-//! again when it is taken, and usage is counted from what it had counted
-//! before (`cpu.stat`), or through a `memory.peak` reset for the new
-//! process (Linux 6.12 and later; where that fails, no cgroup is reused).
+//! again when it is taken, and its CPU time is counted from what it had
+//! counted before (`cpu.stat`). Where the memory controller is enabled,
+//! cgroups are not reused: `memory.peak` can be reset only through a file
+//! held open for the process's whole life, one more fd per live process.
 //!
 //! Where no cgroup can be created (no cgroup2 mount, no permission, or the
 //! setting [`OFF_VAR`]`=off`), containment falls back to process groups and
@@ -493,31 +494,23 @@ pub struct Scope {
     idle: Arc<Idle>,
 }
 
-/// A scope's empty process cgroups, ready for the next process.
-#[derive(Debug, Default)]
-struct Idle(Mutex<Vec<Kept>>);
-
-/// An idle process cgroup: its open files and the CPU time it had counted
+/// A scope's empty process cgroups, each with the CPU time it had counted
 /// when it went idle.
-#[derive(Debug)]
-struct Kept {
-    dir: PathBuf,
-    files: Files,
-    cpu_us: u64,
-}
+#[derive(Debug, Default)]
+struct Idle(Mutex<Vec<(PathBuf, u64)>>);
 
 impl Idle {
-    fn take(&self) -> Option<Kept> {
+    fn take(&self) -> Option<(PathBuf, u64)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    /// Keeps `kept` unless enough are kept already; `false` if not kept.
-    fn keep(&self, kept: Kept) -> bool {
+    /// Keeps `dir` unless enough are kept already; `false` if not kept.
+    fn keep(&self, dir: PathBuf, cpu_us: u64) -> bool {
         let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() >= IDLE_MAX {
             return false;
         }
-        idle.push(kept);
+        idle.push((dir, cpu_us));
         true
     }
 }
@@ -561,27 +554,24 @@ impl Scope {
             return Ok(None);
         };
         let limits = self.limits.files(Level::Process);
-        let memory = self.hierarchy.controllers.iter().any(|c| c == "memory");
-        while let Some(kept) = self.idle.take() {
-            match ProcessCgroup::reuse(&kept, &limits, memory) {
-                Ok(peak) => {
+        let reusable = !self.hierarchy.controllers.iter().any(|c| c == "memory");
+        while let Some((dir, cpu_before)) = self.idle.take() {
+            match ProcessCgroup::reuse(&dir, &limits) {
+                Ok(()) => {
                     return Ok(Some(ProcessCgroup {
-                        dir: kept.dir,
-                        files: kept.files,
-                        cpu_before: kept.cpu_us,
-                        peak,
+                        dir,
+                        cpu_before,
                         idle: Arc::downgrade(&self.idle),
                     }));
                 }
                 Err(e) => {
-                    tracing::debug!(cgroup = %kept.dir.display(), error = %e, "idle cgroup not reused");
-                    kill_and_remove(&kept.dir);
+                    tracing::debug!(cgroup = %dir.display(), error = %e, "idle cgroup not reused");
+                    kill_and_remove(&dir);
                 }
             }
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = scope.join(format!("p-{n}"));
-        let failed = |e: io::Error| CgroupError::Process(Arc::new(e));
         match make(&dir, &[], &limits) {
             // The scope's cgroup (or the whole subtree) was removed from
             // outside: it is made again, with its limits, before the
@@ -591,26 +581,10 @@ impl Scope {
             }
             made => made,
         }
-        .map_err(failed)?;
-        let files = match Files::open(&dir) {
-            Ok(files) => files,
-            Err(e) => {
-                let _ = fs::remove_dir(&dir);
-                return Err(failed(e));
-            }
-        };
-        // A fresh cgroup's peak is this process's; one whose peak cannot be
-        // reset (a kernel before 6.12) is never kept for reuse.
-        let (peak, reusable) = match memory.then(|| reset_peak(&dir)) {
-            None => (None, true),
-            Some(Ok(peak)) => (Some(peak), true),
-            Some(Err(_)) => (fs::File::open(dir.join("memory.peak")).ok(), false),
-        };
+        .map_err(|e| CgroupError::Process(Arc::new(e)))?;
         Ok(Some(ProcessCgroup {
             dir,
-            files,
             cpu_before: 0,
-            peak,
             idle: if reusable {
                 Arc::downgrade(&self.idle)
             } else {
@@ -660,78 +634,27 @@ pub struct Usage {
 #[derive(Debug)]
 pub(crate) struct ProcessCgroup {
     dir: PathBuf,
-    files: Files,
     /// CPU time the cgroup had counted before this process (reused).
     cpu_before: u64,
-    /// `memory.peak`, opened and reset for this process (the peak is then
-    /// per open file); `None` where the memory controller is off.
-    peak: Option<fs::File>,
     /// Where it goes back when its process has ended and it is empty
     /// (dangling where it must not be reused).
     idle: Weak<Idle>,
 }
 
-/// The files of a process cgroup that every process reads, opened once
-/// and kept through reuse: each read is then one `pread` (which makes a
-/// cgroup file anew at offset 0).
-#[derive(Debug)]
-struct Files {
-    /// The directory, for `clone3`'s `CLONE_INTO_CGROUP`.
-    dir: OwnedFd,
-    /// `cgroup.events`: whether a process is in it.
-    events: fs::File,
-    /// `cgroup.stat`: whether cgroups were made below it.
-    stat: fs::File,
-    /// `cpu.stat`: CPU time.
-    cpu: fs::File,
+/// The value of `key` in the flat-keyed cgroup file `file` of `dir`
+/// (`key value` lines).
+fn flat_key(dir: &Path, file: &str, key: &str) -> Option<u64> {
+    fs::read_to_string(dir.join(file)).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
-impl Files {
-    fn open(dir: &Path) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let read = |name: &str| {
-            fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(dir.join(name))
-        };
-        Ok(Self {
-            dir: fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                .open(dir)?
-                .into(),
-            events: read("cgroup.events")?,
-            stat: read("cgroup.stat")?,
-            cpu: read("cpu.stat")?,
-        })
-    }
-}
-
-/// The whole of a (small) cgroup file, read anew through `file`.
-fn pread_text(file: &fs::File) -> Option<String> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; 512];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    String::from_utf8(buf[..n].to_vec()).ok()
-}
-
-/// The value of `key` in a flat-keyed cgroup file (`key value` lines).
-fn flat_value(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Opens `dir`'s `memory.peak` and resets it through that file, so that
-/// reads through it see only what comes next.
-fn reset_peak(dir: &Path) -> io::Result<fs::File> {
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.join("memory.peak"))?;
-    file.write_all(b"reset")?;
-    Ok(file)
+/// Whether a process lives in `dir` or below (`populated 1` in
+/// `cgroup.events`); unreadable (removed) counts as populated.
+fn populated(dir: &Path) -> bool {
+    flat_key(dir, "cgroup.events", "populated") != Some(0)
 }
 
 impl ProcessCgroup {
@@ -741,10 +664,15 @@ impl ProcessCgroup {
         &self.dir
     }
 
-    /// Its directory, for `clone3`'s `CLONE_INTO_CGROUP`, which starts a
-    /// child inside it.
-    pub(crate) fn dir_fd(&self) -> &OwnedFd {
-        &self.files.dir
+    /// Its directory, opened for `clone3`'s `CLONE_INTO_CGROUP`, which
+    /// starts a child inside it.
+    pub(crate) fn open_dir(&self) -> io::Result<OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&self.dir)
+            .map(Into::into)
     }
 
     /// Moves a freshly spawned child in, and then whatever it has forked
@@ -774,57 +702,39 @@ impl ProcessCgroup {
         Ok(())
     }
 
-    /// Whether a process lives in it (unreadable counts as populated).
-    fn populated(&self) -> bool {
-        pread_text(&self.files.events).is_none_or(|s| s.lines().any(|l| l == "populated 1"))
-    }
-
     /// SIGKILLs every process in the cgroup (a read of `cgroup.events`
     /// first: an empty cgroup, the common case, costs no kill).
     pub(crate) fn kill(&self) -> io::Result<()> {
-        if !self.populated() {
+        if !populated(&self.dir) {
             return Ok(());
         }
         write_file(&self.dir.join("cgroup.kill"), "1")
     }
 
-    /// Makes the idle cgroup `kept` ready for a new process: still there
-    /// and empty (it may have been removed from outside meanwhile), its
-    /// process limits written again (a process may have changed them) and
-    /// its memory peak reset. Returns the opened `memory.peak`, if any.
-    fn reuse(kept: &Kept, limits: &[(&str, String)], memory: bool) -> io::Result<Option<fs::File>> {
-        let dir = &kept.dir;
-        match pread_text(&kept.files.events) {
-            Some(events) if events.lines().any(|l| l == "populated 0") => {}
-            _ => {
-                return Err(io::Error::new(io::ErrorKind::NotFound, "gone or not empty"));
-            }
+    /// Makes the idle cgroup `dir` ready for a new process: still there
+    /// and empty (it may have been removed from outside meanwhile), and
+    /// its process limits written again (a process may have changed them).
+    fn reuse(dir: &Path, limits: &[(&str, String)]) -> io::Result<()> {
+        if populated(dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "gone, or not empty",
+            ));
         }
         for (file, value) in limits {
             write_file(&dir.join(file), value)?;
         }
-        if memory {
-            return reset_peak(dir).map(Some);
-        }
-        Ok(None)
-    }
-
-    /// CPU time the cgroup has counted in all.
-    fn cpu_total_us(&self) -> Option<u64> {
-        flat_value(&pread_text(&self.files.cpu)?, "usage_usec")
+        Ok(())
     }
 
     /// Memory peak and CPU time of this process's tree so far.
     pub(crate) fn usage(&self) -> Usage {
-        let peak = self
-            .peak
-            .as_ref()
-            .and_then(pread_text)
+        let peak = fs::read_to_string(self.dir.join("memory.peak"))
+            .ok()
             .and_then(|s| s.trim().parse().ok());
         Usage {
             memory_peak_bytes: peak,
-            cpu_time_us: self
-                .cpu_total_us()
+            cpu_time_us: flat_key(&self.dir, "cpu.stat", "usage_usec")
                 .map(|us| us.saturating_sub(self.cpu_before)),
         }
     }
@@ -832,25 +742,15 @@ impl ProcessCgroup {
     /// Done with it: an empty cgroup with no cgroups below it goes back to
     /// its scope for reuse; any other is killed and removed.
     pub(crate) fn remove(self) {
-        if self.populated() {
+        if populated(&self.dir) {
             kill_and_remove(&self.dir);
             return;
         }
-        let below = pread_text(&self.files.stat).and_then(|s| flat_value(&s, "nr_descendants"));
         if let Some(idle) = self.idle.upgrade()
-            && below == Some(0)
-            && let Some(cpu_us) = self.cpu_total_us()
+            && flat_key(&self.dir, "cgroup.stat", "nr_descendants") == Some(0)
+            && let Some(cpu_us) = flat_key(&self.dir, "cpu.stat", "usage_usec")
+            && idle.keep(self.dir.clone(), cpu_us)
         {
-            let dir = self.dir.clone();
-            let kept = Kept {
-                dir: self.dir,
-                files: self.files,
-                cpu_us,
-            };
-            if idle.keep(kept) {
-                return;
-            }
-            remove_tree(&dir, Instant::now() + REMOVE_WAIT);
             return;
         }
         remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);

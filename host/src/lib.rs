@@ -35,6 +35,7 @@ mod descendants;
 mod error;
 mod guest_limits;
 mod host_impl;
+mod ignored_signals;
 pub mod lifecycle;
 mod limits;
 mod linker;

@@ -120,10 +120,10 @@ pub(crate) fn spawn_confined(
             filter: c.filter(),
         });
     }
-    // Where the kernel cannot start it inside, the cgroup is joined after
-    // the start (adopt).
-    let cgroup_dir = cgroup.map(ProcessCgroup::dir_fd);
-    let (spawned, placed) = Launcher::get()?.start(&image, stdio, cgroup_dir)?;
+    // Unopenable, the cgroup is still joined after the start (adopt).
+    let cgroup_dir = cgroup.and_then(|c| c.open_dir().ok());
+    let (spawned, placed) = Launcher::get()?.start(&image, stdio, cgroup_dir.as_ref())?;
+    drop(cgroup_dir);
     if let Some(cgroup) = cgroup
         && !placed
         && let Err(e) = cgroup.adopt(spawned.pid)
@@ -430,6 +430,12 @@ struct ChildArgs {
     confined: bool,
     ruleset_fd: c_int,
     filter: *const SockFprog,
+    /// Signals to set back to the default: the host's ignored ones
+    /// (bit `n - 1` for signal `n`), where the start cleared the handlers.
+    reset_ignored: u64,
+    /// Whether to set every signal back instead (`clone`, which clears no
+    /// handler).
+    reset_all: bool,
     error: c_int,
 }
 
@@ -462,6 +468,8 @@ fn clone_exec(
         confined: image.confine.is_some(),
         ruleset_fd: image.confine.map_or(-1, |c| c.ruleset_fd),
         filter: image.confine.map_or(std::ptr::null(), |c| c.filter),
+        reset_ignored: crate::ignored_signals::ignored_signals(),
+        reset_all: false,
         error: 0,
     };
     let mut saved = empty_sigset();
@@ -476,11 +484,14 @@ fn clone_exec(
     }
     let started = match clone3_exec(&mut args, stack, cgroup_dir) {
         Some(started) => started,
-        None => clone2_exec(&mut args, stack).map(|pid| Started {
-            pid,
-            pidfd: None,
-            placed: false,
-        }),
+        None => {
+            args.reset_all = true;
+            clone2_exec(&mut args, stack).map(|pid| Started {
+                pid,
+                pidfd: None,
+                placed: false,
+            })
+        }
     };
     // SAFETY: restores this thread's mask.
     unsafe { set_sigmask(&saved, std::ptr::null_mut()) };
@@ -749,15 +760,21 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
     unsafe {
         // Every signal the host handles or ignores goes back to the
         // default: handlers (which `clone3` has reset already where it was
-        // used) and ignored signals, which `execve` would keep (SIGPIPE,
-        // which Rust ignores; SIGINT and SIGQUIT, which a shell ignores in
-        // a background job). The child has its own copy of the
-        // dispositions; one query per signal, a second call only where one
-        // is not the default.
+        // used) and ignored signals, which `execve` would keep (see
+        // `ignored_signals.rs`). The child has its own copy of the
+        // dispositions. After `clone3`, one call per ignored signal; after
+        // `clone`, one query per signal, a second call only where one is
+        // not the default.
         let mut default: libc::sigaction = std::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
         for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            if !args.reset_all {
+                if sig <= 64 && args.reset_ignored & (1 << (sig - 1)) != 0 {
+                    libc::sigaction(sig, &default, std::ptr::null_mut());
+                }
                 continue;
             }
             let mut old: libc::sigaction = std::mem::zeroed();
@@ -1137,9 +1154,10 @@ mod tests {
         };
         let born = cgroup();
         let cat = ExecImage::new(&approved("/bin/cat", &["/proc/self/cgroup"]), None).unwrap();
+        let dir = born.open_dir().unwrap();
         let (spawned, placed) = Launcher::get()
             .unwrap()
-            .start(&cat, piped_out(), Some(born.dir_fd()))
+            .start(&cat, piped_out(), Some(&dir))
             .unwrap();
         assert!(
             placed || !cfg!(target_arch = "x86_64"),

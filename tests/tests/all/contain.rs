@@ -316,8 +316,8 @@ fn contain_scope_removed_from_outside_ugly() {
     let (manager, mut ctx, root) = session_after_a_run();
     assert_eq!(
         cgroups_under(&root).len(),
-        2,
-        "the root and the session's scope"
+        3,
+        "the root, the session's scope, and the cgroup of its ended run, kept for reuse"
     );
     std::fs::write(root.join("cgroup.kill"), "1").expect("cgroup.kill");
     for dir in cgroups_under(&root).into_iter().rev() {
