@@ -277,7 +277,14 @@ pub(crate) async fn drive(daemon: Arc<Daemon>, mut inbox: mpsc::UnboundedReceive
                 }
             },
         };
-        let actions = daemon.view().machine.handle(event, Instant::now());
+        // A launch counts from its spawn: the PID file and registry entry
+        // written after it (fsynced, slow on a loaded machine) are part of
+        // the run, or a run of `reset_after` could be measured shorter.
+        let at = match (&event, &run.instance) {
+            (Event::Launched, Some(instance)) => instance.spawned,
+            _ => Instant::now(),
+        };
+        let actions = daemon.view().machine.handle(event, at);
         for action in actions {
             perform(&daemon, action, &mut run, &mut timer, &mut queue).await;
         }

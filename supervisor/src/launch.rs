@@ -33,6 +33,9 @@ pub(crate) struct Instance {
     pub process: Arc<ManagedProcess>,
     pub identity: ProcessIdentity,
     pub started_at_ms: u64,
+    /// When the spawn returned: a run is measured from here, not from
+    /// after the PID file and registry entry are written.
+    pub spawned: std::time::Instant,
     pub pidfile: Option<PidFile>,
 }
 
@@ -96,6 +99,7 @@ pub(crate) fn launch(
             },
         )
         .map_err(LaunchError::Spawn)?;
+    let spawned = std::time::Instant::now();
     let started_at_ms = process.facts().started_at_ms;
     // A child that already exited and was reaped falls back to its PID.
     let pid = process.facts().pid;
@@ -134,6 +138,7 @@ pub(crate) fn launch(
         process,
         identity,
         started_at_ms,
+        spawned,
         pidfile,
     })
 }

@@ -1,5 +1,5 @@
-//! The soak: `wasmproc serve` runs [`config::PLUGINS`] plugins and
-//! [`config::DAEMONS`] daemons for a number of minutes while the soak kills
+//! The soak: `wasmproc serve` runs [`PLUGINS`](crate::soak::config::PLUGINS) plugins and
+//! [`DAEMONS`](crate::soak::config::DAEMONS) daemons for a number of minutes while the soak kills
 //! random children, fills the audit disk, lowers the host's open-file
 //! limit and removes cgroups under it; then it compares what the host
 //! holds with what it held at the start, and accounts for every audit
