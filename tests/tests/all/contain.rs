@@ -276,15 +276,42 @@ fn contain_no_cgroup_left_behind_good() {
     // A run, a started process killed, and one still running at session end.
     let (manager, mut ctx, root) = session_after_a_run();
     let (killed, _) = start_escapee(&mut ctx, &marker);
-    let (_running, _) = start_escapee(&mut ctx, &format!("{marker}-2"));
+    let (running, _) = start_escapee(&mut ctx, &format!("{marker}-2"));
     let during = cgroups_under(&root);
-    // root, the session's scope, and one cgroup per live process.
+    // root, the session's scope, and one cgroup per live process (the
+    // run's, kept when it ended, serves the first).
     assert_eq!(during.len(), 4, "{during:?}");
     block_on(ctx.kill(&killed)).expect("kill");
-    assert_eq!(
-        cgroups_under(&root).len(),
-        3,
-        "the killed process's cgroup was removed"
+    // The killed process's cgroup, escapee and all, is empty: removed, or
+    // kept for the session's next process. Only the running one holds
+    // processes.
+    let running_pid = ctx.get(&running).expect("get").facts.pid;
+    let running_cgroup =
+        std::fs::read_to_string(format!("/proc/{running_pid}/cgroup")).expect("its cgroup");
+    let populated: Vec<PathBuf> = cgroups_under(&root)
+        .into_iter()
+        .filter(|dir| {
+            dir.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("p-"))
+        })
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join("cgroup.events"))
+                .is_ok_and(|e| e.lines().any(|l| l == "populated 1"))
+        })
+        .collect();
+    assert_eq!(populated.len(), 1, "{populated:?}");
+    let name = populated[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        running_cgroup.trim_end().ends_with(&format!("/{name}")),
+        "{running_cgroup} in {populated:?}"
+    );
+    assert!(
+        eventually(LIMIT, || gone(&marker)),
+        "the killed process's escapee was ended with its cgroup"
     );
     drop(ctx);
     assert_eq!(
