@@ -561,6 +561,7 @@ impl Scope {
                     return Ok(Some(ProcessCgroup {
                         dir,
                         cpu_before,
+                        killed: Default::default(),
                         idle: Arc::downgrade(&self.idle),
                     }));
                 }
@@ -585,6 +586,7 @@ impl Scope {
         Ok(Some(ProcessCgroup {
             dir,
             cpu_before: 0,
+            killed: Default::default(),
             idle: if reusable {
                 Arc::downgrade(&self.idle)
             } else {
@@ -636,6 +638,9 @@ pub(crate) struct ProcessCgroup {
     dir: PathBuf,
     /// CPU time the cgroup had counted before this process (reused).
     cpu_before: u64,
+    /// Whether `cgroup.kill` was written: such a cgroup is never reused
+    /// (a process killed with it may still be on its way out).
+    killed: std::sync::atomic::AtomicBool,
     /// Where it goes back when its process has ended and it is empty
     /// (dangling where it must not be reused).
     idle: Weak<Idle>,
@@ -708,6 +713,7 @@ impl ProcessCgroup {
         if !populated(&self.dir) {
             return Ok(());
         }
+        self.killed.store(true, Ordering::Relaxed);
         write_file(&self.dir.join("cgroup.kill"), "1")
     }
 
@@ -739,14 +745,16 @@ impl ProcessCgroup {
         }
     }
 
-    /// Done with it: an empty cgroup with no cgroups below it goes back to
-    /// its scope for reuse; any other is killed and removed.
+    /// Done with it: an empty cgroup with no cgroups below it, never killed
+    /// through `cgroup.kill`, goes back to its scope for reuse; any other is
+    /// killed and removed.
     pub(crate) fn remove(self) {
         if populated(&self.dir) {
             kill_and_remove(&self.dir);
             return;
         }
         if let Some(idle) = self.idle.upgrade()
+            && !self.killed.load(Ordering::Relaxed)
             && flat_key(&self.dir, "cgroup.stat", "nr_descendants") == Some(0)
             && let Some(cpu_us) = flat_key(&self.dir, "cpu.stat", "usage_usec")
             && idle.keep(self.dir.clone(), cpu_us)

@@ -150,9 +150,6 @@ impl Reaper {
         });
     }
 
-    /// Reaps orphans that have ended. Cheap when there is no zombie child,
-    /// or when the first one is a leader the host started: its monitor
-    /// reaps it and asks for another sweep, which then sees past it.
     /// Whether an orphan may be waiting to be reaped, in one `waitid`: a
     /// zombie child that is not a leader still to be reaped by its owner
     /// (whose reap asks again). A reap and each `SIGCHLD` ask this before
@@ -162,6 +159,9 @@ impl Reaper {
         self.active && first_zombie_child().is_some_and(|pid| !self.known().leaders.contains(&pid))
     }
 
+    /// Reaps orphans that have ended. Cheap when there is no zombie child,
+    /// or when the first one is a leader the host started: its monitor
+    /// reaps it and asks for another sweep, which then sees past it.
     pub(crate) fn reap_orphans(&self) {
         if !self.active {
             return;

@@ -553,10 +553,10 @@ fn security_run_deadline_escaped_writer_ugly() {
     }
     let first = results[0].1.as_ref().expect("the leader exited 0");
     assert_eq!(first.exit, wasmproc_host::Exit::Code(0));
-    assert!(matches!(
-        results[1].1,
-        Err(wasmproc_host::CallError::TimedOut)
-    ));
+    assert!(
+        matches!(results[1].1, Err(wasmproc_host::CallError::TimedOut)),
+        "{results:?}"
+    );
     assert!(
         eventually(Duration::from_secs(10), || pids_with_env(
             MARKER_VAR, &marker
