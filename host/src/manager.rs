@@ -382,8 +382,8 @@ async fn take_censuses(manager: std::sync::Weak<ProcessManager>) {
             let began = Instant::now();
             if m.descendants.any() {
                 let leaders = m.live_leaders();
-                // Trees younger than that are counted at the next census
-                // if they live that long; short runs, the common case,
+                // Trees younger than CENSUS_MIN_AGE are counted at the next
+                // census if they live that long; short runs, the common case,
                 // then never cost a pass over /proc.
                 if leaders.iter().any(|(_, p)| p.age() >= CENSUS_MIN_AGE) {
                     m.descendants.census(&leaders);
