@@ -23,33 +23,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 /// Guests are built optimized: smaller components compile faster in the host.
 const GUEST_PROFILE: &str = "release";
 
-/// Variables that configure the build running this script and must not leak
-/// into the nested guest build.
-const LEAKING_VARIABLES: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_BUILD_DIR",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_RUSTC_WRAPPER",
-    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_TMPDIR",
-    "TARGET",
-    "HOST",
-    "OUT_DIR",
-    "PROFILE",
-    "OPT_LEVEL",
-    "DEBUG",
-    "NUM_JOBS",
-    "RUSTC_LINKER",
-];
+include!("leaking_variables.rs");
 
 fn main() {
     let manifest_dir =

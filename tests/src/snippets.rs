@@ -5,23 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Variables of the cargo running the tests that must not reach a nested
-/// cargo building another workspace.
-const LEAKING_VARIABLES: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_PKG_NAME",
-    "CARGO_CRATE_NAME",
-];
+include!("../leaking_variables.rs");
 
 /// One fenced code block of a Markdown file.
 #[derive(Debug, Clone)]
