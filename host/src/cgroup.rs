@@ -557,11 +557,13 @@ impl Scope {
         let reusable = !self.hierarchy.controllers.iter().any(|c| c == "memory");
         while let Some((dir, cpu_before)) = self.idle.take() {
             match ProcessCgroup::reuse(&dir, &limits) {
-                Ok(()) => {
+                Ok(opened) => {
                     return Ok(Some(ProcessCgroup {
                         dir,
                         cpu_before,
-                        killed: Default::default(),
+                        memory: false,
+                        opened: Mutex::new(Some(opened)),
+                        ended: Default::default(),
                         idle: Arc::downgrade(&self.idle),
                     }));
                 }
@@ -586,7 +588,9 @@ impl Scope {
         Ok(Some(ProcessCgroup {
             dir,
             cpu_before: 0,
-            killed: Default::default(),
+            memory: !reusable,
+            opened: Mutex::new(None),
+            ended: Default::default(),
             idle: if reusable {
                 Arc::downgrade(&self.idle)
             } else {
@@ -638,12 +642,31 @@ pub(crate) struct ProcessCgroup {
     dir: PathBuf,
     /// CPU time the cgroup had counted before this process (reused).
     cpu_before: u64,
-    /// Whether `cgroup.kill` was written: such a cgroup is never reused
-    /// (a process killed with it may still be on its way out).
-    killed: std::sync::atomic::AtomicBool,
+    /// Whether the memory controller is enabled (`memory.peak` exists).
+    memory: bool,
+    /// Its directory, opened when an idle cgroup was found still there,
+    /// until the start takes it.
+    opened: Mutex<Option<OwnedFd>>,
+    /// What the end of its process found (see [`Ended`]).
+    ended: Mutex<Ended>,
     /// Where it goes back when its process has ended and it is empty
     /// (dangling where it must not be reused).
     idle: Weak<Idle>,
+}
+
+/// What the end of a cgroup's process found: read once each, then used
+/// by the kill, the usage and the removal alike.
+#[derive(Debug, Default)]
+struct Ended {
+    /// `cgroup.kill` was written: such a cgroup is never reused (a process
+    /// killed with it may still be on its way out).
+    killed: bool,
+    /// `cgroup.events` said empty, with the leader exited: nothing can
+    /// come back in but through a write to `cgroup.procs`, which only an
+    /// unconfined process of the host's user can make.
+    empty: bool,
+    /// `cpu.stat`'s `usage_usec`, read once it was empty: the final count.
+    final_cpu_us: Option<u64>,
 }
 
 /// The value of `key` in the flat-keyed cgroup file `file` of `dir`
@@ -670,14 +693,12 @@ impl ProcessCgroup {
     }
 
     /// Its directory, opened for `clone3`'s `CLONE_INTO_CGROUP`, which
-    /// starts a child inside it.
+    /// starts a child inside it (opened already for a reused one).
     pub(crate) fn open_dir(&self) -> io::Result<OwnedFd> {
-        use std::os::unix::fs::OpenOptionsExt;
-        fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(&self.dir)
-            .map(Into::into)
+        if let Some(fd) = self.opened.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Ok(fd);
+        }
+        open_dir(&self.dir)
     }
 
     /// Moves a freshly spawned child in, and then whatever it has forked
@@ -707,41 +728,64 @@ impl ProcessCgroup {
         Ok(())
     }
 
+    fn ended(&self) -> std::sync::MutexGuard<'_, Ended> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// SIGKILLs every process in the cgroup (a read of `cgroup.events`
-    /// first: an empty cgroup, the common case, costs no kill).
+    /// first: an empty cgroup, the common case, costs no kill). Empty, its
+    /// leader has exited (the leader starts inside), and it stays empty:
+    /// later kills, the usage and the removal read nothing more.
     pub(crate) fn kill(&self) -> io::Result<()> {
-        if !populated(&self.dir) {
+        let mut ended = self.ended();
+        if ended.empty {
             return Ok(());
         }
-        self.killed.store(true, Ordering::Relaxed);
+        if !populated(&self.dir) {
+            ended.empty = true;
+            return Ok(());
+        }
+        ended.killed = true;
         write_file(&self.dir.join("cgroup.kill"), "1")
     }
 
     /// Makes the idle cgroup `dir` ready for a new process: still there
-    /// and empty (it may have been removed from outside meanwhile), and
-    /// its process limits written again (a process may have changed them).
-    fn reuse(dir: &Path, limits: &[(&str, String)]) -> io::Result<()> {
-        if populated(dir) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "gone, or not empty",
-            ));
-        }
+    /// (it may have been removed from outside meanwhile; its directory is
+    /// opened for the start) and its process limits written again (a
+    /// process may have changed them). It was empty, with no cgroup below,
+    /// when it went idle.
+    fn reuse(dir: &Path, limits: &[(&str, String)]) -> io::Result<OwnedFd> {
+        let opened = open_dir(dir)?;
         for (file, value) in limits {
             write_file(&dir.join(file), value)?;
         }
-        Ok(())
+        Ok(opened)
     }
 
-    /// Memory peak and CPU time of this process's tree so far.
+    /// Memory peak and CPU time of this process's tree so far (after an
+    /// empty [`kill`](Self::kill) of an exited leader: in the end).
     pub(crate) fn usage(&self) -> Usage {
-        let peak = fs::read_to_string(self.dir.join("memory.peak"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let peak = if self.memory {
+            fs::read_to_string(self.dir.join("memory.peak"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        } else {
+            None
+        };
+        let mut ended = self.ended();
+        let cpu = match ended.final_cpu_us {
+            Some(us) => Some(us),
+            None => {
+                let us = flat_key(&self.dir, "cpu.stat", "usage_usec");
+                if ended.empty {
+                    ended.final_cpu_us = us;
+                }
+                us
+            }
+        };
         Usage {
             memory_peak_bytes: peak,
-            cpu_time_us: flat_key(&self.dir, "cpu.stat", "usage_usec")
-                .map(|us| us.saturating_sub(self.cpu_before)),
+            cpu_time_us: cpu.map(|us| us.saturating_sub(self.cpu_before)),
         }
     }
 
@@ -749,20 +793,35 @@ impl ProcessCgroup {
     /// through `cgroup.kill`, goes back to its scope for reuse; any other is
     /// killed and removed.
     pub(crate) fn remove(self) {
-        if populated(&self.dir) {
+        let (killed, empty, final_cpu) = {
+            let ended = self.ended();
+            (ended.killed, ended.empty, ended.final_cpu_us)
+        };
+        if !empty && populated(&self.dir) {
             kill_and_remove(&self.dir);
             return;
         }
         if let Some(idle) = self.idle.upgrade()
-            && !self.killed.load(Ordering::Relaxed)
+            && !killed
             && flat_key(&self.dir, "cgroup.stat", "nr_descendants") == Some(0)
-            && let Some(cpu_us) = flat_key(&self.dir, "cpu.stat", "usage_usec")
+            && let Some(cpu_us) =
+                final_cpu.or_else(|| flat_key(&self.dir, "cpu.stat", "usage_usec"))
             && idle.keep(self.dir.clone(), cpu_us)
         {
             return;
         }
         remove_tree(&self.dir, Instant::now() + REMOVE_WAIT);
     }
+}
+
+/// `dir` opened as a directory (never through a symbolic link).
+fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .map(Into::into)
 }
 
 /// The children of `pid`, from every thread's `children` file.

@@ -557,8 +557,9 @@ impl ManagedProcess {
         let Some(child) = life.child.take() else {
             return;
         };
-        life.usage = child.usage();
-        let exit = match child.reap() {
+        let (status, usage) = child.reap();
+        life.usage = usage;
+        let exit = match status {
             Ok(status) => Exit::from_status(status),
             Err(e) => {
                 tracing::error!(error = %e, pid = self.facts.pid, "cannot reap child");

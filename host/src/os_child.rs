@@ -115,14 +115,23 @@ impl OsChild {
     /// process core batches: one sweep reads every child of the host).
     ///
     /// [`Reaper::reap_orphans`]: crate::subreaper::Reaper::reap_orphans
-    pub(crate) fn reap(mut self) -> io::Result<ExitStatus> {
-        self.finish()
+    /// Also returns the tree's final usage, read once nothing is left in
+    /// its cgroup.
+    pub(crate) fn reap(mut self) -> (io::Result<ExitStatus>, Option<Usage>) {
+        let _ = self.signal_group(libc::SIGKILL);
+        let usage = self.usage();
+        (self.finish_killed(), usage)
     }
 
     fn finish(&mut self) -> io::Result<ExitStatus> {
+        let _ = self.signal_group(libc::SIGKILL);
+        self.finish_killed()
+    }
+
+    /// Reaps the leader once its group has been sent SIGKILL.
+    fn finish_killed(&mut self) -> io::Result<ExitStatus> {
         debug_assert!(self.unreaped, "reaped once");
         self.unreaped = false;
-        let _ = self.signal_group(libc::SIGKILL);
         self.watchdog.untrack(self.pid);
         let status = wait_pid(self.pid);
         self.live = None;

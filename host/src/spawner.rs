@@ -428,6 +428,10 @@ struct ChildArgs {
     copy_below: u32,
     /// Whether to confine the child, and with what.
     confined: bool,
+    /// Whether the confined child has capabilities to drop, ambient ones
+    /// among them.
+    drop_capabilities: bool,
+    drop_ambient: bool,
     ruleset_fd: c_int,
     filter: *const SockFprog,
     /// Signals to set back to the default: the host's ignored ones
@@ -466,6 +470,8 @@ fn clone_exec(
         sources,
         copy_below,
         confined: image.confine.is_some(),
+        drop_capabilities: host_capabilities().any,
+        drop_ambient: host_capabilities().ambient,
         ruleset_fd: image.confine.map_or(-1, |c| c.ruleset_fd),
         filter: image.confine.map_or(std::ptr::null(), |c| c.filter),
         reset_ignored: crate::ignored_signals::ignored_signals(),
@@ -817,9 +823,11 @@ unsafe fn child_steps(args: &ChildArgs) -> c_int {
             {
                 return errno();
             }
-            let dropped = drop_capabilities();
-            if dropped != 0 {
-                return dropped;
+            if args.drop_capabilities {
+                let dropped = drop_capabilities(args.drop_ambient);
+                if dropped != 0 {
+                    return dropped;
+                }
             }
         }
         // An fd table of its own holding only the fds below `copy_below`
@@ -871,36 +879,34 @@ struct CapData {
 /// `_LINUX_CAPABILITY_VERSION_3`: two `CapData`, 64 capabilities.
 const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
-/// Drops every capability for good: empties the bounding set (so an
-/// `execve` as root grants none), the ambient set, and the effective,
-/// permitted and inheritable sets. A host running as root otherwise hands
-/// its children capabilities that reach around Landlock (`CAP_PERFMON`
-/// reads any process's `environ` and `maps`; `CAP_SYS_MODULE` loads kernel
-/// code). Returns 0 or the errno of `capset`. Only system calls: it runs
-/// in the child before `execve`.
-fn drop_capabilities() -> c_int {
+/// Drops every capability for good. A host running as root otherwise
+/// hands its children capabilities that reach around Landlock
+/// (`CAP_PERFMON` reads any process's `environ` and `maps`;
+/// `CAP_SYS_MODULE` loads kernel code).
+///
+/// The effective, permitted and inheritable sets are emptied, and the
+/// ambient set where the host has one (`ambient`). That is for good
+/// because `no_new_privs` is already set: an `execve` (as root, of a
+/// setuid binary, of a file with capabilities) then grants at most the
+/// permitted set the program had, which is empty (the kernel's
+/// `cap_bprm_creds_from_file`). The bounding set is left as it is: under
+/// `no_new_privs` with nothing permitted it bounds nothing, and emptying
+/// it takes one system call per capability, which cost more than the rest
+/// of the confinement together. Returns 0 or the errno of `capset`. Only
+/// system calls: it runs in the child before `execve`.
+fn drop_capabilities(ambient: bool) -> c_int {
     // SAFETY: prctl and capset on integers and on structures on this stack.
     unsafe {
-        // EINVAL past the kernel's last capability; EPERM without
-        // CAP_SETPCAP, where there is nothing to drop.
-        for cap in 0..64u64 {
+        if ambient {
             libc::syscall(
                 libc::SYS_prctl,
-                libc::PR_CAPBSET_DROP,
-                cap,
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
                 0u64,
                 0u64,
                 0u64,
             );
         }
-        libc::syscall(
-            libc::SYS_prctl,
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0u64,
-            0u64,
-            0u64,
-        );
         let header = CapHeader {
             version: CAPABILITY_VERSION_3,
             pid: 0,
@@ -915,6 +921,36 @@ fn drop_capabilities() -> c_int {
         }
     }
     0
+}
+
+/// Whether this process has capabilities to drop: any permitted,
+/// inheritable or ambient one (`/proc/self/status`). A host without any
+/// (not root, no file capabilities) starts confined children without the
+/// `capset` call. Read once: a process gains none later.
+fn host_capabilities() -> HostCapabilities {
+    static FOUND: OnceLock<HostCapabilities> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let set = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(":\t"))
+                .is_none_or(|hex| u64::from_str_radix(hex.trim(), 16) != Ok(0))
+        };
+        HostCapabilities {
+            any: set("CapPrm") || set("CapInh") || set("CapAmb"),
+            ambient: set("CapAmb"),
+        }
+    })
+}
+
+/// The capabilities of the host that its confined children must drop.
+#[derive(Debug, Clone, Copy)]
+struct HostCapabilities {
+    /// Any permitted, inheritable or ambient capability.
+    any: bool,
+    /// Any ambient capability.
+    ambient: bool,
 }
 
 /// Marks every fd above 2 close-on-exec: the defence for the watchdog,

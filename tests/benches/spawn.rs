@@ -17,12 +17,12 @@
 //!   drift in the machine's speed weighs on both sides of each ratio alike.
 //! - `guest_run_contained_ms`, `guest_run_contained_ratio`: the same guest
 //!   run with a cgroup per process (measured in a child bench process that
-//!   keeps cgroups on; absent where the host cannot create cgroups), over
-//!   the same native baseline.
+//!   keeps cgroups on; absent where the host cannot create cgroups), and
+//!   its ratio taken as `guest_run_ratio` is, within rounds in that child.
 //! - `guest_run_confined_ms`, `guest_run_confined_ratio`: the same guest
 //!   run under the default confinement (Landlock, no_new_privs, seccomp,
 //!   no capabilities; measured in a child bench process with confinement
-//!   on and cgroups off), over the same native baseline.
+//!   on and cgroups off), its ratio taken within rounds in that child.
 //! - `guest_run_4gib_ms`, `guest_run_4gib_ratio`: the same guest run with
 //!   4 GiB of touched host memory, over native (empty environment) at
 //!   small RSS; `native_spawn_4gib_ms` is native at 4 GiB.
@@ -182,10 +182,12 @@ const CONTAINED_ARG: &str = "--contained-only";
 /// The argument that makes this bench measure only the confined guest run.
 const CONFINED_ARG: &str = "--confined-only";
 
-/// Median guest run measured by a child bench process given `arg`, with
-/// `on` (a switch-off variable) removed from its environment; `None`
-/// where it prints no `key` (the host cannot contain or confine).
-fn guest_run_child_ms(arg: &str, on: &str, key: &str) -> Option<f64> {
+/// The median guest run and its median ratio to native (empty
+/// environment) within a round, measured by a child bench process given
+/// `arg`, with `on` (a switch-off variable) removed from its environment;
+/// `None` where it prints no `{key}_ms` (the host cannot contain or
+/// confine).
+fn guest_run_child(arg: &str, on: &str, key: &str) -> Option<(f64, f64)> {
     let out = Command::new(std::env::current_exe().unwrap())
         .arg(arg)
         .env_remove(on)
@@ -193,23 +195,33 @@ fn guest_run_child_ms(arg: &str, on: &str, key: &str) -> Option<f64> {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
-        .map(|v| v.parse().unwrap())
+    let value = |suffix: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}_{suffix}: ")))
+            .map(|v| v.parse().unwrap())
+    };
+    Some((value("ms")?, value("ratio")?))
 }
 
-/// Median runs of `rounds` rounds, after one warm-up.
+/// After one warm-up, `ROUNDS` rounds each timing native runs (empty
+/// environment) and guest runs back to back: the median guest run and the
+/// median ratio within a round, as `guest_run_ratio` is taken.
 fn measured_rounds(
     runtime: &Runtime,
     component: &wasmtime::component::Component,
     policy: &Arc<Policy>,
-) -> f64 {
+) -> (f64, f64) {
+    native_ms(true);
     guest_run_ms(runtime, component, policy);
-    median(
-        (0..ROUNDS)
-            .map(|_| guest_run_ms(runtime, component, policy))
-            .collect(),
-    )
+    let mut guest = Vec::new();
+    let mut ratios = Vec::new();
+    for _ in 0..ROUNDS {
+        let native = native_ms(true);
+        let ms = guest_run_ms(runtime, component, policy);
+        guest.push(ms);
+        ratios.push(ms / native);
+    }
+    (median(guest), median(ratios))
 }
 
 fn main() {
@@ -245,15 +257,17 @@ fn main() {
     );
     if contained_only {
         if Containment::detect().is_cgroup() {
-            let ms = measured_rounds(&runtime, &component, &policy);
+            let (ms, ratio) = measured_rounds(&runtime, &component, &policy);
             println!("guest_run_contained_ms: {ms:.4}");
+            println!("guest_run_contained_ratio: {ratio:.3}");
         }
         return;
     }
     if confined_only {
         if wasmproc_host::confine::support().landlock_abi > 0 {
-            let ms = measured_rounds(&runtime, &component, &policy);
+            let (ms, ratio) = measured_rounds(&runtime, &component, &policy);
             println!("guest_run_confined_ms: {ms:.4}");
+            println!("guest_run_confined_ratio: {ratio:.3}");
         }
         return;
     }
@@ -277,8 +291,8 @@ fn main() {
     let native = median(native);
     let native_clean = median(native_clean);
     let guest_small = median(guest_small);
-    let contained = guest_run_child_ms(CONTAINED_ARG, CGROUPS_OFF_VAR, "guest_run_contained_ms");
-    let confined = guest_run_child_ms(CONFINED_ARG, CONFINE_OFF_VAR, "guest_run_confined_ms");
+    let contained = guest_run_child(CONTAINED_ARG, CGROUPS_OFF_VAR, "guest_run_contained");
+    let confined = guest_run_child(CONFINED_ARG, CONFINE_OFF_VAR, "guest_run_confined");
 
     let mut stream_native = Vec::new();
     let mut stream_guest = Vec::new();
@@ -306,16 +320,16 @@ fn main() {
     println!("guest_run_ms: {guest_small:.4}");
     println!("guest_run_ratio: {guest_ratio:.3}");
     match contained {
-        Some(ms) => {
+        Some((ms, ratio)) => {
             println!("guest_run_contained_ms: {ms:.4}");
-            println!("guest_run_contained_ratio: {:.3}", ms / native_clean);
+            println!("guest_run_contained_ratio: {ratio:.3}");
         }
         None => println!("guest_run_contained_ms: unavailable (the host cannot create cgroups)"),
     }
     match confined {
-        Some(ms) => {
+        Some((ms, ratio)) => {
             println!("guest_run_confined_ms: {ms:.4}");
-            println!("guest_run_confined_ratio: {:.3}", ms / native_clean);
+            println!("guest_run_confined_ratio: {ratio:.3}");
         }
         None => println!("guest_run_confined_ms: unavailable (the kernel has no Landlock)"),
     }
