@@ -13,7 +13,7 @@ pub const PLUGIN_PAUSE_MS: u64 = 500;
 
 /// The plugins' policy: `true` to run, `sleep 30` to start; the guest's
 /// `false` is not granted.
-const PLUGIN_POLICY: &str = r#"
+pub const PLUGIN_POLICY: &str = r#"
 [[program]]
 name = "/usr/bin/true"
 args = [[]]

@@ -254,6 +254,7 @@ pub fn run(options: &Options) -> Result<Figures, String> {
 
     // Stop: SIGTERM, a clean exit, then every record accounted for.
     figures.exit = served.stop(Duration::from_secs(30)).map(|s| s.to_string());
+    figures.tmpdirs_left = served.tmp_entries();
     reader
         .drain()
         .map_err(|e| format!("cannot read the audit file: {e}"))?;

@@ -80,6 +80,8 @@ pub struct Figures {
     pub stalled_plugins: Vec<String>,
     /// How the host ended on SIGTERM (`None`: it did not exit in time).
     pub exit: Option<String>,
+    /// What its sessions left in the host's `TMPDIR` after it exited.
+    pub tmpdirs_left: Vec<String>,
     /// Set when SIGINT or SIGTERM cut the soak short.
     pub interrupted: bool,
 }
@@ -160,6 +162,13 @@ impl Figures {
             format!(
                 "on SIGTERM the host {}",
                 self.exit.as_deref().unwrap_or("did not exit in time")
+            ),
+        );
+        check(
+            self.exit.is_none() || self.tmpdirs_left.is_empty(),
+            format!(
+                "private TMPDIRs left after the host exited: {}",
+                self.tmpdirs_left.join(", ")
             ),
         );
         let accounted = self.audit_file.records + self.audit_write_errors;
@@ -259,9 +268,10 @@ impl fmt::Display for Figures {
         )?;
         writeln!(
             f,
-            "end: {} of {DAEMONS} daemons running; on SIGTERM the host {}",
+            "end: {} of {DAEMONS} daemons running; on SIGTERM the host {}, leaving {} private TMPDIRs",
             DAEMONS.saturating_sub(self.daemons_not_running.len()),
-            self.exit.as_deref().unwrap_or("did not exit in time")
+            self.exit.as_deref().unwrap_or("did not exit in time"),
+            self.tmpdirs_left.len()
         )
     }
 }

@@ -55,6 +55,8 @@ pub struct Served {
     /// The host's log.
     pub log: Arc<Mutex<HostLog>>,
     readers: Vec<std::thread::JoinHandle<()>>,
+    /// The host's `TMPDIR`, where its sessions' private directories go.
+    tmp: tempfile::TempDir,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -122,9 +124,14 @@ impl Served {
     /// Starts `wasmproc serve --config config`, logging JSON with every
     /// audit event.
     pub fn start(wasmproc: &Path, config: &Path) -> Result<Self, String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("wasmproc-soak-tmp")
+            .tempdir()
+            .map_err(|e| format!("cannot make the host's TMPDIR: {e}"))?;
         let mut child = Command::new(wasmproc)
             .args(["serve", "--config"])
             .arg(config)
+            .env("TMPDIR", tmp.path())
             .env("WASMPROC_LOG", "warn,wasmproc::audit=info")
             .env("WASMPROC_LOG_FORMAT", "json")
             .stdin(Stdio::null())
@@ -149,6 +156,7 @@ impl Served {
             calls,
             log,
             readers,
+            tmp,
         })
     }
 
@@ -195,6 +203,19 @@ impl Served {
             }
         }
         status
+    }
+
+    /// The entries in the host's `TMPDIR`: its sessions' private
+    /// directories not removed yet.
+    pub fn tmp_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.tmp.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

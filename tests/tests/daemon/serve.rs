@@ -19,6 +19,12 @@ impl Served {
         self.dir.path().join("registry")
     }
 
+    /// The host's temporary directory (its `TMPDIR`), where its sessions'
+    /// private directories are made.
+    fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
     fn addr(&self) -> String {
         let reg = RegistryDir::open(&self.registry()).expect("registry");
         let host = reg.get(EntryKind::Host, "test-host").expect("host entry");
@@ -89,9 +95,12 @@ fn serve_with(
     );
     let path = dir.path().join("wasmproc.toml");
     std::fs::write(&path, config).expect("write config");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
     let child = Command::new(cli_path())
         .args(["serve", "--config"])
         .arg(&path)
+        .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -488,4 +497,113 @@ fn serve_token_file_bad() {
     std::fs::write(&token, "short").expect("write");
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     assert!(run().contains("16 to 4096 bytes"));
+}
+
+/// A daemon that marks its private `TMPDIR`, for the tests below.
+const TMPDIR_MARKER: &str = r#"
+[[daemon]]
+name = "marker"
+program = "sh"
+args = ["-c", "echo made > \"$TMPDIR/mark\"; while :; do sleep 0.2; done"]
+env = { {MARK} }
+restart = "always"
+"#;
+
+/// The sessions' private directories in `tmp` that their program marked.
+fn marked_private_dirs(tmp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("mark").exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn serve_private_tmpdirs_removed_at_exit_good() {
+    // A plugin (the soak's guest, calling `true` again and again) and a
+    // daemon: the plugin's session is still held by its thread when the
+    // host ends, and its private TMPDIR goes with the host all the same.
+    let plugin = format!(
+        r#"
+[[plugin]]
+name = "caller"
+component = "{}"
+policy = "plugin-policy.toml"
+args = ["20", "caller"]
+"#,
+        wasmproc_tests::guests::SOAK
+    );
+    let (mut s, _spare) = serve_with(
+        "tmpdir-exit",
+        "",
+        &format!("{TMPDIR_MARKER}{plugin}"),
+        |dir| {
+            std::fs::write(
+                dir.join("plugin-policy.toml"),
+                wasmproc_tests::soak::config::PLUGIN_POLICY,
+            )
+            .unwrap();
+        },
+    );
+    wait_serving(&mut s);
+    let tmp = s.tmp();
+    let entries = || {
+        std::fs::read_dir(&tmp)
+            .map(|d| d.flatten().count())
+            .unwrap_or(0)
+    };
+    assert!(
+        eventually(LIMIT, || marked_private_dirs(&tmp).len() == 1
+            && entries() == 2),
+        "the daemon and the plugin never made their TMPDIRs: {:?}",
+        std::fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    assert_eq!(s.terminate().code(), Some(0));
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn serve_killed_host_tmpdirs_removed_by_next_ugly() {
+    // SIGKILL leaves no chance to clean up: the next host removes what a
+    // host that no longer runs left, and only that.
+    let (mut first, _spare) = serve("tmpdir-killed", TMPDIR_MARKER);
+    wait_serving(&mut first);
+    let left = {
+        let tmp = first.tmp();
+        assert!(eventually(LIMIT, || marked_private_dirs(&tmp).len() == 1));
+        first.child.kill().expect("SIGKILL");
+        first.child.wait().expect("reap");
+        let left = marked_private_dirs(&tmp);
+        assert_eq!(left.len(), 1, "a killed host cannot remove its own");
+        left[0].clone()
+    };
+    let not_a_host = Path::new("wasmproc-tmp-someone-else");
+    let (mut next, _spare) = serve_with("tmpdir-next", "", TMPDIR_MARKER, |dir| {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(tmp.join(not_a_host)).unwrap();
+        std::fs::rename(&left, tmp.join(left.file_name().unwrap())).unwrap();
+    });
+    wait_serving(&mut next);
+    let tmp = next.tmp();
+    let moved = tmp.join(left.file_name().unwrap());
+    assert!(
+        eventually(LIMIT, || !moved.exists()),
+        "the dead host's TMPDIR is still there: {:?}",
+        std::fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    assert!(
+        tmp.join(not_a_host).exists(),
+        "a name without a pid is kept"
+    );
+    assert!(eventually(LIMIT, || marked_private_dirs(&tmp).len() == 1));
+    assert_eq!(next.terminate().code(), Some(0));
 }
