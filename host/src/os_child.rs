@@ -110,13 +110,13 @@ impl OsChild {
     }
 
     /// Kills whatever is left of the group, then reaps the leader. Call once
-    /// the leader has exited; called early, it kills the group first. The
-    /// caller sweeps orphans afterwards ([`Reaper::reap_orphans`], which the
-    /// process core batches: one sweep reads every child of the host).
+    /// the leader has exited; called early, it kills the group first. Also
+    /// returns the tree's final usage, read once nothing is left in its
+    /// cgroup. The caller sweeps orphans afterwards
+    /// ([`Reaper::reap_orphans`], which the process core batches: one sweep
+    /// reads every child of the host).
     ///
     /// [`Reaper::reap_orphans`]: crate::subreaper::Reaper::reap_orphans
-    /// Also returns the tree's final usage, read once nothing is left in
-    /// its cgroup.
     pub(crate) fn reap(mut self) -> (io::Result<ExitStatus>, Option<Usage>) {
         let _ = self.signal_group(libc::SIGKILL);
         let usage = self.usage();

@@ -7,8 +7,8 @@
 //! Of `/etc`, the public files directly in it are granted, and of the
 //! directories that configure libraries and tools ([`ETC_DIRS`]), the
 //! largest subtrees whose every entry is readable by others (files `o+r`,
-//! directories `o+rx`), one rule each. Symbolic links get no rule: the kernel follows them, and their
-//! targets need rules of their own. It runs once per host process, at the
+//! directories `o+rx`), one rule each. Symbolic links get no rule: the
+//! kernel follows them, and their targets need rules of their own. It runs once per host process, at the
 //! first confined start: what appears later is not readable, which is the
 //! safe side.
 
