@@ -7,7 +7,8 @@
 //! dropping its sessions (a `serve` whose plugin threads still hold theirs)
 //! removes what is left at exit (`atexit`), and one that was killed leaves
 //! its directories to the next host, which removes those of hosts no longer
-//! running (their pid is in the name) when it makes its first one.
+//! running (their pid is in the name) when it makes its first one, on a
+//! thread of its own.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -45,10 +46,15 @@ fn make() -> io::Result<PathBuf> {
     static FIRST: Once = Once::new();
     let base = std::env::temp_dir();
     FIRST.call_once(|| {
-        remove_left_by_dead_hosts(&base);
         // SAFETY: registers a function that takes no argument and never
         // unwinds.
         unsafe { libc::atexit(remove_live_at_exit) };
+        // Off the start's path: the temporary directory may hold thousands
+        // of entries. Best effort: without a thread, the next host sweeps.
+        let sweep_in = base.clone();
+        let _ = std::thread::Builder::new()
+            .name("wasmproc-tmp-sweep".into())
+            .spawn(move || remove_left_by_dead_hosts(&sweep_in));
     });
     let name = format!("{PREFIX}{}-{}", std::process::id(), uuid::Uuid::new_v4());
     let dir = base.join(name);
