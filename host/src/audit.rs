@@ -12,7 +12,7 @@
 //!   [`SUPPRESSED_INTERVAL`] says how many were dropped, so no record is
 //!   lost uncounted.
 
-use crate::process_types::Exit;
+use crate::types::Exit;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;

@@ -20,70 +20,50 @@
 //! a `bindgen!` of your own), or use [`Runtime`] to run `wasi:cli/command`
 //! components, async ([`Runtime::run_async`]) or not ([`Runtime::run`]).
 
-pub mod atomic_file;
 mod audit;
-pub mod bindings;
-mod buffer;
-mod cache;
-mod capability;
-mod capture;
-mod cgroup;
-mod cgroup_limits;
-mod compiler;
-pub mod confine;
-mod descendants;
+pub mod embed;
 mod error;
-mod guest_limits;
-mod host_impl;
-mod ignored_signals;
 pub mod lifecycle;
-mod limits;
-mod linker;
-mod managed;
-mod manager;
 pub mod manifest;
-mod os_child;
+pub mod os;
 pub mod policy;
-mod pool;
-mod process_core;
-mod process_types;
-mod quota;
-mod registry;
-mod runtime;
-mod spawner;
-mod subreaper;
-mod watchdog;
+pub mod process;
+pub mod session;
+mod types;
+pub mod wit;
 
+pub use os::{atomic_file, confine};
+pub use wit::bindings;
 pub use audit::{
     AUDIT_BURST_BYTES, AUDIT_BYTES_PER_SECOND, Audit, AuditCounts, AuditEvent, AuditSink,
     JsonLinesSink, MAX_FIELD_BYTES, SUPPRESSED_INTERVAL,
 };
-pub use bindings::CAPABILITY_NAME;
-pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
-pub use cache::{
+pub use wit::bindings::CAPABILITY_NAME;
+pub use process::buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
+pub use embed::cache::{
     CacheConfig, CacheError, CacheStatus, CompileError, CompileProgress, ComponentCache,
     UntrustedFile,
 };
-pub use capability::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
-pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
-pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
-pub use compiler::{Compiler, Tier, UnknownCompiler};
+pub use session::ctx::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
+pub use os::cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
+pub use policy::cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
+pub use embed::compiler::{Compiler, Tier, UnknownCompiler};
 pub use error::{CallError, LinkError, PolicyError, RuntimeError, display_chain};
-pub use limits::{Limits, LimitsError};
-pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
-pub use managed::{ProcessFacts, ProcessSnapshot};
-pub use manager::ProcessManager;
+pub use policy::limits::{Limits, LimitsError};
+pub use wit::linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
+pub use process::managed::{ProcessFacts, ProcessSnapshot};
+pub use process::manager::ProcessManager;
 pub use policy::{Policy, PolicyBuilder};
-pub use pool::{
+pub use embed::pool::{
     GUEST_SLOT_BYTES, InstancePool, MAX_DEFAULT_GUESTS, MIN_DEFAULT_GUESTS, NoSlot, WhenFull,
 };
-pub use process_core::block_on;
-pub use process_types::{Exit, ProcState, Signal, UnknownSignal};
-pub use runtime::{
+pub use process::core_runtime::block_on;
+pub use types::{Exit, ProcState, Signal, UnknownSignal};
+pub use embed::runtime::{
     GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
     Runtime, RuntimeConfig,
 };
-pub use subreaper::claim_foreign_sessions;
+pub use os::subreaper::claim_foreign_sessions;
 
 /// The Rust code blocks of the repository's README, compiled (and those
 /// not marked `no_run`, run) as doctests, so the README cannot drift from
@@ -92,9 +72,3 @@ pub use subreaper::claim_foreign_sessions;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
-
-/// The generated WIT types of the capability, for hosts that build their
-/// own worlds around it.
-pub mod wit {
-    pub use crate::bindings::types;
-}

@@ -25,13 +25,12 @@
 //! ```
 
 mod coverage;
-mod digest;
 mod embed;
 pub(crate) mod gate;
 mod parse;
 mod report;
 
-pub use digest::ComponentDigest;
+pub use crate::policy::ComponentDigest;
 pub use embed::embed;
 pub use parse::{DirsRequest, Manifest, ProgramRequest, VariableRequest};
 pub use report::{Verdict, beyond_policy, grant_policy, inspect_table};

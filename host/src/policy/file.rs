@@ -38,7 +38,7 @@ use super::leaks::open_attacks;
 use super::program::{Operation, ProgramGrant, resolve};
 use super::secrets::{SecretSpec, Secrets};
 use crate::error::PolicyError;
-use crate::limits::Limits;
+use crate::policy::limits::Limits;
 use serde::Deserialize;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -167,7 +167,7 @@ impl PolicySpec {
             .map_err(|reason| PolicyError::entry("[limits]", reason.to_string()))?;
         let digest = self
             .component_digest
-            .map(|d| crate::manifest::ComponentDigest::parse(&d))
+            .map(|d| crate::policy::ComponentDigest::parse(&d))
             .transpose()
             .map_err(|why| PolicyError::entry("component_digest", why))?;
         let mut programs: Vec<ProgramGrant> = Vec::new();

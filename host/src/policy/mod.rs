@@ -9,17 +9,21 @@
 mod access;
 mod args;
 pub mod catalogue;
+pub mod cgroup_limits;
 mod daemon_access;
+mod digest;
 mod dirs;
 mod env;
 mod file;
 mod leaks;
+pub mod limits;
 mod program;
 mod secrets;
 
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};
 pub use args::{ArgPattern, is_option};
 pub use daemon_access::DaemonAccess;
+pub use digest::ComponentDigest;
 pub use env::{inert_expansion, is_hook};
 pub use file::PolicySpec;
 pub use leaks::{Leak, open_attacks};
@@ -27,7 +31,7 @@ pub use program::{Operation, ProgramGrant};
 pub use secrets::SecretSpec;
 
 use crate::error::{CallError, PolicyError};
-use crate::limits::Limits;
+use crate::policy::limits::Limits;
 use dirs::DirGrant;
 use env::EnvGrant;
 use std::path::{Path, PathBuf};
@@ -46,7 +50,7 @@ pub struct Policy {
     require_manifest: bool,
     require_confinement: bool,
     manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
-    component_digest: Option<crate::manifest::ComponentDigest>,
+    component_digest: Option<crate::policy::ComponentDigest>,
 }
 
 /// A guest's request, before the policy has looked at it.
@@ -195,7 +199,7 @@ impl Policy {
     }
 
     /// The component this policy is pinned to (`component_digest`).
-    pub fn component_digest(&self) -> Option<&crate::manifest::ComponentDigest> {
+    pub fn component_digest(&self) -> Option<&crate::policy::ComponentDigest> {
         self.component_digest.as_ref()
     }
 

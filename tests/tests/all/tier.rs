@@ -145,7 +145,7 @@ fn tier_up_replaces_entry_good() {
 
 /// Every `.cwasm` file in `dir` is a complete entry: its trailer ends in
 /// the magic, records the artifact's length, and the artifact hashes to
-/// the trailer's hash (the format of host/src/cache/entry.rs).
+/// the trailer's hash (the format of host/src/embed/cache/entry.rs).
 fn assert_entries_complete(dir: &Path) -> usize {
     let mut entries = 0;
     for file in std::fs::read_dir(dir).expect("read the cache") {

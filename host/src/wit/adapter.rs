@@ -4,19 +4,19 @@
 //! The async trait ([`ProcessHost`]) is the implementation; the sync one
 //! ([`sync::ProcessHost`]) is a thin wrapper that blocks on it.
 
-use crate::bindings::ProcessHost;
-use crate::bindings::sync;
-use crate::bindings::types::Error as WitError;
-use crate::bindings::types::{
+use crate::wit::bindings::ProcessHost;
+use crate::wit::bindings::sync;
+use crate::wit::bindings::types::Error as WitError;
+use crate::wit::bindings::types::{
     self, Buffering as WitBuffering, Chunk as WitChunk, Command, Error, ExitStatus, Output,
     OutputStream, ProcessInfo, Signal, StartOptions, State, StdioMode as WitStdio,
     StreamStats as WitStats,
 };
-use crate::buffer::{Buffering, StreamStats};
-use crate::capability::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
+use crate::process::buffer::{Buffering, StreamStats};
+use crate::session::ctx::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
 use crate::error::CallError;
-use crate::managed::{Exit, ProcState};
-use crate::process_core::block_on;
+use crate::process::managed::{Exit, ProcState};
+use crate::process::core_runtime::block_on;
 
 impl types::Host for ProcessCtx {}
 
@@ -57,8 +57,8 @@ fn stats(s: StreamStats) -> WitStats {
 }
 
 /// The library's form of a WIT signal.
-fn host_signal(sig: Signal) -> crate::process_types::Signal {
-    use crate::process_types::Signal as S;
+fn host_signal(sig: Signal) -> crate::types::Signal {
+    use crate::types::Signal as S;
     match sig {
         Signal::Terminate => S::Term,
         Signal::Kill => S::Kill,

@@ -3,15 +3,15 @@
 //! shut everything down.
 
 use crate::audit::Audit;
-use crate::bindings::CAPABILITY_NAME;
-use crate::capability::ProcessCtx;
-use crate::compiler::{Compiler, Tier};
+use crate::wit::bindings::CAPABILITY_NAME;
+use crate::session::ctx::ProcessCtx;
+use crate::embed::compiler::{Compiler, Tier};
 use crate::error::{LinkError, RuntimeError};
-use crate::guest_limits::GuestLimiter;
-use crate::linker::{ProcessView, add_to_linker_async};
-use crate::manager::ProcessManager;
+use crate::embed::guest_limits::GuestLimiter;
+use crate::wit::linker::{ProcessView, add_to_linker_async};
+use crate::process::manager::ProcessManager;
 use crate::policy::Policy;
-use crate::pool::{GuestSlot, GuestSlots, InstancePool};
+use crate::embed::pool::{GuestSlot, GuestSlots, InstancePool};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -88,7 +88,7 @@ pub enum GuestError {
     /// No slot of the instance pool was free for the guest
     /// ([`InstancePool::when_full`]).
     #[error(transparent)]
-    NoSlot(#[from] crate::pool::NoSlot),
+    NoSlot(#[from] crate::embed::pool::NoSlot),
 }
 
 /// The store data of a guest run by a [`Runtime<T>`]: WASI, the
@@ -265,7 +265,7 @@ pub struct Runtime<T: 'static = ()> {
     /// background compile (which instantiates nothing).
     optimized: Config,
     /// `auto`'s background compiles, abandoned at shutdown.
-    tier_ups: crate::cache::TierUps,
+    tier_ups: crate::embed::cache::TierUps,
     /// `auto`'s baseline tier, made on the first miss (`None`: not usable).
     baseline: OnceLock<Option<BaselineTier<T>>>,
     /// The baseline engine, once made, for the epoch ticker.
@@ -328,7 +328,7 @@ impl<T: Send + 'static> Runtime<T> {
             engine,
             linker,
             optimized,
-            tier_ups: crate::cache::TierUps::default(),
+            tier_ups: crate::embed::cache::TierUps::default(),
             baseline: OnceLock::new(),
             baseline_ticks,
             linker_extended: false,
@@ -470,20 +470,20 @@ impl<T: Send + 'static> Runtime<T> {
             _ => return Err(not_component("it does not start with the wasm magic bytes")),
         }
         let baseline_engine = || self.baseline().map(|tier| tier.engine.clone());
-        let tiers = crate::cache::Tiers {
+        let tiers = crate::embed::cache::Tiers {
             primary: &self.engine,
             primary_tier: match self.config.compiler {
                 Compiler::Winch => Tier::Baseline,
                 Compiler::Auto | Compiler::Cranelift => Tier::Optimized,
             },
-            baseline: (self.config.compiler == Compiler::Auto).then(|| crate::cache::Baseline {
+            baseline: (self.config.compiler == Compiler::Auto).then(|| crate::embed::cache::Baseline {
                 engine: &baseline_engine,
                 optimized: &self.optimized,
                 progress: self.config.compile_progress.clone(),
                 tier_ups: &self.tier_ups,
             }),
         };
-        crate::cache::compile(
+        crate::embed::cache::compile(
             &tiers,
             self.config.cache.as_ref(),
             &file,
@@ -582,7 +582,7 @@ impl<T: Send + 'static> Runtime<T> {
         options: GuestOptions,
         data: T,
     ) -> Result<GuestOutcome, GuestError> {
-        crate::process_core::block_on_here(self.run_async_with(component, options, data))
+        crate::process::core_runtime::block_on_here(self.run_async_with(component, options, data))
     }
 
     /// A guest's store: its state, limiter and time limit (its `deadline`).
@@ -671,7 +671,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
         component: &Component,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        crate::process_core::block_on_here(self.run_async(component, options))
+        crate::process::core_runtime::block_on_here(self.run_async(component, options))
     }
 
     /// [`Runtime::instantiate_async_with`] with `T::default()` as the
@@ -773,7 +773,7 @@ impl<T: Send + 'static> GuestInstance<T> {
         let call = self.command.wasi_cli_run().call_run(&mut self.store);
         // On a tokio runtime, the guest's `run` children are monitored by
         // that runtime's reactor, not handed to the process core.
-        let result = crate::process_core::on_caller_reactor(call).await;
+        let result = crate::process::core_runtime::on_caller_reactor(call).await;
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
@@ -802,7 +802,7 @@ impl<T: Send + 'static> GuestInstance<T> {
     /// [`GuestInstance::run_async`] for a synchronous caller (outside any
     /// async executor).
     pub fn run(self) -> Result<GuestOutcome, GuestError> {
-        crate::process_core::block_on_here(self.run_async())
+        crate::process::core_runtime::block_on_here(self.run_async())
     }
 }
 

@@ -20,7 +20,7 @@
 //!   reaches a child that does not set it aside itself;
 //! - only fds 0–2: the child closes every other fd before `execve`;
 //! - its cgroup, where the host has cgroups (see below);
-//! - its confinement (`crate::confine`), prepared before the start: the
+//! - its confinement (`crate::os::confine`), prepared before the start: the
 //!   child sets `no_new_privs`, enforces the Landlock ruleset (while the
 //!   ruleset's fd is still in the fd table it shares with the host),
 //!   installs the seccomp filter and drops every capability, before
@@ -51,11 +51,11 @@
     reason = "this is the one module that starts processes"
 )]
 
-use crate::cgroup::ProcessCgroup;
-use crate::confine::{Prepared, SockFprog};
+use crate::os::cgroup::ProcessCgroup;
+use crate::os::confine::{Prepared, SockFprog};
 use crate::policy::Approved;
-use crate::process_types::StdioMode;
-use crate::subreaper::reaper;
+use crate::types::StdioMode;
+use crate::os::subreaper::reaper;
 use std::ffi::{CString, OsStr, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -142,7 +142,7 @@ fn abandon(pid: u32) {
     // SAFETY: killpg has no memory-safety preconditions; the leader is not
     // reaped yet, so the group id is still this child's.
     unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
-    let _ = crate::os_child::wait_pid(pid);
+    let _ = crate::os::child::wait_pid(pid);
     reaper().release(pid);
 }
 
@@ -474,7 +474,7 @@ fn clone_exec(
         drop_ambient: host_capabilities().ambient,
         ruleset_fd: image.confine.map_or(-1, |c| c.ruleset_fd),
         filter: image.confine.map_or(std::ptr::null(), |c| c.filter),
-        reset_ignored: crate::ignored_signals::ignored_signals(),
+        reset_ignored: crate::os::ignored_signals::ignored_signals(),
         reset_all: false,
         error: 0,
     };
@@ -506,7 +506,7 @@ fn clone_exec(
     let error = unsafe { std::ptr::read_volatile(&raw const args.error) };
     if error != 0 {
         drop(started.pidfd);
-        let _ = crate::os_child::wait_pid(started.pid);
+        let _ = crate::os::child::wait_pid(started.pid);
         return Err(io::Error::from_raw_os_error(error));
     }
     Ok(started)
@@ -1084,7 +1084,7 @@ mod tests {
         let text = result
             .recv_timeout(Duration::from_secs(10))
             .expect("end-of-file: the host holds no end of the child's pipe");
-        let status = crate::os_child::wait_pid(spawned.pid).unwrap();
+        let status = crate::os::child::wait_pid(spawned.pid).unwrap();
         reaper().release(spawned.pid);
         assert!(status.success(), "{status:?}");
         text
@@ -1176,7 +1176,7 @@ mod tests {
         // With clone3, the child's very first look at its cgroup finds the
         // one it was started for (nothing it could fork escapes a move);
         // with clone, it is moved there before the start returns.
-        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
         let cgroup = || {
             manager
                 .host_scope()

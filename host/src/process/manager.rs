@@ -4,21 +4,21 @@
 //! ([`ProcessManager::launch`]) and orderly shutdown.
 
 use crate::audit::Audit;
-use crate::cgroup::{Containment, Hierarchy, Scope};
-use crate::cgroup_limits::CgroupLimits;
-use crate::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
+use crate::os::cgroup::{Containment, Hierarchy, Scope};
+use crate::policy::cgroup_limits::CgroupLimits;
+use crate::process::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
 use crate::error::CallError;
-use crate::managed::{
+use crate::process::managed::{
     Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
 };
-use crate::os_child::OsChild;
+use crate::os::child::OsChild;
 use crate::policy::Approved;
-use crate::process_core::ProcessCore;
-use crate::process_types::Signal;
-use crate::registry::{LiveToken, Registry};
-use crate::spawner::{self, StdioPlan};
-use crate::subreaper::reaper;
-use crate::watchdog::Watchdog;
+use crate::process::core_runtime::ProcessCore;
+use crate::types::Signal;
+use crate::process::registry::{LiveToken, Registry};
+use crate::os::spawner::{self, StdioPlan};
+use crate::os::subreaper::reaper;
+use crate::os::watchdog::Watchdog;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -151,7 +151,7 @@ impl ProcessManager {
     /// this crate's async methods, for callers outside any async runtime.
     /// Inside an async task, `.await` instead (this blocks the thread).
     pub fn block_on<F: Future>(fut: F) -> F::Output {
-        crate::process_core::block_on(fut)
+        crate::process::core_runtime::block_on(fut)
     }
 
     /// The containment the manager's processes get.
@@ -345,7 +345,7 @@ impl ProcessManager {
         if processes.is_empty() {
             return;
         }
-        if crate::process_core::block_on(self.core.run(stop_all(processes.clone(), grace)))
+        if crate::process::core_runtime::block_on(self.core.run(stop_all(processes.clone(), grace)))
             .is_none()
         {
             tracing::error!("the process core stopped before its processes");
@@ -406,8 +406,8 @@ async fn stop_all(processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
     for p in &running {
         let _ = p.signal(Signal::Term);
     }
-    let grace_end = crate::limits::deadline_after(grace);
-    let kill_end = crate::limits::deadline_after(grace + KILL_WAIT);
+    let grace_end = crate::policy::limits::deadline_after(grace);
+    let kill_end = crate::policy::limits::deadline_after(grace + KILL_WAIT);
     for p in &running {
         let left = grace_end.saturating_duration_since(Instant::now());
         if let Err(e) = p.stop_on_core(Signal::Term, left, kill_end).await {

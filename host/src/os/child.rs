@@ -4,10 +4,10 @@
 //! Killing it (SIGKILL) also writes its cgroup's `cgroup.kill`, which ends
 //! the whole tree, `setsid` escapees included.
 
-use crate::cgroup::{ProcessCgroup, Usage};
-use crate::registry::LiveToken;
-use crate::subreaper::reaper;
-use crate::watchdog::Watchdog;
+use crate::os::cgroup::{ProcessCgroup, Usage};
+use crate::process::registry::LiveToken;
+use crate::os::subreaper::reaper;
+use crate::os::watchdog::Watchdog;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -116,7 +116,7 @@ impl OsChild {
     /// ([`Reaper::reap_orphans`], which the process core batches: one sweep
     /// reads every child of the host).
     ///
-    /// [`Reaper::reap_orphans`]: crate::subreaper::Reaper::reap_orphans
+    /// [`Reaper::reap_orphans`]: crate::os::subreaper::Reaper::reap_orphans
     pub(crate) fn reap(mut self) -> (io::Result<ExitStatus>, Option<Usage>) {
         let _ = self.signal_group(libc::SIGKILL);
         let usage = self.usage();

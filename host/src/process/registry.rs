@@ -3,7 +3,7 @@
 //! needs room.
 
 use crate::error::CallError;
-use crate::managed::ManagedProcess;
+use crate::process::managed::ManagedProcess;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

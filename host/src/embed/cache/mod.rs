@@ -98,7 +98,7 @@ pub(crate) use tier_up::TierUps;
 
 pub use progress::CompileProgress;
 
-use crate::compiler::Tier;
+use crate::embed::compiler::Tier;
 use record::{FileIdentity, IDENTITY_LEN};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -608,12 +608,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Writes `parts` to `dir/name` atomically through the shared helper
-/// ([`crate::atomic_file`]): a hidden temporary file in the same directory
+/// ([`crate::os::atomic_file`]): a hidden temporary file in the same directory
 /// (mode `0600`, created new, links not followed), renamed over the final
 /// name, so a reader sees the old file or the whole new one. `durable` adds
 /// an fsync of the file before the rename and of the directory after it.
 fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], durable: bool) -> std::io::Result<()> {
-    use crate::atomic_file::{Durability, replace_at_with};
+    use crate::os::atomic_file::{Durability, replace_at_with};
     use nix::fcntl::OFlag;
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -707,7 +707,7 @@ mod tests {
 
     #[test]
     fn wasmtime_version_matches_the_lockfile_pin() {
-        let lockfile = include_str!("../../../Cargo.lock");
+        let lockfile = include_str!("../../../../Cargo.lock");
         let pin = format!("name = \"wasmtime\"\nversion = \"{WASMTIME_VERSION}\"\n");
         assert!(
             lockfile.contains(&pin),

@@ -22,7 +22,7 @@
 //! the manager's cgroup subtree, which reaches processes that left their
 //! group, and then removes the subtree's cgroups.
 
-use crate::spawner;
+use crate::os::spawner;
 use memmap2::{MmapMut, MmapOptions};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use std::collections::HashMap;
@@ -197,7 +197,7 @@ impl Watchdog {
             .take()
         {
             let _ = child.wait();
-            crate::subreaper::reaper().release(child.id());
+            crate::os::subreaper::reaper().release(child.id());
         }
     }
 }

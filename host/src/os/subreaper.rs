@@ -25,7 +25,7 @@
 //! trees. An embedder that starts its own children does not call it, and
 //! its children are never touched.
 
-use crate::cgroup::{self, SUBTREE_PREFIX};
+use crate::os::cgroup::{self, SUBTREE_PREFIX};
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -307,8 +307,8 @@ fn group_and_session(pid: u32) -> Option<(u32, i32)> {
 mod tests {
     use super::*;
     use crate::policy::Approved;
-    use crate::process_types::StdioMode;
-    use crate::spawner::{StdioPlan, spawn};
+    use crate::types::StdioMode;
+    use crate::os::spawner::{StdioPlan, spawn};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -335,7 +335,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(is_zombie_child(pid), "looking does not reap");
-        crate::os_child::wait_pid(pid).unwrap();
+        crate::os::child::wait_pid(pid).unwrap();
         reaper().release(pid);
         assert!(!is_zombie_child(pid), "reaped, it is gone");
     }

@@ -14,14 +14,14 @@
 //! within [`KILL_REAP_WAIT`] of the SIGKILL is left to the monitor, which
 //! reaps it in the background.
 
-use crate::buffer::ByteBuffer;
-use crate::cgroup::Scope;
+use crate::process::buffer::ByteBuffer;
+use crate::os::cgroup::Scope;
 use crate::error::CallError;
-use crate::managed::{Buffers, DRAIN_GRACE, ManagedProcess};
-use crate::manager::{Launch, ProcessManager};
+use crate::process::managed::{Buffers, DRAIN_GRACE, ManagedProcess};
+use crate::process::manager::{Launch, ProcessManager};
 use crate::policy::Approved;
-use crate::process_types::{Exit, StdioMode};
-use crate::spawner::StdioPlan;
+use crate::types::{Exit, StdioMode};
+use crate::os::spawner::StdioPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,7 +81,7 @@ pub async fn run_captured(
     let stdin_buffer = stdin.map(|bytes| {
         let b = Arc::new(ByteBuffer::new(
             bytes.len(),
-            crate::buffer::Buffering::Lossless,
+            crate::process::buffer::Buffering::Lossless,
         ));
         b.push(&bytes);
         b
@@ -113,7 +113,7 @@ pub async fn run_captured(
     // On a thread that drives its own reactor (a synchronous caller), the
     // call polls the monitor itself and the child's exit wakes it
     // directly; elsewhere the monitor runs on the process core.
-    let here = crate::process_core::on_own_reactor();
+    let here = crate::process::core_runtime::on_own_reactor();
     let (guard, monitor) = manager.launch_run(req.cmd, launch, here)?;
     let process = Arc::clone(guard.process());
     let deadline = req.deadline;
@@ -185,8 +185,8 @@ async fn wait_to_end(process: Arc<ManagedProcess>, deadline: Instant) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup_limits::CgroupLimits;
-    use crate::process_core::{block_on_here, on_caller_reactor, on_own_reactor};
+    use crate::policy::cgroup_limits::CgroupLimits;
+    use crate::process::core_runtime::{block_on_here, on_caller_reactor, on_own_reactor};
 
     fn approved(program: &str, args: &[&str]) -> Approved {
         Approved {
@@ -258,7 +258,7 @@ mod tests {
             let scope = manager.scope("run-nested", &CgroupLimits::default());
             let cmd = approved("/bin/sh", &["-c", "read line; echo \"$line\""]);
             let captured = block_on_here(async {
-                crate::process_core::block_on(async {
+                crate::process::core_runtime::block_on(async {
                     assert!(!on_own_reactor(), "a parked thread drives no reactor");
                     run_captured(&manager, request(&cmd, &scope)).await
                 })
@@ -324,7 +324,7 @@ mod tests {
             .block_on(async {
                 tokio::spawn(on_caller_reactor(async move {
                     assert!(on_own_reactor(), "polled by the caller's runtime");
-                    let nested = crate::process_core::block_on(async { on_own_reactor() });
+                    let nested = crate::process::core_runtime::block_on(async { on_own_reactor() });
                     assert!(!nested, "a parked thread inside it drives no reactor");
                     run_captured(&manager, request(&cmd, &scope)).await
                 }))
@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(captured.exit, Some(Exit::Code(4)));
         assert_eq!(captured.stdout, b"out in\n");
         // Outside any tokio runtime the flag stays off.
-        let outside = crate::process_core::block_on(on_caller_reactor(async { on_own_reactor() }));
+        let outside = crate::process::core_runtime::block_on(on_caller_reactor(async { on_own_reactor() }));
         assert!(!outside, "no caller runtime, no caller reactor");
     }
 

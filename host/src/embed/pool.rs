@@ -282,7 +282,7 @@ impl GuestSlots {
             Some(deadline) => {
                 let until = tokio::time::Instant::from_std(deadline);
                 let wait = tokio::time::timeout_at(until, free.acquire_owned());
-                crate::process_core::on_core(core, wait)
+                crate::process::core_runtime::on_core(core, wait)
                     .await
                     .and_then(Result::ok)
                     .and_then(Result::ok)

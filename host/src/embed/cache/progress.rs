@@ -2,7 +2,7 @@
 //! compiled (seconds for an interpreter-sized one), so that it can show
 //! work rather than silence.
 
-use crate::compiler::Tier;
+use crate::embed::compiler::Tier;
 use std::path::Path;
 use std::time::Duration;
 

@@ -17,8 +17,8 @@
 //! make up most of a host's work never pay for a pass over `/proc`.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::managed::ManagedProcess;
-use crate::process_types::Signal;
+use crate::process::managed::ManagedProcess;
+use crate::types::Signal;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -269,7 +269,7 @@ fn owner_by_parents<'a>(
 /// Kills `proc` if the pid still names the process the census saw: the
 /// pidfd pins it, and its start time must match.
 fn kill_if_same(proc: &Proc) -> bool {
-    let Ok(pidfd) = crate::os_child::pidfd_open(proc.pid) else {
+    let Ok(pidfd) = crate::os::child::pidfd_open(proc.pid) else {
         return false;
     };
     if read_proc(proc.pid).is_none_or(|now| now.start != proc.start) {

@@ -3,16 +3,16 @@
 //! implements each operation. `host_impl.rs` adapts it to the WIT bindings.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::buffer::{Buffering, Chunk};
-use crate::capture::{self, Captured, RunRequest};
+use crate::process::buffer::{Buffering, Chunk};
+use crate::process::capture::{self, Captured, RunRequest};
 use crate::error::CallError;
-use crate::managed::{self, Buffers, ManagedProcess, ProcessSnapshot, StreamError};
-use crate::manager::{Launch, ProcessManager};
+use crate::process::managed::{self, Buffers, ManagedProcess, ProcessSnapshot, StreamError};
+use crate::process::manager::{Launch, ProcessManager};
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
-pub use crate::process_types::StdioMode;
-use crate::process_types::{Exit, Signal};
-use crate::quota::RateBucket;
-use crate::spawner::StdioPlan;
+pub use crate::types::StdioMode;
+use crate::types::{Exit, Signal};
+use crate::session::quota::RateBucket;
+use crate::os::spawner::StdioPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ pub struct ProcessCtx {
     /// blocking call outlives it.
     guest_deadline: Option<Instant>,
     /// The session's cgroup; dropped after the processes are stopped.
-    scope: crate::cgroup::Scope,
+    scope: crate::os::cgroup::Scope,
 }
 
 impl ProcessCtx {
@@ -117,12 +117,12 @@ impl ProcessCtx {
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
-        let pids_controller = crate::cgroup::Containment::detect().require("pids").is_ok();
+        let pids_controller = crate::os::cgroup::Containment::detect().require("pids").is_ok();
         let cgroup_limits = limits
             .cgroup
             .with_default_pids(limits.max_descendants, pids_controller);
         let mut scope = manager.scope("guest", &cgroup_limits);
-        scope.set_confiner(crate::confine::Confiner::for_policy(&policy));
+        scope.set_confiner(crate::os::confine::Confiner::for_policy(&policy));
         let session = uuid::Uuid::new_v4().to_string();
         manager
             .descendants
@@ -218,7 +218,7 @@ impl ProcessCtx {
             Ok(_) => self.audit.record(
                 event
                     .allowed()
-                    .confinement(crate::confine::support().summary()),
+                    .confinement(crate::os::confine::support().summary()),
             ),
             Err(e) => self.audit.record(event.refused(e.kind(), e.to_string())),
         }
@@ -255,7 +255,7 @@ impl ProcessCtx {
     /// The absolute deadline of a blocking call that may take `wanted`,
     /// fixed now: never past the guest's own time limit.
     fn call_deadline(&self, wanted: Duration) -> Instant {
-        let deadline = crate::limits::deadline_after(wanted);
+        let deadline = crate::policy::limits::deadline_after(wanted);
         self.guest_deadline.map_or(deadline, |g| g.min(deadline))
     }
 
@@ -343,7 +343,7 @@ impl ProcessCtx {
             .clone()
             .ok()
             .flatten()
-            .map(crate::limits::deadline_after);
+            .map(crate::policy::limits::deadline_after);
         let capacity = spec
             .buffer_bytes
             .unwrap_or(limits.default_stream_buffer_bytes);
@@ -429,7 +429,7 @@ impl ProcessCtx {
             self.event("started")
                 .program(&approved.program.to_string_lossy(), &approved.args)
                 .process(&id, pid)
-                .confinement(crate::confine::support().summary()),
+                .confinement(crate::os::confine::support().summary()),
         );
         Ok(id)
     }

@@ -26,8 +26,8 @@
 //! setting [`OFF_VAR`]`=off`), containment falls back to process groups and
 //! a subreaper; [`Containment::detect`] says which is active and why.
 
-use crate::cgroup_limits::{CgroupLimits, Level};
-use crate::confine::Confiner;
+use crate::policy::cgroup_limits::{CgroupLimits, Level};
+use crate::os::confine::Confiner;
 use nix::errno::Errno;
 use std::fmt;
 use std::fs;
@@ -853,7 +853,7 @@ mod tests {
 
     #[test]
     fn cgroup_idle_reused_good() {
-        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
         let first = process_cgroup(manager.host_scope());
         let dir = first.dir().to_path_buf();
         first.remove();
@@ -868,7 +868,7 @@ mod tests {
 
     #[test]
     fn cgroup_idle_removed_from_outside_not_reused_bad() {
-        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
         let first = process_cgroup(manager.host_scope());
         let dir = first.dir().to_path_buf();
         first.remove();
@@ -883,7 +883,7 @@ mod tests {
     fn cgroup_with_cgroups_below_not_reused_ugly() {
         // A process that made a cgroup below its own (root can) leaves
         // something behind: its cgroup is removed, never handed on.
-        let manager = crate::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
         let first = process_cgroup(manager.host_scope());
         let dir = first.dir().to_path_buf();
         fs::create_dir(dir.join("left-behind")).unwrap();

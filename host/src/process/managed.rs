@@ -5,10 +5,10 @@
 //! pipes, nothing else.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
-use crate::os_child::OsChild;
-use crate::process_core::on_core;
-pub use crate::process_types::{Exit, ProcState, Signal};
+use crate::process::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
+use crate::os::child::OsChild;
+use crate::process::core_runtime::on_core;
+pub use crate::types::{Exit, ProcState, Signal};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +46,7 @@ struct Life {
     /// The monitor killed it at its deadline.
     timed_out: bool,
     /// Resource use read from the cgroup just before the reap.
-    usage: Option<crate::cgroup::Usage>,
+    usage: Option<crate::os::cgroup::Usage>,
 }
 
 /// What waiters can watch for.
@@ -91,7 +91,7 @@ pub struct ProcessSnapshot {
     /// Stderr totals.
     pub stderr: StreamStats,
     /// Memory peak and CPU time of its tree, where it has a cgroup.
-    pub usage: Option<crate::cgroup::Usage>,
+    pub usage: Option<crate::os::cgroup::Usage>,
 }
 
 /// Why a stream operation on a managed process failed.
@@ -429,7 +429,7 @@ impl ManagedProcess {
         signal: Signal,
         grace: Duration,
     ) -> Result<Exit, StopError> {
-        let deadline = crate::limits::deadline_after(grace + KILL_WAIT);
+        let deadline = crate::policy::limits::deadline_after(grace + KILL_WAIT);
         self.stop_by(signal, grace, deadline).await
     }
 
@@ -465,7 +465,7 @@ impl ManagedProcess {
         }
         self.signal(signal).map_err(failed)?;
         if signal != Signal::Kill {
-            let until = crate::limits::deadline_after(grace).min(deadline);
+            let until = crate::policy::limits::deadline_after(grace).min(deadline);
             let until = tokio::time::Instant::from_std(until);
             if let Ok(exit) = tokio::time::timeout_at(until, self.exited()).await {
                 return Ok(exit);
@@ -568,8 +568,8 @@ impl ManagedProcess {
         };
         // An orphan that ended before this reap is swept now (one ending
         // later sends the host its own `SIGCHLD`).
-        if crate::subreaper::reaper().orphan_waiting() {
-            crate::process_core::sweep_orphans_soon(&self.core);
+        if crate::os::subreaper::reaper().orphan_waiting() {
+            crate::process::core_runtime::sweep_orphans_soon(&self.core);
         }
         life.exit = Some(exit);
         self.ended.store(true, Ordering::Release);
@@ -902,6 +902,6 @@ async fn writable(tx: Option<&pipe::Sender>) {
 }
 
 /// A shared buffer of `capacity` bytes for one stream of a managed process.
-pub fn buffer(capacity: usize, mode: crate::buffer::Buffering) -> Arc<ByteBuffer> {
+pub fn buffer(capacity: usize, mode: crate::process::buffer::Buffering) -> Arc<ByteBuffer> {
     Arc::new(ByteBuffer::new(capacity, mode))
 }

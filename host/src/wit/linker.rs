@@ -6,8 +6,8 @@
 //! component importing `wasmproc:process/process` then fails to instantiate
 //! elsewhere, naming the missing import.
 
-use crate::bindings::{CAPABILITY_NAME, Guest, sync};
-use crate::capability::ProcessCtx;
+use crate::wit::bindings::{CAPABILITY_NAME, Guest, sync};
+use crate::session::ctx::ProcessCtx;
 use crate::error::LinkError;
 use wasmtime::component::{HasData, Linker};
 

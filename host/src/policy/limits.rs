@@ -80,7 +80,7 @@ pub struct Limits {
     /// Limits on children's process count, memory and CPU, applied through
     /// cgroup v2 (`[limits.cgroup]`); refused at load where a controller is
     /// missing. Default: none.
-    pub cgroup: crate::cgroup_limits::CgroupLimits,
+    pub cgroup: crate::policy::cgroup_limits::CgroupLimits,
 }
 
 impl Default for Limits {

@@ -1,7 +1,7 @@
 //! Limits on a guest's own resources: linear memory, tables and instances,
 //! recording when one was refused so a trap can be explained.
 
-use crate::limits::Limits;
+use crate::policy::limits::Limits;
 use wasmtime::ResourceLimiter;
 
 /// A `ResourceLimiter` that remembers whether it refused memory.

@@ -124,13 +124,13 @@ pub(crate) fn sweep_orphans_soon(handle: &tokio::runtime::Handle) {
     }
     let clear = Clear;
     handle.spawn(async move {
-        let children = crate::subreaper::reaper().leader_count();
+        let children = crate::os::subreaper::reaper().leader_count();
         tokio::time::sleep(sweep_delay(children)).await;
         // Cleared first: a reap from now on asks for a sweep of its own.
         drop(clear);
         // Off the core's worker: a sweep reads every child of the host, and
         // the monitors keep reaping meanwhile.
-        let _ = tokio::task::spawn_blocking(|| crate::subreaper::reaper().reap_orphans()).await;
+        let _ = tokio::task::spawn_blocking(|| crate::os::subreaper::reaper().reap_orphans()).await;
     });
 }
 
@@ -147,7 +147,7 @@ async fn sweep_on_sigchld(handle: tokio::runtime::Handle) {
         }
     };
     while sigchld.recv().await.is_some() {
-        if crate::subreaper::reaper().orphan_waiting() {
+        if crate::os::subreaper::reaper().orphan_waiting() {
             sweep_orphans_soon(&handle);
         }
     }

@@ -1,0 +1,18 @@
+//! The operating-system layer: the only code that starts processes
+//! ([`spawner`]), the child it returns (a pidfd and its group), cgroups,
+//! the subreaper, the watchdog that cleans up after a killed host, the
+//! kernel confinement of started programs, and atomic file writes.
+//!
+//! It may import the domain types ([`crate::types`]), errors, audit and
+//! the policy's data ([`crate::policy`]: what a grant says, turned here
+//! into Landlock rules, a seccomp filter and cgroup files); never the
+//! process, session, wit or embed layers above it.
+
+pub mod atomic_file;
+pub(crate) mod cgroup;
+pub(crate) mod child;
+pub mod confine;
+pub(crate) mod ignored_signals;
+pub(crate) mod spawner;
+pub(crate) mod subreaper;
+pub(crate) mod watchdog;

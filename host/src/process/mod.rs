@@ -1,0 +1,15 @@
+//! The process layer: a started process and its monitor on the process
+//! core (one small runtime per manager), its bounded stream buffers, the
+//! capture of a `run`, the census of descendants, the table of who owns
+//! what, and the manager that ties them together.
+//!
+//! It may import the OS layer ([`crate::os`]), the policy's data, the
+//! domain types, errors and audit; never the session, wit or embed layers.
+
+pub(crate) mod buffer;
+pub(crate) mod capture;
+pub(crate) mod core_runtime;
+pub(crate) mod descendants;
+pub(crate) mod managed;
+pub(crate) mod manager;
+pub(crate) mod registry;
