@@ -29,6 +29,7 @@ pub mod os;
 pub mod policy;
 pub mod process;
 pub mod session;
+pub(crate) mod sys;
 mod types;
 pub mod wit;
 

@@ -19,6 +19,6 @@ pub use crate::os::cgroup::Scope;
 pub use crate::policy::limits::{MAX_MILLIS, deadline_after};
 pub use crate::process::managed::{Buffers, KILL_WAIT, ManagedProcess, buffer};
 pub use crate::process::manager::Launch;
-pub use crate::os::child::pidfd_open;
+pub use crate::sys::process::pidfd_open;
 pub use crate::session::quota::RateBucket;
 pub use crate::os::spawner::StdioPlan;

@@ -5,12 +5,12 @@
 //! the whole tree, `setsid` escapees included.
 
 use crate::os::cgroup::{ProcessCgroup, Usage};
-use crate::process::registry::LiveToken;
 use crate::os::subreaper::reaper;
 use crate::os::watchdog::Watchdog;
+use crate::sys::process::{pidfd_open, wait_pid};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
+use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use std::sync::Arc;
 
@@ -152,31 +152,22 @@ impl Drop for OsChild {
     }
 }
 
-/// Waits for the child `pid` to end and reaps it.
-pub(crate) fn wait_pid(pid: u32) -> io::Result<ExitStatus> {
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid writes the status into `status`.
-        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-        if rc >= 0 {
-            return Ok(ExitStatus::from_raw(status));
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+/// One started process counted as running for its owner until it is
+/// reaped: the child holds it and drops it when reaped, so the owner's
+/// live count is a counter read, not a walk over every record.
+#[derive(Debug)]
+pub(crate) struct LiveToken(Arc<AtomicUsize>);
+
+impl LiveToken {
+    /// Counts one more on `running` until the token drops.
+    pub(crate) fn count(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(running))
     }
 }
 
-/// A pidfd for `pid` (`pidfd_open(2)`): a handle that names this process
-/// and no other, even after its pid is reused.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
-    // SAFETY: the kernel returned a fresh fd that nothing else owns; pidfds
-    // are always close-on-exec.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -142,7 +142,7 @@ fn abandon(pid: u32) {
     // SAFETY: killpg has no memory-safety preconditions; the leader is not
     // reaped yet, so the group id is still this child's.
     unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
-    let _ = crate::os::child::wait_pid(pid);
+    let _ = crate::sys::process::wait_pid(pid);
     reaper().release(pid);
 }
 
@@ -506,7 +506,7 @@ fn clone_exec(
     let error = unsafe { std::ptr::read_volatile(&raw const args.error) };
     if error != 0 {
         drop(started.pidfd);
-        let _ = crate::os::child::wait_pid(started.pid);
+        let _ = crate::sys::process::wait_pid(started.pid);
         return Err(io::Error::from_raw_os_error(error));
     }
     Ok(started)
@@ -1084,7 +1084,7 @@ mod tests {
         let text = result
             .recv_timeout(Duration::from_secs(10))
             .expect("end-of-file: the host holds no end of the child's pipe");
-        let status = crate::os::child::wait_pid(spawned.pid).unwrap();
+        let status = crate::sys::process::wait_pid(spawned.pid).unwrap();
         reaper().release(spawned.pid);
         assert!(status.success(), "{status:?}");
         text

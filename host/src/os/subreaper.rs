@@ -25,7 +25,8 @@
 //! trees. An embedder that starts its own children does not call it, and
 //! its children are never touched.
 
-use crate::os::cgroup::{self, SUBTREE_PREFIX};
+use crate::os::cgroup;
+use crate::sys::containment::SUBTREE_PREFIX;
 use nix::errno::Errno;
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -335,7 +336,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(is_zombie_child(pid), "looking does not reap");
-        crate::os::child::wait_pid(pid).unwrap();
+        crate::sys::process::wait_pid(pid).unwrap();
         reaper().release(pid);
         assert!(!is_zombie_child(pid), "reaped, it is gone");
     }

@@ -3,7 +3,7 @@
 //! process. A limit whose controller is not enabled is refused when the
 //! policy loads; it is never silently ignored.
 
-use crate::os::cgroup::{Containment, MissingController};
+use crate::sys::containment::{Containment, MissingController};
 use serde::Deserialize;
 
 /// The `[limits.cgroup]` table of a policy. Every field is optional; an

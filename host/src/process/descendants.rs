@@ -269,7 +269,7 @@ fn owner_by_parents<'a>(
 /// Kills `proc` if the pid still names the process the census saw: the
 /// pidfd pins it, and its start time must match.
 fn kill_if_same(proc: &Proc) -> bool {
-    let Ok(pidfd) = crate::os::child::pidfd_open(proc.pid) else {
+    let Ok(pidfd) = crate::sys::process::pidfd_open(proc.pid) else {
         return false;
     };
     if read_proc(proc.pid).is_none_or(|now| now.start != proc.start) {

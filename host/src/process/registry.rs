@@ -3,6 +3,7 @@
 //! needs room.
 
 use crate::error::CallError;
+use crate::os::child::LiveToken;
 use crate::process::managed::ManagedProcess;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,19 +29,6 @@ struct Owned {
     /// Started processes of this owner not yet reaped: one per
     /// [`LiveToken`] alive.
     running: Arc<AtomicUsize>,
-}
-
-/// One started process counted as running for its owner until it is
-/// reaped: the child holds it and drops it when reaped
-/// (`OsChild`), so [`Registry::live`] is a counter read, not a walk over
-/// every record.
-#[derive(Debug)]
-pub(crate) struct LiveToken(Arc<AtomicUsize>);
-
-impl Drop for LiveToken {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Owned {
@@ -160,9 +148,7 @@ impl Registry {
     /// (when the child is reaped, or the start fails).
     pub(crate) fn count_live(&self, owner: &str) -> LiveToken {
         let mut map = self.lock();
-        let running = &map.entry(owner.to_string()).or_default().running;
-        running.fetch_add(1, Ordering::AcqRel);
-        LiveToken(Arc::clone(running))
+        LiveToken::count(&map.entry(owner.to_string()).or_default().running)
     }
 
     /// Removes an ended record.

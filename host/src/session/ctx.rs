@@ -117,7 +117,7 @@ impl ProcessCtx {
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
-        let pids_controller = crate::os::cgroup::Containment::detect().require("pids").is_ok();
+        let pids_controller = crate::sys::containment::Containment::detect().require("pids").is_ok();
         let cgroup_limits = limits
             .cgroup
             .with_default_pids(limits.max_descendants, pids_controller);
