@@ -10,6 +10,8 @@ use crate::error::{LinkError, RuntimeError};
 use crate::embed::guest_limits::GuestLimiter;
 use crate::wit::linker::{ProcessView, add_to_linker_async};
 use crate::process::manager::ProcessManager;
+use crate::embed::plugin::Plugin;
+use crate::process::manager::HostEffects;
 use crate::policy::Policy;
 use crate::embed::pool::{GuestSlot, GuestSlots, InstancePool};
 use std::fs::File;
@@ -80,11 +82,11 @@ pub enum GuestError {
     /// The guest trapped.
     #[error("the guest trapped: {0}")]
     Trap(String),
-    /// The policy requires a manifest and the guest carries none.
-    #[error(
-        "the guest `{0}` carries no plugin manifest, and its policy requires one (require_manifest)"
-    )]
-    ManifestRequired(String),
+    /// The plugin's manifest is unreadable, or its policy refuses it: a
+    /// manifest is required and there is none, or the policy is pinned to
+    /// another component.
+    #[error(transparent)]
+    Manifest(crate::manifest::ManifestError),
     /// No slot of the instance pool was free for the guest
     /// ([`InstancePool::when_full`]).
     #[error(transparent)]
@@ -195,10 +197,10 @@ pub struct RuntimeConfig {
     /// Where [`Runtime::load`] caches compiled components. Default `None`
     /// (compile on every load): loading cached machine code trusts the cache
     /// directory, so an embedding opts in; the `wasmproc` CLI does.
-    pub cache: Option<crate::CacheConfig>,
+    pub cache: Option<crate::embed::CacheConfig>,
     /// Told when [`Runtime::load`] has to compile a component (seconds for
     /// an interpreter-sized one), e.g. to show progress. Default `None`.
-    pub compile_progress: Option<Arc<dyn crate::CompileProgress>>,
+    pub compile_progress: Option<Arc<dyn crate::embed::CompileProgress>>,
     /// The instance pool guests are allocated from, which bounds how many
     /// may be instantiated at once and reserves their address space up
     /// front ([`InstancePool`]); a guest beyond it waits for a slot (or
@@ -210,6 +212,10 @@ pub struct RuntimeConfig {
     /// Which compiler compiles a component on a cache miss. Default
     /// [`Compiler::Auto`]: Winch at once, Cranelift in the background.
     pub compiler: Compiler,
+    /// The effects the runtime's process manager has on the host process
+    /// (subreaper, fd limit, watchdog). Default: none; the `wasmproc` CLI
+    /// turns all on.
+    pub host_effects: HostEffects,
 }
 
 impl Default for RuntimeConfig {
@@ -223,6 +229,7 @@ impl Default for RuntimeConfig {
             compile_progress: None,
             pool: Some(InstancePool::default()),
             compiler: Compiler::default(),
+            host_effects: HostEffects::default(),
         }
     }
 }
@@ -332,7 +339,10 @@ impl<T: Send + 'static> Runtime<T> {
             baseline: OnceLock::new(),
             baseline_ticks,
             linker_extended: false,
-            manager: ProcessManager::new(config.shutdown_grace),
+            manager: ProcessManager::builder()
+                .grace(config.shutdown_grace)
+                .host_effects(config.host_effects)
+                .build(),
             slots: config.pool.as_ref().map(GuestSlots::new),
             config,
             ticking,
@@ -348,7 +358,8 @@ impl<T: Send + 'static> Runtime<T> {
     }
 
     /// The tier `component` (from [`Runtime::load`]) was compiled by.
-    pub fn tier_of(&self, component: &Component) -> Tier {
+    pub fn tier_of(&self, plugin: &Plugin) -> Tier {
+        let component = plugin.component();
         match self.config.compiler {
             Compiler::Winch => Tier::Baseline,
             _ if self.baseline_of(component).is_some() => Tier::Baseline,
@@ -390,7 +401,7 @@ impl<T: Send + 'static> Runtime<T> {
                     Err(e) => {
                         tracing::warn!(
                             "compiler auto: Winch is not available here, so Cranelift compiles: {}",
-                            crate::display_chain(&e)
+                            crate::error::display_chain(&e)
                         );
                         None
                     }
@@ -427,9 +438,11 @@ impl<T: Send + 'static> Runtime<T> {
 
     /// Compiles a component file (or loads it from the cache of
     /// [`RuntimeConfig::cache`]), with a clear error for a missing file, a
-    /// core module or anything else that is not a component.
-    pub fn load(&self, path: &Path) -> Result<Component, GuestError> {
-        self.load_with_status(path).map(|(component, _)| component)
+    /// core module or anything else that is not a component, and reads the
+    /// plugin manifest it carries: a guest run from it is admitted by its
+    /// policy and that manifest together.
+    pub fn load(&self, path: &Path) -> Result<Plugin, GuestError> {
+        self.load_with_status(path).map(|(plugin, _)| plugin)
     }
 
     /// [`Runtime::load`], also saying what the cache found (`None` when no
@@ -437,7 +450,7 @@ impl<T: Send + 'static> Runtime<T> {
     pub fn load_with_status(
         &self,
         path: &Path,
-    ) -> Result<(Component, Option<crate::CacheStatus>), GuestError> {
+    ) -> Result<(Plugin, Option<crate::embed::CacheStatus>), GuestError> {
         let shown = path.display().to_string();
         let read_error = |source| GuestError::Read {
             path: shown.clone(),
@@ -483,7 +496,7 @@ impl<T: Send + 'static> Runtime<T> {
                 tier_ups: &self.tier_ups,
             }),
         };
-        crate::embed::cache::compile(
+        let compiled = crate::embed::cache::compile(
             &tiers,
             self.config.cache.as_ref(),
             &file,
@@ -491,15 +504,19 @@ impl<T: Send + 'static> Runtime<T> {
             self.config.compile_progress.as_deref(),
         )
         .map_err(|e| match e {
-            crate::CompileError::Read(io) => read_error(io),
-            crate::CompileError::Compile(e) => not_component(&format!("{e:#}")),
-        })
+            crate::embed::CompileError::Read(io) => read_error(io),
+            crate::embed::CompileError::Compile(e) => not_component(&format!("{e:#}")),
+        })?;
+        let (component, status) = compiled;
+        let plugin = Plugin::new(component, path).map_err(GuestError::Manifest)?;
+        Ok((plugin, status))
     }
 
     /// Resolves and type-checks a component's imports against this
     /// runtime's linker, once: the result instantiates again and again
     /// without that work ([`Runtime::instantiate_async`]).
-    pub fn prepare(&self, component: &Component) -> Result<GuestPre<T>, GuestError> {
+    pub fn prepare(&self, plugin: &Plugin) -> Result<GuestPre<T>, GuestError> {
+        let component = plugin.component();
         let (engine, linker) = match self.baseline_of(component) {
             Some(tier) => (&tier.engine, &tier.linker),
             None => (&self.engine, &self.linker),
@@ -518,6 +535,7 @@ impl<T: Send + 'static> Runtime<T> {
         Ok(GuestPre {
             pre,
             engine: engine.clone(),
+            plugin: plugin.clone(),
         })
     }
 
@@ -541,7 +559,7 @@ impl<T: Send + 'static> Runtime<T> {
             ),
             None => None,
         };
-        let (mut store, stdio) = self.store(&pre.engine, options, data, deadline)?;
+        let (mut store, stdio) = self.store(pre, options, data, deadline)?;
         let command = pre
             .pre
             .instantiate_async(&mut store)
@@ -563,11 +581,11 @@ impl<T: Send + 'static> Runtime<T> {
     /// per-guest context built from the guest's name and policy).
     pub async fn run_async_with(
         &self,
-        component: &Component,
+        plugin: &Plugin,
         options: GuestOptions,
         data: T,
     ) -> Result<GuestOutcome, GuestError> {
-        let pre = self.prepare(component)?;
+        let pre = self.prepare(plugin)?;
         self.instantiate_async_with(&pre, options, data)
             .await?
             .run_async()
@@ -578,24 +596,25 @@ impl<T: Send + 'static> Runtime<T> {
     /// to its end on the calling thread, outside any async executor.
     pub fn run_with(
         &self,
-        component: &Component,
+        plugin: &Plugin,
         options: GuestOptions,
         data: T,
     ) -> Result<GuestOutcome, GuestError> {
-        crate::process::core_runtime::block_on_here(self.run_async_with(component, options, data))
+        crate::process::core_runtime::block_on_here(self.run_async_with(plugin, options, data))
     }
 
     /// A guest's store: its state, limiter and time limit (its `deadline`).
     fn store(
         &self,
-        engine: &Engine,
+        pre: &GuestPre<T>,
         options: GuestOptions,
         data: T,
         deadline: Option<Instant>,
     ) -> Result<(Store<GuestState<T>>, CapturedStdio), GuestError> {
-        if options.policy.require_manifest() && options.policy.manifest().is_none() {
-            return Err(GuestError::ManifestRequired(options.name));
-        }
+        let admission = pre
+            .plugin
+            .admit(Arc::clone(&options.policy), false)
+            .map_err(GuestError::Manifest)?;
         let limits = options.policy.limits().clone();
         let mut wasi = WasiCtx::builder();
         let mut argv = vec![options.name.clone()];
@@ -619,14 +638,11 @@ impl<T: Send + 'static> Runtime<T> {
             }
         };
         let process = self.config.register_process.then(|| {
-            let mut ctx = ProcessCtx::new(
-                options.name.clone(),
-                Arc::clone(&options.policy),
-                Arc::clone(&self.manager),
-                self.config.audit.clone(),
-            );
-            ctx.set_guest_deadline(deadline);
-            ctx
+            ProcessCtx::builder(Arc::new(admission), Arc::clone(&self.manager))
+                .guest(options.name.clone())
+                .audit(self.config.audit.clone())
+                .guest_deadline(deadline)
+                .build()
         });
         let state = GuestState {
             wasi: wasi.build(),
@@ -636,7 +652,7 @@ impl<T: Send + 'static> Runtime<T> {
             deadline,
             data,
         };
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(&pre.engine, state);
         store.limiter(|s| &mut s.limiter);
         yield_every_tick(&mut store, deadline);
         Ok((store, stdio))
@@ -645,9 +661,9 @@ impl<T: Send + 'static> Runtime<T> {
     /// Stops every managed process of every guest, and abandons the
     /// background compiles of [`Compiler::Auto`] (an entry being written
     /// is finished first; the next load starts the compile again).
-    pub fn shutdown(&self) {
+    pub async fn shutdown(&self) {
         self.tier_ups.abandon();
-        self.manager.shutdown();
+        self.manager.shutdown().await;
     }
 }
 
@@ -657,10 +673,10 @@ impl<T: Default + Send + 'static> Runtime<T> {
     /// executor; while the guest waits on a process it holds no thread.
     pub async fn run_async(
         &self,
-        component: &Component,
+        plugin: &Plugin,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        self.run_async_with(component, options, T::default()).await
+        self.run_async_with(plugin, options, T::default()).await
     }
 
     /// [`Runtime::run_async`] for a synchronous caller: runs the guest to
@@ -668,10 +684,10 @@ impl<T: Default + Send + 'static> Runtime<T> {
     /// (inside one, await [`Runtime::run_async`] instead).
     pub fn run(
         &self,
-        component: &Component,
+        plugin: &Plugin,
         options: GuestOptions,
     ) -> Result<GuestOutcome, GuestError> {
-        crate::process::core_runtime::block_on_here(self.run_async(component, options))
+        crate::process::core_runtime::block_on_here(self.run_async(plugin, options))
     }
 
     /// [`Runtime::instantiate_async_with`] with `T::default()` as the
@@ -713,6 +729,8 @@ pub struct GuestPre<T: 'static = ()> {
     pre: CommandPre<GuestState<T>>,
     /// The engine of the component's tier.
     engine: Engine,
+    /// The plugin it was prepared from (its manifest admits its guests).
+    plugin: Plugin,
 }
 
 impl<T: 'static> Clone for GuestPre<T> {
@@ -720,6 +738,7 @@ impl<T: 'static> Clone for GuestPre<T> {
         Self {
             pre: self.pre.clone(),
             engine: self.engine.clone(),
+            plugin: self.plugin.clone(),
         }
     }
 }
@@ -741,7 +760,7 @@ struct CapturedStdio {
 pub struct GuestInstance<T: 'static = ()> {
     store: Store<GuestState<T>>,
     command: Command,
-    limits: crate::Limits,
+    limits: crate::policy::Limits,
     stdio: CapturedStdio,
     /// Its slot of the pool, freed after the store (declared after it).
     slot: Option<GuestSlot>,
@@ -775,19 +794,24 @@ impl<T: Send + 'static> GuestInstance<T> {
         // that runtime's reactor, not handed to the process core.
         let result = crate::process::core_runtime::on_caller_reactor(call).await;
         let exit_code = match result {
-            Ok(Ok(())) => 0,
-            Ok(Err(())) => 1,
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(())) => Ok(1),
             Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(exit) => exit.0,
-                None => return Err(classify_trap(e, &self.store, &self.limits)),
+                Some(exit) => Ok(exit.0),
+                None => Err(classify_trap(e, &self.store, &self.limits)),
             },
         };
         let Self {
             store, stdio, slot, ..
         } = self;
-        // Dropping the store drops the ProcessCtx, which stops the guest's
-        // processes, and frees its instance; then its slot is free.
+        // The guest's processes are stopped gracefully, whatever its end;
+        // dropping the store then drops the session and frees the
+        // instance, and then the slot.
+        if let Some(session) = &store.data().process {
+            session.shutdown().await;
+        }
         drop(store);
+        let exit_code = exit_code?;
         drop(slot);
         let contents = |pipe: Option<MemoryOutputPipe>| {
             pipe.map(|p| p.contents().to_vec()).unwrap_or_default()
@@ -809,7 +833,7 @@ impl<T: Send + 'static> GuestInstance<T> {
 fn classify_trap<T: 'static>(
     e: wasmtime::Error,
     store: &Store<GuestState<T>>,
-    limits: &crate::Limits,
+    limits: &crate::policy::Limits,
 ) -> GuestError {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return GuestError::TimeLimit(limits.guest_time_ms);
@@ -830,10 +854,11 @@ fn classify_trap<T: 'static>(
 }
 
 impl<T: 'static> Drop for Runtime<T> {
+    /// Without [`Runtime::shutdown`] first, the manager's drop kills what
+    /// still runs at once (when this runtime held its last reference).
     fn drop(&mut self) {
         self.ticking.store(false, Ordering::Relaxed);
         self.tier_ups.abandon();
-        self.manager.shutdown();
     }
 }
 
@@ -878,7 +903,7 @@ fn base_linker<T: Send + 'static>(
 }
 
 /// A resource table capped at the policy's `guest_resources`.
-fn resource_table(limits: &crate::Limits) -> ResourceTable {
+fn resource_table(limits: &crate::policy::Limits) -> ResourceTable {
     let mut table = ResourceTable::new();
     table.set_max_capacity(limits.guest_resources as usize);
     table

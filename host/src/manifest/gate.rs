@@ -13,10 +13,12 @@ pub(crate) struct Refusal {
     pub error: CallError,
 }
 
-/// Checks a request against the manifest the policy carries (if any) and
-/// the policy itself.
+/// Checks a request against the plugin's manifest (if it carries one) and
+/// the policy. Whether a manifest is required was settled when the guest
+/// was admitted ([`Admission`](crate::Admission)), once.
 pub(crate) fn admit(
     policy: &Policy,
+    manifest: Option<&Manifest>,
     op: Operation,
     req: CommandRequest<'_>,
 ) -> Result<Approved, Refusal> {
@@ -24,24 +26,11 @@ pub(crate) fn admit(
     if let Err(error @ CallError::Invalid(_)) = decided {
         return Err(Refusal { gate: None, error });
     }
-    let manifest = match policy.manifest() {
-        Some(m) => m,
-        None if policy.require_manifest() => {
-            return Err(Refusal {
-                gate: Some(Gate::Manifest),
-                error: CallError::Denied(format!(
-                    "program `{}` is not declared by the plugin: it carries no manifest, \
-                     and this host requires one (require_manifest)",
-                    req.program
-                )),
-            });
-        }
-        None => {
-            return decided.map_err(|error| Refusal {
-                gate: Some(Gate::Policy),
-                error,
-            });
-        }
+    let Some(manifest) = manifest else {
+        return decided.map_err(|error| Refusal {
+            gate: Some(Gate::Policy),
+            error,
+        });
     };
     let declared = declaration(manifest, policy, op, req).map_err(|reason| Refusal {
         gate: Some(Gate::Manifest),
@@ -245,7 +234,6 @@ reason = "runs git in the repository named on the command line"
 
     fn denial(policy: Policy, program: &str, args: &[&str]) -> (Option<Gate>, String) {
         let manifest = Manifest::parse("git-summary", GIT_SUMMARY).unwrap();
-        let policy = policy.with_manifest(Some(manifest));
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let req = CommandRequest {
             program,
@@ -253,7 +241,7 @@ reason = "runs git in the repository named on the command line"
             env: &[],
             cwd: None,
         };
-        let refusal = admit(&policy, Operation::Run, req).unwrap_err();
+        let refusal = admit(&policy, Some(&manifest), Operation::Run, req).unwrap_err();
         (refusal.gate, refusal.error.to_string())
     }
 

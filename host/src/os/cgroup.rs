@@ -168,6 +168,13 @@ impl Hierarchy {
         }
     }
 
+    /// Kills everything in the subtree at once, waiting for nothing.
+    pub(crate) fn kill(&self) {
+        if let Some(root) = &self.root {
+            let _ = write_file(&root.join("cgroup.kill"), "1");
+        }
+    }
+
     /// Kills everything in the subtree and removes it.
     pub(crate) fn remove(&self) {
         if let Some(root) = &self.root {

@@ -16,3 +16,6 @@ pub(crate) mod ignored_signals;
 pub(crate) mod spawner;
 pub(crate) mod subreaper;
 pub(crate) mod watchdog;
+
+pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Scope, Usage};
+pub use subreaper::claim_foreign_sessions;

@@ -60,7 +60,7 @@ pub(crate) struct Reaper {
     gate: RwLock<()>,
     known: Mutex<Known>,
     session: Option<Pid>,
-    active: bool,
+    active: AtomicBool,
     /// Whether every child in another session is the host's (set by
     /// [`claim_foreign_sessions`]).
     foreign_sessions: AtomicBool,
@@ -82,22 +82,29 @@ pub fn claim_foreign_sessions() {
 /// The reaper; the first call makes the host a subreaper.
 pub(crate) fn reaper() -> &'static Reaper {
     static REAPER: OnceLock<Reaper> = OnceLock::new();
-    REAPER.get_or_init(|| {
-        let became = prctl::set_child_subreaper(true);
-        if let Err(e) = became {
-            tracing::warn!(error = %e, "cannot become a child subreaper");
-        }
-        Reaper {
+    REAPER.get_or_init(|| Reaper {
             gate: RwLock::new(()),
             known: Mutex::new(Known::default()),
             session: getsid(None).ok(),
-            active: became.is_ok(),
-            foreign_sessions: AtomicBool::new(false),
-        }
+        active: AtomicBool::new(false),
+        foreign_sessions: AtomicBool::new(false),
     })
 }
 
 impl Reaper {
+    /// Makes the host a child subreaper (`PR_SET_CHILD_SUBREAPER`), once:
+    /// from then on the orphans of its children come back to it and are
+    /// reaped (and, at shutdown, killed) here.
+    pub(crate) fn become_subreaper(&self) {
+        if self.active.load(Ordering::Acquire) {
+            return;
+        }
+        match prctl::set_child_subreaper(true) {
+            Ok(()) => self.active.store(true, Ordering::Release),
+            Err(e) => tracing::warn!(error = %e, "cannot become a child subreaper"),
+        }
+    }
+
     /// Held around a start until [`Reaper::register`].
     pub(crate) fn registering(&self) -> RwLockReadGuard<'_, ()> {
         self.gate.read().unwrap_or_else(|e| e.into_inner())
@@ -168,7 +175,7 @@ impl Reaper {
     /// the number of children and so costs a share of a core that does not
     /// grow with them.
     pub(crate) fn orphan_waiting(&self) -> bool {
-        if !self.active {
+        if !self.active.load(Ordering::Acquire) {
             return false;
         }
         if self.leader_count() > WAITID_WALK_MAX {
@@ -181,7 +188,7 @@ impl Reaper {
     /// or when the first one is a leader the host started: its monitor
     /// reaps it and asks for another sweep, which then sees past it.
     pub(crate) fn reap_orphans(&self) {
-        if !self.active {
+        if !self.active.load(Ordering::Acquire) {
             return;
         }
         match first_zombie_child() {
@@ -227,7 +234,7 @@ impl Reaper {
     /// (escapees of process groups, and anything forked before its parent
     /// was moved into a cgroup). Called when the host's processes stop.
     pub(crate) fn kill_orphans(&self) {
-        if !self.active {
+        if !self.active.load(Ordering::Acquire) {
             return;
         }
         {

@@ -136,12 +136,18 @@ impl Watchdog {
             },
             Err(why) => {
                 tracing::warn!(%why, "watchdog not started: children may outlive a killed host");
-                Self {
-                    table: Mutex::new(Table::default()),
-                    lifeline: Mutex::new(None),
-                    process: Mutex::new(None),
-                }
+                Self::none()
             }
+        }
+    }
+
+    /// No watchdog: tracking is a no-op, and children may outlive a killed
+    /// host (unless their cgroup is removed by whoever owns it).
+    pub(crate) fn none() -> Self {
+        Self {
+            table: Mutex::new(Table::default()),
+            lifeline: Mutex::new(None),
+            process: Mutex::new(None),
         }
     }
 

@@ -256,7 +256,6 @@ impl PolicySpec {
             daemons: self.daemons,
             require_manifest: self.require_manifest,
             require_confinement: self.require_confinement,
-            manifest: None,
             component_digest: digest,
         })
     }

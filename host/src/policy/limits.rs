@@ -259,7 +259,7 @@ pub enum LimitsError {
     },
     /// A cgroup limit is invalid or not available here.
     #[error(transparent)]
-    Cgroup(#[from] crate::InvalidCgroupLimit),
+    Cgroup(#[from] crate::policy::InvalidCgroupLimit),
 }
 
 #[cfg(test)]

@@ -9,18 +9,20 @@
 mod access;
 mod args;
 pub mod catalogue;
-pub mod cgroup_limits;
+pub(crate) mod cgroup_limits;
 mod daemon_access;
 mod digest;
 mod dirs;
 mod env;
 mod file;
 mod leaks;
-pub mod limits;
+pub(crate) mod limits;
 mod program;
 mod secrets;
 
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};
+pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
+pub use limits::{Limits, LimitsError};
 pub use args::{ArgPattern, is_option};
 pub use daemon_access::DaemonAccess;
 pub use digest::ComponentDigest;
@@ -31,7 +33,7 @@ pub use program::{Operation, ProgramGrant};
 pub use secrets::SecretSpec;
 
 use crate::error::{CallError, PolicyError};
-use crate::policy::limits::Limits;
+
 use dirs::DirGrant;
 use env::EnvGrant;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,6 @@ pub struct Policy {
     daemons: DaemonAccess,
     require_manifest: bool,
     require_confinement: bool,
-    manifest: Option<std::sync::Arc<crate::manifest::Manifest>>,
     component_digest: Option<crate::policy::ComponentDigest>,
 }
 
@@ -71,15 +72,42 @@ pub struct CommandRequest<'a> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Approved {
     /// The canonical absolute path to execute.
-    pub program: PathBuf,
+    pub(crate) program: PathBuf,
     /// `argv[0]`: the name the grant was written with.
-    pub arg0: String,
+    pub(crate) arg0: String,
     /// Arguments.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// The complete child environment.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// The checked working directory (`None`: the host's own).
-    pub cwd: Option<PathBuf>,
+    pub(crate) cwd: Option<PathBuf>,
+}
+
+impl Approved {
+    /// The canonical absolute path to execute.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// `argv[0]`: the name the grant was written with.
+    pub fn arg0(&self) -> &str {
+        &self.arg0
+    }
+
+    /// The arguments after `argv[0]`.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The complete child environment.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// The checked working directory (`None`: the host's own).
+    pub fn cwd(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
 }
 
 impl std::fmt::Debug for Approved {
@@ -108,7 +136,6 @@ impl Policy {
             daemons: DaemonAccess::default(),
             require_manifest: false,
             require_confinement: false,
-            manifest: None,
             component_digest: None,
         }
     }
@@ -185,19 +212,6 @@ impl Policy {
         self.dirs.roots()
     }
 
-    /// The plugin's manifest: calls must be declared there too (see
-    /// [`crate::manifest`]).
-    pub fn manifest(&self) -> Option<&crate::manifest::Manifest> {
-        self.manifest.as_deref()
-    }
-
-    /// The same policy gating calls also by the plugin's manifest (`None`:
-    /// the plugin carries none).
-    pub fn with_manifest(mut self, manifest: Option<crate::manifest::Manifest>) -> Self {
-        self.manifest = manifest.map(std::sync::Arc::new);
-        self
-    }
-
     /// The component this policy is pinned to (`component_digest`).
     pub fn component_digest(&self) -> Option<&crate::policy::ComponentDigest> {
         self.component_digest.as_ref()
@@ -237,7 +251,7 @@ impl Policy {
 
     /// Checks a request: first its shape and sizes (`invalid`), then the
     /// grants (`denied`). On success everything the spawn needs is resolved.
-    pub fn check(&self, op: Operation, req: CommandRequest<'_>) -> Result<Approved, CallError> {
+    pub(crate) fn check(&self, op: Operation, req: CommandRequest<'_>) -> Result<Approved, CallError> {
         self.check_shape(req)?;
         let grant = self
             .programs

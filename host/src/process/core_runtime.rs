@@ -31,7 +31,6 @@ pub(crate) struct ProcessCore {
 impl ProcessCore {
     /// A runtime with one worker thread (all monitoring is I/O-bound).
     pub(crate) fn new() -> std::io::Result<Self> {
-        raise_fd_limit_once();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             // Nothing here blocks for long; keep the pool for the rare
@@ -265,26 +264,6 @@ pub(crate) fn block_on_here<F: Future>(fut: F) -> F::Output {
     let _restore = OwnReactor::set(true);
     let runtime = background.0.as_ref().expect("taken only when dropped");
     runtime.block_on(fut)
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit, once per host
-/// process, as Go's runtime does: every live piped process holds three fds
-/// (pidfd, stdout, stderr), and the default soft limit would cap the count
-/// of processes long before memory does.
-fn raise_fd_limit_once() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        use nix::sys::resource::{Resource, getrlimit, setrlimit};
-        match getrlimit(Resource::RLIMIT_NOFILE) {
-            Ok((soft, hard)) if soft < hard => {
-                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                    tracing::warn!(error = %e, soft, hard, "cannot raise the soft fd limit");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read the fd limit"),
-        }
-    });
 }
 
 #[cfg(test)]

@@ -97,27 +97,82 @@ impl Drop for RunGuard<'_> {
     }
 }
 
-impl ProcessManager {
-    /// A manager whose shutdown gives processes `grace` between SIGTERM and
-    /// SIGKILL. Makes the host a child subreaper, raises the soft fd limit
-    /// to the hard one (once per host process), creates the manager's
-    /// cgroup subtree where the host has cgroups ([`Containment::detect`]),
-    /// starts the process core and the watchdog process.
+/// Effects a manager may have on the whole host process, each an explicit
+/// option of [`ProcessManagerBuilder`] and off by default: an embedding
+/// application decides. The `wasmproc` CLI and `wasmproc serve` turn all
+/// three on ([`HostEffects::ALL`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostEffects {
+    /// Make the host a child subreaper (`PR_SET_CHILD_SUBREAPER`): the
+    /// orphans of its children come back to it, to be reaped and, at
+    /// shutdown, killed, even without cgroups.
+    pub subreaper: bool,
+    /// Raise the soft `RLIMIT_NOFILE` to the hard limit: each live piped
+    /// process holds three fds.
+    pub raise_fd_limit: bool,
+    /// Start the watchdog process, which kills the host's processes and
+    /// removes its cgroups if the host is killed.
+    pub watchdog: bool,
+}
+
+impl HostEffects {
+    /// Every effect on, as the CLI has them.
+    pub const ALL: Self = Self {
+        subreaper: true,
+        raise_fd_limit: true,
+        watchdog: true,
+    };
+}
+
+/// Makes a [`ProcessManager`]: [`ProcessManager::builder`], the options,
+/// then [`build`](Self::build).
+#[derive(Debug, Clone)]
+pub struct ProcessManagerBuilder {
+    grace: Duration,
+    effects: HostEffects,
+}
+
+impl ProcessManagerBuilder {
+    /// How long [`ProcessManager::shutdown`] waits between SIGTERM and
+    /// SIGKILL (default 2 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Which effects on the host process to have (default: none).
+    pub fn host_effects(mut self, effects: HostEffects) -> Self {
+        self.effects = effects;
+        self
+    }
+
+    /// The manager: its cgroup subtree where the host has cgroups
+    /// ([`Containment::detect`]), its process core and, as asked, the
+    /// effects on the host process.
     ///
     /// # Panics
     /// If the process core's runtime cannot be created (no thread can be
     /// started): the host could not manage any process.
-    pub fn new(grace: Duration) -> Arc<Self> {
-        reaper();
+    pub fn build(self) -> Arc<ProcessManager> {
+        if self.effects.subreaper {
+            reaper().become_subreaper();
+        }
+        if self.effects.raise_fd_limit {
+            crate::sys::process::raise_fd_limit();
+        }
         let core = ProcessCore::new().expect("cannot start the process core's runtime");
         let cgroups = Arc::new(Hierarchy::new());
-        let watchdog = Arc::new(Watchdog::start(cgroups.root()));
-        let manager = Arc::new(Self {
+        let watchdog = Arc::new(if self.effects.watchdog {
+            Watchdog::start(cgroups.root())
+        } else {
+            Watchdog::none()
+        });
+        let manager = Arc::new(ProcessManager {
             registry: Registry::default(),
             host_scope: cgroups.scope("host", &CgroupLimits::default()),
             cgroups,
             watchdog,
-            grace,
+            grace: self.grace,
             runs: Mutex::new(HashMap::new()),
             descendants: DescendantCaps::default(),
             core,
@@ -127,6 +182,24 @@ impl ProcessManager {
             .handle()
             .spawn(take_censuses(Arc::downgrade(&manager)));
         manager
+    }
+}
+
+impl ProcessManager {
+    /// Starts making a manager (see [`ProcessManagerBuilder`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wasmproc_host::ProcessManager;
+    ///
+    /// let manager = ProcessManager::builder().grace(Duration::from_secs(1)).build();
+    /// assert!(manager.processes().is_empty());
+    /// ```
+    pub fn builder() -> ProcessManagerBuilder {
+        ProcessManagerBuilder {
+            grace: Duration::from_secs(2),
+            effects: HostEffects::default(),
+        }
     }
 
     /// The live processes this manager started (`run` children too), with
@@ -146,13 +219,6 @@ impl ProcessManager {
             .filter(|p| !p.has_ended())
             .map(|p| (p.facts().owner.clone(), p))
             .collect()
-    }
-
-    /// Runs a future to completion on the calling thread: the sync path to
-    /// this crate's async methods, for callers outside any async runtime.
-    /// Inside an async task, `.await` instead (this blocks the thread).
-    pub fn block_on<F: Future>(fut: F) -> F::Output {
-        crate::process::core_runtime::block_on(fut)
     }
 
     /// The containment the manager's processes get.
@@ -321,15 +387,25 @@ impl ProcessManager {
         self.registry.all().iter().map(|p| p.snapshot()).collect()
     }
 
-    /// Stops and forgets every process of one guest session.
-    pub fn stop_owner(&self, owner: &str, grace: Duration) {
-        self.stop_all_blocking(self.registry.take_owner(owner), grace);
+    /// Stops every process of one guest session alike (SIGTERM, `grace`,
+    /// SIGKILL), awaiting their ends, and forgets them.
+    pub(crate) async fn stop_owner(&self, owner: &str, grace: Duration) {
+        self.stop_all(self.registry.take_owner(owner), grace).await;
+    }
+
+    /// Kills every process of one guest session at once and forgets them,
+    /// without waiting: their monitors reap them.
+    pub(crate) fn kill_owner(&self, owner: &str) {
+        for p in self.registry.take_owner(owner) {
+            p.discard();
+        }
     }
 
     /// Stops every managed process, and the child of every `run` in
-    /// progress, alike (SIGTERM, grace, SIGKILL) and reaps them. Orphans
-    /// that escaped every cgroup are killed too.
-    pub fn shutdown(&self) {
+    /// progress, alike (SIGTERM, the grace period, SIGKILL), and returns
+    /// once they are reaped. Orphans that escaped every cgroup are killed
+    /// too. Call it before dropping the manager: a drop kills at once.
+    pub async fn shutdown(&self) {
         let mut processes = self.registry.take_all();
         processes.extend(
             self.runs
@@ -338,17 +414,15 @@ impl ProcessManager {
                 .values()
                 .cloned(),
         );
-        self.stop_all_blocking(processes, self.grace);
+        self.stop_all(processes, self.grace).await;
         reaper().kill_orphans();
     }
 
-    fn stop_all_blocking(&self, processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
+    async fn stop_all(&self, processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
         if processes.is_empty() {
             return;
         }
-        if crate::process::core_runtime::block_on(self.core.run(stop_all(processes.clone(), grace)))
-            .is_none()
-        {
+        if self.core.run(stop_all(processes.clone(), grace)).await.is_none() {
             tracing::error!("the process core stopped before its processes");
         }
         for p in processes {
@@ -358,11 +432,32 @@ impl ProcessManager {
 }
 
 impl Drop for ProcessManager {
+    /// Kills whatever still runs at once (`cgroup.kill` of the manager's
+    /// subtree, SIGKILL to each group) without waiting; the subtree is
+    /// removed on a thread of its own once the killed processes left it.
     fn drop(&mut self) {
-        self.shutdown();
-        self.cgroups.remove();
+        for p in self.registry.take_all() {
+            p.discard();
+        }
+        for p in self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            p.discard();
+        }
+        self.cgroups.kill();
+        reaper().kill_orphans();
         reaper().reap_orphans();
         self.watchdog.stop();
+        let cgroups = Arc::clone(&self.cgroups);
+        let removal = std::thread::Builder::new()
+            .name("wasmproc-cgroup-removal".into())
+            .spawn(move || cgroups.remove());
+        if let Err(e) = removal {
+            tracing::warn!(error = %e, "cannot remove the manager's cgroups");
+        }
     }
 }
 

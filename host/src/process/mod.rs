@@ -13,3 +13,9 @@ pub(crate) mod descendants;
 pub(crate) mod managed;
 pub(crate) mod manager;
 pub(crate) mod registry;
+
+pub use crate::types::{Exit, ProcState, Signal, StdioMode, UnknownSignal};
+pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
+pub use core_runtime::block_on;
+pub use managed::{ProcessFacts, ProcessSnapshot};
+pub use manager::{HostEffects, ProcessManager, ProcessManagerBuilder};

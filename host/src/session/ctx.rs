@@ -9,6 +9,7 @@ use crate::error::CallError;
 use crate::process::managed::{self, Buffers, ManagedProcess, ProcessSnapshot, StreamError};
 use crate::process::manager::{Launch, ProcessManager};
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
+use crate::session::admission::Admission;
 pub use crate::types::StdioMode;
 use crate::types::{Exit, Signal};
 use crate::session::quota::RateBucket;
@@ -85,6 +86,7 @@ pub struct RunOutput {
 pub struct ProcessCtx {
     guest: String,
     session: String,
+    admission: Arc<Admission>,
     policy: Arc<Policy>,
     manager: Arc<ProcessManager>,
     audit: Audit,
@@ -98,38 +100,79 @@ pub struct ProcessCtx {
     scope: crate::os::cgroup::Scope,
 }
 
-impl ProcessCtx {
-    /// A session for the guest called `guest` (a name for audit records;
-    /// ownership is by session, so two guests of one name stay apart).
-    pub fn new(
-        guest: impl Into<String>,
-        policy: Arc<Policy>,
-        manager: Arc<ProcessManager>,
-        audit: Audit,
-    ) -> Self {
+/// Makes a [`ProcessCtx`]: [`ProcessCtx::builder`], then the optional
+/// settings, then [`build`](ProcessCtxBuilder::build).
+#[derive(Debug)]
+pub struct ProcessCtxBuilder {
+    admission: Arc<Admission>,
+    manager: Arc<ProcessManager>,
+    guest: String,
+    audit: Audit,
+    guest_deadline: Option<Option<Instant>>,
+}
+
+impl ProcessCtxBuilder {
+    /// The guest's name for audit records (default `guest`; ownership is
+    /// by session, so two guests of one name stay apart).
+    pub fn guest(mut self, name: impl Into<String>) -> Self {
+        self.guest = name.into();
+        self
+    }
+
+    /// Where decisions and process events are recorded (default: the
+    /// log, [`Audit::new`]).
+    pub fn audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// When the guest's time ends (default: `guest_time` of the policy,
+    /// counted from [`build`](Self::build)); a runtime passes the instant
+    /// it fixed when it instantiated the guest, so every limit on the
+    /// guest's time uses one instant.
+    pub fn guest_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.guest_deadline = Some(deadline);
+        self
+    }
+
+    /// The session: its cgroup scope, confinement and quotas.
+    pub fn build(self) -> ProcessCtx {
+        let Self {
+            admission,
+            manager,
+            guest,
+            audit,
+            guest_deadline,
+        } = self;
+        let policy = Arc::clone(admission.policy_arc());
         let limits = policy.limits();
         let start_rate = std::sync::Mutex::new(RateBucket::new(
             limits.starts_per_second,
             limits.start_burst,
         ));
-        let guest = guest.into();
-        let guest_deadline = limits.guest_deadline();
+        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline());
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
-        let pids_controller = crate::sys::containment::Containment::detect().require("pids").is_ok();
+        let pids_controller = crate::sys::containment::Containment::detect()
+            .require("pids")
+            .is_ok();
         let cgroup_limits = limits
             .cgroup
             .with_default_pids(limits.max_descendants, pids_controller);
         let mut scope = manager.scope("guest", &cgroup_limits);
-        scope.set_confiner(crate::os::confine::Confiner::for_policy(&policy));
+        scope.set_confiner(crate::os::confine::Confiner::for_policy(
+            &policy,
+            admission.manifest(),
+        ));
         let session = uuid::Uuid::new_v4().to_string();
         manager
             .descendants
             .register(&session, &guest, limits.max_descendants, audit.clone());
-        Self {
+        ProcessCtx {
             guest,
             session,
+            admission,
             policy,
             manager,
             audit,
@@ -138,12 +181,32 @@ impl ProcessCtx {
             scope,
         }
     }
+}
 
-    /// Moves the end of the guest's time to `deadline` (the instant the
-    /// runtime fixed when it instantiated the guest), so every limit on the
-    /// guest's time uses one instant.
-    pub(crate) fn set_guest_deadline(&mut self, deadline: Option<Instant>) {
-        self.guest_deadline = deadline;
+impl ProcessCtx {
+    /// Starts making the session of a guest admitted by `admission`, whose
+    /// processes `manager` owns.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use wasmproc_host::{Admission, Policy, ProcessCtx, ProcessManager};
+    ///
+    /// let policy = Arc::new(Policy::builder().allow_program("true").build()?);
+    /// let manager = ProcessManager::builder().build();
+    /// let ctx = ProcessCtx::builder(Arc::new(Admission::policy_only(policy)?), manager)
+    ///     .guest("example")
+    ///     .build();
+    /// assert_eq!(ctx.guest(), "example");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(admission: Arc<Admission>, manager: Arc<ProcessManager>) -> ProcessCtxBuilder {
+        ProcessCtxBuilder {
+            admission,
+            manager,
+            guest: "guest".to_string(),
+            audit: Audit::new(),
+            guest_deadline: None,
+        }
     }
 
     /// The guest's name.
@@ -154,6 +217,20 @@ impl ProcessCtx {
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Stops every process the session started (SIGTERM, the policy's
+    /// `kill_grace`, SIGKILL) and returns once they are reaped. Dropping
+    /// the session without it kills them at once.
+    pub async fn shutdown(&self) {
+        self.manager
+            .stop_owner(&self.session, self.policy.limits().kill_grace())
+            .await;
+    }
+
+    /// The policy and the plugin's manifest this session was admitted by.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     fn event(&self, op: &str) -> AuditEvent {
@@ -181,7 +258,7 @@ impl ProcessCtx {
         let (decided, gate) = if self.take_token() {
             match precheck {
                 Err(e) => (Err(e), None),
-                Ok(()) => match crate::manifest::gate::admit(&self.policy, op, request) {
+                Ok(()) => match self.admission.admit(op, request) {
                     Ok(approved) => (Ok(approved), None),
                     Err(refusal) => (Err(refusal.error), refusal.gate),
                 },
@@ -592,9 +669,11 @@ fn stream_error(e: StreamError) -> CallError {
 }
 
 impl Drop for ProcessCtx {
+    /// Kills every process the session still has at once, waiting for
+    /// nothing (their monitors reap them); [`ProcessCtx::shutdown`] first
+    /// stops them gracefully.
     fn drop(&mut self) {
-        self.manager
-            .stop_owner(&self.session, self.policy.limits().kill_grace());
+        self.manager.kill_owner(&self.session);
         self.manager.descendants.forget(&self.session);
         self.audit.settle(&self.guest);
     }

@@ -8,5 +8,10 @@
 //!
 //! [`ProcessCtx`]: ctx::ProcessCtx
 
+pub(crate) mod admission;
 pub(crate) mod ctx;
 pub(crate) mod quota;
+
+pub use admission::Admission;
+pub use ctx::{CommandSpec, ProcessCtx, ProcessCtxBuilder, RunOutput, StartSpec};
+pub use quota::RateBucket;

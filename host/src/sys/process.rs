@@ -34,3 +34,23 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // are always close-on-exec.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, once per host
+/// process, as Go's runtime does: every live piped process holds three fds
+/// (pidfd, stdout, stderr), and the default soft limit would cap the count
+/// of processes long before memory does.
+pub(crate) fn raise_fd_limit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) if soft < hard => {
+                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                    tracing::warn!(error = %e, soft, hard, "cannot raise the soft fd limit");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the fd limit"),
+        }
+    });
+}

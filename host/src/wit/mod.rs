@@ -10,3 +10,5 @@ pub mod bindings;
 pub(crate) mod linker;
 
 pub use bindings::types;
+pub use bindings::CAPABILITY_NAME;
+pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};

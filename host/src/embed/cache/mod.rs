@@ -15,7 +15,7 @@
 //!
 //! # Tiers
 //!
-//! With [`Compiler::Auto`](crate::Compiler::Auto) a load looks up the
+//! With [`Compiler::Auto`](crate::embed::Compiler::Auto) a load looks up the
 //! optimized (Cranelift) entry first, then the baseline (Winch) one: the
 //! two engines differ in configuration, so their keys differ and their
 //! entries live side by side. On a miss the component is compiled with
@@ -489,7 +489,7 @@ fn compile_reporting(
 /// The engines a load may compile with.
 pub(crate) struct Tiers<'a> {
     /// The engine whose entries win: Cranelift, or Winch with
-    /// [`Compiler::Winch`](crate::Compiler::Winch).
+    /// [`Compiler::Winch`](crate::embed::Compiler::Winch).
     pub primary: &'a Engine,
     /// The tier `primary` compiles for.
     pub primary_tier: Tier,

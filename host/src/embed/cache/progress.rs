@@ -12,7 +12,7 @@ pub trait CompileProgress: Send + Sync + std::fmt::Debug {
     /// Compilation of `component`, `bytes` long, starts in the foreground
     /// (a load waits for it) by the compiler of `tier`; `cached` says
     /// whether the result will be stored for the next load. With
-    /// [`Compiler::Auto`](crate::Compiler::Auto) a miss compiles the
+    /// [`Compiler::Auto`](crate::embed::Compiler::Auto) a miss compiles the
     /// baseline tier here and the optimized one in the background.
     fn started(&self, component: &Path, bytes: u64, cached: bool, tier: Tier);
 

@@ -29,6 +29,7 @@ pub use kernel::{OFF_VAR, Support, support};
 pub(crate) use seccomp::SockFprog;
 
 use crate::error::CallError;
+use crate::manifest::Manifest;
 use crate::policy::{Policy, ProgramAccess};
 use ruleset::Grant;
 use seccomp::SocketFilter;
@@ -76,9 +77,8 @@ impl Prepared {
 impl Confiner {
     /// The confinement of programs granted by `policy`: its roots are
     /// writable, each program gets its `fs` and `net` additions (narrowed
-    /// to what the plugin's manifest declares, where it carries one).
-    pub fn for_policy(policy: &Policy) -> Self {
-        let manifest = policy.manifest();
+    /// to what the plugin's `manifest` declares, where it carries one).
+    pub fn for_policy(policy: &Policy, manifest: Option<&Manifest>) -> Self {
         let access = policy
             .programs()
             .iter()
