@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use wasmproc_host::Compiler;
+use wasmproc_host::embed::Compiler;
 
 /// wasmproc: run WebAssembly components that may start processes, under a
 /// policy.

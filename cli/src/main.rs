@@ -11,10 +11,19 @@ use clap::Parser;
 use cli::{Cli, CliCommand, CompileArgs, DaemonArgs, DaemonCommand, RunArgs};
 use std::path::Path;
 use std::sync::Arc;
-use wasmproc_host::{
-    Audit, CacheConfig, Compiler, ComponentCache, GuestError, GuestOptions, GuestStdio,
-    JsonLinesSink, Policy, PolicyBuilder, Runtime, RuntimeConfig,
-};
+use wasmproc_host::GuestError;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::JsonLinesSink;
+use wasmproc_host::embed::CacheConfig;
+use wasmproc_host::embed::Compiler;
+use wasmproc_host::embed::ComponentCache;
+use wasmproc_host::policy::PolicyBuilder;
+use wasmproc_host::process::HostEffects;
 
 /// Exit code when wasmproc itself fails.
 const EXIT_HOST_ERROR: i32 = 125;
@@ -27,7 +36,7 @@ fn main() {
     }
     let cli = Cli::parse();
     // Every child of this process comes from the host's own trees.
-    wasmproc_host::claim_foreign_sessions();
+    wasmproc_host::os::claim_foreign_sessions();
     let code = match cli.command {
         CliCommand::Run(args) => run(args),
         CliCommand::Compile(args) => compile(args),
@@ -45,7 +54,7 @@ fn fail(message: impl std::fmt::Display) -> i32 {
     EXIT_HOST_ERROR
 }
 
-fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
+fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::error::PolicyError> {
     let mut builder = match &args.policy {
         Some(path) => PolicyBuilder::from_file(path)?,
         None => Policy::builder(),
@@ -75,10 +84,12 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::PolicyError> {
         limits.guest_time_ms = args.guest_time_ms.unwrap_or(limits.guest_time_ms);
         limits.guest_memory_bytes = args.guest_memory_bytes.unwrap_or(limits.guest_memory_bytes);
         policy = policy.with_limits(limits).map_err(|e| match e {
-            wasmproc_host::PolicyError::Entry { reason, .. } => wasmproc_host::PolicyError::Entry {
-                entry: "--guest-time-ms/--guest-memory-bytes".into(),
-                reason,
-            },
+            wasmproc_host::error::PolicyError::Entry { reason, .. } => {
+                wasmproc_host::error::PolicyError::Entry {
+                    entry: "--guest-time-ms/--guest-memory-bytes".into(),
+                    reason,
+                }
+            }
             other => other,
         })?;
     }
@@ -129,6 +140,7 @@ fn run(args: RunArgs) -> i32 {
         },
         compile_progress: Some(progress::for_stderr()),
         compiler: args.compiler,
+        host_effects: HostEffects::ALL,
         ..RuntimeConfig::default()
     };
     let runtime = match Runtime::new(config) {
@@ -136,7 +148,7 @@ fn run(args: RunArgs) -> i32 {
         Err(e) => {
             return fail(format!(
                 "cannot start the runtime: {}",
-                wasmproc_host::display_chain(&e)
+                wasmproc_host::error::display_chain(&e)
             ));
         }
     };
@@ -145,7 +157,7 @@ fn run(args: RunArgs) -> i32 {
     {
         eprintln!("wasmproc: warning: {advice}");
     }
-    let confinement = wasmproc_host::confine::support();
+    let confinement = wasmproc_host::os::confine::support();
     if !args.no_process && !confinement.is_complete() {
         eprintln!(
             "wasmproc: warning: programs run less confined than granted: {}",
@@ -157,10 +169,6 @@ fn run(args: RunArgs) -> i32 {
     }
     let component = match runtime.load(&args.component) {
         Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let policy = match wasmproc_host::manifest::attach(policy, &args.component, false) {
-        Ok(p) => p,
         Err(e) => return fail(e),
     };
     let name = guest_name(&args.component);
@@ -183,7 +191,7 @@ fn run(args: RunArgs) -> i32 {
         }
         Err(e) => fail(e),
     };
-    runtime.shutdown();
+    wasmproc_host::process::block_on(runtime.shutdown());
     code
 }
 
@@ -216,7 +224,7 @@ fn compile(args: CompileArgs) -> i32 {
         Err(e) => {
             return fail(format!(
                 "cannot start the runtime: {}",
-                wasmproc_host::display_chain(&e)
+                wasmproc_host::error::display_chain(&e)
             ));
         }
     };
@@ -226,9 +234,9 @@ fn compile(args: CompileArgs) -> i32 {
         match runtime.load_with_status(path) {
             Ok((_, Some(status))) => {
                 let what = match status {
-                    wasmproc_host::CacheStatus::Hit => "already cached",
-                    wasmproc_host::CacheStatus::Miss => "compiled",
-                    wasmproc_host::CacheStatus::Replaced => {
+                    wasmproc_host::embed::CacheStatus::Hit => "already cached",
+                    wasmproc_host::embed::CacheStatus::Miss => "compiled",
+                    wasmproc_host::embed::CacheStatus::Replaced => {
                         "recompiled (the cached entry was invalid)"
                     }
                 };
@@ -288,7 +296,7 @@ fn serve(config: &Path) -> i32 {
             eprintln!("wasmproc: containment: {containment}");
             eprintln!(
                 "wasmproc: confinement: {}",
-                wasmproc_host::confine::support().summary()
+                wasmproc_host::os::confine::support().summary()
             );
         }
         Notice::Stopping(signal) => tracing::info!(signal, "shutting down"),
@@ -333,7 +341,7 @@ fn shutdown_on_signals(runtime: Arc<Runtime>) -> std::io::Result<()> {
                     _ = term.recv() => Signal::SIGTERM,
                     _ = hup.recv() => Signal::SIGHUP,
                 };
-                runtime.shutdown();
+                runtime.shutdown().await;
                 std::process::exit(128 + number as i32);
             });
         })?;

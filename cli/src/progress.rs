@@ -8,7 +8,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmproc_host::{CompileProgress, Tier};
+use wasmproc_host::embed::CompileProgress;
+use wasmproc_host::embed::Tier;
 
 /// How progress reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,9 +21,9 @@
 //! components, async ([`Runtime::run_async`]) or not ([`Runtime::run`]).
 
 pub mod audit;
+mod deadline;
 pub mod embed;
 pub mod error;
-pub mod lifecycle;
 pub mod manifest;
 pub mod os;
 pub mod policy;

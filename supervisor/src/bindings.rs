@@ -1,5 +1,5 @@
 //! Bindings of the `supervised-guest` world: only the `daemon` interface is
-//! generated here; the process types are those of `wasmproc_host::bindings`.
+//! generated here; the process types are those of `wasmproc_host::wit::bindings`.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -10,8 +10,8 @@ wasmtime::component::bindgen!({
         "wasmproc:process/daemon.stop": async,
     },
     with: {
-        "wasmproc:process/types": wasmproc_host::bindings::types,
-        "wasmproc:process/process": wasmproc_host::bindings::sync::process,
+        "wasmproc:process/types": wasmproc_host::wit::bindings::types,
+        "wasmproc:process/process": wasmproc_host::wit::bindings::sync::process,
     },
 });
 

@@ -31,7 +31,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmproc_host::PolicyError;
+use wasmproc_host::Admission;
+use wasmproc_host::error::PolicyError;
 use wasmproc_host::policy::{Policy, PolicyBuilder, PolicySpec};
 
 /// The largest output buffer a daemon may have.
@@ -273,10 +274,10 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Refuses times above [`MAX_MILLIS`](wasmproc_host::lifecycle::MAX_MILLIS), which
+/// Refuses times above [`Deadline::MAX_AHEAD`](wasmproc_host::process::Deadline::MAX_AHEAD), which
 /// would overflow clock arithmetic; the error names the field.
 fn check_times(at: &str, fields: &[(&'static str, Duration)]) -> Result<(), ConfigProblem> {
-    let max = Duration::from_millis(wasmproc_host::lifecycle::MAX_MILLIS);
+    let max = wasmproc_host::process::Deadline::MAX_AHEAD;
     match fields.iter().find(|(_, d)| *d > max) {
         Some(&(field, value)) => Err(ConfigProblem::TooLong {
             at: at.to_string(),
@@ -367,6 +368,7 @@ impl HostConfig {
         serve.registry_dir = Some(registry_dir.clone());
         let mut daemons = spec.daemons;
         let mut seen = std::collections::HashSet::new();
+        let admission = Admission::for_host(Arc::new(policy.clone()));
         for d in &mut daemons {
             check_daemon(d)?;
             if !seen.insert(d.name.clone()) {
@@ -378,7 +380,7 @@ impl HostConfig {
             d.pid_file = d.pid_file.as_deref().map(abs);
             // Every daemon command and probe must pass the policy now, so a
             // host never starts half-configured.
-            resolve(d, &policy).map_err(|e| ConfigProblem::Daemon {
+            resolve(d, &admission).map_err(|e| ConfigProblem::Daemon {
                 name: d.name.clone(),
                 problem: DaemonProblem::Policy(e),
             })?;
@@ -528,7 +530,7 @@ mod tests {
             d.pid_file.as_deref(),
             Some(Path::new("/etc/wp/run/worker.pid"))
         );
-        assert_eq!(d.stop_signal, wasmproc_host::Signal::Int);
+        assert_eq!(d.stop_signal, wasmproc_host::process::Signal::Int);
         assert_eq!(d.stop_grace, Duration::from_secs(5));
         assert_eq!(d.backoff.initial, Duration::from_millis(10));
         assert_eq!(

@@ -16,13 +16,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use wasmproc_host::AuditEvent;
-use wasmproc_host::Exit;
-use wasmproc_host::lifecycle::ManagedProcess;
-use wasmproc_host::lifecycle::Scope;
+use wasmproc_host::audit::AuditEvent;
+use wasmproc_host::os::Scope;
+use wasmproc_host::process::Exit;
+use wasmproc_host::process::{Deadline, Process, StopPlan};
 
 /// How long a stop may wait for the kernel after SIGKILL.
-pub(crate) const KILL_WAIT: Duration = wasmproc_host::lifecycle::KILL_WAIT;
+pub(crate) const KILL_WAIT: Duration = wasmproc_host::process::KILL_WAIT;
 
 /// What reaches a daemon's task.
 #[derive(Debug)]
@@ -42,9 +42,9 @@ pub(crate) enum Message {
 pub(crate) struct View {
     pub machine: Machine,
     /// PID, start time (ms since the epoch) and process of the instance.
-    pub instance: Option<(u32, u64, Arc<ManagedProcess>)>,
+    pub instance: Option<(u32, u64, Arc<Process>)>,
     /// The previous instance, for its output.
-    pub last: Option<Arc<ManagedProcess>>,
+    pub last: Option<Arc<Process>>,
     /// Probe tasks not yet ended.
     pub probes_alive: usize,
     /// Messages the task has handled.
@@ -118,13 +118,13 @@ impl Daemon {
 
     /// Waits until `ready` holds for the view, or `deadline`; returns
     /// whether it held.
-    pub(crate) fn wait_until(&self, deadline: Instant, ready: impl Fn(&View) -> bool) -> bool {
+    pub(crate) fn wait_until(&self, deadline: Deadline, ready: impl Fn(&View) -> bool) -> bool {
         let mut g = self.view();
         loop {
             if ready(&g) {
                 return true;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.remaining().unwrap_or(Duration::MAX);
             if left.is_zero() {
                 return false;
             }
@@ -140,7 +140,7 @@ impl Daemon {
     /// holding a thread. Runs on a tokio runtime (the supervisor's).
     pub(crate) async fn changed_until(
         &self,
-        deadline: Instant,
+        deadline: Deadline,
         ready: impl Fn(&View) -> bool,
     ) -> bool {
         let mut bumps = self.bumps.subscribe();
@@ -153,9 +153,7 @@ impl Daemon {
                 }
             }
         };
-        tokio::time::timeout_at(deadline.into(), settled)
-            .await
-            .is_ok()
+        deadline.timeout(settled).await.is_some()
     }
 
     /// The longest a stop may take: grace, SIGKILL wait, a probe in flight.
@@ -184,8 +182,8 @@ impl Daemon {
 
     fn audit(&self, op: &str) -> AuditEvent {
         AuditEvent::new(&format!("daemon:{}", self.spec.name), op).program(
-            &self.resolved.cmd.program.to_string_lossy(),
-            &self.resolved.cmd.args,
+            &self.resolved.cmd.program().to_string_lossy(),
+            self.resolved.cmd.args(),
         )
     }
 
@@ -377,7 +375,7 @@ async fn perform(
                 // The process core's one stop sequence; the exit watcher
                 // reports how it ended.
                 tokio::spawn(async move {
-                    if let Err(e) = process.stop(signal, grace).await {
+                    if let Err(e) = process.stop(StopPlan::graceful(signal, grace)).await {
                         tracing::warn!(error = %e, "cannot stop a daemon");
                     }
                 });
@@ -424,8 +422,15 @@ fn record(daemon: &Daemon, note: Note, run: &Running) {
 }
 
 /// Reports how the instance ended.
-fn watch_exit(process: Arc<ManagedProcess>) -> JoinHandle<Exit> {
-    tokio::spawn(async move { process.exited().await })
+fn watch_exit(process: Arc<Process>) -> JoinHandle<Exit> {
+    // Never waits in vain: with no deadline, `None` only if the host's
+    // process core shut down first.
+    tokio::spawn(async move {
+        process
+            .wait(Deadline::NEVER)
+            .await
+            .unwrap_or(Exit::Code(-1))
+    })
 }
 
 /// Probes the instance of `generation` every period until cancelled; a

@@ -11,9 +11,11 @@ use crate::bindings::wasmproc::process::daemon as wit;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmproc_host::CallError;
-use wasmproc_host::bindings::types::{Error as WitError, ExitStatus};
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::AuditEvent;
+use wasmproc_host::error::LinkError;
 use wasmproc_host::policy::Policy;
-use wasmproc_host::{Audit, AuditEvent, LinkError};
+use wasmproc_host::wit::types::{Error as WitError, ExitStatus};
 use wasmtime::component::{HasData, Linker};
 
 /// Largest `recent-output` a guest may ask for, per stream.
@@ -31,7 +33,7 @@ pub struct DaemonCtx {
     /// The guest's rate bucket for daemon calls (`starts_per_second`,
     /// `start_burst`): every refused call takes a token, and a call finding
     /// it empty is refused.
-    refusals: Mutex<wasmproc_host::lifecycle::RateBucket>,
+    refusals: Mutex<wasmproc_host::session::RateBucket>,
 }
 
 impl DaemonCtx {
@@ -44,7 +46,7 @@ impl DaemonCtx {
     ) -> Self {
         let limits = policy.limits();
         let guest_deadline = limits.guest_deadline();
-        let refusals = Mutex::new(wasmproc_host::lifecycle::RateBucket::new(
+        let refusals = Mutex::new(wasmproc_host::session::RateBucket::new(
             limits.starts_per_second,
             limits.start_burst,
         ));
@@ -142,7 +144,7 @@ impl DaemonCtx {
     pub async fn stop(&self, name: &str) -> Result<(), CallError> {
         self.admit("daemon-stop", name, true)?;
         self.supervisor
-            .stop_until(name, self.guest_deadline)
+            .stop_until(name, self.guest_deadline.into())
             .await
             .map_err(call_error)
     }
@@ -204,7 +206,7 @@ impl DaemonView for DaemonCtx {
 ///
 /// The guest's time limit is the one its store fixed at instantiation, so a
 /// daemon call never waits past the instant the guest itself is stopped.
-impl<T: DaemonView> DaemonView for wasmproc_host::GuestState<T> {
+impl<T: DaemonView> DaemonView for wasmproc_host::embed::GuestState<T> {
     fn daemon_ctx(&mut self) -> &mut DaemonCtx {
         let deadline = self.guest_deadline();
         let ctx = self.data_mut().daemon_ctx();

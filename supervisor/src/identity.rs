@@ -104,7 +104,7 @@ pub fn boot_id() -> String {
 /// recycled. Returns whether the process was ours to stop (`false`: it was
 /// already gone or its PID belongs to someone else, and nothing was sent).
 pub fn stop_verified(id: &ProcessIdentity, signal: i32, grace: Duration) -> io::Result<bool> {
-    let pidfd = match wasmproc_host::lifecycle::pidfd_open(id.pid) {
+    let pidfd = match wasmproc_host::os::pidfd_open(id.pid) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
         Err(e) => return Err(e),

@@ -9,13 +9,13 @@ use super::registry_dir::{EntryKind, RegistryDir, RegistryEntry};
 use super::resolve::Resolved;
 use super::spec::DaemonSpec;
 use std::sync::Arc;
-use wasmproc_host::Audit;
-use wasmproc_host::Buffering;
-use wasmproc_host::StdioMode;
-use wasmproc_host::lifecycle::Scope;
-use wasmproc_host::lifecycle::StdioPlan;
-use wasmproc_host::lifecycle::{self as managed, Buffers, ManagedProcess};
-use wasmproc_host::{ProcessManager, lifecycle::Launch};
+use wasmproc_host::ProcessManager;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::os::Scope;
+use wasmproc_host::process::Buffering;
+use wasmproc_host::process::Spec;
+use wasmproc_host::process::StdioMode;
+use wasmproc_host::process::{Buffers, ByteBuffer, Process};
 
 /// What every daemon of one supervisor shares.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ pub(crate) struct HostSide {
 /// A running instance.
 #[derive(Debug)]
 pub(crate) struct Instance {
-    pub process: Arc<ManagedProcess>,
+    pub process: Arc<Process>,
     pub identity: ProcessIdentity,
     pub started_at_ms: u64,
     /// When the spawn returned: a run is measured from here, not from
@@ -74,29 +74,22 @@ pub(crate) fn launch(
         Some(path) => Some(take_pid_file(path, name, resolved)?),
     };
     let capacity = spec.output_buffer_bytes as usize;
+    let output = || Some(Arc::new(ByteBuffer::new(capacity, Buffering::Ring)));
+    let id = format!("daemon:{name}");
     let process = side
         .manager
-        .launch(
-            &resolved.cmd,
-            Launch {
-                id: format!("daemon:{name}"),
-                owner: format!("daemon:{name}"),
-                guest: format!("daemon:{name}"),
-                scope,
-                plan: StdioPlan {
-                    stdin: StdioMode::Null,
-                    stdout: StdioMode::Piped,
-                    stderr: StdioMode::Piped,
-                },
-                buffers: Buffers {
-                    stdout: Some(managed::buffer(capacity, Buffering::Ring)),
-                    stderr: Some(managed::buffer(capacity, Buffering::Ring)),
+        .spawn(
+            Spec::new(&resolved.cmd, scope)
+                .id(&id)
+                .owner(&id, &id)
+                .stdio(StdioMode::Null, StdioMode::Piped, StdioMode::Piped)
+                .buffers(Buffers {
+                    stdout: output(),
+                    stderr: output(),
                     stdin: None,
                     close_stdin_when_drained: true,
-                },
-                deadline: None,
-                audit: Some(side.audit.clone()),
-            },
+                })
+                .audit(side.audit.clone()),
         )
         .map_err(LaunchError::Spawn)?;
     let spawned = std::time::Instant::now();
@@ -126,7 +119,7 @@ pub(crate) fn launch(
             host: side.host.clone(),
             host_name: side.host_name.clone(),
             health,
-            binary: resolved.cmd.program.to_string_lossy().into_owned(),
+            binary: resolved.cmd.program().to_string_lossy().into_owned(),
             started_at_ms,
             control: None,
         };

@@ -17,7 +17,7 @@ use super::probe_state::{ProbeOutcome, ProbeState};
 use super::spec::RestartPolicy;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use wasmproc_host::Exit;
+use wasmproc_host::process::Exit;
 
 /// How many recent restart delays and start times a status keeps.
 const HISTORY: usize = 32;

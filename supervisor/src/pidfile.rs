@@ -199,7 +199,7 @@ impl PidFile {
     pub fn write(&self, id: &ProcessIdentity) -> Result<(), PidFileError> {
         let text = format!("{}\n{}\n{}\n", id.pid, id.start_time, id.boot_id);
         let tmp = format!("{}.tmp", self.name);
-        wasmproc_host::atomic_file::replace_at(
+        wasmproc_host::os::atomic_file::replace_at(
             self.dir.fd(),
             &self.name,
             &tmp,

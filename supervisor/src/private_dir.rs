@@ -168,7 +168,7 @@ impl PrivateDir {
     /// Whether `name` in the directory (not following a link) is still the
     /// file `file` was opened from (same device and inode).
     pub fn still_names(&self, name: &str, file: &File) -> io::Result<bool> {
-        let name = wasmproc_host::atomic_file::plain_name(name)?;
+        let name = wasmproc_host::os::atomic_file::plain_name(name)?;
         let at = nix::sys::stat::fstatat(
             self.fd.as_fd(),
             name,
@@ -194,12 +194,12 @@ impl PrivateDir {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        wasmproc_host::atomic_file::replace_at(self.fd(), name, &tmp, &[], mode)
+        wasmproc_host::os::atomic_file::replace_at(self.fd(), name, &tmp, &[], mode)
     }
 
     /// Opens `name` relative to the directory's fd; a link is refused.
     fn open_at(&self, name: &str, flags: OFlag, mode: Mode) -> io::Result<File> {
-        let name = wasmproc_host::atomic_file::plain_name(name)?;
+        let name = wasmproc_host::os::atomic_file::plain_name(name)?;
         match nix::fcntl::openat(self.fd.as_fd(), name, flags, mode) {
             Ok(fd) => Ok(File::from(fd)),
             Err(Errno::ELOOP) => Err(refused(&self.path.join(name), "it is a symlink".into())),
@@ -259,7 +259,7 @@ impl PrivateDir {
 
     /// Removes `name` (not following a link: the link itself goes).
     pub fn remove(&self, name: &str) -> io::Result<()> {
-        wasmproc_host::atomic_file::remove_at(self.fd(), name)
+        wasmproc_host::os::atomic_file::remove_at(self.fd(), name)
     }
 
     /// The names in the directory (read through its fd).

@@ -14,19 +14,20 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmproc_host::Admission;
 use wasmproc_host::ProcessManager;
-use wasmproc_host::lifecycle::Scope;
-use wasmproc_host::lifecycle::{self as capture, RunRequest};
-use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
+use wasmproc_host::os::Scope;
+use wasmproc_host::policy::{Approved, CommandRequest, Operation};
+use wasmproc_host::process::{Deadline, Spec};
 
 impl ProbeSpec {
     /// Resolves the probe; an exec probe's command must pass the daemon
     /// policy for `run`.
-    pub(crate) fn resolve(&self, policy: &Policy) -> Result<Probe, ProbeDenied> {
+    pub(crate) fn resolve(&self, admission: &Admission) -> Result<Probe, ProbeDenied> {
         let kind = match &self.check {
             ProbeCheck::Exec { program, args } => {
-                let approved = policy
-                    .check(
+                let approved = admission
+                    .approve(
                         Operation::Run,
                         CommandRequest {
                             program,
@@ -114,7 +115,7 @@ pub enum ProbeFailure {
     #[error("{exit}{}", if .said.is_empty() { String::new() } else { format!(": {}", .said) })]
     Unhealthy {
         /// How it ended.
-        exit: wasmproc_host::Exit,
+        exit: wasmproc_host::process::Exit,
         /// Its stderr (or stdout), trimmed.
         said: String,
     },
@@ -178,18 +179,10 @@ async fn run_exec(
     scope: &Scope,
     timeout: Duration,
 ) -> Result<(), ProbeFailure> {
-    let request = RunRequest {
-        cmd,
-        scope,
-        owner: "host",
-        guest: "host",
-        stdin: None,
-        cap: EXEC_OUTPUT_CAP,
-        deadline: wasmproc_host::lifecycle::deadline_after(timeout),
-    };
-    let got = capture::run_captured(manager, request)
-        .await
-        .map_err(ProbeFailure::Spawn)?;
+    let spec = Spec::new(cmd, scope)
+        .capture(EXEC_OUTPUT_CAP, None)
+        .deadline(Deadline::after(timeout));
+    let got = manager.output(spec).await.map_err(ProbeFailure::Spawn)?;
     let exit = match got.exit {
         Some(exit) if !got.timed_out => exit,
         _ => {
@@ -257,6 +250,8 @@ impl From<Result<(), ProbeFailure>> for ProbeOutcome {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::sync::Arc;
+    use wasmproc_host::policy::Policy;
 
     fn spec(text: &str) -> Result<ProbeSpec, toml::de::Error> {
         toml::from_str(text)
@@ -265,7 +260,7 @@ mod tests {
     fn resolve(text: &str) -> Result<Probe, ProbeDenied> {
         spec(text)
             .expect("probe table")
-            .resolve(&Policy::deny_all())
+            .resolve(&Admission::for_host(Arc::new(Policy::deny_all())))
     }
 
     fn block_on<F: Future>(f: F) -> F::Output {
@@ -360,7 +355,9 @@ mod tests {
         });
         let url = format!("http = \"http://{addr}/health\"");
         let probe = resolve(&url).expect("probe");
-        let manager = ProcessManager::new(Duration::from_secs(1));
+        let manager = ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         assert!(block_on(probe.run(&manager, manager.host_scope())).is_ok());
         let second = block_on(probe.run(&manager, manager.host_scope())).expect_err("503");
         assert!(matches!(second, ProbeFailure::Status(503)), "{second}");
@@ -381,7 +378,9 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let probe =
             resolve(&format!("http = \"http://{addr}/\"\ntimeout = \"200ms\"")).expect("probe");
-        let manager = ProcessManager::new(Duration::from_secs(1));
+        let manager = ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let began = std::time::Instant::now();
         let err = block_on(probe.run(&manager, manager.host_scope())).expect_err("no answer");
         assert!(matches!(err, ProbeFailure::TimedOut { .. }), "{err}");

@@ -115,7 +115,7 @@ impl RegistryDir {
         let name = Self::file(entry.kind, &entry.name);
         // Unique per writer, and starting with `.` so `prune` knows it.
         let tmp = format!(".{name}.{}.tmp", std::process::id());
-        wasmproc_host::atomic_file::replace_at(self.dir.fd(), &name, &tmp, &[&bytes], 0o600)
+        wasmproc_host::os::atomic_file::replace_at(self.dir.fd(), &name, &tmp, &[&bytes], 0o600)
     }
 
     /// Removes an entry, but only if it still describes `process` (another

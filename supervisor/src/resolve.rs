@@ -4,8 +4,10 @@
 use super::probe::{Probe, ProbeDenied, ProbeSpec};
 use super::spec::DaemonSpec;
 use std::time::Duration;
-use wasmproc_host::policy::{Approved, CommandRequest, Operation, Policy};
-use wasmproc_host::{CallError, Signal};
+use wasmproc_host::Admission;
+use wasmproc_host::CallError;
+use wasmproc_host::policy::{Approved, CommandRequest, Operation};
+use wasmproc_host::process::Signal;
 
 /// A daemon's configuration, checked against the policy.
 #[derive(Debug, Clone)]
@@ -36,14 +38,14 @@ pub enum ResolveError {
 
 /// Checks a daemon's command (for `start`) and probes (for `run`) against
 /// the policy.
-pub(crate) fn resolve(spec: &DaemonSpec, policy: &Policy) -> Result<Resolved, ResolveError> {
+pub(crate) fn resolve(spec: &DaemonSpec, admission: &Admission) -> Result<Resolved, ResolveError> {
     let env: Vec<(String, String)> = spec
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let cmd = policy
-        .check(
+    let cmd = admission
+        .approve(
             Operation::Start,
             CommandRequest {
                 program: &spec.program,
@@ -56,7 +58,7 @@ pub(crate) fn resolve(spec: &DaemonSpec, policy: &Policy) -> Result<Resolved, Re
     let probe = |p: &Option<ProbeSpec>, role: &'static str| {
         p.as_ref()
             .map(|p| {
-                p.resolve(policy)
+                p.resolve(admission)
                     .map_err(|source| ResolveError::Probe { role, source })
             })
             .transpose()

@@ -29,10 +29,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
-use wasmproc_host::ProcessManager;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::JsonLinesSink;
+use wasmproc_host::audit::now_ms;
 use wasmproc_host::policy::Policy;
-use wasmproc_host::{Audit, JsonLinesSink, lifecycle::now_ms};
-use wasmproc_host::{GuestOptions, GuestStdio, Runtime, RuntimeConfig};
+use wasmproc_host::process::HostEffects;
+use wasmproc_host::{Plugin, ProcessManager};
 
 /// Longest a client may take to send its request head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,11 +87,11 @@ pub enum ServeError {
     #[error(transparent)]
     Supervisor(#[from] DaemonError),
     /// The plugin runtime could not be started.
-    #[error("cannot start the runtime: {}", wasmproc_host::display_chain(.0))]
-    Runtime(wasmproc_host::RuntimeError),
+    #[error("cannot start the runtime: {}", wasmproc_host::error::display_chain(.0))]
+    Runtime(wasmproc_host::error::RuntimeError),
     /// The daemon interface could not be linked.
-    #[error("cannot start the runtime: {}", wasmproc_host::display_chain(.0))]
-    Link(wasmproc_host::LinkError),
+    #[error("cannot start the runtime: {}", wasmproc_host::error::display_chain(.0))]
+    Link(wasmproc_host::error::LinkError),
     /// A plugin could not be loaded.
     #[error("plugin `{name}`: {problem}")]
     Plugin {
@@ -105,7 +111,7 @@ pub enum PluginProblem {
     Load(#[source] wasmproc_host::GuestError),
     /// Its policy file did not load.
     #[error("{0}")]
-    Policy(#[source] wasmproc_host::PolicyError),
+    Policy(#[source] wasmproc_host::error::PolicyError),
     /// Its manifest is missing (but required) or unreadable.
     #[error("{0}")]
     Manifest(#[source] wasmproc_host::manifest::ManifestError),
@@ -271,11 +277,7 @@ pub fn serve(config_path: &Path, notice: &dyn Fn(Notice)) -> Result<(), ServeErr
 }
 
 /// The plugins of a configuration, loaded with their policies.
-type Loaded = Vec<(
-    crate::PluginSpec,
-    wasmtime::component::Component,
-    Arc<Policy>,
-)>;
+type Loaded = Vec<(crate::PluginSpec, Plugin, Arc<Policy>)>;
 
 /// Each distinct component file is compiled once, however many plugins
 /// run it.
@@ -288,7 +290,7 @@ fn load_plugins(config: &HostConfig, rt: &Runtime<DaemonCtx>) -> Result<Loaded, 
             problem,
         };
         let component = match compiled.get(&p.component) {
-            Some(component) => wasmtime::component::Component::clone(component),
+            Some(component) => Plugin::clone(component),
             None => {
                 let component = rt
                     .load(&p.component)
@@ -301,10 +303,13 @@ fn load_plugins(config: &HostConfig, rt: &Runtime<DaemonCtx>) -> Result<Loaded, 
             Some(path) => Policy::from_file(path).map_err(|e| problem(PluginProblem::Policy(e)))?,
             None => Policy::deny_all(),
         };
-        let policy = wasmproc_host::manifest::attach(policy, &p.component, p.require_manifest)
-            .map_err(|e| problem(PluginProblem::Manifest(e)))?
-            .require_confinement(config.serve.require_confinement);
-        plugins.push((p.clone(), component, Arc::new(policy)));
+        let policy = Arc::new(policy.require_confinement(config.serve.require_confinement));
+        // Admitted now, so that a plugin its policy refuses stops the host
+        // before anything runs; each run is admitted again by the runtime.
+        component
+            .admit(Arc::clone(&policy), p.require_manifest)
+            .map_err(|e| problem(PluginProblem::Manifest(e)))?;
+        plugins.push((p.clone(), component, policy));
     }
     Ok(plugins)
 }
@@ -339,7 +344,10 @@ fn start(
         UnixListener::bind(&res.socket)
             .map_err(io(format!("cannot bind {}", res.socket.display())))?
     };
-    let manager = ProcessManager::new(grace);
+    let manager = ProcessManager::builder()
+        .grace(grace)
+        .host_effects(HostEffects::ALL)
+        .build();
     let supervisor = Supervisor::new(
         &config,
         Arc::clone(&manager),
@@ -356,6 +364,7 @@ fn start(
         let mut rt = Runtime::with_data(RuntimeConfig {
             audit: audit.clone(),
             shutdown_grace: grace,
+            host_effects: HostEffects::ALL,
             ..RuntimeConfig::default()
         })
         .map_err(ServeError::Runtime)?;
@@ -369,7 +378,7 @@ fn start(
     let state = Arc::new(State {
         supervisor: Arc::clone(&supervisor),
         containment: manager.containment().summary(),
-        confinement: wasmproc_host::confine::support().summary(),
+        confinement: wasmproc_host::os::confine::support().summary(),
         plugins: Mutex::new(
             plugins
                 .iter()
@@ -441,10 +450,12 @@ fn start(
     notice(Notice::Stopping(signal));
     state.stopping.store(true, Ordering::SeqCst);
     supervisor.shutdown();
-    if let Some(rt) = &runtime {
-        rt.shutdown();
-    }
-    manager.shutdown();
+    tokio.block_on(async {
+        if let Some(rt) = &runtime {
+            rt.shutdown().await;
+        }
+        manager.shutdown().await;
+    });
     tokio.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use wasmproc_host::Signal;
+use wasmproc_host::process::Signal;
 
 /// When a daemon that ended is started again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -4,7 +4,7 @@
 use super::machine::{DaemonState, Machine};
 use super::probe_state::ProbeState;
 use serde::Serialize;
-use wasmproc_host::Exit;
+use wasmproc_host::process::Exit;
 
 /// Results of one probe, for status reports.
 #[derive(Debug, Clone, Serialize)]

@@ -17,10 +17,10 @@ use super::resolve::{ResolveError, resolve};
 use super::status::{DaemonStatus, RecentOutput};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use wasmproc_host::Audit;
-use wasmproc_host::Exit;
-use wasmproc_host::ProcessManager;
-use wasmproc_host::confine::Confiner;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::os::confine::Confiner;
+use wasmproc_host::process::{Deadline, Exit, Stream};
+use wasmproc_host::{Admission, ProcessManager};
 
 /// Why a supervisor call failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +92,9 @@ impl Supervisor {
         });
         let epoch = Instant::now();
         let mut daemons = Vec::new();
+        let admission = Admission::for_host(Arc::clone(&config.policy));
         for spec in &config.daemons {
-            let resolved = resolve(spec, &config.policy).map_err(|source| DaemonError::Config {
+            let resolved = resolve(spec, &admission).map_err(|source| DaemonError::Config {
                 name: spec.name.clone(),
                 source,
             })?;
@@ -108,7 +109,7 @@ impl Supervisor {
                 epoch,
             );
             let mut scope = side.manager.scope("daemon", &config.policy.limits().cgroup);
-            scope.set_confiner(Confiner::for_policy(&config.policy));
+            scope.set_confiner(Confiner::for_policy(&config.policy, None));
             let (daemon, inbox) =
                 Daemon::new(spec.clone(), resolved, machine, scope, Arc::clone(&side));
             runtime.spawn(drive(Arc::clone(&daemon), inbox));
@@ -163,7 +164,7 @@ impl Supervisor {
     pub fn stop(&self, name: &str) -> Result<(), DaemonError> {
         let d = self.find(name)?;
         let seq = d.send(Event::StopRequested);
-        let deadline = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
+        let deadline = Deadline::after(d.stop_budget());
         if d.wait_until(deadline, |v| v.done || (v.handled >= seq && settled(v))) {
             Ok(())
         } else {
@@ -174,21 +175,16 @@ impl Supervisor {
     /// [`stop`](Self::stop) for async callers: the same stop, awaited
     /// without holding a thread, from any executor.
     pub async fn stop_async(&self, name: &str) -> Result<(), DaemonError> {
-        self.stop_until(name, None).await
+        self.stop_until(name, Deadline::NEVER).await
     }
 
     /// [`stop_async`](Self::stop_async), waiting at most until `deadline`
     /// (and never longer than the daemon's stop budget). The stop itself
     /// goes on after a timeout.
-    pub async fn stop_until(
-        &self,
-        name: &str,
-        deadline: Option<Instant>,
-    ) -> Result<(), DaemonError> {
+    pub async fn stop_until(&self, name: &str, deadline: Deadline) -> Result<(), DaemonError> {
         let d = Arc::clone(self.find(name)?);
         let seq = d.send(Event::StopRequested);
-        let budget = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
-        let deadline = deadline.map_or(budget, |d| d.min(budget));
+        let deadline = Deadline::after(d.stop_budget()).min(deadline);
         let waited = self.handle.spawn(async move {
             d.changed_until(deadline, |v| v.done || (v.handled >= seq && settled(v)))
                 .await
@@ -221,14 +217,14 @@ impl Supervisor {
             return Ok(RecentOutput::default());
         };
         let snap = p.snapshot();
-        let newest = |stdout: bool, received: u64| {
-            p.read_now(stdout, received.saturating_sub(max_bytes as u64), max_bytes)
+        let newest = |stream: Stream, received: u64| {
+            p.read_now(stream, received.saturating_sub(max_bytes as u64), max_bytes)
                 .map(|c| c.data)
                 .unwrap_or_default()
         };
         Ok(RecentOutput {
-            stdout: newest(true, snap.stdout.received),
-            stderr: newest(false, snap.stderr.received),
+            stdout: newest(Stream::Stdout, snap.stdout.received),
+            stderr: newest(Stream::Stderr, snap.stderr.received),
             dropped: snap.stdout.dropped + snap.stderr.dropped,
         })
     }
@@ -306,7 +302,7 @@ impl Supervisor {
             d.send(Event::Shutdown);
         }
         for d in &self.daemons {
-            let deadline = wasmproc_host::lifecycle::deadline_after(d.stop_budget());
+            let deadline = Deadline::after(d.stop_budget());
             if !d.wait_until(deadline, |v| v.done && v.probes_alive == 0) {
                 tracing::warn!(daemon = %d.spec.name, "daemon did not stop in time at shutdown");
             }

@@ -45,9 +45,14 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    CacheConfig, Compiler, ComponentCache, GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig,
-};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::embed::CacheConfig;
+use wasmproc_host::embed::Compiler;
+use wasmproc_host::embed::ComponentCache;
 use wasmproc_tests::polyglot;
 
 const WARM_LOADS: usize = 15;

@@ -81,15 +81,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    Audit, CommandSpec, GuestOptions, GuestStdio, Limits, Policy, ProcessCtx, ProcessManager,
-    Runtime, RuntimeConfig,
-};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Plugin;
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::policy::Limits;
+use wasmproc_host::session::CommandSpec;
 use wasmproc_tests::guests;
 use wasmproc_tests::scale::{
     child_pipes, fds_held_for, policy_for, start_sleep, threads, wait_until_asleep,
 };
-use wasmtime::component::Component;
 
 const MAX_LIVE: usize = 10_000;
 const START_SAMPLES: usize = 300;
@@ -207,7 +212,7 @@ fn sampled_starts(ctx: &mut ProcessCtx) -> (Vec<f64>, Vec<f64>) {
         let (id, took, used) = timed_start(ctx, 0);
         wall.push(took);
         cpu.push(used);
-        wasmproc_host::block_on(ctx.wait(&id, Some(10_000))).unwrap();
+        wasmproc_host::process::block_on(ctx.wait(&id, Some(10_000))).unwrap();
         ctx.remove(&id).unwrap();
     }
     (wall, cpu)
@@ -279,15 +284,18 @@ fn live_part() {
     let live = live_target();
     let sleep = std::fs::canonicalize("/bin/sleep").expect("sleep");
     let kernel = SmallTableStarter::new(sleep.clone(), NATIVE_SAMPLES);
-    let manager = ProcessManager::new(Duration::from_secs(2));
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
     let policy = policy_for((live + START_SAMPLES) as u32);
     let session = |cycle: usize| {
-        ProcessCtx::new(
-            format!("scale-{cycle}"),
-            Arc::clone(&policy),
+        ProcessCtx::builder(
+            wasmproc_tests::harness::admit(Arc::clone(&policy)),
             Arc::clone(&manager),
-            Audit::new(),
         )
+        .guest(format!("scale-{cycle}"))
+        .build()
     };
     let mut ctx = session(0);
     // Untimed: the first starts of a host pay for what it sets up once.
@@ -358,7 +366,7 @@ fn command_true() -> CommandSpec {
 /// way.
 struct ConcurrentGuests {
     runtime: Arc<Runtime>,
-    component: Arc<Component>,
+    component: Arc<Plugin>,
     policy: Arc<Policy>,
 }
 
@@ -502,7 +510,7 @@ fn confined_part() {
     let out = Command::new(std::env::current_exe().expect("this bench"))
         .arg(CONFINED_ARG)
         .env("SCALE_CONCURRENCY", "16,100")
-        .env_remove(wasmproc_host::confine::OFF_VAR)
+        .env_remove(wasmproc_host::os::confine::OFF_VAR)
         .output()
         .expect("the confined bench process");
     assert!(out.status.success(), "{out:?}");
@@ -517,13 +525,18 @@ fn confined_part() {
 
 /// Median of sequential `run /bin/true` calls through the sync path.
 fn run_latency_ms() -> f64 {
-    let manager = ProcessManager::new(Duration::from_secs(2));
-    let mut ctx = ProcessCtx::new("latency", policy_for(16), manager, Audit::new());
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
+    let mut ctx = ProcessCtx::builder(wasmproc_tests::harness::admit(policy_for(16)), manager)
+        .guest("latency")
+        .build();
     let samples = (0..START_SAMPLES)
         .map(|_| {
             let started = Instant::now();
-            let out = wasmproc_host::block_on(ctx.run(command_true())).unwrap();
-            assert!(out.exit.success());
+            let out = wasmproc_host::process::block_on(ctx.run(command_true())).unwrap();
+            assert!(out.exit.is_some_and(|e| e.success()));
             ms(started.elapsed())
         })
         .collect();
@@ -536,9 +549,9 @@ fn main() {
     }
     // SAFETY: set before any other thread of this program starts.
     unsafe {
-        std::env::set_var(wasmproc_host::CGROUPS_OFF_VAR, "off");
+        std::env::set_var(wasmproc_host::os::CGROUPS_OFF_VAR, "off");
         if !confined_only() {
-            std::env::set_var(wasmproc_host::confine::OFF_VAR, "1");
+            std::env::set_var(wasmproc_host::os::confine::OFF_VAR, "1");
         }
     }
     if confined_only() {

@@ -39,10 +39,15 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
-use wasmproc_host::confine::OFF_VAR as CONFINE_OFF_VAR;
-use wasmproc_host::{
-    CGROUPS_OFF_VAR, Containment, GuestOptions, GuestStdio, Limits, Policy, Runtime, RuntimeConfig,
-};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::os::CGROUPS_OFF_VAR;
+use wasmproc_host::os::Containment;
+use wasmproc_host::os::confine::OFF_VAR as CONFINE_OFF_VAR;
+use wasmproc_host::policy::Limits;
 use wasmproc_tests::guests;
 
 /// Runs per round, and rounds: each round times native and guest runs
@@ -81,7 +86,7 @@ fn native_ms(clean_env: bool) -> f64 {
 
 fn guest(
     runtime: &Runtime,
-    component: &wasmtime::component::Component,
+    component: &wasmproc_host::Plugin,
     policy: &Arc<Policy>,
     args: &[String],
 ) -> String {
@@ -114,11 +119,7 @@ fn value(output: &str, key: &str) -> f64 {
         .unwrap()
 }
 
-fn guest_run_ms(
-    runtime: &Runtime,
-    component: &wasmtime::component::Component,
-    policy: &Arc<Policy>,
-) -> f64 {
+fn guest_run_ms(runtime: &Runtime, component: &wasmproc_host::Plugin, policy: &Arc<Policy>) -> f64 {
     let out = guest(
         runtime,
         component,
@@ -152,7 +153,7 @@ fn native_stream_mib_s() -> f64 {
 
 fn guest_stream_mib_s(
     runtime: &Runtime,
-    component: &wasmtime::component::Component,
+    component: &wasmproc_host::Plugin,
     policy: &Arc<Policy>,
 ) -> f64 {
     let args = [
@@ -208,7 +209,7 @@ fn guest_run_child(arg: &str, on: &str, key: &str) -> Option<(f64, f64)> {
 /// median ratio within a round, as `guest_run_ratio` is taken.
 fn measured_rounds(
     runtime: &Runtime,
-    component: &wasmtime::component::Component,
+    component: &wasmproc_host::Plugin,
     policy: &Arc<Policy>,
 ) -> (f64, f64) {
     native_ms(true);
@@ -264,7 +265,7 @@ fn main() {
         return;
     }
     if confined_only {
-        if wasmproc_host::confine::support().landlock_abi > 0 {
+        if wasmproc_host::os::confine::support().landlock_abi > 0 {
             let (ms, ratio) = measured_rounds(&runtime, &component, &policy);
             println!("guest_run_confined_ms: {ms:.4}");
             println!("guest_run_confined_ratio: {ratio:.3}");

@@ -4,10 +4,19 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use wasmproc_host::{
-    Audit, Compiler, GuestOptions, GuestOutcome, GuestStdio, Limits, Policy, ProcessCtx,
-    ProcessManager, Runtime, RuntimeConfig,
-};
+use wasmproc_host::Admission;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Plugin;
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::embed::Compiler;
+use wasmproc_host::embed::GuestOutcome;
+use wasmproc_host::policy::Limits;
+use wasmproc_host::process::HostEffects;
 use wasmtime::component::Component;
 
 /// The environment variable tests tag their children with, so they can be
@@ -41,23 +50,28 @@ pub fn own_runtime(mut config: RuntimeConfig) -> Runtime {
     if std::env::var_os(COMPILER_VAR).is_some() {
         config.compiler = compiler();
     }
+    // The tests' host is set up as the CLI's is.
+    config.host_effects = HostEffects::ALL;
     Runtime::new(config).expect("runtime")
 }
 
 /// Loads a guest, compiling each file once per test binary and reusing the
 /// compiled artifact on any runtime (all runtimes share one configuration).
-pub fn component<T: Send + 'static>(runtime: &Runtime<T>, path: &str) -> Component {
+pub fn component<T: Send + 'static>(runtime: &Runtime<T>, path: &str) -> Plugin {
     static COMPILED: OnceLock<Mutex<HashMap<String, Vec<u8>>>> = OnceLock::new();
     let cache = COMPILED.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap();
     if let Some(bytes) = cache.get(path) {
         // SAFETY: the bytes were produced by `Component::serialize` in this
         // process, by an engine configured exactly like this one.
-        return unsafe { Component::deserialize(runtime.engine(), bytes) }.expect("deserialize");
+        let component =
+            unsafe { Component::deserialize(runtime.engine(), bytes) }.expect("deserialize");
+        return Plugin::new(component, Path::new(path)).expect("manifest");
     }
-    let component = runtime.load(Path::new(path)).expect("load guest");
-    cache.insert(path.to_string(), component.serialize().expect("serialize"));
-    component
+    let plugin = runtime.load(Path::new(path)).expect("load guest");
+    let bytes = plugin.component().serialize().expect("serialize");
+    cache.insert(path.to_string(), bytes);
+    plugin
 }
 
 /// A policy granting `programs` (any arguments), the test marker variable,
@@ -157,9 +171,18 @@ pub fn err_detail(result: &Value) -> String {
 
 /// A guest session driven directly through the host API, without wasm.
 pub fn session(policy: Arc<Policy>) -> (Arc<ProcessManager>, ProcessCtx) {
-    let manager = ProcessManager::new(std::time::Duration::from_secs(2));
-    let ctx = ProcessCtx::new("direct", policy, Arc::clone(&manager), Audit::new());
+    let manager = ProcessManager::builder()
+        .host_effects(HostEffects::ALL)
+        .build();
+    let ctx = ProcessCtx::builder(admit(policy), Arc::clone(&manager))
+        .guest("direct")
+        .build();
     (manager, ctx)
+}
+
+/// The admission of a guest without a component file under `policy`.
+pub fn admit(policy: Arc<Policy>) -> Arc<Admission> {
+    Arc::new(Admission::policy_only(policy).expect("admission"))
 }
 
 /// A unique marker value for one test.
@@ -167,7 +190,7 @@ pub fn unique_marker(test: &str) -> String {
     format!(
         "{test}-{}-{}",
         std::process::id(),
-        wasmproc_host::AuditEvent::new("", "").time_ms
+        wasmproc_host::audit::AuditEvent::new("", "").time_ms
     )
 }
 
@@ -193,19 +216,16 @@ pub fn start_in_other_session(
     program: &str,
     args: &[&str],
 ) -> (ProcessCtx, String) {
-    let mut other = ProcessCtx::new(
-        "other",
-        Arc::clone(policy),
-        Arc::clone(runtime.manager()),
-        Audit::new(),
-    );
-    let spec = wasmproc_host::CommandSpec {
+    let mut other = ProcessCtx::builder(admit(Arc::clone(policy)), Arc::clone(runtime.manager()))
+        .guest("other")
+        .build();
+    let spec = wasmproc_host::session::CommandSpec {
         program: program.into(),
         args: args.iter().map(|s| s.to_string()).collect(),
         ..Default::default()
     };
     let id = other
-        .start(spec, wasmproc_host::StartSpec::default())
+        .start(spec, wasmproc_host::session::StartSpec::default())
         .expect("start in the other session");
     (other, id)
 }

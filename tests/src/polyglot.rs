@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use wasmproc_host::CacheConfig;
+use wasmproc_host::embed::CacheConfig;
 
 /// File name of the Python example component.
 pub const PYTHON: &str = "python-guest.wasm";

@@ -4,7 +4,11 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{CommandSpec, Limits, Policy, ProcessCtx, StartSpec};
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::policy::Limits;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 
 /// A policy granting `sleep` and `true` with room for `live` processes
 /// (rate, registry and buffer limits out of the way).

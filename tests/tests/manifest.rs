@@ -15,12 +15,17 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use wasmproc_host::block_on;
+use wasmproc_host::Admission;
+use wasmproc_host::GuestError;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::AuditEvent;
+use wasmproc_host::audit::AuditSink;
+use wasmproc_host::embed::CacheConfig;
 use wasmproc_host::manifest::{self, Manifest, ManifestError};
-use wasmproc_host::{
-    Audit, AuditEvent, AuditSink, CacheConfig, GuestError, GuestOptions, GuestStdio, Policy,
-    ProcessCtx, ProcessManager, RuntimeConfig,
-};
 use wasmproc_tests::{guests, harness, polyglot};
 
 /// What the manifested probe declares.
@@ -89,8 +94,13 @@ fn probe_gated(policy: Policy, steps: Value) -> (Vec<Value>, Vec<AuditEvent>) {
         ..RuntimeConfig::default()
     });
     let path = manifested_probe();
-    let policy = manifest::attach(policy, path, false).expect("attach the manifest");
+    // The runtime reads the manifest the component carries and admits each
+    // run by it and the policy together.
     let component = harness::component(&runtime, path.to_str().unwrap());
+    assert!(
+        component.manifest().is_some(),
+        "the probe carries a manifest"
+    );
     let outcome = runtime
         .run(
             &component,
@@ -397,7 +407,7 @@ fn manifest_required_missing_bad() {
         stderr.contains("carries no plugin manifest") && stderr.contains("require_manifest"),
         "{stderr}"
     );
-    // So does the runtime, for an embedder that did not attach one.
+    // So does the runtime.
     let policy = Arc::new(Policy::from_file(&policy_file).unwrap());
     let runtime = harness::shared_runtime();
     let component = harness::component(runtime, guests::PROBE);
@@ -411,20 +421,23 @@ fn manifest_required_missing_bad() {
         },
     );
     assert!(
-        matches!(refused, Err(GuestError::ManifestRequired(ref n)) if n == "probe"),
+        matches!(
+            refused,
+            Err(GuestError::Manifest(ManifestError::Required { ref component }))
+                if component.ends_with(Path::new(guests::PROBE).file_name().unwrap())
+        ),
         "{refused:?}"
     );
-    // And the capability denies each call of a session without one.
-    let manager = ProcessManager::new(std::time::Duration::from_secs(2));
-    let mut ctx = ProcessCtx::new("direct", policy, manager, Audit::new());
-    let err = block_on(ctx.run(wasmproc_host::CommandSpec {
-        program: "echo".into(),
-        ..Default::default()
-    }))
-    .unwrap_err();
+    // And no session can be made without one: admission checks it once,
+    // so there is no session whose calls would have to.
+    let refused = Admission::policy_only(Arc::clone(&policy)).expect_err("refused");
     assert!(
-        err.to_string().contains("not declared by the plugin"),
-        "{err}"
+        matches!(refused, ManifestError::Required { .. }),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("require_manifest"),
+        "{refused}"
     );
     // The same component with a manifest runs under the same policy.
     let (code, stdout, stderr) = cli(&[

@@ -18,11 +18,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use wasmproc_host::{
-    CacheConfig, CacheError, CacheStatus, Compiler, ComponentCache, GuestOptions, GuestStdio,
-    Policy, Runtime, RuntimeConfig,
-};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::embed::CacheConfig;
+use wasmproc_host::embed::CacheError;
+use wasmproc_host::embed::CacheStatus;
+use wasmproc_host::embed::Compiler;
+use wasmproc_host::embed::ComponentCache;
+use wasmproc_host::{Plugin, Runtime};
 use wasmproc_tests::{guests, harness, polyglot};
+use wasmtime::component::Component;
 
 /// `wasmproc run <component> --allow <program>... -- <args>...`.
 fn run(component: &str, allowed: &[&str], args: &[&str]) -> polyglot::Run {
@@ -169,10 +176,12 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs the hello guest from a loaded component: proves it is usable.
-fn assert_runs(runtime: &Runtime, component: &wasmtime::component::Component) {
+/// Runs the hello guest compiled as `component` (from the cache).
+fn assert_runs(runtime: &Runtime, component: &Component) {
+    let plugin = Plugin::new(component.clone(), Path::new(guests::HELLO)).expect("manifest");
     let outcome = runtime
         .run(
-            component,
+            &plugin,
             GuestOptions {
                 name: "hello".into(),
                 args: vec![],
@@ -222,9 +231,9 @@ fn cache_runtime_load_good() {
     });
     let component = runtime.load(Path::new(guests::HELLO)).unwrap();
     assert_eq!(entries(dir.path()).len(), 1);
-    assert_runs(&runtime, &component);
+    assert_runs(&runtime, component.component());
     let component = runtime.load(Path::new(guests::HELLO)).unwrap();
-    assert_runs(&runtime, &component);
+    assert_runs(&runtime, component.component());
     assert_eq!(entries(dir.path()).len(), 1);
 }
 
@@ -278,7 +287,7 @@ fn cache_dir_bad() {
         ..RuntimeConfig::default()
     });
     let component = runtime.load(Path::new(guests::HELLO)).unwrap();
-    assert_runs(&runtime, &component);
+    assert_runs(&runtime, component.component());
     assert!(entries(dir.path()).is_empty());
 
     // Owned by another user (only root can arrange that).
@@ -555,7 +564,7 @@ fn cache_component_touched_good() {
     });
     let load = || {
         let (loaded, status) = runtime.load_with_status(&component).unwrap();
-        assert_runs(&runtime, &loaded);
+        assert_runs(&runtime, loaded.component());
         status.expect("the cache is used")
     };
     assert_eq!(load(), CacheStatus::Miss);

@@ -3,8 +3,11 @@
 //! numbers.
 
 use std::sync::Mutex;
-use wasmproc_host::block_on;
-use wasmproc_host::{CallError, CommandSpec, Limits, StartSpec};
+use wasmproc_host::CallError;
+use wasmproc_host::policy::Limits;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::{policy_with, session};
 use wasmproc_tests::os::{open_fds, rss_kib, zombie_children};
 

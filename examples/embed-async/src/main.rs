@@ -17,9 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    Audit, AuditEvent, AuditSink, GuestOptions, GuestStdio, Policy, Runtime, RuntimeConfig,
-};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::AuditEvent;
+use wasmproc_host::audit::AuditSink;
 
 const DEFAULT_GUESTS: usize = 100;
 const WORKER_THREADS: usize = 4;
@@ -124,7 +129,7 @@ async fn run(path: String, guests: usize) -> Result<(), Box<dyn std::error::Erro
     let wall = started.elapsed();
     sampling.store(false, Ordering::Relaxed);
     sampler.await?;
-    runtime.shutdown();
+    runtime.shutdown().await;
 
     println!("guests: {guests} ({succeeded} succeeded, {failed} failed)");
     println!("tokio worker threads: {WORKER_THREADS}");

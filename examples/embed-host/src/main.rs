@@ -6,12 +6,18 @@
 //! cargo run -p embed-host -- target/wasm32-wasip2/debug/git-summary.wasm
 //! ```
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmproc_host::{
-    Audit, AuditEvent, AuditSink, Policy, ProcessCtx, ProcessManager, ProcessView,
-    add_to_linker_sync,
-};
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::ProcessView;
+use wasmproc_host::add_to_linker_sync;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::AuditEvent;
+use wasmproc_host::audit::AuditSink;
+use wasmproc_host::process::{HostEffects, block_on};
+use wasmproc_host::{Admission, Policy};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
@@ -79,12 +85,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // git runs confined to the working-directory roots: this one.
         .allow_dir(".")
         .build()?;
-    let manager = ProcessManager::new(Duration::from_secs(2));
+    // This application is a short-lived tool: it has the manager reap the
+    // orphans of its plugins' programs, as the `wasmproc` CLI does.
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(HostEffects::ALL)
+        .build();
     let audit = Audit::new().with_sink(Arc::new(PrintAudit));
+    // The plugin's own manifest, if it carries one, narrows the policy.
+    let admission = Admission::for_component(Arc::new(policy), Path::new(&path), false)?;
+    let session = ProcessCtx::builder(Arc::new(admission), Arc::clone(&manager))
+        .guest("plugin")
+        .audit(audit)
+        .build();
     let state = PluginState {
         wasi: WasiCtx::builder().inherit_stdio().args(&["plugin"]).build(),
         table: ResourceTable::new(),
-        process: ProcessCtx::new("plugin", Arc::new(policy), Arc::clone(&manager), audit),
+        process: session,
     };
     let mut store = Store::new(&engine, state);
     let component = Component::from_file(&engine, &path).map_err(|e| e.to_string())?;
@@ -94,9 +111,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .wasi_cli_run()
         .call_run(&mut store)
         .map_err(|e| e.to_string())?;
-    // Dropping the store ends the plugin's session and stops what it left.
+    // Stop what the plugin left gracefully, then end its session.
+    block_on(store.data().process.shutdown());
     drop(store);
-    manager.shutdown();
+    block_on(manager.shutdown());
     if result.is_err() {
         std::process::exit(1);
     }

@@ -11,10 +11,15 @@ pub(crate) mod plugin;
 pub(crate) mod pool;
 pub(crate) mod runtime;
 
-pub use cache::{CacheConfig, CacheError, CacheStatus, CompileError, CompileProgress, ComponentCache, UntrustedFile};
+pub use cache::{
+    CacheConfig, CacheError, CacheStatus, CompileError, CompileProgress, ComponentCache,
+    UntrustedFile,
+};
 pub use compiler::{Compiler, Tier, UnknownCompiler};
 pub use plugin::Plugin;
-pub use pool::{GUEST_SLOT_BYTES, InstancePool, MAX_DEFAULT_GUESTS, MIN_DEFAULT_GUESTS, NoSlot, WhenFull};
+pub use pool::{
+    GUEST_SLOT_BYTES, InstancePool, MAX_DEFAULT_GUESTS, MIN_DEFAULT_GUESTS, NoSlot, WhenFull,
+};
 pub use runtime::{
     GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
     Runtime, RuntimeConfig,

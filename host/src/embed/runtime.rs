@@ -3,17 +3,17 @@
 //! shut everything down.
 
 use crate::audit::Audit;
-use crate::wit::bindings::CAPABILITY_NAME;
-use crate::session::ctx::ProcessCtx;
 use crate::embed::compiler::{Compiler, Tier};
-use crate::error::{LinkError, RuntimeError};
 use crate::embed::guest_limits::GuestLimiter;
-use crate::wit::linker::{ProcessView, add_to_linker_async};
-use crate::process::manager::ProcessManager;
 use crate::embed::plugin::Plugin;
-use crate::process::manager::HostEffects;
-use crate::policy::Policy;
 use crate::embed::pool::{GuestSlot, GuestSlots, InstancePool};
+use crate::error::{LinkError, RuntimeError};
+use crate::policy::Policy;
+use crate::process::manager::HostEffects;
+use crate::process::manager::ProcessManager;
+use crate::session::ctx::ProcessCtx;
+use crate::wit::bindings::CAPABILITY_NAME;
+use crate::wit::linker::{ProcessView, add_to_linker_async};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -489,11 +489,13 @@ impl<T: Send + 'static> Runtime<T> {
                 Compiler::Winch => Tier::Baseline,
                 Compiler::Auto | Compiler::Cranelift => Tier::Optimized,
             },
-            baseline: (self.config.compiler == Compiler::Auto).then(|| crate::embed::cache::Baseline {
-                engine: &baseline_engine,
-                optimized: &self.optimized,
-                progress: self.config.compile_progress.clone(),
-                tier_ups: &self.tier_ups,
+            baseline: (self.config.compiler == Compiler::Auto).then(|| {
+                crate::embed::cache::Baseline {
+                    engine: &baseline_engine,
+                    optimized: &self.optimized,
+                    progress: self.config.compile_progress.clone(),
+                    tier_ups: &self.tier_ups,
+                }
             }),
         };
         let compiled = crate::embed::cache::compile(
@@ -641,7 +643,7 @@ impl<T: Send + 'static> Runtime<T> {
             ProcessCtx::builder(Arc::new(admission), Arc::clone(&self.manager))
                 .guest(options.name.clone())
                 .audit(self.config.audit.clone())
-                .guest_deadline(deadline)
+                .guest_deadline(deadline.into())
                 .build()
         });
         let state = GuestState {
@@ -682,11 +684,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
     /// [`Runtime::run_async`] for a synchronous caller: runs the guest to
     /// its end on the calling thread. Call it outside any async executor
     /// (inside one, await [`Runtime::run_async`] instead).
-    pub fn run(
-        &self,
-        plugin: &Plugin,
-        options: GuestOptions,
-    ) -> Result<GuestOutcome, GuestError> {
+    pub fn run(&self, plugin: &Plugin, options: GuestOptions) -> Result<GuestOutcome, GuestError> {
         crate::process::core_runtime::block_on_here(self.run_async(plugin, options))
     }
 

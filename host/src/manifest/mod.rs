@@ -131,4 +131,3 @@ pub enum ManifestError {
         component: PathBuf,
     },
 }
-

@@ -26,9 +26,9 @@
 //! setting [`OFF_VAR`]`=off`), containment falls back to process groups and
 //! a subreaper; [`Containment::detect`] says which is active and why.
 
+use crate::os::confine::Confiner;
 use crate::policy::cgroup_limits::{CgroupLimits, Level};
 pub use crate::sys::containment::{Containment, MissingController, OFF_VAR};
-use crate::os::confine::Confiner;
 use crate::sys::containment::{SUBTREE_PREFIX, enable, write_file};
 use nix::errno::Errno;
 use std::fs;
@@ -556,7 +556,9 @@ mod tests {
 
     #[test]
     fn cgroup_idle_reused_good() {
-        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let first = process_cgroup(manager.host_scope());
         let dir = first.dir().to_path_buf();
         first.remove();
@@ -571,7 +573,9 @@ mod tests {
 
     #[test]
     fn cgroup_idle_removed_from_outside_not_reused_bad() {
-        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let first = process_cgroup(manager.host_scope());
         let dir = first.dir().to_path_buf();
         first.remove();
@@ -586,7 +590,9 @@ mod tests {
     fn cgroup_with_cgroups_below_not_reused_ugly() {
         // A process that made a cgroup below its own (root can) leaves
         // something behind: its cgroup is removed, never handed on.
-        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let first = process_cgroup(manager.host_scope());
         let dir = first.dir().to_path_buf();
         fs::create_dir(dir.join("left-behind")).unwrap();
@@ -596,5 +602,4 @@ mod tests {
         assert_ne!(second.dir(), dir);
         second.remove();
     }
-
 }

@@ -53,9 +53,9 @@
 
 use crate::os::cgroup::ProcessCgroup;
 use crate::os::confine::{Prepared, SockFprog};
+use crate::os::subreaper::reaper;
 use crate::policy::Approved;
 use crate::types::StdioMode;
-use crate::os::subreaper::reaper;
 use std::ffi::{CString, OsStr, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -1176,7 +1176,9 @@ mod tests {
         // With clone3, the child's very first look at its cgroup finds the
         // one it was started for (nothing it could fork escapes a move);
         // with clone, it is moved there before the start returns.
-        let manager = crate::process::manager::ProcessManager::new(Duration::from_secs(1));
+        let manager = crate::process::manager::ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let cgroup = || {
             manager
                 .host_scope()

@@ -83,9 +83,9 @@ pub fn claim_foreign_sessions() {
 pub(crate) fn reaper() -> &'static Reaper {
     static REAPER: OnceLock<Reaper> = OnceLock::new();
     REAPER.get_or_init(|| Reaper {
-            gate: RwLock::new(()),
-            known: Mutex::new(Known::default()),
-            session: getsid(None).ok(),
+        gate: RwLock::new(()),
+        known: Mutex::new(Known::default()),
+        session: getsid(None).ok(),
         active: AtomicBool::new(false),
         foreign_sessions: AtomicBool::new(false),
     })
@@ -314,9 +314,9 @@ fn group_and_session(pid: u32) -> Option<(u32, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::spawner::{StdioPlan, spawn};
     use crate::policy::Approved;
     use crate::types::StdioMode;
-    use crate::os::spawner::{StdioPlan, spawn};
     use std::time::{Duration, Instant};
 
     #[test]

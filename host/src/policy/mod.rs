@@ -21,14 +21,14 @@ mod program;
 mod secrets;
 
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};
-pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
-pub use limits::{Limits, LimitsError};
 pub use args::{ArgPattern, is_option};
+pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
 pub use daemon_access::DaemonAccess;
 pub use digest::ComponentDigest;
 pub use env::{inert_expansion, is_hook};
 pub use file::PolicySpec;
 pub use leaks::{Leak, open_attacks};
+pub use limits::{Limits, LimitsError};
 pub use program::{Operation, ProgramGrant};
 pub use secrets::SecretSpec;
 
@@ -251,7 +251,11 @@ impl Policy {
 
     /// Checks a request: first its shape and sizes (`invalid`), then the
     /// grants (`denied`). On success everything the spawn needs is resolved.
-    pub(crate) fn check(&self, op: Operation, req: CommandRequest<'_>) -> Result<Approved, CallError> {
+    pub(crate) fn check(
+        &self,
+        op: Operation,
+        req: CommandRequest<'_>,
+    ) -> Result<Approved, CallError> {
         self.check_shape(req)?;
         let grant = self
             .programs

@@ -13,9 +13,9 @@
 //! Waiting is async ([`tokio::sync::Notify`]), so a waiting guest holds no
 //! thread; the waits run on the process core, whose timer they use.
 
+use crate::deadline::Deadline;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
 use tokio::sync::Notify;
 
 /// Buffering mode of a stream.
@@ -206,7 +206,7 @@ impl ByteBuffer {
     /// Pushes, waiting until `deadline` for room until at least one byte
     /// is taken. Returns how many bytes were taken. Needs the process
     /// core's timer.
-    pub async fn push_until(&self, bytes: &[u8], deadline: Instant) -> usize {
+    pub async fn push_until(&self, bytes: &[u8], deadline: Deadline) -> usize {
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
@@ -221,8 +221,7 @@ impl ByteBuffer {
                     return self.push(bytes);
                 }
             }
-            let until = tokio::time::Instant::from_std(deadline);
-            if tokio::time::timeout_at(until, changed).await.is_err() {
+            if deadline.timeout(changed).await.is_none() {
                 return 0;
             }
         }
@@ -311,17 +310,16 @@ impl ByteBuffer {
         &self,
         cursor: u64,
         max: usize,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Chunk, CursorPastEnd> {
         loop {
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            if let Some(chunk) = self.try_read(cursor, max, Instant::now() >= deadline)? {
+            if let Some(chunk) = self.try_read(cursor, max, deadline.has_passed())? {
                 return Ok(chunk);
             }
-            let until = tokio::time::Instant::from_std(deadline);
-            if tokio::time::timeout_at(until, changed).await.is_err() {
+            if deadline.timeout(changed).await.is_none() {
                 return self.read_now(cursor, max);
             }
         }

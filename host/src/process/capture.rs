@@ -14,28 +14,27 @@
 //! within [`KILL_REAP_WAIT`] of the SIGKILL is left to the monitor, which
 //! reaps it in the background.
 
-use crate::process::buffer::ByteBuffer;
-use crate::os::cgroup::Scope;
+use crate::deadline::Deadline;
 use crate::error::CallError;
-use crate::process::managed::{Buffers, DRAIN_GRACE, ManagedProcess};
-use crate::process::manager::{Launch, ProcessManager};
-use crate::policy::Approved;
-use crate::types::{Exit, StdioMode};
-use crate::os::spawner::StdioPlan;
+use crate::process::managed::{DRAIN_GRACE, Process};
+use crate::process::manager::ProcessManager;
+use crate::process::spec::Spec;
+use crate::types::Exit;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long `run` waits for a killed leader to die before leaving its
+/// How long a run waits for a killed leader to die before leaving its
 /// reaping to the monitor.
 const KILL_REAP_WAIT: Duration = Duration::from_secs(1);
 
-/// What a captured run collected.
-#[derive(Debug)]
-pub struct Captured {
+/// What a run to its end collected: the one output type of the host
+/// (a guest's `run`, a daemon's exec probe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
     /// The child's pid.
     pub pid: u32,
     /// How the leader ended; `None` when it was killed at the deadline and
-    /// had not died within a second (`KILL_REAP_WAIT`).
+    /// had not died within a second.
     pub exit: Option<Exit>,
     /// Its stdout, up to the cap.
     pub stdout: Vec<u8>,
@@ -49,127 +48,75 @@ pub struct Captured {
     pub timed_out: bool,
 }
 
-/// What to run, and where.
-#[derive(Debug)]
-pub struct RunRequest<'a> {
-    /// The approved command.
-    pub cmd: &'a Approved,
-    /// The cgroup scope it runs in.
-    pub scope: &'a Scope,
-    /// Session (or `host`) and guest name, for the record.
-    pub owner: &'a str,
-    /// The guest name, for the record.
-    pub guest: &'a str,
-    /// Bytes for stdin (`None`: `/dev/null`).
-    pub stdin: Option<Vec<u8>>,
-    /// Most bytes kept of each output stream.
-    pub cap: usize,
-    /// The call's absolute deadline.
-    pub deadline: Instant,
-}
-
-/// Launches the command and waits for its end (or the deadline), on any
-/// executor. The child is tracked by the manager while this runs (shutdown
-/// stops it), and killed if the future is dropped early.
-pub async fn run_captured(
-    manager: &ProcessManager,
-    req: RunRequest<'_>,
-) -> Result<Captured, CallError> {
-    let stdin = req.stdin.filter(|b| !b.is_empty());
-    let out = Arc::new(ByteBuffer::capture(req.cap));
-    let err = Arc::new(ByteBuffer::capture(req.cap));
-    let stdin_buffer = stdin.map(|bytes| {
-        let b = Arc::new(ByteBuffer::new(
-            bytes.len(),
-            crate::process::buffer::Buffering::Lossless,
-        ));
-        b.push(&bytes);
-        b
-    });
-    let plan = StdioPlan {
-        stdin: if stdin_buffer.is_some() {
-            StdioMode::Piped
-        } else {
-            StdioMode::Null
-        },
-        stdout: StdioMode::Piped,
-        stderr: StdioMode::Piped,
-    };
-    let launch = Launch {
-        id: uuid::Uuid::new_v4().to_string(),
-        owner: req.owner.to_string(),
-        guest: req.guest.to_string(),
-        scope: req.scope,
-        plan,
-        buffers: Buffers {
-            stdout: Some(Arc::clone(&out)),
-            stderr: Some(Arc::clone(&err)),
-            stdin: stdin_buffer,
-            close_stdin_when_drained: true,
-        },
-        deadline: Some(req.deadline),
-        audit: None,
-    };
-    // On a thread that drives its own reactor (a synchronous caller), the
-    // call polls the monitor itself and the child's exit wakes it
-    // directly; elsewhere the monitor runs on the process core.
-    let here = crate::process::core_runtime::on_own_reactor();
-    let (guard, monitor) = manager.launch_run(req.cmd, launch, here)?;
-    let process = Arc::clone(guard.process());
-    let deadline = req.deadline;
-    let exit = match monitor {
-        Some(mut monitor) => {
-            // The monitor ends once the leader is reaped and the pipes are
-            // drained: then its exit is known, with nothing more to wait
-            // for. Only past the deadline does the call wait on its own.
-            let until = tokio::time::Instant::from_std(deadline);
-            let ended = tokio::select! {
-                biased;
-                () = &mut monitor => true,
-                () = tokio::time::sleep_until(until) => false,
-            };
-            if ended {
-                process.exit_now()
-            } else {
-                tokio::select! {
-                    // Left running (a leader that would not die, pipes held
-                    // by an escapee), the monitor is handed to the core on
-                    // drop.
-                    exit = wait_to_end(Arc::clone(&process), deadline) => exit,
-                    () = &mut monitor => wait_to_end(process, deadline).await,
+impl ProcessManager {
+    /// Runs `spec`'s command to its end (or its deadline) and collects
+    /// what its [`Spec::capture`] buffers kept, from any executor. The
+    /// child is tracked while this runs (shutdown stops it), and killed if
+    /// the future is dropped early.
+    pub async fn output(&self, spec: Spec<'_>) -> Result<Output, CallError> {
+        let out = spec.buffers.stdout.clone();
+        let err = spec.buffers.stderr.clone();
+        let deadline = spec.deadline;
+        // On a thread that drives its own reactor (a synchronous caller),
+        // the call polls the monitor itself and the child's exit wakes it
+        // directly; elsewhere the monitor runs on the process core.
+        let here = crate::process::core_runtime::on_own_reactor();
+        let (guard, monitor) = self.start_run(spec, here)?;
+        let process = Arc::clone(guard.process());
+        let exit = match monitor {
+            Some(mut monitor) => {
+                // The monitor ends once the leader is reaped and the pipes
+                // are drained: then its exit is known, with nothing more to
+                // wait for. Only past the deadline does the call wait on its
+                // own.
+                let ended = tokio::select! {
+                    biased;
+                    () = &mut monitor => true,
+                    () = deadline.sleep() => false,
+                };
+                if ended {
+                    process.try_wait()
+                } else {
+                    tokio::select! {
+                        // Left running (a leader that would not die, pipes
+                        // held by an escapee), the monitor is handed to the
+                        // core on drop.
+                        exit = wait_to_end(Arc::clone(&process), deadline) => exit,
+                        () = &mut monitor => wait_to_end(process, deadline).await,
+                    }
                 }
             }
-        }
-        None => manager
-            .on_core(wait_to_end(process, deadline))
-            .await
-            .ok_or_else(|| CallError::Io("run: the host is shutting down".into()))?,
-    };
-    let pid = guard.process().facts().pid;
-    let timed_out = guard.process().timed_out() || exit.is_none();
-    drop(guard);
-    let (stdout, stdout_dropped) = out.take_all();
-    let (stderr, stderr_dropped) = err.take_all();
-    Ok(Captured {
-        pid,
-        exit,
-        stdout,
-        stderr,
-        stdout_dropped,
-        stderr_dropped,
-        timed_out,
-    })
+            None => self
+                .on_core(wait_to_end(process, deadline))
+                .await
+                .ok_or_else(|| CallError::Io("run: the host is shutting down".into()))?,
+        };
+        let pid = guard.process().facts().pid;
+        let timed_out = guard.process().timed_out() || exit.is_none();
+        drop(guard);
+        let take = |b: Option<Arc<crate::process::buffer::ByteBuffer>>| {
+            b.map(|b| b.take_all()).unwrap_or_default()
+        };
+        let (stdout, stdout_dropped) = take(out);
+        let (stderr, stderr_dropped) = take(err);
+        Ok(Output {
+            pid,
+            exit,
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
+            timed_out,
+        })
+    }
 }
 
 /// Waits, on the core, for the leader to end and the pipes to drain.
-async fn wait_to_end(process: Arc<ManagedProcess>, deadline: Instant) -> Option<Exit> {
-    let until = tokio::time::Instant::from_std(deadline);
-    let exit = match tokio::time::timeout_at(until, process.exited()).await {
-        Ok(exit) => Some(exit),
+async fn wait_to_end(process: Arc<Process>, deadline: Deadline) -> Option<Exit> {
+    let exit = match process.wait_here(deadline).await {
+        Some(exit) => Some(exit),
         // The monitor kills the group at the same deadline.
-        Err(_) => tokio::time::timeout(KILL_REAP_WAIT, process.exited())
-            .await
-            .ok(),
+        None => process.wait_here(Deadline::after(KILL_REAP_WAIT)).await,
     };
     // After the reap the monitor drains for at most DRAIN_GRACE; a leader
     // that is not reaped keeps its pipes, and the call does not wait.
@@ -178,15 +125,18 @@ async fn wait_to_end(process: Arc<ManagedProcess>, deadline: Instant) -> Option<
     } else {
         Duration::ZERO
     };
-    let _ = tokio::time::timeout(drain, process.finished()).await;
+    let _ = tokio::time::timeout(drain, process.drained()).await;
     exit
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::cgroup::Scope;
+    use crate::policy::Approved;
     use crate::policy::cgroup_limits::CgroupLimits;
     use crate::process::core_runtime::{block_on_here, on_caller_reactor, on_own_reactor};
+    use std::time::Instant;
 
     fn approved(program: &str, args: &[&str]) -> Approved {
         Approved {
@@ -198,16 +148,11 @@ mod tests {
         }
     }
 
-    fn request<'a>(cmd: &'a Approved, scope: &'a Scope) -> RunRequest<'a> {
-        RunRequest {
-            cmd,
-            scope,
-            owner: "test",
-            guest: "test",
-            stdin: Some(b"in".to_vec()),
-            cap: 1024,
-            deadline: Instant::now() + Duration::from_secs(30),
-        }
+    fn request<'a>(cmd: &'a Approved, scope: &'a Scope) -> Spec<'a> {
+        Spec::new(cmd, scope)
+            .owner("test", "test")
+            .capture(1024, Some(b"in".to_vec()))
+            .deadline(Deadline::after(Duration::from_secs(30)))
     }
 
     /// Pids of live or zombie processes whose command line is exactly
@@ -226,7 +171,9 @@ mod tests {
 
     #[test]
     fn run_on_own_reactor_good() {
-        let manager = ProcessManager::new(Duration::from_secs(1));
+        let manager = ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let scope = manager.scope("run-here", &CgroupLimits::default());
         let cmd = approved(
             "/bin/sh",
@@ -237,7 +184,7 @@ mod tests {
                 on_own_reactor(),
                 "a synchronous caller drives its own reactor"
             );
-            run_captured(&manager, request(&cmd, &scope)).await
+            manager.output(request(&cmd, &scope)).await
         })
         .expect("run");
         assert!(!on_own_reactor(), "the flag ends with the call");
@@ -254,13 +201,15 @@ mod tests {
         // its reactor, so the run must be monitored on the core.
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let manager = ProcessManager::new(Duration::from_secs(1));
+            let manager = ProcessManager::builder()
+                .grace(Duration::from_secs(1))
+                .build();
             let scope = manager.scope("run-nested", &CgroupLimits::default());
             let cmd = approved("/bin/sh", &["-c", "read line; echo \"$line\""]);
             let captured = block_on_here(async {
                 crate::process::core_runtime::block_on(async {
                     assert!(!on_own_reactor(), "a parked thread drives no reactor");
-                    run_captured(&manager, request(&cmd, &scope)).await
+                    manager.output(request(&cmd, &scope)).await
                 })
             });
             let _ = done.send(captured.map(|c| c.stdout));
@@ -274,13 +223,15 @@ mod tests {
 
     #[test]
     fn run_cancelled_on_own_reactor_ugly() {
-        let manager = ProcessManager::new(Duration::from_secs(1));
+        let manager = ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let scope = manager.scope("run-here", &CgroupLimits::default());
         let cmd = approved("/bin/sleep", &["31.4159"]);
         // As the child sees it: argv[0] is the granted name.
         let marker = ["sleep", "31.4159"];
         let pid = block_on_here(async {
-            let run = run_captured(&manager, request(&cmd, &scope));
+            let run = manager.output(request(&cmd, &scope));
             let mut run = std::pin::pin!(run);
             // Started and waiting: then the call is dropped mid-way.
             let started = tokio::time::timeout(Duration::from_millis(500), &mut run).await;
@@ -317,7 +268,9 @@ mod tests {
 
     #[test]
     fn run_on_caller_reactor_good() {
-        let manager = ProcessManager::new(Duration::from_secs(1));
+        let manager = ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let scope = manager.scope("run-caller", &CgroupLimits::default());
         let cmd = approved("/bin/sh", &["-c", "read line; echo \"out $line\"; exit 4"]);
         let captured = caller_runtime()
@@ -326,7 +279,7 @@ mod tests {
                     assert!(on_own_reactor(), "polled by the caller's runtime");
                     let nested = crate::process::core_runtime::block_on(async { on_own_reactor() });
                     assert!(!nested, "a parked thread inside it drives no reactor");
-                    run_captured(&manager, request(&cmd, &scope)).await
+                    manager.output(request(&cmd, &scope)).await
                 }))
                 .await
             })
@@ -335,7 +288,8 @@ mod tests {
         assert_eq!(captured.exit, Some(Exit::Code(4)));
         assert_eq!(captured.stdout, b"out in\n");
         // Outside any tokio runtime the flag stays off.
-        let outside = crate::process::core_runtime::block_on(on_caller_reactor(async { on_own_reactor() }));
+        let outside =
+            crate::process::core_runtime::block_on(on_caller_reactor(async { on_own_reactor() }));
         assert!(!outside, "no caller runtime, no caller reactor");
     }
 
@@ -344,14 +298,16 @@ mod tests {
         // The caller's runtime goes away while its task waits on a child:
         // the dropped monitor hands the child to the core, which kills and
         // reaps it.
-        let manager = ProcessManager::new(Duration::from_secs(1));
+        let manager = ProcessManager::builder()
+            .grace(Duration::from_secs(1))
+            .build();
         let scope = manager.scope("run-caller-dropped", &CgroupLimits::default());
         let cmd = approved("/bin/sleep", &["27.1828"]);
         let marker = ["sleep", "27.1828"];
         let runtime = caller_runtime();
         let task_manager = Arc::clone(&manager);
         runtime.spawn(on_caller_reactor(async move {
-            let _ = run_captured(&task_manager, request(&cmd, &scope)).await;
+            let _ = task_manager.output(request(&cmd, &scope)).await;
         }));
         let until = Instant::now() + Duration::from_secs(10);
         while pids_running(&marker).is_empty() {

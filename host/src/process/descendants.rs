@@ -17,7 +17,7 @@
 //! make up most of a host's work never pay for a pass over `/proc`.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::process::managed::ManagedProcess;
+use crate::process::managed::Process;
 use crate::types::Signal;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;
@@ -104,7 +104,7 @@ impl DescendantCaps {
     /// Takes one census of the descendants of `leaders` (the live
     /// processes the host started, with their owners), kills the newest of
     /// each session past its cap, and records the counts.
-    pub(crate) fn census(&self, processes: &[(String, Arc<ManagedProcess>)]) {
+    pub(crate) fn census(&self, processes: &[(String, Arc<Process>)]) {
         let leaders: Vec<(String, u32)> = processes
             .iter()
             .map(|(owner, p)| (owner.clone(), p.facts().pid))

@@ -5,10 +5,11 @@
 //! pipes, nothing else.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::process::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
+use crate::deadline::Deadline;
 use crate::os::child::OsChild;
+use crate::process::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
 use crate::process::core_runtime::on_core;
-pub use crate::types::{Exit, ProcState, Signal};
+use crate::types::{Exit, ProcState, Signal};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,6 +135,54 @@ pub enum StopError {
     ShuttingDown,
 }
 
+/// One of a process's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Its standard output.
+    Stdout,
+    /// Its standard error.
+    Stderr,
+}
+
+/// How to stop a process: the one stop sequence sends `signal` to its
+/// group, SIGKILL (its cgroup too, reaching escapees) once `grace` has
+/// passed, and gives up waiting for the reap at `deadline` (the monitor
+/// reaps it when it dies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopPlan {
+    /// The first signal.
+    pub signal: Signal,
+    /// How long the first signal is given before SIGKILL.
+    pub grace: Duration,
+    /// When the stop returns whatever happened.
+    pub deadline: Deadline,
+}
+
+impl StopPlan {
+    /// `signal`, SIGKILL after `grace`, returning at most [`KILL_WAIT`]
+    /// after the SIGKILL.
+    pub fn graceful(signal: Signal, grace: Duration) -> Self {
+        Self {
+            signal,
+            grace,
+            deadline: Deadline::after(grace.saturating_add(KILL_WAIT)),
+        }
+    }
+
+    /// SIGKILL at once, returning at most [`KILL_WAIT`] later.
+    pub fn kill() -> Self {
+        Self::graceful(Signal::Kill, Duration::ZERO)
+    }
+
+    /// The same plan, returning by `deadline` at the latest (the grace
+    /// period is cut short if need be).
+    #[must_use]
+    pub fn by(mut self, deadline: Deadline) -> Self {
+        self.deadline = self.deadline.min(deadline);
+        self
+    }
+}
+
 /// The buffers of a managed process's piped streams, chosen at launch.
 #[derive(Debug, Default)]
 pub struct Buffers {
@@ -167,18 +216,18 @@ pub(crate) struct Spawned {
     pub pipes: Pipes,
     /// The buffers of its piped streams.
     pub buffers: Buffers,
-    /// When the monitor kills its group (`None`: never).
-    pub deadline: Option<Instant>,
+    /// When the monitor kills its group.
+    pub deadline: Deadline,
     /// Where its exit is audited (`None`: the caller audits it).
     pub audit: Option<Audit>,
 }
 
 /// The monitor of one process, polled by its caller
-/// ([`ManagedProcess::launch_here`]). Dropped before it has ended, it hands
+/// ([`Process::launch_here`]). Dropped before it has ended, it hands
 /// the process over to the core, which kills and reaps it: a cancelled
 /// call leaks nothing.
 pub(crate) struct MonitorHere {
-    process: Arc<ManagedProcess>,
+    process: Arc<Process>,
     monitor: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
     done: bool,
 }
@@ -222,7 +271,7 @@ impl Drop for MonitorHere {
 
 /// A process the host started and everything it keeps about it.
 #[derive(Debug)]
-pub struct ManagedProcess {
+pub struct Process {
     facts: ProcessFacts,
     life: Mutex<Life>,
     progress: watch::Sender<Progress>,
@@ -243,7 +292,7 @@ pub struct ManagedProcess {
     born: Instant,
 }
 
-impl ManagedProcess {
+impl Process {
     /// Wraps a spawned child and starts its monitor on the process core.
     pub(crate) fn launch(core: &tokio::runtime::Handle, spawned: Spawned) -> Arc<Self> {
         let (this, monitor) = Self::with_monitor(core, spawned);
@@ -316,7 +365,7 @@ impl ManagedProcess {
             Some(pidfd) => {
                 self.discard.store(true, Ordering::SeqCst);
                 self.core
-                    .spawn(Arc::clone(self).monitor(Pipes::default(), pidfd, None));
+                    .spawn(Arc::clone(self).monitor(Pipes::default(), pidfd, Deadline::NEVER));
             }
             None => self.finish(),
         }
@@ -346,13 +395,13 @@ impl ManagedProcess {
             .sum()
     }
 
-    /// Whether the process has ended and been reaped.
-    pub fn has_ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
-    }
-
-    /// How it ended, if it has.
-    pub fn exit_now(&self) -> Option<Exit> {
+    /// How it ended, if it has ended and been reaped; never waits (a
+    /// lock-free check first, as quota checks scan every record of a
+    /// session on each start).
+    pub fn try_wait(&self) -> Option<Exit> {
+        if !self.ended.load(Ordering::Acquire) {
+            return None;
+        }
         self.life().exit
     }
 
@@ -389,100 +438,79 @@ impl ManagedProcess {
         Ok(())
     }
 
-    /// Resolves once the process has ended and been reaped, on any
-    /// executor.
-    pub async fn exited(&self) -> Exit {
+    /// Resolves once the process has ended and been reaped, on the
+    /// executor it is polled on.
+    async fn ended(&self) -> Exit {
         let mut rx = self.progress.subscribe();
         match rx.wait_for(|p| p.exit.is_some()).await {
             Ok(p) => p.exit.unwrap_or(Exit::Code(-1)),
             // The sender lives in `self`; kept total all the same.
-            Err(_) => self.exit_now().unwrap_or(Exit::Code(-1)),
+            Err(_) => self.try_wait().unwrap_or(Exit::Code(-1)),
         }
     }
 
     /// Resolves once the monitor has let go of every pipe (after the exit,
     /// and at most [`DRAIN_GRACE`] after it).
-    pub(crate) async fn finished(&self) {
+    pub(crate) async fn drained(&self) {
         let mut rx = self.progress.subscribe();
         let _ = rx.wait_for(|p| p.finished).await;
     }
 
-    /// Waits until `deadline` for the process to end; `None` if it has not.
-    pub async fn wait_until(self: &Arc<Self>, deadline: Instant) -> Option<Exit> {
-        if let Some(exit) = self.exit_now() {
+    /// Waits until `deadline` for the process to end and be reaped, from
+    /// any executor; `None` if it has not ended by then.
+    pub async fn wait(self: &Arc<Self>, deadline: Deadline) -> Option<Exit> {
+        if let Some(exit) = self.try_wait() {
             return Some(exit);
         }
         let me = Arc::clone(self);
-        on_core(&self.core, async move {
-            let until = tokio::time::Instant::from_std(deadline);
-            tokio::time::timeout_at(until, me.exited()).await.ok()
-        })
-        .await
-        .flatten()
+        on_core(&self.core, async move { me.wait_here(deadline).await })
+            .await
+            .flatten()
     }
 
-    /// The one stop sequence: `signal` to the group, SIGKILL after `grace`
-    /// (its cgroup too, reaching escapees), and returns once reaped, at
-    /// most [`KILL_WAIT`] after the SIGKILL.
-    pub async fn stop(
-        self: &Arc<Self>,
-        signal: Signal,
-        grace: Duration,
-    ) -> Result<Exit, StopError> {
-        let deadline = crate::policy::limits::deadline_after(grace + KILL_WAIT);
-        self.stop_by(signal, grace, deadline).await
+    /// [`wait`](Self::wait) on the executor it is polled on (its timer).
+    pub(crate) async fn wait_here(&self, deadline: Deadline) -> Option<Exit> {
+        deadline.timeout(self.ended()).await
     }
 
-    /// Like [`stop`](Self::stop), but returns by `deadline` whatever
-    /// happens: the grace period is cut short, SIGKILL sent, and an error
-    /// returned if the process has not ended by then (the monitor reaps it
-    /// in the background when it dies).
-    pub(crate) async fn stop_by(
-        self: &Arc<Self>,
-        signal: Signal,
-        grace: Duration,
-        deadline: Instant,
-    ) -> Result<Exit, StopError> {
+    /// Stops the process by `plan` ([`StopPlan`]), from any executor, and
+    /// returns how it ended; an error if it had not ended by the plan's
+    /// deadline (SIGKILL was sent; the monitor reaps it when it dies).
+    pub async fn stop(self: &Arc<Self>, plan: StopPlan) -> Result<Exit, StopError> {
         let me = Arc::clone(self);
-        on_core(&self.core, async move {
-            me.stop_on_core(signal, grace, deadline).await
-        })
-        .await
-        .unwrap_or(Err(StopError::ShuttingDown))
+        on_core(&self.core, async move { me.stop_here(plan).await })
+            .await
+            .unwrap_or(Err(StopError::ShuttingDown))
     }
 
-    /// The stop sequence; runs on the process core (it uses its timer).
-    pub(crate) async fn stop_on_core(
-        &self,
-        signal: Signal,
-        grace: Duration,
-        deadline: Instant,
-    ) -> Result<Exit, StopError> {
+    /// The one stop sequence, on the executor it is polled on (the process
+    /// core, or a caller's own runtime): every stop of the host, whether
+    /// a guest's `kill`, a session's or the host's shutdown, or the
+    /// supervisor's, is this.
+    pub(crate) async fn stop_here(&self, plan: StopPlan) -> Result<Exit, StopError> {
         let pid = self.facts.pid;
         let failed = |source| StopError::Signal { pid, source };
-        if let Some(exit) = self.exit_now() {
+        if let Some(exit) = self.try_wait() {
             return Ok(exit);
         }
-        self.signal(signal).map_err(failed)?;
-        if signal != Signal::Kill {
-            let until = crate::policy::limits::deadline_after(grace).min(deadline);
-            let until = tokio::time::Instant::from_std(until);
-            if let Ok(exit) = tokio::time::timeout_at(until, self.exited()).await {
+        self.signal(plan.signal).map_err(failed)?;
+        if plan.signal != Signal::Kill {
+            let grace_end = Deadline::after(plan.grace).min(plan.deadline);
+            if let Some(exit) = grace_end.timeout(self.ended()).await {
                 return Ok(exit);
             }
             self.signal(Signal::Kill).map_err(failed)?;
         }
-        let until = tokio::time::Instant::from_std(deadline);
-        tokio::time::timeout_at(until, self.exited())
+        plan.deadline
+            .timeout(self.ended())
             .await
-            .map_err(|_| StopError::NotEnded { pid })
+            .ok_or(StopError::NotEnded { pid })
     }
 
-    fn buffer(&self, stdout: bool) -> Result<&Arc<ByteBuffer>, StreamError> {
-        let (buffer, name) = if stdout {
-            (&self.stdout, "stdout")
-        } else {
-            (&self.stderr, "stderr")
+    fn buffer(&self, stream: Stream) -> Result<&Arc<ByteBuffer>, StreamError> {
+        let (buffer, name) = match stream {
+            Stream::Stdout => (&self.stdout, "stdout"),
+            Stream::Stderr => (&self.stderr, "stderr"),
         };
         buffer.as_ref().ok_or(StreamError::NotPiped(name))
     }
@@ -491,12 +519,12 @@ impl ManagedProcess {
     /// when nothing is there yet.
     pub async fn read(
         &self,
-        stdout: bool,
+        stream: Stream,
         cursor: u64,
         max: usize,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Chunk, StreamError> {
-        let buffer = Arc::clone(self.buffer(stdout)?);
+        let buffer = Arc::clone(self.buffer(stream)?);
         // Releasing consumed bytes makes room: let the monitor drain the
         // pipe before this read waits for new data.
         buffer.release(cursor);
@@ -510,8 +538,8 @@ impl ManagedProcess {
     }
 
     /// Reads a piped output stream at a cursor without waiting.
-    pub fn read_now(&self, stdout: bool, cursor: u64, max: usize) -> Result<Chunk, StreamError> {
-        let buffer = self.buffer(stdout)?;
+    pub fn read_now(&self, stream: Stream, cursor: u64, max: usize) -> Result<Chunk, StreamError> {
+        let buffer = self.buffer(stream)?;
         let chunk = buffer.read_now(cursor, max)?;
         self.wake.notify_one();
         Ok(chunk)
@@ -519,7 +547,7 @@ impl ManagedProcess {
 
     /// Queues bytes for stdin, waiting until `deadline` for room; returns
     /// how many were taken.
-    pub async fn write(&self, data: &[u8], deadline: Instant) -> Result<usize, StreamError> {
+    pub async fn write(&self, data: &[u8], deadline: Deadline) -> Result<usize, StreamError> {
         let stdin = Arc::clone(self.stdin.as_ref().ok_or(StreamError::NotPiped("stdin"))?);
         if self.close_stdin.load(Ordering::SeqCst) || stdin.is_closed() {
             return Err(StreamError::StdinClosed);
@@ -593,23 +621,20 @@ impl ManagedProcess {
         self.progress.send_modify(|p| p.exit = Some(exit));
     }
 
-    /// Kills the group at the deadline, once.
-    fn kill_at_deadline(&self) {
+    /// The stop sequence's first step from inside the monitor, which
+    /// cannot wait on itself: SIGKILL to the group (and its cgroup), the
+    /// monitor reaps. At the deadline it marks the process timed out.
+    fn kill_from_monitor(&self, at_deadline: bool) {
         let mut life = self.life();
         if life.child.is_none() {
             return;
         }
-        life.timed_out = true;
+        life.timed_out |= at_deadline;
         drop(life);
         let _ = self.signal(Signal::Kill);
     }
 
-    async fn monitor(
-        self: Arc<Self>,
-        pipes: Pipes,
-        pidfd: Arc<OwnedFd>,
-        deadline: Option<Instant>,
-    ) {
+    async fn monitor(self: Arc<Self>, pipes: Pipes, pidfd: Arc<OwnedFd>, deadline: Deadline) {
         // SAFETY: the `Arc<OwnedFd>` moves into the `AsyncFd`, which keeps
         // the pidfd open, and the same fd, for as long as it lives.
         let pidfd = match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
@@ -625,7 +650,7 @@ impl ManagedProcess {
             }
         };
         let mut streams = Streams::new(pipes, &self);
-        let mut deadline = deadline.map(tokio::time::Instant::from_std);
+        let mut deadline = deadline.tokio();
         let mut reaped = false;
         let mut discarded = false;
         // Fixed once, when the leader is reaped; never extended.
@@ -640,14 +665,14 @@ impl ManagedProcess {
                 discarded = true;
                 streams.close_all();
                 if !reaped {
-                    let _ = self.signal(Signal::Kill);
+                    self.kill_from_monitor(false);
                 }
             }
             streams.refill_stdin(&self);
             let now = tokio::time::Instant::now();
             if !reaped && deadline.is_some_and(|d| now >= d) {
                 deadline = None;
-                self.kill_at_deadline();
+                self.kill_from_monitor(true);
             }
             if drain_until.is_some_and(|d| now >= d) {
                 // Whoever still holds the pipes is outside the group.
@@ -713,7 +738,7 @@ struct Streams {
 }
 
 impl Streams {
-    fn new(pipes: Pipes, process: &ManagedProcess) -> Self {
+    fn new(pipes: Pipes, process: &Process) -> Self {
         let pid = process.facts.pid;
         fn register<T>(pid: u32, what: &str, r: io::Result<T>) -> Option<T> {
             r.inspect_err(|e| tracing::error!(error = %e, pid, "cannot watch {what}"))
@@ -781,7 +806,7 @@ impl Streams {
         self.stderr = None;
     }
 
-    fn close_stdin(&mut self, process: &ManagedProcess) {
+    fn close_stdin(&mut self, process: &Process) {
         self.stdin = None;
         if let Some(b) = &process.stdin {
             b.close();
@@ -795,7 +820,7 @@ impl Streams {
 
     /// Takes the next bytes for stdin from its buffer once the last ones
     /// are written; closes stdin when asked and everything is delivered.
-    fn refill_stdin(&mut self, process: &ManagedProcess) {
+    fn refill_stdin(&mut self, process: &Process) {
         if self.stdin.is_none() || self.pending_at < self.pending.len() {
             return;
         }
@@ -813,7 +838,7 @@ impl Streams {
 
     /// Moves whatever the pipes hold into the buffers and writes pending
     /// stdin, without blocking.
-    fn pump(&mut self, process: &ManagedProcess, reaped: bool) {
+    fn pump(&mut self, process: &Process, reaped: bool) {
         SCRATCH.with_borrow_mut(|scratch| {
             let out = process.stdout.as_deref();
             drain_into(&mut self.stdout, out, scratch, reaped);

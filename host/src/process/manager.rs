@@ -1,50 +1,28 @@
 //! The process manager shared by every guest of a host: the registry of
 //! managed processes, the cgroup subtree, the watchdog, the process core
-//! (the runtime that monitors them all), the one lifecycle entry point
-//! ([`ProcessManager::launch`]) and orderly shutdown.
+//! (the runtime that monitors them all), the one way to start a process
+//! ([`ProcessManager::spawn`], and [`ProcessManager::output`] for a run
+//! to its end) and orderly shutdown.
 
-use crate::audit::Audit;
-use crate::os::cgroup::{Containment, Hierarchy, Scope};
-use crate::policy::cgroup_limits::CgroupLimits;
-use crate::process::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
 use crate::error::CallError;
-use crate::process::managed::{
-    Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
-};
+use crate::os::cgroup::{Containment, Hierarchy, Scope};
 use crate::os::child::OsChild;
-use crate::policy::Approved;
-use crate::process::core_runtime::ProcessCore;
-use crate::types::Signal;
-use crate::os::child::LiveToken;
-use crate::process::registry::Registry;
-use crate::os::spawner::{self, StdioPlan};
+use crate::os::spawner;
 use crate::os::subreaper::reaper;
 use crate::os::watchdog::Watchdog;
+use crate::policy::cgroup_limits::CgroupLimits;
+use crate::process::core_runtime::ProcessCore;
+use crate::process::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
+use crate::process::managed::{
+    MonitorHere, Pipes, Process, ProcessFacts, ProcessSnapshot, Spawned, StopPlan,
+};
+use crate::process::registry::Registry;
+use crate::process::spec::Spec;
+use crate::types::Signal;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Who a launched process belongs to, and how it is carried.
-#[derive(Debug)]
-pub struct Launch<'a> {
-    /// Host-issued id.
-    pub id: String,
-    /// The session (or daemon) that owns it.
-    pub owner: String,
-    /// The guest name for audit records.
-    pub guest: String,
-    /// The cgroup scope it goes in.
-    pub scope: &'a Scope,
-    /// Where its standard streams go.
-    pub plan: StdioPlan,
-    /// The buffers of its piped streams.
-    pub buffers: Buffers,
-    /// When the monitor kills its group (`None`: never).
-    pub deadline: Option<Instant>,
-    /// Where its exit is audited (`None`: the caller audits it).
-    pub audit: Option<Audit>,
-}
 
 /// Owns every process the host started for its guests. Create one per host
 /// (or per runtime) and share it between guests' [`ProcessCtx`]s; dropping
@@ -65,7 +43,7 @@ pub struct ProcessManager {
     grace: Duration,
     /// The children of `run` calls in progress, by pid: shutdown stops
     /// them like started processes.
-    runs: Mutex<HashMap<u32, Arc<ManagedProcess>>>,
+    runs: Mutex<HashMap<u32, Arc<Process>>>,
     /// Each guest session's cap on live descendants, held by a census.
     pub(crate) descendants: DescendantCaps,
     core: ProcessCore,
@@ -76,12 +54,12 @@ pub struct ProcessManager {
 #[derive(Debug)]
 pub(crate) struct RunGuard<'a> {
     manager: &'a ProcessManager,
-    process: Arc<ManagedProcess>,
+    process: Arc<Process>,
 }
 
 impl RunGuard<'_> {
     /// The process of the call.
-    pub(crate) fn process(&self) -> &Arc<ManagedProcess> {
+    pub(crate) fn process(&self) -> &Arc<Process> {
         &self.process
     }
 }
@@ -204,7 +182,7 @@ impl ProcessManager {
 
     /// The live processes this manager started (`run` children too), with
     /// their owners.
-    fn live_leaders(&self) -> Vec<(String, Arc<ManagedProcess>)> {
+    fn live_leaders(&self) -> Vec<(String, Arc<Process>)> {
         let runs: Vec<_> = self
             .runs
             .lock()
@@ -216,7 +194,7 @@ impl ProcessManager {
             .all()
             .into_iter()
             .chain(runs)
-            .filter(|p| !p.has_ended())
+            .filter(|p| p.try_wait().is_none())
             .map(|p| (p.facts().owner.clone(), p))
             .collect()
     }
@@ -250,111 +228,94 @@ impl ProcessManager {
         &self.host_scope
     }
 
-    /// Starts an approved command in its own cgroup inside `scope`; the
-    /// child and the host's ends of its pipes.
-    fn spawn_in(
-        &self,
-        cmd: &Approved,
-        plan: StdioPlan,
-        scope: &Scope,
-    ) -> Result<(OsChild, Pipes), CallError> {
-        let failed = |e: String| CallError::SpawnFailed(format!("{}: {e}", cmd.program.display()));
-        let confinement = scope.confiner().prepare(&cmd.program)?;
+    /// Starts `spec`'s command in its own cgroup inside its scope and hands
+    /// it to a monitor on the process core (pipes into buffers, the
+    /// deadline, the reap on exit): the one way the host starts a process
+    /// that outlives the call, for a guest's `start` and the daemon
+    /// supervisor alike. [`output`](Self::output) runs one to its end.
+    pub fn spawn(&self, spec: Spec<'_>) -> Result<Arc<Process>, CallError> {
+        let spawned = self.start(spec)?;
+        Ok(Process::launch(self.core.handle(), spawned))
+    }
+
+    /// Starts the child (confined, in its own cgroup inside the spec's
+    /// scope) and gathers what its monitor needs.
+    fn start(&self, spec: Spec<'_>) -> Result<Spawned, CallError> {
+        let Spec {
+            approved,
+            scope,
+            id,
+            owner,
+            guest,
+            stdio,
+            buffers,
+            deadline,
+            audit,
+            live,
+        } = spec;
+        let failed =
+            |e: String| CallError::SpawnFailed(format!("{}: {e}", approved.program.display()));
+        let confinement = scope.confiner().prepare(&approved.program)?;
         let cgroup = scope.process().map_err(|e| failed(e.to_string()))?;
-        let spawned = match spawner::spawn_confined(cmd, plan, cgroup.as_ref(), Some(&confinement))
-        {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                if let Some(cgroup) = cgroup {
-                    cgroup.remove();
+        let spawned =
+            match spawner::spawn_confined(approved, stdio, cgroup.as_ref(), Some(&confinement)) {
+                Ok(spawned) => spawned,
+                Err(e) => {
+                    if let Some(cgroup) = cgroup {
+                        cgroup.remove();
+                    }
+                    return Err(failed(e.to_string()));
                 }
-                return Err(failed(e.to_string()));
-            }
-        };
+            };
         let pipes = Pipes {
             stdout: spawned.stdout,
             stderr: spawned.stderr,
             stdin: spawned.stdin,
         };
-        let child = OsChild::new(
+        let mut child = OsChild::new(
             spawned.pid,
             spawned.pidfd,
             Arc::clone(&self.watchdog),
             cgroup,
         )
         .map_err(|e| CallError::io("track child", e))?;
-        Ok((child, pipes))
-    }
-
-    /// The one lifecycle entry point: starts an approved command in its own
-    /// cgroup inside `launch.scope`, and hands it to a monitor on the
-    /// process core (pipes into buffers, deadline, reap on exit). Used by
-    /// `run`, `start` and the daemon supervisor.
-    pub fn launch(
-        &self,
-        cmd: &Approved,
-        launch: Launch<'_>,
-    ) -> Result<Arc<ManagedProcess>, CallError> {
-        self.launch_counted(cmd, launch, None)
-    }
-
-    /// [`launch`](Self::launch), counting the process as running for its
-    /// owner (`live`, from [`Registry::count_live`]) until it is reaped.
-    pub(crate) fn launch_counted(
-        &self,
-        cmd: &Approved,
-        launch: Launch<'_>,
-        live: Option<LiveToken>,
-    ) -> Result<Arc<ManagedProcess>, CallError> {
-        let spawned = self.spawn_launch(cmd, launch, live)?;
-        Ok(ManagedProcess::launch(self.core.handle(), spawned))
-    }
-
-    fn spawn_launch(
-        &self,
-        cmd: &Approved,
-        launch: Launch<'_>,
-        live: Option<LiveToken>,
-    ) -> Result<Spawned, CallError> {
-        let (mut child, pipes) = self.spawn_in(cmd, launch.plan, launch.scope)?;
         if let Some(token) = live {
             child.count_as_live(token);
         }
         let facts = ProcessFacts {
-            id: launch.id,
-            owner: launch.owner,
-            guest: launch.guest,
+            id,
+            owner,
+            guest,
             pid: child.pid(),
-            program: cmd.program.to_string_lossy().into_owned(),
-            args: cmd.args.clone(),
+            program: approved.program.to_string_lossy().into_owned(),
+            args: approved.args.clone(),
             started_at_ms: crate::audit::now_ms(),
         };
         Ok(Spawned {
             facts,
             child,
             pipes,
-            buffers: launch.buffers,
-            deadline: launch.deadline,
-            audit: launch.audit,
+            buffers,
+            deadline,
+            audit,
         })
     }
 
-    /// Launches the child of a `run` call and tracks it until the guard
+    /// Starts the child of a run to its end and tracks it until the guard
     /// drops, so shutdown stops it too. With `here`, its monitor is not
     /// spawned on the core but returned, for the caller to poll on its own
     /// reactor.
-    pub(crate) fn launch_run(
+    pub(crate) fn start_run(
         &self,
-        cmd: &Approved,
-        launch: Launch<'_>,
+        spec: Spec<'_>,
         here: bool,
     ) -> Result<(RunGuard<'_>, Option<MonitorHere>), CallError> {
-        let spawned = self.spawn_launch(cmd, launch, None)?;
+        let spawned = self.start(spec)?;
         let (process, monitor) = if here {
-            let (process, monitor) = ManagedProcess::launch_here(self.core.handle(), spawned);
+            let (process, monitor) = Process::launch_here(self.core.handle(), spawned);
             (process, Some(monitor))
         } else {
-            (ManagedProcess::launch(self.core.handle(), spawned), None)
+            (Process::launch(self.core.handle(), spawned), None)
         };
         self.runs
             .lock()
@@ -418,11 +379,16 @@ impl ProcessManager {
         reaper().kill_orphans();
     }
 
-    async fn stop_all(&self, processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
+    async fn stop_all(&self, processes: Vec<Arc<Process>>, grace: Duration) {
         if processes.is_empty() {
             return;
         }
-        if self.core.run(stop_all(processes.clone(), grace)).await.is_none() {
+        if self
+            .core
+            .run(stop_all(processes.clone(), grace))
+            .await
+            .is_none()
+        {
             tracing::error!("the process core stopped before its processes");
         }
         for p in processes {
@@ -439,12 +405,7 @@ impl Drop for ProcessManager {
         for p in self.registry.take_all() {
             p.discard();
         }
-        for p in self
-            .runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
+        for p in self.runs.lock().unwrap_or_else(|e| e.into_inner()).values() {
             p.discard();
         }
         self.cgroups.kill();
@@ -495,18 +456,16 @@ async fn take_censuses(manager: std::sync::Weak<ProcessManager>) {
     }
 }
 
-/// Stops processes in parallel on the core: SIGTERM to all, then each
-/// waits out what is left of the shared grace period before SIGKILL.
-async fn stop_all(processes: Vec<Arc<ManagedProcess>>, grace: Duration) {
-    let running: Vec<_> = processes.iter().filter(|p| !p.has_ended()).collect();
-    for p in &running {
-        let _ = p.signal(Signal::Term);
+/// Stops processes in parallel on the core, each by the one stop sequence
+/// (one SIGTERM, the shared grace period, SIGKILL).
+async fn stop_all(processes: Vec<Arc<Process>>, grace: Duration) {
+    let plan = StopPlan::graceful(Signal::Term, grace);
+    let mut stops = tokio::task::JoinSet::new();
+    for p in processes.into_iter().filter(|p| p.try_wait().is_none()) {
+        stops.spawn(async move { p.stop_here(plan).await });
     }
-    let grace_end = crate::policy::limits::deadline_after(grace);
-    let kill_end = crate::policy::limits::deadline_after(grace + KILL_WAIT);
-    for p in &running {
-        let left = grace_end.saturating_duration_since(Instant::now());
-        if let Err(e) = p.stop_on_core(Signal::Term, left, kill_end).await {
+    while let Some(stopped) = stops.join_next().await {
+        if let Ok(Err(e)) = stopped {
             tracing::error!(error = %e, "cannot stop process");
         }
     }

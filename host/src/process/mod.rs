@@ -13,9 +13,15 @@ pub(crate) mod descendants;
 pub(crate) mod managed;
 pub(crate) mod manager;
 pub(crate) mod registry;
+pub(crate) mod spec;
 
+pub use crate::deadline::Deadline;
 pub use crate::types::{Exit, ProcState, Signal, StdioMode, UnknownSignal};
+pub use buffer::ByteBuffer;
 pub use buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
+pub use capture::Output;
 pub use core_runtime::block_on;
+pub use managed::{Buffers, KILL_WAIT, Process, StopError, StopPlan, Stream, StreamError};
 pub use managed::{ProcessFacts, ProcessSnapshot};
 pub use manager::{HostEffects, ProcessManager, ProcessManagerBuilder};
+pub use spec::Spec;

@@ -4,7 +4,7 @@
 
 use crate::error::CallError;
 use crate::os::child::LiveToken;
-use crate::process::managed::ManagedProcess;
+use crate::process::managed::Process;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +21,7 @@ pub(crate) struct Registry {
 #[derive(Debug, Default)]
 struct Owned {
     /// Records by start sequence number: iteration is start order.
-    in_order: BTreeMap<u64, Arc<ManagedProcess>>,
+    in_order: BTreeMap<u64, Arc<Process>>,
     /// Start sequence number of each id.
     seq_of: HashMap<String, u64>,
     next_seq: u64,
@@ -32,7 +32,7 @@ struct Owned {
 }
 
 impl Owned {
-    fn push(&mut self, process: Arc<ManagedProcess>) {
+    fn push(&mut self, process: Arc<Process>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += process.buffered_capacity();
@@ -44,11 +44,11 @@ impl Owned {
         self.in_order.len()
     }
 
-    fn get(&self, id: &str) -> Option<&Arc<ManagedProcess>> {
+    fn get(&self, id: &str) -> Option<&Arc<Process>> {
         self.in_order.get(self.seq_of.get(id)?)
     }
 
-    fn remove_seq(&mut self, seq: u64) -> Option<Arc<ManagedProcess>> {
+    fn remove_seq(&mut self, seq: u64) -> Option<Arc<Process>> {
         let process = self.in_order.remove(&seq)?;
         self.bytes -= process.buffered_capacity();
         self.seq_of.remove(&process.facts().id);
@@ -59,10 +59,10 @@ impl Owned {
     fn oldest_ended(&self) -> Option<u64> {
         self.in_order
             .iter()
-            .find_map(|(&seq, p)| p.has_ended().then_some(seq))
+            .find_map(|(&seq, p)| p.try_wait().is_some().then_some(seq))
     }
 
-    fn into_records(self) -> impl Iterator<Item = Arc<ManagedProcess>> {
+    fn into_records(self) -> impl Iterator<Item = Arc<Process>> {
         self.in_order.into_values()
     }
 }
@@ -118,13 +118,13 @@ impl Registry {
     }
 
     /// Adds a record.
-    pub(crate) fn insert(&self, process: Arc<ManagedProcess>) {
+    pub(crate) fn insert(&self, process: Arc<Process>) {
         let owner = process.facts().owner.clone();
         self.lock().entry(owner).or_default().push(process);
     }
 
     /// The record `id` if `owner` owns it.
-    pub(crate) fn get(&self, owner: &str, id: &str) -> Option<Arc<ManagedProcess>> {
+    pub(crate) fn get(&self, owner: &str, id: &str) -> Option<Arc<Process>> {
         self.lock().get(owner)?.get(id).cloned()
     }
 
@@ -161,7 +161,7 @@ impl Registry {
             .seq_of
             .get(id)
             .ok_or_else(|| CallError::NotFound(id.to_string()))?;
-        if !owned.in_order[&seq].has_ended() {
+        if owned.in_order[&seq].try_wait().is_none() {
             return Err(CallError::Invalid(format!(
                 "process `{id}` is still running"
             )));
@@ -173,7 +173,7 @@ impl Registry {
     }
 
     /// Takes every record of `owner` out of the registry.
-    pub(crate) fn take_owner(&self, owner: &str) -> Vec<Arc<ManagedProcess>> {
+    pub(crate) fn take_owner(&self, owner: &str) -> Vec<Arc<Process>> {
         self.lock()
             .remove(owner)
             .map(|o| o.into_records().collect())
@@ -181,7 +181,7 @@ impl Registry {
     }
 
     /// Takes every record out of the registry.
-    pub(crate) fn take_all(&self) -> Vec<Arc<ManagedProcess>> {
+    pub(crate) fn take_all(&self) -> Vec<Arc<Process>> {
         self.lock()
             .drain()
             .flat_map(|(_, o)| o.into_records())
@@ -189,7 +189,7 @@ impl Registry {
     }
 
     /// A copy of every record, for the embedding host.
-    pub(crate) fn all(&self) -> Vec<Arc<ManagedProcess>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Process>> {
         self.lock()
             .values()
             .flat_map(|o| o.in_order.values().cloned())

@@ -94,6 +94,16 @@ impl Admission {
         })
     }
 
+    /// Admission of the host's own commands (daemons and their probes):
+    /// host configuration, not a plugin's request, so no manifest applies
+    /// and nothing is pinned. Approve them with [`approve`](Self::approve).
+    pub fn for_host(policy: Arc<Policy>) -> Self {
+        Self {
+            policy,
+            manifest: None,
+        }
+    }
+
     /// Admission on the policy alone, for a guest without a component
     /// file (a host's own test or tool). Refused if the policy requires a
     /// manifest or is pinned to a component.
@@ -135,7 +145,11 @@ impl Admission {
     /// Approves a command of the host's own (a daemon, its probes) against
     /// the policy alone: host configuration, not a plugin's request, so no
     /// manifest gate applies.
-    pub fn approve(&self, op: Operation, request: CommandRequest<'_>) -> Result<Approved, CallError> {
+    pub fn approve(
+        &self,
+        op: Operation,
+        request: CommandRequest<'_>,
+    ) -> Result<Approved, CallError> {
         self.policy.check(op, request)
     }
 }

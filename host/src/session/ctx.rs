@@ -1,21 +1,24 @@
 //! The process capability for one guest session: [`ProcessCtx`] holds the
 //! guest's policy, quotas and a handle on the shared [`ProcessManager`], and
-//! implements each operation. `host_impl.rs` adapts it to the WIT bindings.
+//! implements each operation. `wit/adapter.rs` adapts it to the WIT bindings.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::process::buffer::{Buffering, Chunk};
-use crate::process::capture::{self, Captured, RunRequest};
+use crate::deadline::Deadline;
 use crate::error::CallError;
-use crate::process::managed::{self, Buffers, ManagedProcess, ProcessSnapshot, StreamError};
-use crate::process::manager::{Launch, ProcessManager};
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
+use crate::process::buffer::{Buffering, Chunk};
+use crate::process::capture::Output;
+use crate::process::managed::{
+    self, Buffers, Process, ProcessSnapshot, StopPlan, Stream, StreamError,
+};
+use crate::process::manager::ProcessManager;
+use crate::process::spec::Spec;
 use crate::session::admission::Admission;
-pub use crate::types::StdioMode;
-use crate::types::{Exit, Signal};
 use crate::session::quota::RateBucket;
-use crate::os::spawner::StdioPlan;
+use crate::types::StdioMode;
+use crate::types::{Exit, Signal};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Largest chunk one `read` returns.
 const MAX_READ_BYTES: usize = 4 << 20;
@@ -35,6 +38,64 @@ pub struct CommandSpec {
     pub stdin: Option<Vec<u8>>,
     /// Timeout in ms.
     pub timeout_ms: Option<u64>,
+}
+
+impl CommandSpec {
+    /// A command running `program` (a name or a path) with no arguments,
+    /// no variables, the host's working directory, no stdin and the
+    /// policy's default timeout.
+    ///
+    /// ```
+    /// use wasmproc_host::session::CommandSpec;
+    ///
+    /// let spec = CommandSpec::new("git").args(["log", "-n", "1"]).env("LANG", "C");
+    /// assert_eq!(spec.args, ["log", "-n", "1"]);
+    /// ```
+    pub fn new(program: impl Into<String>) -> Self {
+        Self {
+            program: program.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds arguments.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets a variable.
+    #[must_use]
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the working directory.
+    #[must_use]
+    pub fn cwd(mut self, dir: impl Into<String>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Feeds `bytes` to its stdin.
+    #[must_use]
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Sets its timeout, in milliseconds (as a guest gives it).
+    #[must_use]
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
 }
 
 /// Stdio and buffering of a background process.
@@ -64,21 +125,6 @@ impl Default for StartSpec {
     }
 }
 
-/// What `run` returns.
-#[derive(Debug, Clone)]
-pub struct RunOutput {
-    /// How the process ended.
-    pub exit: Exit,
-    /// Captured stdout.
-    pub stdout: Vec<u8>,
-    /// Captured stderr.
-    pub stderr: Vec<u8>,
-    /// Stdout bytes dropped past the capture cap.
-    pub stdout_dropped: u64,
-    /// Stderr bytes dropped past the capture cap.
-    pub stderr_dropped: u64,
-}
-
 /// One guest session's process capability.
 ///
 /// Dropping it stops every process the session started.
@@ -95,7 +141,7 @@ pub struct ProcessCtx {
     start_rate: std::sync::Mutex<RateBucket>,
     /// When the guest's `guest_time_ms` runs out (`None`: no limit). No
     /// blocking call outlives it.
-    guest_deadline: Option<Instant>,
+    guest_deadline: Deadline,
     /// The session's cgroup; dropped after the processes are stopped.
     scope: crate::os::cgroup::Scope,
 }
@@ -108,7 +154,7 @@ pub struct ProcessCtxBuilder {
     manager: Arc<ProcessManager>,
     guest: String,
     audit: Audit,
-    guest_deadline: Option<Option<Instant>>,
+    guest_deadline: Option<Deadline>,
 }
 
 impl ProcessCtxBuilder {
@@ -130,7 +176,7 @@ impl ProcessCtxBuilder {
     /// counted from [`build`](Self::build)); a runtime passes the instant
     /// it fixed when it instantiated the guest, so every limit on the
     /// guest's time uses one instant.
-    pub fn guest_deadline(mut self, deadline: Option<Instant>) -> Self {
+    pub fn guest_deadline(mut self, deadline: Deadline) -> Self {
         self.guest_deadline = Some(deadline);
         self
     }
@@ -150,7 +196,7 @@ impl ProcessCtxBuilder {
             limits.starts_per_second,
             limits.start_burst,
         ));
-        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline());
+        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline().into());
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
@@ -331,14 +377,13 @@ impl ProcessCtx {
 
     /// The absolute deadline of a blocking call that may take `wanted`,
     /// fixed now: never past the guest's own time limit.
-    fn call_deadline(&self, wanted: Duration) -> Instant {
-        let deadline = crate::policy::limits::deadline_after(wanted);
-        self.guest_deadline.map_or(deadline, |g| g.min(deadline))
+    fn call_deadline(&self, wanted: Duration) -> Deadline {
+        Deadline::after(wanted).min(self.guest_deadline)
     }
 
     /// Until when a `wait`, `read` or `write` may block: what the guest
     /// asked for, at most `max_call_wait_ms` and the guest's remaining time.
-    fn call_wait(&self, requested_ms: Option<u64>) -> Instant {
+    fn call_wait(&self, requested_ms: Option<u64>) -> Deadline {
         let max = self.policy.limits().max_call_wait_ms;
         let wanted = Duration::from_millis(requested_ms.unwrap_or(max).min(max));
         self.call_deadline(wanted)
@@ -348,7 +393,7 @@ impl ProcessCtx {
     /// The call's deadline is fixed when it starts: its timeout, capped by
     /// the guest's remaining time; at the deadline the group is killed and
     /// the call returns `timed-out`.
-    pub async fn run(&mut self, cmd: CommandSpec) -> Result<RunOutput, CallError> {
+    pub async fn run(&mut self, cmd: CommandSpec) -> Result<Output, CallError> {
         let timeout = self.timeout(
             cmd.timeout_ms,
             Some(self.policy.limits().default_run_timeout_ms),
@@ -359,49 +404,36 @@ impl ProcessCtx {
             .map(drop)
             .and_then(|()| self.check_stdin(cmd.stdin.as_ref()));
         let approved = self.admit(Operation::Run, &cmd, precheck)?;
-        let request = RunRequest {
-            cmd: &approved,
-            scope: &self.scope,
-            owner: &self.session,
-            guest: &self.guest,
-            stdin: cmd.stdin.clone(),
-            cap: self.policy.limits().max_capture_bytes as usize,
-            deadline,
-        };
-        let Captured {
-            pid,
-            exit,
-            stdout,
-            stderr,
-            stdout_dropped,
-            stderr_dropped,
-            timed_out,
-        } = capture::run_captured(&self.manager, request)
+        let spec = Spec::new(&approved, &self.scope)
+            .owner(&self.session, &self.guest)
+            .capture(
+                self.policy.limits().max_capture_bytes as usize,
+                cmd.stdin.clone(),
+            )
+            .deadline(deadline);
+        let output = self
+            .manager
+            .output(spec)
             .await
             .inspect_err(|e| self.audit_failure("run", &cmd, e))?;
         let mut event = self
             .event("exit")
             .program(&approved.program.to_string_lossy(), &cmd.args);
-        event.pid = Some(pid);
-        let exit = match exit {
-            Some(exit) if !timed_out => exit,
-            _ => {
+        event.pid = Some(output.pid);
+        match output.exit {
+            Some(exit) if !output.timed_out => {
+                self.audit.record(event.exit(exit));
+                Ok(output)
+            }
+            exit => {
                 let event = match exit {
                     Some(exit) => event.exit(exit),
                     None => event,
                 };
                 self.audit.record(event.reason("timed out".into()));
-                return Err(CallError::TimedOut);
+                Err(CallError::TimedOut)
             }
-        };
-        self.audit.record(event.exit(exit));
-        Ok(RunOutput {
-            exit,
-            stdout,
-            stderr,
-            stdout_dropped,
-            stderr_dropped,
-        })
+        }
     }
 
     fn audit_failure(&self, op: &str, cmd: &CommandSpec, err: &CallError) {
@@ -416,11 +448,7 @@ impl ProcessCtx {
     pub fn start(&mut self, cmd: CommandSpec, spec: StartSpec) -> Result<String, CallError> {
         let limits = self.policy.limits().clone();
         let timeout = self.timeout(cmd.timeout_ms, None);
-        let deadline = timeout
-            .clone()
-            .ok()
-            .flatten()
-            .map(crate::policy::limits::deadline_after);
+        let deadline = Deadline::after_opt(timeout.clone().ok().flatten());
         let capacity = spec
             .buffer_bytes
             .unwrap_or(limits.default_stream_buffer_bytes);
@@ -461,14 +489,10 @@ impl ProcessCtx {
                 limits.max_buffered_bytes,
             )
             .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
-        let plan = StdioPlan {
-            stdin: if stdin_piped {
-                StdioMode::Piped
-            } else {
-                spec.stdin
-            },
-            stdout: spec.stdout,
-            stderr: spec.stderr,
+        let stdin_mode = if stdin_piped {
+            StdioMode::Piped
+        } else {
+            spec.stdin
         };
         let output = |mode: StdioMode| {
             (mode == StdioMode::Piped).then(|| managed::buffer(capacity as usize, spec.buffering))
@@ -485,20 +509,17 @@ impl ProcessCtx {
             close_stdin_when_drained: spec.stdin != StdioMode::Piped,
         };
         let id = uuid::Uuid::new_v4().to_string();
-        let launch = Launch {
-            id: id.clone(),
-            owner: self.session.clone(),
-            guest: self.guest.clone(),
-            scope: &self.scope,
-            plan,
-            buffers,
-            deadline,
-            audit: Some(self.audit.clone()),
-        };
-        let live = self.manager.registry.count_live(&self.session);
+        let process_spec = Spec::new(&approved, &self.scope)
+            .id(&id)
+            .owner(&self.session, &self.guest)
+            .stdio(stdin_mode, spec.stdout, spec.stderr)
+            .buffers(buffers)
+            .deadline(deadline)
+            .audit(self.audit.clone())
+            .live(self.manager.registry.count_live(&self.session));
         let process = self
             .manager
-            .launch_counted(&approved, launch, Some(live))
+            .spawn(process_spec)
             .inspect_err(|e| self.audit_failure("start", &cmd, e))?;
         let pid = process.facts().pid;
         self.manager.registry.insert(process);
@@ -511,7 +532,7 @@ impl ProcessCtx {
         Ok(id)
     }
 
-    fn find(&self, id: &str) -> Result<Arc<ManagedProcess>, CallError> {
+    fn find(&self, id: &str) -> Result<Arc<Process>, CallError> {
         self.manager
             .registry
             .get(&self.session, id)
@@ -538,7 +559,7 @@ impl ProcessCtx {
     /// Refuses an id not of the form this host issues before it is looked
     /// up or recorded (the refusal of an audited call is recorded without
     /// it), then finds the process.
-    fn find_checked(&self, id: &str) -> Result<Arc<ManagedProcess>, CallError> {
+    fn find_checked(&self, id: &str) -> Result<Arc<Process>, CallError> {
         check_id(id)?;
         self.find(id)
     }
@@ -566,10 +587,10 @@ impl ProcessCtx {
     /// error at the call's deadline.
     pub async fn kill(&mut self, id: &str) -> Result<(), CallError> {
         let grace = self.policy.limits().kill_grace();
-        let deadline = self.call_deadline(grace + managed::KILL_WAIT);
+        let plan = StopPlan::graceful(Signal::Term, grace).by(self.guest_deadline);
         let result = match self.find_checked(id) {
             Ok(p) => p
-                .stop_by(Signal::Term, grace, deadline)
+                .stop(plan)
                 .await
                 .map(|_| ())
                 .map_err(|e| CallError::Io(format!("kill: {e}"))),
@@ -599,21 +620,21 @@ impl ProcessCtx {
     /// `wait`: waits for a process to end, at most the given time.
     pub async fn wait(&self, id: &str, timeout_ms: Option<u64>) -> Result<Option<Exit>, CallError> {
         let p = self.refused(self.find_checked(id))?;
-        Ok(p.wait_until(self.call_wait(timeout_ms)).await)
+        Ok(p.wait(self.call_wait(timeout_ms)).await)
     }
 
     /// `read`: reads a piped output stream at a cursor.
     pub async fn read(
         &self,
         id: &str,
-        stdout: bool,
+        stream: Stream,
         cursor: u64,
         max: u32,
         timeout_ms: u64,
     ) -> Result<Chunk, CallError> {
         let p = self.refused(self.find_checked(id))?;
         let max = (max as usize).clamp(1, MAX_READ_BYTES);
-        p.read(stdout, cursor, max, self.call_wait(Some(timeout_ms)))
+        p.read(stream, cursor, max, self.call_wait(Some(timeout_ms)))
             .await
             .map_err(stream_error)
     }
@@ -687,7 +708,7 @@ const _: () = {
     fn calls_are_send(ctx: &mut ProcessCtx) {
         send(&ctx.run(CommandSpec::default()));
         send(&ctx.wait("", None));
-        send(&ctx.read("", true, 0, 1, 0));
+        send(&ctx.read("", Stream::Stdout, 0, 1, 0));
         send(&ctx.write("", b"", 0));
         send(&ctx.kill(""));
     }

@@ -13,5 +13,5 @@ pub(crate) mod ctx;
 pub(crate) mod quota;
 
 pub use admission::Admission;
-pub use ctx::{CommandSpec, ProcessCtx, ProcessCtxBuilder, RunOutput, StartSpec};
+pub use ctx::{CommandSpec, ProcessCtx, ProcessCtxBuilder, StartSpec};
 pub use quota::RateBucket;

@@ -4,6 +4,13 @@
 //! The async trait ([`ProcessHost`]) is the implementation; the sync one
 //! ([`sync::ProcessHost`]) is a thin wrapper that blocks on it.
 
+use crate::error::CallError;
+use crate::process::Stream;
+use crate::process::buffer::{Buffering, StreamStats};
+use crate::process::core_runtime::block_on;
+use crate::session::ctx::{CommandSpec, ProcessCtx, StartSpec};
+use crate::types::StdioMode;
+use crate::types::{Exit, ProcState};
 use crate::wit::bindings::ProcessHost;
 use crate::wit::bindings::sync;
 use crate::wit::bindings::types::Error as WitError;
@@ -12,11 +19,6 @@ use crate::wit::bindings::types::{
     OutputStream, ProcessInfo, Signal, StartOptions, State, StdioMode as WitStdio,
     StreamStats as WitStats,
 };
-use crate::process::buffer::{Buffering, StreamStats};
-use crate::session::ctx::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
-use crate::error::CallError;
-use crate::process::managed::{Exit, ProcState};
-use crate::process::core_runtime::block_on;
 
 impl types::Host for ProcessCtx {}
 
@@ -73,8 +75,10 @@ fn host_signal(sig: Signal) -> crate::types::Signal {
 impl ProcessHost for ProcessCtx {
     async fn run(&mut self, cmd: Command) -> Result<Output, Error> {
         let out = ProcessCtx::run(self, command(cmd)).await?;
+        // A run that returns has its exit; without one it timed out.
+        let exit = out.exit.ok_or(CallError::TimedOut)?;
         Ok(Output {
-            status: out.exit.into(),
+            status: exit.into(),
             stdout: out.stdout,
             stderr: out.stderr,
             stdout_dropped: out.stdout_dropped,
@@ -150,7 +154,10 @@ impl ProcessHost for ProcessCtx {
         let chunk = ProcessCtx::read(
             self,
             &id,
-            stream == OutputStream::Stdout,
+            match stream {
+                OutputStream::Stdout => Stream::Stdout,
+                OutputStream::Stderr => Stream::Stderr,
+            },
             cursor,
             max_bytes,
             timeout_ms,

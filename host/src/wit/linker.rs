@@ -6,9 +6,9 @@
 //! component importing `wasmproc:process/process` then fails to instantiate
 //! elsewhere, naming the missing import.
 
-use crate::wit::bindings::{CAPABILITY_NAME, Guest, sync};
-use crate::session::ctx::ProcessCtx;
 use crate::error::LinkError;
+use crate::session::ctx::ProcessCtx;
+use crate::wit::bindings::{CAPABILITY_NAME, Guest, sync};
 use wasmtime::component::{HasData, Linker};
 
 /// Implemented by a store's data type to hand out its guest's
@@ -37,7 +37,7 @@ impl HasData for HasProcess {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use wasmproc_host::{add_to_linker_async, Audit, Policy, ProcessCtx, ProcessManager, ProcessView};
+/// use wasmproc_host::{add_to_linker_async, Admission, Policy, ProcessCtx, ProcessManager, ProcessView};
 /// use wasmtime::component::Linker;
 /// use wasmtime::Engine;
 ///
@@ -54,10 +54,12 @@ impl HasData for HasProcess {
 /// let mut linker = Linker::<MyState>::new(&engine);
 /// add_to_linker_async(&mut linker)?;
 ///
-/// let manager = ProcessManager::new(std::time::Duration::from_secs(2));
+/// let manager = ProcessManager::builder().grace(std::time::Duration::from_secs(2)).build();
 /// let policy = Arc::new(Policy::builder().allow_program("sh").build()?);
 /// let state = MyState {
-///     process: ProcessCtx::new("my-plugin", policy, manager, Audit::new()),
+///     process: ProcessCtx::builder(Arc::new(Admission::policy_only(policy)?), manager)
+///         .guest("my-plugin")
+///         .build(),
 /// };
 /// # let _ = state;
 /// # Ok::<(), Box<dyn std::error::Error>>(())

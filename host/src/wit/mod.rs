@@ -9,6 +9,6 @@ pub(crate) mod adapter;
 pub mod bindings;
 pub(crate) mod linker;
 
-pub use bindings::types;
 pub use bindings::CAPABILITY_NAME;
+pub use bindings::types;
 pub use linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};

@@ -1,7 +1,12 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
-use wasmproc_host::block_on;
-use wasmproc_host::{Audit, CommandSpec, JsonLinesSink, ProcessCtx, ProcessManager, StartSpec};
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::JsonLinesSink;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::policy;
 
 fn spec(program: &str, args: &[&str]) -> CommandSpec {
@@ -17,9 +22,18 @@ fn audit_decisions_good() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).unwrap()));
-    let manager = ProcessManager::new(std::time::Duration::from_secs(2));
+    let manager = ProcessManager::builder()
+        .grace(std::time::Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
     {
-        let mut ctx = ProcessCtx::new("auditor", policy(&["echo", "sleep"]), manager, audit);
+        let mut ctx = ProcessCtx::builder(
+            wasmproc_tests::harness::admit(policy(&["echo", "sleep"])),
+            manager,
+        )
+        .guest("auditor")
+        .audit(audit)
+        .build();
         block_on(ctx.run(spec("echo", &["hi"]))).unwrap();
         block_on(ctx.run(spec("rm", &["-rf", "/"]))).unwrap_err();
         let id = ctx

@@ -6,10 +6,17 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    GuestError, GuestOptions, GuestOutcome, GuestStdio, InstancePool, Limits, NoSlot, Policy,
-    Runtime, RuntimeConfig, WhenFull,
-};
+use wasmproc_host::GuestError;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::embed::GuestOutcome;
+use wasmproc_host::embed::InstancePool;
+use wasmproc_host::embed::NoSlot;
+use wasmproc_host::embed::WhenFull;
+use wasmproc_host::policy::Limits;
 use wasmproc_tests::{guests, harness};
 
 /// A policy granting `sleep`, with the given `guest_time_ms` (0: none).
@@ -32,7 +39,7 @@ fn sleep_steps(secs: &str) -> String {
 /// executor.
 async fn probe_async(
     runtime: &Runtime,
-    component: &wasmtime::component::Component,
+    component: &wasmproc_host::Plugin,
     policy: Arc<Policy>,
     steps: String,
 ) -> Result<GuestOutcome, GuestError> {

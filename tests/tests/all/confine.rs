@@ -9,9 +9,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmproc_host::{
-    Audit, CommandSpec, Exit, Policy, ProcessCtx, ProcessManager, RunOutput, block_on,
-};
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::process::Exit;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
 use wasmproc_tests::harness::{err_detail, err_kind, ok, probe, session, shared_runtime};
 use wasmproc_tests::os::eventually;
 
@@ -65,7 +68,7 @@ fn granting(programs: &[&str], root: &Path) -> Arc<Policy> {
     Arc::new(b.build().expect("policy"))
 }
 
-fn run(ctx: &mut ProcessCtx, program: &str, args: &[&str]) -> RunOutput {
+fn run(ctx: &mut ProcessCtx, program: &str, args: &[&str]) -> wasmproc_host::process::Output {
     block_on(ctx.run(CommandSpec {
         program: program.into(),
         args: args.iter().map(|a| a.to_string()).collect(),
@@ -90,8 +93,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn denied(out: &RunOutput) -> bool {
-    out.exit != Exit::Code(0)
+fn denied(out: &wasmproc_host::process::Output) -> bool {
+    out.exit != Some(Exit::Code(0))
         && text(&out.stderr).contains("ermission denied")
         && !text(&out.stdout).contains(SECRET)
 }
@@ -114,7 +117,7 @@ fn confine_read_outside_roots_denied_ugly() {
     );
     assert_eq!(text(&inside.stdout), "inside\n", "{inside:?}");
     let system = run(&mut ctx, "cat", &["/etc/passwd"]);
-    assert_eq!(system.exit, Exit::Code(0), "{system:?}");
+    assert_eq!(system.exit, Some(Exit::Code(0)), "{system:?}");
 }
 
 #[test]
@@ -137,7 +140,7 @@ fn confine_owner_only_system_file_denied_ugly() {
     let out = run(&mut ctx, "cat", &["/etc/shadow"]);
     // Only the exit and stderr are shown: stdout would be the secret.
     assert!(
-        out.exit != Exit::Code(0) && text(&out.stderr).contains("ermission denied"),
+        out.exit != Some(Exit::Code(0)) && text(&out.stderr).contains("ermission denied"),
         "cat read /etc/shadow ({} bytes): exit {:?}, stderr {:?}",
         out.stdout.len(),
         out.exit,
@@ -252,7 +255,7 @@ fn confine_write_outside_roots_denied_ugly() {
 }
 
 /// Runs bash's `/dev/tcp` or `/dev/udp` redirection to a port.
-fn bash_send(ctx: &mut ProcessCtx, proto: &str, port: u16) -> RunOutput {
+fn bash_send(ctx: &mut ProcessCtx, proto: &str, port: u16) -> wasmproc_host::process::Output {
     let script = format!("echo hello > /dev/{proto}/127.0.0.1/{port}");
     run(ctx, "bash", &["-c", &script])
 }
@@ -281,13 +284,17 @@ fn confine_network_denied_ugly() {
     let (_m, mut ctx) = session(granting(&["bash"], &d.root));
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let out = bash_send(&mut ctx, "tcp", tcp.local_addr().unwrap().port());
-    assert_ne!(out.exit, Exit::Code(0), "TCP connect succeeded: {out:?}");
+    assert_ne!(
+        out.exit,
+        Some(Exit::Code(0)),
+        "TCP connect succeeded: {out:?}"
+    );
     assert!(accepted(&tcp).is_none(), "the listener got a connection");
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     let out = bash_send(&mut ctx, "udp", udp.local_addr().unwrap().port());
-    assert_ne!(out.exit, Exit::Code(0), "UDP socket made: {out:?}");
+    assert_ne!(out.exit, Some(Exit::Code(0)), "UDP socket made: {out:?}");
     let mut buf = [0u8; 64];
     assert!(udp.recv(&mut buf).is_err(), "a UDP datagram arrived");
 }
@@ -307,19 +314,19 @@ fn confine_network_granted_port_good() {
     );
     let (_m, mut ctx) = session(policy);
     let out = bash_send(&mut ctx, "tcp", port);
-    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    assert_eq!(out.exit, Some(Exit::Code(0)), "{out:?}");
     assert_eq!(accepted(&granted).as_deref(), Some("hello\n"));
     let out = bash_send(&mut ctx, "tcp", other.local_addr().unwrap().port());
     assert_ne!(
         out.exit,
-        Exit::Code(0),
+        Some(Exit::Code(0)),
         "an ungranted port was reached: {out:?}"
     );
     assert!(accepted(&other).is_none());
     // A grant of ports keeps UDP refused.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let out = bash_send(&mut ctx, "udp", udp.local_addr().unwrap().port());
-    assert_ne!(out.exit, Exit::Code(0), "UDP socket made: {out:?}");
+    assert_ne!(out.exit, Some(Exit::Code(0)), "UDP socket made: {out:?}");
 }
 
 #[test]
@@ -359,7 +366,7 @@ fn confine_escapee_inherits_ugly() {
         r = report.display()
     );
     let out = run(&mut ctx, "sh", &["-c", &script]);
-    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    assert_eq!(out.exit, Some(Exit::Code(0)), "{out:?}");
     let done = report.with_extension("done");
     assert!(eventually(Duration::from_secs(10), || done.exists()));
     let read = std::fs::read_to_string(report.with_extension("out")).unwrap();
@@ -412,7 +419,7 @@ fn confine_setuid_no_gain_good() {
     let policy = granting(&[id.to_str().unwrap()], &d.root);
     let (_m, mut ctx) = session(policy);
     let out = run(&mut ctx, id.to_str().unwrap(), &["-g"]);
-    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    assert_eq!(out.exit, Some(Exit::Code(0)), "{out:?}");
     assert_eq!(
         text(&out.stdout).trim(),
         effective_gid().to_string(),
@@ -451,7 +458,7 @@ print(" ".join(f"{k}={v}" for k, v in sorted(res.items())))
     // its home directory).
     let (_m, mut ctx) = session(granting(&["/usr/bin/python3"], &d.root));
     let out = run(&mut ctx, "/usr/bin/python3", &["-c", script]);
-    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    assert_eq!(out.exit, Some(Exit::Code(0)), "{out:?}");
     assert_eq!(
         text(&out.stdout).trim(),
         "io_uring=EAFNOSUPPORT netlink=EAFNOSUPPORT packet=EAFNOSUPPORT tcp6=EAFNOSUPPORT \
@@ -476,7 +483,7 @@ fn confine_file_capabilities_no_gain_ugly() {
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (_m, mut ctx) = session(granting(&[cat.to_str().unwrap()], &d.root));
     let status = run(&mut ctx, cat.to_str().unwrap(), &["/proc/self/status"]);
-    assert_eq!(status.exit, Exit::Code(0), "{status:?}");
+    assert_eq!(status.exit, Some(Exit::Code(0)), "{status:?}");
     let status = text(&status.stdout);
     for set in ["CapInh", "CapEff", "CapPrm", "CapAmb"] {
         assert!(
@@ -559,7 +566,10 @@ args = ["-c", "cat {outside}/secret.txt > {r}.out 2> {r}.err; echo $TMPDIR > {r}
     let config = HostConfig::parse(&text, &d.root).expect("config");
     let supervisor = Supervisor::new(
         &config,
-        ProcessManager::new(Duration::from_secs(2)),
+        ProcessManager::builder()
+            .grace(Duration::from_secs(2))
+            .host_effects(wasmproc_host::process::HostEffects::ALL)
+            .build(),
         SupervisorOptions::default(),
     )
     .expect("supervisor");
@@ -595,7 +605,7 @@ fn confine_unavailable_reported_good() {
         .arg(&policy)
         .arg("--")
         .arg(steps.to_string())
-        .env(wasmproc_host::confine::OFF_VAR, "1")
+        .env(wasmproc_host::os::confine::OFF_VAR, "1")
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
@@ -636,7 +646,7 @@ fn confine_unavailable_reported_good() {
     let mut serve = std::process::Command::new(&cli)
         .args(["serve", "--config"])
         .arg(&config)
-        .env(wasmproc_host::confine::OFF_VAR, "1")
+        .env(wasmproc_host::os::confine::OFF_VAR, "1")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -711,14 +721,26 @@ fn confine_manifest_intersection_good() {
     .expect("manifest");
     let table = wasmproc_host::manifest::inspect_table(&manifest, Some(&policy));
     assert!(table.contains(&format!("net.connect={p1}")), "{table}");
-    let policy = Arc::new((*policy).clone().with_manifest(Some(manifest)));
-    let manager = ProcessManager::new(Duration::from_secs(2));
-    let mut ctx = ProcessCtx::new("m", policy, Arc::clone(&manager), Audit::new());
+    let admission = wasmproc_host::Admission::new(
+        Arc::clone(&policy),
+        Some(Arc::new(manifest)),
+        std::path::Path::new("the test's manifest"),
+        false,
+        || unreachable!("the policy is not pinned to a component"),
+    )
+    .expect("admitted");
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
+    let mut ctx = ProcessCtx::builder(Arc::new(admission), Arc::clone(&manager))
+        .guest("m")
+        .build();
     let out = bash_send(&mut ctx, "tcp", p1);
-    assert_eq!(out.exit, Exit::Code(0), "{out:?}");
+    assert_eq!(out.exit, Some(Exit::Code(0)), "{out:?}");
     assert_eq!(accepted(&declared).as_deref(), Some("hello\n"));
     let out = bash_send(&mut ctx, "tcp", p2);
-    assert_ne!(out.exit, Exit::Code(0), "{out:?}");
+    assert_ne!(out.exit, Some(Exit::Code(0)), "{out:?}");
     assert!(accepted(&undeclared).is_none());
     let script = format!(
         "cat {}/f; cat {}/secret.txt",
@@ -789,7 +811,12 @@ fn confine_language_server_session_good() {
     }))
     .expect("pylsp runs");
     let stdout = text(&out.stdout);
-    assert_eq!(out.exit, Exit::Code(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.exit,
+        Some(Exit::Code(0)),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(
         stdout.contains(r#""id": 1"#) || stdout.contains(r#""id":1"#),
         "{stdout}"

@@ -6,10 +6,14 @@
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wasmproc_host::block_on;
-use wasmproc_host::{
-    CGROUPS_OFF_VAR, CgroupLimits, CommandSpec, Containment, Limits, Policy, StartSpec,
-};
+use wasmproc_host::Policy;
+use wasmproc_host::os::CGROUPS_OFF_VAR;
+use wasmproc_host::os::Containment;
+use wasmproc_host::policy::CgroupLimits;
+use wasmproc_host::policy::Limits;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
     MARKER_VAR, cli_path, ok, policy, probe, session, shared_runtime, spawn_cli_probe,
@@ -198,7 +202,10 @@ stop_grace = "5s"
     let config = wasmproc_supervisor::HostConfig::parse(&text, dir.path()).expect("config");
     let supervisor = wasmproc_supervisor::Supervisor::new(
         &config,
-        wasmproc_host::ProcessManager::new(Duration::from_secs(2)),
+        wasmproc_host::ProcessManager::builder()
+            .grace(Duration::from_secs(2))
+            .host_effects(wasmproc_host::process::HostEffects::ALL)
+            .build(),
         wasmproc_supervisor::SupervisorOptions::default(),
     )
     .expect("supervisor");

@@ -4,10 +4,13 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    Audit, GuestOptions, GuestStdio, Limits, ProcessCtx, ProcessManager, ProcessView,
-    add_to_linker_sync,
-};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::ProcessView;
+use wasmproc_host::add_to_linker_sync;
+use wasmproc_host::policy::Limits;
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{component, ok, policy, policy_with, shared_runtime};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -163,26 +166,29 @@ fn async_embed_sync_wrapper_good() {
         {"op": "read_all", "id": "$1", "stream": "stdout"},
     ]);
     let stdout = MemoryOutputPipe::new(1 << 20);
-    let manager = ProcessManager::new(Duration::from_secs(2));
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
     let state = SyncState {
         wasi: WasiCtx::builder()
             .args(&["probe".to_string(), steps.to_string()])
             .stdout(stdout.clone())
             .build(),
         table: ResourceTable::new(),
-        process: ProcessCtx::new(
-            "sync-embedder",
-            policy(&["echo", "cat"]),
+        process: ProcessCtx::builder(
+            wasmproc_tests::harness::admit(policy(&["echo", "cat"])),
             Arc::clone(&manager),
-            Audit::new(),
-        ),
+        )
+        .guest("sync-embedder")
+        .build(),
     };
     let mut store = Store::new(&engine, state);
     let command = Command::instantiate(&mut store, &component, &linker).expect("instantiate");
     let result = command.wasi_cli_run().call_run(&mut store).expect("run");
     assert_eq!(result, Ok(()));
     drop(store);
-    manager.shutdown();
+    wasmproc_host::process::block_on(manager.shutdown());
     let lines = probe_lines(&stdout.contents());
     assert_eq!(lines.len(), 6, "{lines:?}");
     assert_eq!(ok(&lines[0])["stdout"], "sync\n");

@@ -6,10 +6,16 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::JsonLinesSink;
 use wasmproc_host::policy::catalogue::{catalogue, program_entry};
 use wasmproc_host::policy::{ArgPattern, PolicySpec, open_attacks};
-use wasmproc_host::{Audit, CommandSpec, JsonLinesSink, Policy, ProcessCtx, ProcessManager};
-use wasmproc_host::{StartSpec, block_on};
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::guests::DECLARED;
 use wasmproc_tests::harness::{cli_path, err_detail, err_kind, ok, probe, shared_runtime};
 
@@ -231,7 +237,7 @@ fn args_path_operand_outside_roots_bad() {
 }
 
 /// Runs the probe guest with `steps` under the policy `builder` builds.
-fn probe_built(builder: wasmproc_host::PolicyBuilder, steps: Value) -> Vec<Value> {
+fn probe_built(builder: wasmproc_host::policy::PolicyBuilder, steps: Value) -> Vec<Value> {
     probe(shared_runtime(), Arc::new(builder.build().unwrap()), steps)
 }
 
@@ -587,9 +593,15 @@ fn secret_env_never_reaches_guest_ugly() {
     // The audit names no value, for allowed and refused calls alike.
     let audit_path = dir.path().join("audit.jsonl");
     let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&audit_path).unwrap()));
-    let manager = ProcessManager::new(std::time::Duration::from_secs(2));
+    let manager = ProcessManager::builder()
+        .grace(std::time::Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
     {
-        let mut ctx = ProcessCtx::new("secretive", policy, manager, audit);
+        let mut ctx = ProcessCtx::builder(wasmproc_tests::harness::admit(policy), manager)
+            .guest("secretive")
+            .audit(audit)
+            .build();
         let sh = CommandSpec {
             program: "sh".into(),
             args: vec!["-c".into(), secret_check(dir.path())],

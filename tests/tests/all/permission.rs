@@ -1,6 +1,11 @@
 use serde_json::json;
 use std::sync::Arc;
-use wasmproc_host::{CAPABILITY_NAME, GuestError, GuestOptions, GuestStdio, Policy, RuntimeConfig};
+use wasmproc_host::GuestError;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::wit::CAPABILITY_NAME;
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
     component, err_detail, err_kind, own_runtime, probe, shared_runtime,

@@ -1,6 +1,7 @@
 use serde_json::json;
 use std::sync::Arc;
-use wasmproc_host::{Policy, PolicyBuilder};
+use wasmproc_host::Policy;
+use wasmproc_host::policy::PolicyBuilder;
 use wasmproc_tests::harness::{err_detail, err_kind, ok, probe, shared_runtime};
 
 fn load(text: &str) -> Result<Policy, String> {
@@ -153,7 +154,7 @@ fn policy_readme_example_good() {
     assert_eq!(policy.programs().len(), 2);
     assert_eq!(
         policy.limits(),
-        &wasmproc_host::Limits::default(),
+        &wasmproc_host::policy::Limits::default(),
         "README documents the defaults"
     );
 }
@@ -185,15 +186,22 @@ fn policy_open_grant_warns_good() {
     // In the audit: one record per warning when a session starts.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let audit = wasmproc_host::Audit::new()
-        .with_sink(Arc::new(wasmproc_host::JsonLinesSink::open(&path).unwrap()));
-    let manager = wasmproc_host::ProcessManager::new(std::time::Duration::from_secs(1));
-    drop(wasmproc_host::ProcessCtx::new(
-        "warned",
-        Arc::new(policy),
-        manager,
-        audit,
+    let audit = wasmproc_host::audit::Audit::new().with_sink(Arc::new(
+        wasmproc_host::audit::JsonLinesSink::open(&path).unwrap(),
     ));
+    let manager = wasmproc_host::ProcessManager::builder()
+        .grace(std::time::Duration::from_secs(1))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
+    drop(
+        wasmproc_host::ProcessCtx::builder(
+            wasmproc_tests::harness::admit(Arc::new(policy)),
+            manager,
+        )
+        .guest("warned")
+        .audit(audit)
+        .build(),
+    );
     let audited = std::fs::read_to_string(&path).unwrap();
     let records: Vec<serde_json::Value> = audited
         .lines()

@@ -3,7 +3,11 @@
 //! or kept resident and reset in place.
 
 use std::sync::Arc;
-use wasmproc_host::{GuestOptions, GuestStdio, InstancePool, Policy, RuntimeConfig};
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::embed::InstancePool;
 use wasmproc_tests::guests;
 use wasmproc_tests::harness;
 

@@ -2,8 +2,10 @@ use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmproc_host::block_on;
-use wasmproc_host::{CommandSpec, Policy, StartSpec};
+use wasmproc_host::Policy;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::{
     MARKER_VAR, err_detail, err_kind, ok, policy, probe, session, shared_runtime,
     start_in_other_session, unique_marker,
@@ -170,7 +172,7 @@ fn process_wait_timeout_good() {
     .is_some()));
     assert_eq!(
         block_on(ctx.wait(&id, Some(0))).unwrap(),
-        Some(wasmproc_host::Exit::Code(0))
+        Some(wasmproc_host::process::Exit::Code(0))
     );
 }
 

@@ -4,8 +4,9 @@
 //! guest's live descendants are held at its `max_descendants`.
 
 use std::time::{Duration, Instant};
-use wasmproc_host::Limits;
-use wasmproc_host::{CommandSpec, StartSpec};
+use wasmproc_host::policy::Limits;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::{policy, policy_with, session};
 use wasmproc_tests::os::{GroupCensus, eventually, group_census};
 
@@ -58,7 +59,7 @@ fn reap_zombie_storm_ugly() {
         worst <= MAX_ZOMBIES,
         "{worst} zombies of the storm at once (at most {MAX_ZOMBIES})"
     );
-    wasmproc_host::block_on(ctx.kill(&id)).expect("kill the storm");
+    wasmproc_host::process::block_on(ctx.kill(&id)).expect("kill the storm");
     assert!(
         eventually(Duration::from_secs(10), || group_census(group)
             == GroupCensus::default()),
@@ -98,7 +99,7 @@ fn reap_descendants_capped_ugly() {
         // The loop itself is in its group too.
         worst = worst.max(group_census(group).live.saturating_sub(1));
         if refused.is_none()
-            && let Err(e) = wasmproc_host::block_on(ctx.run(spec("true", &[])))
+            && let Err(e) = wasmproc_host::process::block_on(ctx.run(spec("true", &[])))
         {
             refused = Some(e);
         }
@@ -127,7 +128,7 @@ fn reap_descendants_capped_ugly() {
         group_census(group)
     );
     let settled = group_census(group).live.saturating_sub(1);
-    wasmproc_host::block_on(ctx.kill(&id)).expect("kill the loop");
+    wasmproc_host::process::block_on(ctx.kill(&id)).expect("kill the loop");
     assert!(
         eventually(Duration::from_secs(10), || group_census(group).live == 0),
         "the loop's descendants outlived it: {:?}",

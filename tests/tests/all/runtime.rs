@@ -1,7 +1,10 @@
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmproc_host::{Audit, CommandSpec, ProcessCtx, RuntimeConfig, StartSpec};
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::{MARKER_VAR, ok, own_runtime, policy, probe, unique_marker};
 use wasmproc_tests::os::{eventually, pids_with_env};
 
@@ -24,18 +27,18 @@ fn runtime_shutdown_good() {
     });
     let marker = unique_marker("runtime_shutdown_good");
     let policy = policy(&["sleep", "sh"]);
-    let mut a = ProcessCtx::new(
-        "a",
-        Arc::clone(&policy),
+    let mut a = ProcessCtx::builder(
+        wasmproc_tests::harness::admit(Arc::clone(&policy)),
         Arc::clone(runtime.manager()),
-        Audit::new(),
-    );
-    let mut b = ProcessCtx::new(
-        "b",
-        Arc::clone(&policy),
+    )
+    .guest("a")
+    .build();
+    let mut b = ProcessCtx::builder(
+        wasmproc_tests::harness::admit(Arc::clone(&policy)),
         Arc::clone(runtime.manager()),
-        Audit::new(),
-    );
+    )
+    .guest("b")
+    .build();
     a.start(marked("sleep", &["30"], &marker), StartSpec::default())
         .unwrap();
     a.start(
@@ -53,7 +56,7 @@ fn runtime_shutdown_good() {
     )
     .len()
         >= 5));
-    runtime.shutdown();
+    wasmproc_host::process::block_on(runtime.shutdown());
     let left = pids_with_env(MARKER_VAR, &marker);
     assert!(left.is_empty(), "left running after shutdown: {left:?}");
     assert!(runtime.manager().processes().is_empty());

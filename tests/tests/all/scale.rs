@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
-use wasmproc_host::block_on;
+use wasmproc_host::process::block_on;
 use wasmproc_tests::harness::session;
 use wasmproc_tests::os::{eventually, open_fds};
 use wasmproc_tests::scale::{

@@ -2,11 +2,19 @@ use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::block_on;
-use wasmproc_host::{
-    Audit, CommandSpec, GuestError, GuestOptions, GuestStdio, JsonLinesSink, Limits, Policy,
-    ProcessCtx, ProcessManager, StartSpec,
-};
+use wasmproc_host::GuestError;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::audit::JsonLinesSink;
+use wasmproc_host::policy::Limits;
+use wasmproc_host::process::Stream;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{
     MARKER_VAR, component, err_detail, err_kind, ok, policy, policy_with, probe, shared_runtime,
@@ -552,7 +560,7 @@ fn security_run_deadline_escaped_writer_ugly() {
         );
     }
     let first = results[0].1.as_ref().expect("the leader exited 0");
-    assert_eq!(first.exit, wasmproc_host::Exit::Code(0));
+    assert_eq!(first.exit, Some(wasmproc_host::process::Exit::Code(0)));
     assert!(
         matches!(results[1].1, Err(wasmproc_host::CallError::TimedOut)),
         "{results:?}"
@@ -677,7 +685,7 @@ fn security_ended_process_holds_no_fd_good() {
         let mut text = Vec::new();
         let mut cursor = 0;
         loop {
-            let chunk = block_on(ctx.read(id, true, cursor, 1024, 1000)).unwrap();
+            let chunk = block_on(ctx.read(id, Stream::Stdout, cursor, 1024, 1000)).unwrap();
             text.extend_from_slice(&chunk.data);
             cursor = chunk.next;
             if chunk.ended {
@@ -705,8 +713,14 @@ fn security_refused_calls_audit_capped_good() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).unwrap()));
-    let manager = ProcessManager::new(Duration::from_secs(2));
-    let mut ctx = ProcessCtx::new("hoarder", policy(&["true"]), manager, audit.clone());
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
+    let mut ctx = ProcessCtx::builder(wasmproc_tests::harness::admit(policy(&["true"])), manager)
+        .guest("hoarder")
+        .audit(audit.clone())
+        .build();
     let huge = "A".repeat(900_000);
     for _ in 0..100 {
         let err = block_on(ctx.run(command("nope", &[&huge]))).unwrap_err();
@@ -769,17 +783,21 @@ fn security_preadmission_refusals_audited_bad() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).unwrap()));
-    let manager = ProcessManager::new(Duration::from_secs(2));
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
     let limits = limits(|l| {
         l.default_stream_buffer_bytes = 1024;
         l.max_stream_buffer_bytes = 4096;
     });
-    let mut ctx = ProcessCtx::new(
-        "edge",
-        policy_with(&["cat", "true"], limits),
+    let mut ctx = ProcessCtx::builder(
+        wasmproc_tests::harness::admit(policy_with(&["cat", "true"], limits)),
         manager,
-        audit,
-    );
+    )
+    .guest("edge")
+    .audit(audit)
+    .build();
     let mut big_stdin = command("cat", &[]);
     big_stdin.stdin = Some(vec![b'x'; 8192]);
     let err = block_on(ctx.run(big_stdin)).unwrap_err();
@@ -840,29 +858,37 @@ fn security_preadmission_refusals_audited_bad() {
 fn security_run_stopped_at_shutdown_good() {
     // A `run` in progress when the host shuts down: its child gets SIGTERM,
     // then SIGKILL after the grace, like a started process.
-    let manager = ProcessManager::new(Duration::from_millis(1500));
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_millis(1500))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
     let calls: Vec<_> = [
         "trap 'exit 7' TERM; sleep 30 & wait",
         "trap '' TERM; sleep 30",
     ]
     .into_iter()
     .map(|script| {
-        let mut ctx = ProcessCtx::new("shut", policy(&["sh"]), Arc::clone(&manager), Audit::new());
+        let mut ctx = ProcessCtx::builder(
+            wasmproc_tests::harness::admit(policy(&["sh"])),
+            Arc::clone(&manager),
+        )
+        .guest("shut")
+        .build();
         std::thread::spawn(move || block_on(ctx.run(command("sh", &["-c", script]))))
     })
     .collect();
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
-    manager.shutdown();
+    wasmproc_host::process::block_on(manager.shutdown());
     let took = started.elapsed();
     let results: Vec<_> = calls.into_iter().map(|c| c.join().unwrap()).collect();
     assert_eq!(
         results[0].as_ref().unwrap().exit,
-        wasmproc_host::Exit::Code(7)
+        Some(wasmproc_host::process::Exit::Code(7))
     );
     assert_eq!(
         results[1].as_ref().unwrap().exit,
-        wasmproc_host::Exit::Signal(libc::SIGKILL)
+        Some(wasmproc_host::process::Exit::Signal(libc::SIGKILL))
     );
     assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_secs(10),

@@ -1,7 +1,11 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
-use wasmproc_host::block_on;
-use wasmproc_host::{Buffering, CommandSpec, StartSpec, StdioMode};
+use wasmproc_host::process::Buffering;
+use wasmproc_host::process::StdioMode;
+use wasmproc_host::process::Stream;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::{ok, policy, probe, session, shared_runtime};
 
 fn fnv1a64(data: impl IntoIterator<Item = u8>) -> String {
@@ -39,13 +43,13 @@ fn stream_binary_roundtrip_good() {
     let mut cursor = 0;
     while sent < data.len() {
         sent += block_on(ctx.write(&id, &data[sent..], 1000)).unwrap() as usize;
-        let chunk = block_on(ctx.read(&id, true, cursor, 1 << 20, 0)).unwrap();
+        let chunk = block_on(ctx.read(&id, Stream::Stdout, cursor, 1 << 20, 0)).unwrap();
         cursor = chunk.next;
         received.extend(chunk.data);
     }
     ctx.close_stdin(&id).unwrap();
     loop {
-        let chunk = block_on(ctx.read(&id, true, cursor, 1 << 20, 1000)).unwrap();
+        let chunk = block_on(ctx.read(&id, Stream::Stdout, cursor, 1 << 20, 1000)).unwrap();
         cursor = chunk.next;
         received.extend(chunk.data);
         if chunk.ended {
@@ -142,7 +146,7 @@ fn stream_interleaved_echo_good() {
         );
         let mut got = Vec::new();
         while got.len() < line.len() {
-            let chunk = block_on(ctx.read(&id, true, cursor, 4096, 5000)).unwrap();
+            let chunk = block_on(ctx.read(&id, Stream::Stdout, cursor, 4096, 5000)).unwrap();
             assert!(!chunk.ended, "cat ended early");
             cursor = chunk.next;
             got.extend(chunk.data);
@@ -162,18 +166,18 @@ fn stream_read_after_exit_ugly() {
         .start(cmd("printf", &["the tail"]), StartSpec::default())
         .unwrap();
     assert!(block_on(ctx.wait(&id, Some(10_000))).unwrap().is_some());
-    let first = block_on(ctx.read(&id, true, 0, 4096, 1000)).unwrap();
+    let first = block_on(ctx.read(&id, Stream::Stdout, 0, 4096, 1000)).unwrap();
     let (data, next) = if first.ended {
         (first.data, first.next)
     } else {
-        let second = block_on(ctx.read(&id, true, first.next, 4096, 1000)).unwrap();
+        let second = block_on(ctx.read(&id, Stream::Stdout, first.next, 4096, 1000)).unwrap();
         assert!(second.ended && second.data.is_empty());
         (first.data, second.next)
     };
     assert_eq!(data, b"the tail");
-    let last = block_on(ctx.read(&id, true, next, 4096, 0)).unwrap();
+    let last = block_on(ctx.read(&id, Stream::Stdout, next, 4096, 0)).unwrap();
     assert!(last.ended && last.data.is_empty());
-    let err = block_on(ctx.read(&id, false, 0, 16, 0)).unwrap();
+    let err = block_on(ctx.read(&id, Stream::Stderr, 0, 16, 0)).unwrap();
     assert!(err.ended && err.data.is_empty(), "stderr was empty");
 }
 
@@ -190,9 +194,9 @@ fn stream_close_stdin_good() {
     ctx.close_stdin(&id).unwrap();
     assert_eq!(
         block_on(ctx.wait(&id, Some(10_000))).unwrap(),
-        Some(wasmproc_host::Exit::Code(0))
+        Some(wasmproc_host::process::Exit::Code(0))
     );
-    let out = block_on(ctx.read(&id, true, 0, 4096, 1000)).unwrap();
+    let out = block_on(ctx.read(&id, Stream::Stdout, 0, 4096, 1000)).unwrap();
     assert_eq!(out.data, b"bye\n");
     // Writing after close is refused, not silently dropped.
     assert!(block_on(ctx.write(&id, b"more", 0)).is_err());
@@ -228,14 +232,14 @@ fn stream_read_timeout_keeps_waiting_good() {
     let id = ctx.start(cmd("sleep", &["30"]), piped_stdin()).unwrap();
     let mut cursor = 0;
     for _ in 0..3 {
-        let chunk = block_on(ctx.read(&id, true, cursor, 4096, 200)).unwrap();
+        let chunk = block_on(ctx.read(&id, Stream::Stdout, cursor, 4096, 200)).unwrap();
         assert!(chunk.data.is_empty() && !chunk.ended, "{chunk:?}");
         cursor = chunk.next;
         assert_eq!(block_on(ctx.write(&id, b"x\n", 200)).unwrap(), 2);
     }
     assert_eq!(
         ctx.get(&id).unwrap().state,
-        wasmproc_host::ProcState::Running
+        wasmproc_host::process::ProcState::Running
     );
     block_on(ctx.kill(&id)).unwrap();
 }

@@ -6,7 +6,10 @@ use serde_json::json;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use wasmproc_host::{CGROUPS_OFF_VAR, CommandSpec, Containment, StartSpec};
+use wasmproc_host::os::CGROUPS_OFF_VAR;
+use wasmproc_host::os::Containment;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 use wasmproc_tests::guests;
 use wasmproc_tests::harness::{MARKER_VAR, cli_path, policy, session, unique_marker};
 use wasmproc_tests::os::{eventually, group_and_session, is_zombie, pids_with_env};
@@ -63,9 +66,9 @@ fn subreaper_embedder_setsid_child_untouched_good() {
         ..CommandSpec::default()
     };
     let id = ctx.start(spec, StartSpec::default()).expect("start");
-    wasmproc_host::block_on(ctx.kill(&id)).expect("kill");
+    wasmproc_host::process::block_on(ctx.kill(&id)).expect("kill");
     drop(ctx);
-    manager.shutdown();
+    wasmproc_host::process::block_on(manager.shutdown());
     drop(manager);
 
     // The ended child is still the embedder's to reap, with its status.
@@ -147,7 +150,7 @@ fn subreaper_orphan_reaped_amid_churn_good() {
     // own leaders (sweeps that find one of them first skip the scan), the
     // orphan is still reaped.
     let (_manager, mut ctx) = session(policy(&["sh", "true"]));
-    let out = wasmproc_host::block_on(ctx.run(CommandSpec {
+    let out = wasmproc_host::process::block_on(ctx.run(CommandSpec {
         program: "sh".into(),
         args: vec!["-c".into(), "sleep 30 & echo $!".into()],
         ..CommandSpec::default()
@@ -158,7 +161,7 @@ fn subreaper_orphan_reaped_amid_churn_good() {
         .parse()
         .expect("the background child's pid");
     for _ in 0..50 {
-        wasmproc_host::block_on(ctx.run(CommandSpec {
+        wasmproc_host::process::block_on(ctx.run(CommandSpec {
             program: "true".into(),
             ..CommandSpec::default()
         }))

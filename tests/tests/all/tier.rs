@@ -6,10 +6,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmproc_host::{
-    CacheConfig, CacheStatus, CompileProgress, Compiler, ComponentCache, GuestError, GuestOptions,
-    GuestStdio, Limits, Policy, Runtime, RuntimeConfig, Tier,
-};
+use wasmproc_host::GuestError;
+use wasmproc_host::GuestOptions;
+use wasmproc_host::GuestStdio;
+use wasmproc_host::Policy;
+use wasmproc_host::Runtime;
+use wasmproc_host::RuntimeConfig;
+use wasmproc_host::embed::CacheConfig;
+use wasmproc_host::embed::CacheStatus;
+use wasmproc_host::embed::CompileProgress;
+use wasmproc_host::embed::Compiler;
+use wasmproc_host::embed::ComponentCache;
+use wasmproc_host::embed::Tier;
+use wasmproc_host::policy::Limits;
 use wasmproc_tests::guests::{HELLO, SPIN};
 use wasmproc_tests::harness::cli_path;
 
@@ -48,7 +57,7 @@ fn auto_runtime(cache: &Path, progress: &Arc<Recorded>) -> Runtime {
     .expect("runtime")
 }
 
-fn run_hello(runtime: &Runtime, component: &wasmtime::component::Component) {
+fn run_hello(runtime: &Runtime, component: &wasmproc_host::Plugin) {
     let outcome = runtime
         .run(
             component,
@@ -198,7 +207,7 @@ fn has_entry(dir: &Path) -> bool {
 
 /// Runs the spinning guest in the loaded tier with a short time limit: its
 /// code runs until the limit stops it.
-fn run_spin_briefly(runtime: &Runtime, component: &wasmtime::component::Component) {
+fn run_spin_briefly(runtime: &Runtime, component: &wasmproc_host::Plugin) {
     let policy = Policy::builder()
         .limits(Limits {
             guest_time_ms: 50,

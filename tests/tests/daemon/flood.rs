@@ -5,8 +5,14 @@
 
 use super::*;
 use std::sync::atomic::{AtomicBool, Ordering};
-use wasmproc_host::MAX_FIELD_BYTES;
-use wasmproc_host::{CommandSpec, JsonLinesSink, ProcessCtx, Signal, StartSpec, block_on};
+use wasmproc_host::ProcessCtx;
+use wasmproc_host::audit::JsonLinesSink;
+use wasmproc_host::audit::MAX_FIELD_BYTES;
+use wasmproc_host::process::Signal;
+use wasmproc_host::process::Stream;
+use wasmproc_host::process::block_on;
+use wasmproc_host::session::CommandSpec;
+use wasmproc_host::session::StartSpec;
 
 /// Bad calls of each kind.
 const CALLS: usize = 100_000;
@@ -34,13 +40,17 @@ env = { {MARK} }
             .build()
             .expect("policy"),
     );
-    let manager = ProcessManager::new(Duration::from_secs(2));
-    let mut process = ProcessCtx::new(
-        "flood",
-        Arc::clone(&policy),
+    let manager = ProcessManager::builder()
+        .grace(Duration::from_secs(2))
+        .host_effects(wasmproc_host::process::HostEffects::ALL)
+        .build();
+    let mut process = ProcessCtx::builder(
+        wasmproc_tests::harness::admit(Arc::clone(&policy)),
         Arc::clone(&manager),
-        audit.clone(),
-    );
+    )
+    .guest("flood")
+    .audit(audit.clone())
+    .build();
     let daemons = DaemonCtx::new("flood", policy, Arc::clone(&f.supervisor), audit.clone());
 
     // Another guest works meanwhile; each of its calls must stay quick.
@@ -53,7 +63,11 @@ env = { {MARK} }
                 .allow_program("true")
                 .build()
                 .expect("policy");
-            let mut ctx = ProcessCtx::new("bystander", Arc::new(policy), manager, audit);
+            let mut ctx =
+                ProcessCtx::builder(wasmproc_tests::harness::admit(Arc::new(policy)), manager)
+                    .guest("bystander")
+                    .audit(audit)
+                    .build();
             let (mut runs, mut slowest) = (0, Duration::ZERO);
             while flooding.load(Ordering::Relaxed) {
                 let began = Instant::now();
@@ -90,7 +104,7 @@ env = { {MARK} }
         assert!(process.remove(id).is_err());
         assert!(process.get(id).is_err());
         assert!(block_on(process.wait(id, Some(0))).is_err());
-        assert!(block_on(process.read(id, true, 0, 1, 0)).is_err());
+        assert!(block_on(process.read(id, Stream::Stdout, 0, 1, 0)).is_err());
         assert!(block_on(process.write(id, b"x", 0)).is_err());
         assert!(process.close_stdin(id).is_err());
         assert!(daemons.status(name).is_err());

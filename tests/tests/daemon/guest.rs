@@ -56,7 +56,7 @@ args = ["60"]
         ctx.status("echo").expect("status").state,
         DaemonState::Running
     );
-    wasmproc_host::block_on(ctx.stop("worker")).expect("control");
+    wasmproc_host::process::block_on(ctx.stop("worker")).expect("control");
     assert_eq!(
         ctx.status("worker").expect("status").state,
         DaemonState::Stopped
@@ -99,7 +99,7 @@ args = ["60"]
     ));
     assert!(
         matches!(
-            wasmproc_host::block_on(ctx.stop("seen")),
+            wasmproc_host::process::block_on(ctx.stop("seen")),
             Err(CallError::Denied(_))
         ),
         "observe does not grant control"
@@ -307,9 +307,9 @@ stop_grace = "120s"
     let policy = Arc::new(
         Policy::builder()
             .control_daemon("stubborn")
-            .limits(wasmproc_host::Limits {
+            .limits(wasmproc_host::policy::Limits {
                 guest_time_ms: 3_000,
-                ..wasmproc_host::Limits::default()
+                ..wasmproc_host::policy::Limits::default()
             })
             .build()
             .expect("policy"),

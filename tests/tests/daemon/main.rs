@@ -23,7 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmproc_host::{Audit, CallError, Exit, Policy, ProcessManager};
+use wasmproc_host::CallError;
+use wasmproc_host::Policy;
+use wasmproc_host::ProcessManager;
+use wasmproc_host::audit::Audit;
+use wasmproc_host::process::Exit;
 use wasmproc_supervisor::identity::ProcessIdentity;
 use wasmproc_supervisor::pidfile::{self, Existing, PidFile};
 use wasmproc_supervisor::registry_dir::{EntryKind, RegistryDir};
@@ -80,7 +84,10 @@ fn fixture(test: &str, daemons: &str) -> Fixture {
     let registry = RegistryDir::open(&dir.path().join("registry")).expect("registry");
     let supervisor = Supervisor::new(
         &config,
-        ProcessManager::new(Duration::from_secs(2)),
+        ProcessManager::builder()
+            .grace(Duration::from_secs(2))
+            .host_effects(wasmproc_host::process::HostEffects::ALL)
+            .build(),
         SupervisorOptions {
             registry: Some(registry),
             ..SupervisorOptions::default()

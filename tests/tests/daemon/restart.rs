@@ -239,13 +239,13 @@ restart = "always"
     );
     f.supervisor.start("polite").expect("start");
     f.wait_for("polite", "running", |s| s.state == DaemonState::Running);
-    wasmproc_host::block_on(f.supervisor.stop_async("polite")).expect("stop");
+    wasmproc_host::process::block_on(f.supervisor.stop_async("polite")).expect("stop");
     let s = f.status("polite");
     assert_eq!(s.state, DaemonState::Stopped);
     assert_eq!(s.last_exit, Some(Exit::Signal(libc::SIGTERM)));
     assert!(f.leftovers().is_empty());
     assert!(matches!(
-        wasmproc_host::block_on(f.supervisor.stop_async("nope")),
+        wasmproc_host::process::block_on(f.supervisor.stop_async("nope")),
         Err(wasmproc_supervisor::DaemonError::NotFound(_))
     ));
 }
