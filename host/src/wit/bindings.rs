@@ -34,8 +34,8 @@
 //!         ",
 //!         path: "../wit",
 //!         with: {
-//!             "wasmproc:process/types": wasmproc_host::bindings::types,
-//!             "wasmproc:process/process": wasmproc_host::bindings::process,
+//!             "wasmproc:process/types": wasmproc_host::wit::bindings::types,
+//!             "wasmproc:process/process": wasmproc_host::wit::bindings::process,
 //!         },
 //!         // The process imports are async, so the store data must be Send.
 //!         require_store_data_send: true,
