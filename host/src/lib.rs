@@ -8,17 +8,24 @@
 //! Permission is by registration, in two layers:
 //! 1. a guest gets the capability only if the host calls
 //!    [`add_to_linker_async`] (or [`add_to_linker_sync`]);
-//! 2. each call is checked against the guest's [`Policy`], deny-by-default,
-//!    and audited ([`Audit`]). Denials are WIT errors, never traps.
+//! 2. each call is admitted by the guest's [`Policy`] and the plugin's own
+//!    manifest together ([`Admission`]), deny-by-default, and audited
+//!    ([`audit`]). Denials are WIT errors, never traps.
 //!
 //! A guest sees and touches only the processes it started ([`ProcessCtx`]
 //! is one guest session); all processes live in a shared
-//! [`ProcessManager`], which stops them when a session or the host ends.
+//! [`ProcessManager`], whose `shutdown().await` stops them gracefully.
 //!
-//! Embed it with your own `Linker` and world through [`add_to_linker_async`]
-//! and [`ProcessView`] (reusing the generated interface from [`bindings`] in
-//! a `bindgen!` of your own), or use [`Runtime`] to run `wasi:cli/command`
-//! components, async ([`Runtime::run_async`]) or not ([`Runtime::run`]).
+//! Run `wasi:cli/command` components with [`Runtime`] ([`Runtime::load`]
+//! gives a [`Plugin`], its manifest read), async ([`Runtime::run_async`])
+//! or not ([`Runtime::run`]); or embed the capability in a `Linker` and
+//! world of your own through [`add_to_linker_async`] and [`ProcessView`]
+//! (reusing the generated interface from [`wit::bindings`]).
+//!
+//! The modules are the crate's layers, each importing only those below it
+//! (ARCHITECTURE.md draws them): [`embed`], [`wit`], [`session`],
+//! [`process`], [`os`], [`manifest`], [`policy`], and at the base
+//! [`audit`] and [`error`].
 
 pub mod audit;
 mod deadline;

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+#[cfg(doc)]
+use wasmproc_host::process::StopPlan;
+use wasmproc_host::process::{Deadline, KILL_WAIT};
 
 /// A process identity that survives PID reuse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,13 +100,19 @@ pub fn boot_id() -> String {
 }
 
 /// Stops a process the host did not start (a leftover of a crashed host),
-/// by identity: opens a pidfd, checks the identity *after* opening it (so
-/// the pidfd cannot refer to a stranger), sends `signal`, and SIGKILL after
-/// `grace`. Its process group is signalled too when it leads one, but only
-/// while the leader is verifiably alive, so the group id cannot have been
-/// recycled. Returns whether the process was ours to stop (`false`: it was
-/// already gone or its PID belongs to someone else, and nothing was sent).
+/// by identity, on the host's graceful stop plan ([`StopPlan::graceful`]:
+/// `signal`, SIGKILL after `grace`, at most [`KILL_WAIT`] more). It cannot be a
+/// host [`Process`](wasmproc_host::process::Process): it is not this
+/// host's child, so it has no monitor and is never reaped here; it is
+/// watched through a pidfd instead. The identity is checked *after* the
+/// pidfd is opened (so the pidfd cannot refer to a stranger). Its process
+/// group is signalled too when it leads one, but only while the leader is
+/// verifiably alive, so the group id cannot have been recycled. Returns
+/// whether the process was ours to stop (`false`: it was already gone or
+/// its PID belongs to someone else, and nothing was sent).
 pub fn stop_verified(id: &ProcessIdentity, signal: i32, grace: Duration) -> io::Result<bool> {
+    // The deadline of the host's graceful stop plan.
+    let deadline = Deadline::after(grace.saturating_add(KILL_WAIT));
     let pidfd = match wasmproc_host::os::pidfd_open(id.pid) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
@@ -118,7 +127,7 @@ pub fn stop_verified(id: &ProcessIdentity, signal: i32, grace: Duration) -> io::
         return Ok(true);
     }
     send(&pidfd, id.pid, leads_group, libc::SIGKILL)?;
-    wait_exit(&pidfd, Duration::from_secs(10));
+    wait_exit(&pidfd, deadline.remaining().unwrap_or(KILL_WAIT));
     Ok(true)
 }
 

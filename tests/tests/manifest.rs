@@ -423,8 +423,11 @@ fn manifest_required_missing_bad() {
     assert!(
         matches!(
             refused,
-            Err(GuestError::Manifest(ManifestError::Required { ref component }))
-                if component.ends_with(Path::new(guests::PROBE).file_name().unwrap())
+            Err(GuestError::Manifest(ref e)) if matches!(
+                **e,
+                ManifestError::Required { ref component }
+                    if component.ends_with(Path::new(guests::PROBE).file_name().unwrap())
+            )
         ),
         "{refused:?}"
     );

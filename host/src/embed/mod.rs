@@ -1,4 +1,4 @@
-//! The embedding layer: the [`Runtime`](runtime::Runtime) that loads and
+//! The embedding layer: the [`Runtime`] that loads and
 //! runs `wasi:cli/command` components with the capability linked, the
 //! instance pool, the compiled-component cache and the compiler choice.
 //!

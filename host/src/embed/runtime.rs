@@ -86,7 +86,7 @@ pub enum GuestError {
     /// manifest is required and there is none, or the policy is pinned to
     /// another component.
     #[error(transparent)]
-    Manifest(crate::manifest::ManifestError),
+    Manifest(Box<crate::manifest::ManifestError>),
     /// No slot of the instance pool was free for the guest
     /// ([`InstancePool::when_full`]).
     #[error(transparent)]
@@ -510,7 +510,7 @@ impl<T: Send + 'static> Runtime<T> {
             crate::embed::CompileError::Compile(e) => not_component(&format!("{e:#}")),
         })?;
         let (component, status) = compiled;
-        let plugin = Plugin::new(component, path).map_err(GuestError::Manifest)?;
+        let plugin = Plugin::new(component, path).map_err(|e| GuestError::Manifest(Box::new(e)))?;
         Ok((plugin, status))
     }
 
@@ -616,7 +616,7 @@ impl<T: Send + 'static> Runtime<T> {
         let admission = pre
             .plugin
             .admit(Arc::clone(&options.policy), false)
-            .map_err(GuestError::Manifest)?;
+            .map_err(|e| GuestError::Manifest(Box::new(e)))?;
         let limits = options.policy.limits().clone();
         let mut wasi = WasiCtx::builder();
         let mut argv = vec![options.name.clone()];

@@ -66,29 +66,54 @@ pub(crate) fn kill_and_remove(dir: &Path) {
     remove_tree(dir, Instant::now() + REMOVE_WAIT);
 }
 
+/// [`kill_and_remove`] without waiting: the kill and one attempt at the
+/// removal now, the rest (processes still leaving) on a thread of its own.
+pub(crate) fn kill_and_remove_soon(dir: PathBuf) {
+    match write_file(&dir.join("cgroup.kill"), "1") {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => tracing::warn!(cgroup = %dir.display(), error = %e, "cgroup.kill failed"),
+        Ok(()) => {}
+    }
+    // An empty scope (its processes stopped first) goes at once.
+    if remove_tree_by(&dir, Instant::now()).is_ok() {
+        return;
+    }
+    let removal = std::thread::Builder::new()
+        .name("wasmproc-cgroup-removal".into())
+        .spawn(move || remove_tree(&dir, Instant::now() + REMOVE_WAIT));
+    if let Err(e) = removal {
+        tracing::warn!(error = %e, "cannot remove a cgroup");
+    }
+}
+
 fn remove_tree(dir: &Path, deadline: Instant) {
+    if let Err(e) = remove_tree_by(dir, deadline) {
+        tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove cgroup");
+    }
+}
+
+/// Removes `dir` and the cgroups below it, deepest first, retrying while
+/// they are busy (killed processes still leaving) until `deadline`.
+fn remove_tree_by(dir: &Path, deadline: Instant) -> io::Result<()> {
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&entry.path(), deadline);
+                remove_tree_by(&entry.path(), deadline)?;
             }
         }
     }
     let mut pause = Duration::from_micros(200);
     loop {
         match fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e)
                 if e.raw_os_error() == Some(Errno::EBUSY as i32) && Instant::now() < deadline =>
             {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));
             }
-            Err(e) => {
-                tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove cgroup");
-                return;
-            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -322,9 +347,12 @@ impl Scope {
 }
 
 impl Drop for Scope {
+    /// Kills what is left in the scope at once (`cgroup.kill`) and removes
+    /// its cgroups without waiting: what the killed processes still hold is
+    /// removed on a thread of its own once they have left.
     fn drop(&mut self) {
         if let Some(Ok(dir)) = self.dir.get() {
-            kill_and_remove(dir);
+            kill_and_remove_soon(dir.clone());
         }
     }
 }
@@ -543,6 +571,39 @@ pub(crate) fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A scope in a subtree of its own, for the OS layer's tests: both are
+/// removed when it drops.
+#[cfg(test)]
+pub(crate) struct TestScope {
+    scope: Option<Scope>,
+    hierarchy: Arc<Hierarchy>,
+}
+
+#[cfg(test)]
+pub(crate) fn test_scope() -> TestScope {
+    let hierarchy = Arc::new(Hierarchy::new());
+    TestScope {
+        scope: Some(hierarchy.scope("test", &CgroupLimits::default())),
+        hierarchy,
+    }
+}
+
+#[cfg(test)]
+impl std::ops::Deref for TestScope {
+    type Target = Scope;
+    fn deref(&self) -> &Scope {
+        self.scope.as_ref().expect("held until dropped")
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestScope {
+    fn drop(&mut self) {
+        self.scope.take();
+        self.hierarchy.remove();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,16 +617,14 @@ mod tests {
 
     #[test]
     fn cgroup_idle_reused_good() {
-        let manager = crate::process::manager::ProcessManager::builder()
-            .grace(Duration::from_secs(1))
-            .build();
-        let first = process_cgroup(manager.host_scope());
+        let scope = test_scope();
+        let first = process_cgroup(&scope);
         let dir = first.dir().to_path_buf();
         first.remove();
         assert!(dir.is_dir(), "an empty cgroup is kept for reuse");
-        let second = process_cgroup(manager.host_scope());
+        let second = process_cgroup(&scope);
         assert_eq!(second.dir(), dir, "the idle cgroup is taken again");
-        let third = process_cgroup(manager.host_scope());
+        let third = process_cgroup(&scope);
         assert_ne!(third.dir(), dir, "one cgroup serves one process at a time");
         second.remove();
         third.remove();
@@ -573,14 +632,12 @@ mod tests {
 
     #[test]
     fn cgroup_idle_removed_from_outside_not_reused_bad() {
-        let manager = crate::process::manager::ProcessManager::builder()
-            .grace(Duration::from_secs(1))
-            .build();
-        let first = process_cgroup(manager.host_scope());
+        let scope = test_scope();
+        let first = process_cgroup(&scope);
         let dir = first.dir().to_path_buf();
         first.remove();
         fs::remove_dir(&dir).expect("an idle cgroup is empty, so it can be removed");
-        let second = process_cgroup(manager.host_scope());
+        let second = process_cgroup(&scope);
         assert_ne!(second.dir(), dir, "a removed cgroup is never handed on");
         assert!(second.dir().is_dir());
         second.remove();
@@ -590,15 +647,13 @@ mod tests {
     fn cgroup_with_cgroups_below_not_reused_ugly() {
         // A process that made a cgroup below its own (root can) leaves
         // something behind: its cgroup is removed, never handed on.
-        let manager = crate::process::manager::ProcessManager::builder()
-            .grace(Duration::from_secs(1))
-            .build();
-        let first = process_cgroup(manager.host_scope());
+        let scope = test_scope();
+        let first = process_cgroup(&scope);
         let dir = first.dir().to_path_buf();
         fs::create_dir(dir.join("left-behind")).unwrap();
         first.remove();
         assert!(!dir.exists(), "removed with what was below it");
-        let second = process_cgroup(manager.host_scope());
+        let second = process_cgroup(&scope);
         assert_ne!(second.dir(), dir);
         second.remove();
     }

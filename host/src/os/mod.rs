@@ -1,9 +1,9 @@
 //! The operating-system layer: the only code that starts processes
-//! ([`spawner`]), the child it returns (a pidfd and its group), cgroups,
+//! (`spawner`), the child it returns (a pidfd and its group), cgroups,
 //! the subreaper, the watchdog that cleans up after a killed host, the
 //! kernel confinement of started programs, and atomic file writes.
 //!
-//! It may import the domain types ([`crate::types`]), errors, audit and
+//! It may import the domain types (`types`), errors, audit and
 //! the policy's data ([`crate::policy`]: what a grant says, turned here
 //! into Landlock rules, a seccomp filter and cgroup files); never the
 //! process, session, wit or embed layers above it.

@@ -1176,12 +1176,9 @@ mod tests {
         // With clone3, the child's very first look at its cgroup finds the
         // one it was started for (nothing it could fork escapes a move);
         // with clone, it is moved there before the start returns.
-        let manager = crate::process::manager::ProcessManager::builder()
-            .grace(Duration::from_secs(1))
-            .build();
+        let scope = crate::os::cgroup::test_scope();
         let cgroup = || {
-            manager
-                .host_scope()
+            scope
                 .process()
                 .unwrap()
                 .expect("this test needs cgroup v2 containment (root, cgroup2)")

@@ -2,7 +2,7 @@
 //!
 //! A policy is deny-by-default. It grants programs (resolved to canonical
 //! absolute paths when it loads), argument patterns, environment variables,
-//! working-directory roots and limits. [`Policy::check`] turns a guest's
+//! working-directory roots and limits. `Policy::check` turns a guest's
 //! request into an [`Approved`] command or a [`CallError`] naming what was
 //! missing.
 

@@ -182,7 +182,7 @@ impl ByteBuffer {
     }
 
     /// Appends what was left in a pipe after its writers ended. In lossless
-    /// mode this may go past the capacity by up to [`TAIL_ROOM`] (the most
+    /// mode this may go past the capacity by up to `TAIL_ROOM` (the most
     /// a pipe can hold), so an ended process's output is kept whole without
     /// the process keeping its pipes; bytes past that are counted dropped.
     pub fn push_tail(&self, bytes: &[u8]) {
