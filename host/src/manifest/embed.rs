@@ -2,7 +2,8 @@
 //! component's top-level sections are copied as they are, any earlier
 //! top-level manifest is dropped, and the new one is appended.
 
-use super::{MAX_SECTION_BYTES, Manifest, ManifestError, SECTION_NAME};
+use super::format::{MAX_SECTION_BYTES, ManifestError, SECTION_NAME};
+use super::parse::Manifest;
 use std::borrow::Cow;
 use wasm_encoder::{CustomSection, RawSection};
 use wasmparser::{Encoding, Parser, Payload};

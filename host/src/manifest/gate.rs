@@ -1,7 +1,8 @@
 //! The two gates: a call must be declared by the plugin's manifest and
 //! granted by the host's policy. This is the one place that combines them.
 
-use super::{Gate, Manifest, ProgramRequest};
+use super::format::Gate;
+use super::parse::{Manifest, ProgramRequest};
 use crate::error::CallError;
 use crate::policy::{Approved, CommandRequest, Operation, Policy};
 

@@ -1,7 +1,7 @@
 //! Reading a manifest: finding its custom section in a component without
 //! compiling it, and parsing the TOML inside strictly.
 
-use super::{MAX_SECTION_BYTES, ManifestError, SECTION_NAME, VERSION};
+use super::format::{MAX_SECTION_BYTES, ManifestError, SECTION_NAME, VERSION};
 use crate::policy::{ArgPattern, FsSpec, NetSpec, Operation, ProgramAccess};
 use serde::Deserialize;
 use std::path::Path;

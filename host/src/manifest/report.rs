@@ -2,10 +2,10 @@
 //! table (with each request's fate under a policy), and a policy granting
 //! exactly what the manifest declares.
 
-use super::ComponentDigest;
 use super::coverage::{covers, overlaps};
 use super::gate::{same_program, toml_value};
-use super::{Manifest, ProgramRequest};
+use super::parse::{Manifest, ProgramRequest};
+use crate::policy::ComponentDigest;
 use crate::policy::catalogue::{program_risk, variable_risk};
 use crate::policy::{ArgPattern, inert_expansion};
 use crate::policy::{Operation, Policy, ProgramGrant};

@@ -28,7 +28,6 @@
 //! Argument patterns are described in [`super::args`]; a top-level
 //! `component_digest = "blake3:…"` pins the policy to one component.
 
-use super::Policy;
 use super::access::{FsSpec, NetSpec, ProgramAccess};
 use super::args::ArgPattern;
 use super::catalogue::{ProgramEntry, program_entry};
@@ -64,7 +63,7 @@ pub struct PolicySpec {
     pub limits: Limits,
     /// Declared daemons the guest may observe or control (`[daemons]`).
     #[serde(default)]
-    pub daemons: super::DaemonAccess,
+    pub daemons: super::daemon_access::DaemonAccess,
     /// Refuse guests that carry no manifest.
     #[serde(default)]
     pub require_manifest: bool,
@@ -161,13 +160,13 @@ impl PolicySpec {
         search_path: Option<&OsStr>,
         base: &Path,
         host_env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Policy, PolicyError> {
+    ) -> Result<Resolved, PolicyError> {
         self.limits
             .validate()
             .map_err(|reason| PolicyError::entry("[limits]", reason.to_string()))?;
         let digest = self
             .component_digest
-            .map(|d| crate::policy::ComponentDigest::parse(&d))
+            .map(|d| super::digest::ComponentDigest::parse(&d))
             .transpose()
             .map_err(|why| PolicyError::entry("component_digest", why))?;
         let mut programs: Vec<ProgramGrant> = Vec::new();
@@ -246,7 +245,7 @@ impl PolicySpec {
             }
         }
         let dirs = DirGrant::new(&self.dirs.roots, self.dirs.default.as_deref(), base)?;
-        Ok(Policy {
+        Ok(Resolved {
             programs,
             env,
             dirs,
@@ -259,6 +258,23 @@ impl PolicySpec {
             component_digest: digest,
         })
     }
+}
+
+/// A specification with every grant resolved (programs to canonical
+/// paths, directories to roots, variables to grants): what a
+/// [`Policy`](super::Policy) is made of.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub programs: Vec<ProgramGrant>,
+    pub env: EnvGrant,
+    pub dirs: DirGrant,
+    pub allow_inherit_stdio: bool,
+    pub limits: Limits,
+    pub warnings: Vec<String>,
+    pub daemons: super::daemon_access::DaemonAccess,
+    pub require_manifest: bool,
+    pub require_confinement: bool,
+    pub component_digest: Option<super::digest::ComponentDigest>,
 }
 
 /// The load-time warning for a catalogued program granted with any

@@ -4,8 +4,8 @@
 //! first so that wasmtime can map the file itself, from offset 0, without a
 //! copy.
 
+use super::files::{UntrustedFile, check_owner_and_mode};
 use super::record::FileIdentity;
-use super::{UntrustedFile, check_owner_and_mode};
 use nix::fcntl::OFlag;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -221,5 +221,5 @@ pub(super) fn write(
     trailer.extend_from_slice(key);
     trailer.extend_from_slice(&MAGIC);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    super::write_atomically(dir, &name, &[artifact, &trailer], true)
+    super::files::write_atomically(dir, &name, &[artifact, &trailer], true)
 }

@@ -90,30 +90,31 @@
 //! user's home is.
 
 mod entry;
+mod files;
+mod key;
 mod progress;
 mod record;
 mod tier_up;
 
 pub(crate) use tier_up::TierUps;
 
+pub use files::UntrustedFile;
 pub use progress::CompileProgress;
+
+use files::check_owner_and_mode;
+use key::{entry_path, hex, key, key_of_digest};
 
 use crate::embed::compiler::Tier;
 use record::{FileIdentity, IDENTITY_LEN};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::Component;
-
-/// The wasmtime version the host is built with (checked against the
-/// version the lockfile pins by a test), part of every cache key.
-pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Temporary files older than this are left-overs of a crash.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
@@ -249,7 +250,7 @@ impl ComponentCache {
     }
 
     fn path_of(&self, key: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}.cwasm", hex(key)))
+        entry_path(&self.dir, key)
     }
 
     /// Loads the compiled `component` from the cache if a verified entry
@@ -372,7 +373,7 @@ impl ComponentCache {
                     baseline.tier_ups.spawn(tier_up::TierUp {
                         config: baseline.optimized.clone(),
                         key,
-                        cache: self.clone(),
+                        dir: self.dir.clone(),
                         bytes,
                         path: path.to_path_buf(),
                         progress: baseline.progress.clone(),
@@ -567,112 +568,6 @@ fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Feeds `Hash` output into BLAKE3.
-struct Blake3Hasher(blake3::Hasher);
-
-impl std::hash::Hasher for Blake3Hasher {
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-
-    fn finish(&self) -> u64 {
-        unreachable!("only the digest is used")
-    }
-}
-
-/// The cache key of `component` compiled by `engine`.
-fn key(engine: &Engine, component: &[u8]) -> [u8; 32] {
-    key_of_digest(
-        engine,
-        component.len() as u64,
-        blake3::hash(component).as_bytes(),
-    )
-}
-
-/// The cache key of a component `len` bytes long whose BLAKE3 hash is
-/// `digest`, compiled by `engine`.
-fn key_of_digest(engine: &Engine, len: u64, digest: &[u8; 32]) -> [u8; 32] {
-    use std::hash::Hash;
-    let mut hasher = Blake3Hasher(blake3::Hasher::new());
-    hasher.0.update(&entry::MAGIC);
-    hasher.0.update(WASMTIME_VERSION.as_bytes());
-    hasher.0.update(&[0]);
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hasher.0.update(&len.to_le_bytes());
-    hasher.0.update(digest);
-    *hasher.0.finalize().as_bytes()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes `parts` to `dir/name` atomically through the shared helper
-/// ([`crate::os::atomic_file`]): a hidden temporary file in the same directory
-/// (mode `0600`, created new, links not followed), renamed over the final
-/// name, so a reader sees the old file or the whole new one. `durable` adds
-/// an fsync of the file before the rename and of the directory after it.
-fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]], durable: bool) -> std::io::Result<()> {
-    use crate::os::atomic_file::{Durability, replace_at_with};
-    use nix::fcntl::OFlag;
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let temp = format!(".{name}.{}.{nanos}.tmp", std::process::id());
-    let dir_fd = nix::fcntl::open(
-        dir,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
-    let durability = if durable {
-        Durability::Synced
-    } else {
-        Durability::Unsynced
-    };
-    replace_at_with(dir_fd.as_fd(), name, &temp, parts, 0o600, durability)
-}
-
-/// Why a cache directory or entry is not trusted to hold machine code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UntrustedFile {
-    /// The directory path names something else (or a symbolic link).
-    #[error("it is not a directory (symbolic links are not followed)")]
-    NotDirectory,
-    /// Another user owns it.
-    #[error("owned by uid {owner}, not by the current user (uid {user})")]
-    Owner {
-        /// The owner's uid.
-        owner: u32,
-        /// The effective uid of this process.
-        user: u32,
-    },
-    /// Group or others may write it.
-    #[error("writable by group or others (mode {mode:o})")]
-    Writable {
-        /// The permission bits.
-        mode: u32,
-    },
-}
-
-/// Owned by the effective user and not writable by group or others.
-fn check_owner_and_mode(meta: &fs::Metadata) -> Result<(), UntrustedFile> {
-    let user = nix::unistd::geteuid().as_raw();
-    if meta.uid() != user {
-        return Err(UntrustedFile::Owner {
-            owner: meta.uid(),
-            user,
-        });
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o022 != 0 {
-        return Err(UntrustedFile::Writable {
-            mode: mode & 0o7777,
-        });
-    }
-    Ok(())
-}
-
 /// Removes temporary files a crash left behind and index records unused
 /// for long (best effort).
 fn remove_stale_temporaries(dir: &Path) {
@@ -704,6 +599,7 @@ fn remove_stale_temporaries(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use key::WASMTIME_VERSION;
 
     #[test]
     fn wasmtime_version_matches_the_lockfile_pin() {

@@ -3,7 +3,7 @@
 //! → the BLAKE3 digest of its bytes) and the stamps (an entry whose artifact
 //! hash was verified while it had this identity).
 
-use super::check_owner_and_mode;
+use super::files::check_owner_and_mode;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -126,7 +126,7 @@ pub(super) fn write(dir: &Path, name: &str, payload: &[u8]) -> std::io::Result<(
     body.extend_from_slice(payload);
     let checksum = blake3::hash(&body);
     body.extend_from_slice(checksum.as_bytes());
-    super::write_atomically(dir, name, &[&body], false)
+    super::files::write_atomically(dir, name, &[&body], false)
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //! entry being written is finished, none is started afterwards, and the
 //! next load with only the baseline entry starts the compile again.
 
+use super::entry;
+use super::key::{entry_path, key};
 use super::progress::CompileProgress;
-use super::{ComponentCache, entry, key};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,7 +32,7 @@ pub(crate) struct TierUp {
     /// The cache key of the optimized entry, from the runtime's engine.
     pub key: [u8; 32],
     /// Where to store it.
-    pub cache: ComponentCache,
+    pub dir: PathBuf,
     /// The component's bytes.
     pub bytes: Vec<u8>,
     /// The component's path, for messages.
@@ -141,9 +142,9 @@ impl TierUps {
         let Some(artifact) = compiled else {
             return;
         };
-        let path = job.cache.path_of(&job.key);
+        let path = entry_path(&job.dir, &job.key);
         // Written under the lock: `abandon` waits for a whole entry.
-        if let Err(e) = entry::write(&job.cache.dir, &path, &job.key, &artifact) {
+        if let Err(e) = entry::write(&job.dir, &path, &job.key, &artifact) {
             tracing::warn!(entry = %path.display(), "cannot store the optimized component: {e}");
             return;
         }
