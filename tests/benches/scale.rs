@@ -354,13 +354,6 @@ fn live_part() {
     println!("stop_all_ms: {:.0}", median(stop_all_ms));
 }
 
-fn command_true() -> CommandSpec {
-    CommandSpec {
-        program: "true".into(),
-        ..Default::default()
-    }
-}
-
 /// The guest side of the concurrent figures: a runtime, the `bench`
 /// guest, and a policy granting `/bin/true` with rate limits out of the
 /// way.
@@ -535,7 +528,7 @@ fn run_latency_ms() -> f64 {
     let samples = (0..START_SAMPLES)
         .map(|_| {
             let started = Instant::now();
-            let out = wasmproc_host::process::block_on(ctx.run(command_true())).unwrap();
+            let out = wasmproc_host::process::block_on(ctx.run(CommandSpec::new("true"))).unwrap();
             assert!(out.exit.is_some_and(|e| e.success()));
             ms(started.elapsed())
         })

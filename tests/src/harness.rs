@@ -219,11 +219,7 @@ pub fn start_in_other_session(
     let mut other = ProcessCtx::builder(admit(Arc::clone(policy)), Arc::clone(runtime.manager()))
         .guest("other")
         .build();
-    let spec = wasmproc_host::session::CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    };
+    let spec = wasmproc_host::session::CommandSpec::new(program).args(args.iter().copied());
     let id = other
         .start(spec, wasmproc_host::session::StartSpec::default())
         .expect("start in the other session");

@@ -27,11 +27,7 @@ pub fn policy_for(live: u32) -> Arc<Policy> {
 /// Starts one background `sleep secs` with piped stdout and stderr (4 KiB
 /// buffers); returns its id and how long the call took.
 pub fn start_sleep(ctx: &mut ProcessCtx, secs: u32) -> (String, Duration) {
-    let spec = CommandSpec {
-        program: "sleep".into(),
-        args: vec![secs.to_string()],
-        ..Default::default()
-    };
+    let spec = CommandSpec::new("sleep").args([secs.to_string()]);
     let started = Instant::now();
     let id = ctx
         .start(

@@ -13,14 +13,6 @@ use wasmproc_tests::os::{open_fds, rss_kib, zombie_children};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn cmd(program: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
 fn generous() -> Limits {
     Limits {
         starts_per_second: 100_000,
@@ -35,14 +27,14 @@ fn security_start_kill_cycles_no_zombies_ugly() {
     let (_manager, mut ctx) = session(policy_with(&["sleep"], generous()));
     // Warm up once so lazily opened fds are in the baseline.
     let id = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
     block_on(ctx.kill(&id)).unwrap();
     ctx.remove(&id).unwrap();
     let fds = open_fds();
     for _ in 0..2000 {
         let id = ctx
-            .start(cmd("sleep", &["30"]), StartSpec::default())
+            .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
             .unwrap();
         block_on(ctx.kill(&id)).unwrap();
     }
@@ -68,7 +60,7 @@ fn security_start_quota_bad() {
     let mut started = 0;
     let mut refused = 0;
     for _ in 0..10_000 {
-        match ctx.start(cmd("sleep", &["30"]), StartSpec::default()) {
+        match ctx.start(CommandSpec::new("sleep").args(["30"]), StartSpec::default()) {
             Ok(_) => started += 1,
             Err(CallError::LimitReached(reason)) => {
                 assert!(reason.contains("max_live_processes"), "{reason}");
@@ -91,9 +83,9 @@ fn security_start_quota_bad() {
     };
     let (_manager, mut ctx) = session(policy_with(&["true"], limits));
     for _ in 0..5 {
-        block_on(ctx.run(cmd("true", &[]))).unwrap();
+        block_on(ctx.run(CommandSpec::new("true"))).unwrap();
     }
-    let err = block_on(ctx.run(cmd("true", &[]))).unwrap_err();
+    let err = block_on(ctx.run(CommandSpec::new("true"))).unwrap_err();
     assert!(
         matches!(&err, CallError::LimitReached(r) if r.contains("starts per second")),
         "{err}"
@@ -111,24 +103,24 @@ fn security_live_quota_freed_on_exit_good() {
     };
     let (_manager, mut ctx) = session(policy_with(&["sleep"], limits));
     let long = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
     let short = ctx
-        .start(cmd("sleep", &["0"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["0"]), StartSpec::default())
         .unwrap();
     block_on(ctx.wait(&short, Some(10_000)))
         .unwrap()
         .expect("sleep 0 ended");
     let third = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
-    let refused = ctx.start(cmd("sleep", &["30"]), StartSpec::default());
+    let refused = ctx.start(CommandSpec::new("sleep").args(["30"]), StartSpec::default());
     assert!(
         matches!(&refused, Err(CallError::LimitReached(r)) if r.contains("max_live_processes")),
         "{refused:?}"
     );
     block_on(ctx.kill(&long)).unwrap();
-    ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+    ctx.start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .expect("a killed process frees its slot");
     assert!(ctx.get(&short).is_ok() && ctx.get(&third).is_ok());
 }
@@ -137,21 +129,11 @@ fn security_live_quota_freed_on_exit_good() {
 fn security_oversized_args_bad() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_manager, mut ctx) = session(policy_with(&["echo"], Limits::default()));
-    let million = cmd("echo", &[]);
-    let million = CommandSpec {
-        args: vec!["x".to_string(); 1_000_000],
-        ..million
-    };
-    let huge = CommandSpec {
-        args: vec!["y".repeat(100 << 20)],
-        ..cmd("echo", &[])
-    };
-    let many_env = CommandSpec {
-        env: (0..100_000)
-            .map(|i| (format!("V{i}"), "1".to_string()))
-            .collect(),
-        ..cmd("echo", &[])
-    };
+    let million = CommandSpec::new("echo").args(std::iter::repeat_n("x", 1_000_000));
+    let huge = CommandSpec::new("echo").args(["y".repeat(100 << 20)]);
+    let many_env = (0..100_000).fold(CommandSpec::new("echo"), |spec, i| {
+        spec.env(format!("V{i}"), "1")
+    });
     let rss_before = rss_kib();
     for (what, spec) in [
         ("a million args", million),
@@ -177,18 +159,20 @@ fn security_registry_entries_evicted_good() {
     let (_manager, mut ctx) = session(policy_with(&["true", "sleep"], limits));
     let mut ids = Vec::new();
     for _ in 0..200 {
-        let id = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+        let id = ctx
+            .start(CommandSpec::new("true"), StartSpec::default())
+            .unwrap();
         block_on(ctx.wait(&id, Some(10_000))).unwrap();
         ids.push(id);
     }
     assert_eq!(ctx.list().len(), 40);
     assert_eq!(ctx.list(), ids[160..].to_vec());
     for _ in 0..32 {
-        ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+        ctx.start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
             .unwrap();
     }
     let err = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap_err();
     assert!(matches!(err, CallError::LimitReached(_)), "{err}");
 }
@@ -206,7 +190,9 @@ fn registry_remove_keeps_start_order_good() {
     let (_manager, mut ctx) = session(policy_with(&["true", "sleep"], limits));
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let id = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+        let id = ctx
+            .start(CommandSpec::new("true"), StartSpec::default())
+            .unwrap();
         block_on(ctx.wait(&id, Some(10_000))).unwrap();
         ids.push(id);
     }
@@ -220,10 +206,12 @@ fn registry_remove_keeps_start_order_good() {
     assert_eq!(ctx.get(&ids[1]).unwrap_err().kind(), "not-found");
     assert_eq!(ctx.get(&ids[2]).unwrap().facts.id, ids[2]);
     let running = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
     assert_eq!(ctx.remove(&running).unwrap_err().kind(), "invalid");
-    let last = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+    let last = ctx
+        .start(CommandSpec::new("true"), StartSpec::default())
+        .unwrap();
     assert_eq!(
         ctx.list(),
         vec![
@@ -236,7 +224,9 @@ fn registry_remove_keeps_start_order_good() {
     );
     // Full again: the next start evicts the oldest ended record.
     block_on(ctx.wait(&last, Some(10_000))).unwrap();
-    let next = ctx.start(cmd("true", &[]), StartSpec::default()).unwrap();
+    let next = ctx
+        .start(CommandSpec::new("true"), StartSpec::default())
+        .unwrap();
     assert_eq!(
         ctx.list(),
         vec![ids[2].clone(), ids[4].clone(), running, last, next]
@@ -254,12 +244,12 @@ fn security_buffer_quota_bad() {
     };
     let (_manager, mut ctx) = session(policy_with(&["sleep"], limits));
     let first = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
-    ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+    ctx.start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
     let err = ctx
-        .start(cmd("sleep", &["30"]), StartSpec::default())
+        .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap_err();
     assert!(
         matches!(&err, CallError::LimitReached(r) if r.contains("max_buffered_bytes")),
@@ -267,7 +257,7 @@ fn security_buffer_quota_bad() {
     );
     // An ended record's buffers are evicted to make room.
     block_on(ctx.kill(&first)).unwrap();
-    ctx.start(cmd("sleep", &["30"]), StartSpec::default())
+    ctx.start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
         .unwrap();
     assert!(!ctx.list().contains(&first), "the ended record was evicted");
     // A single request above the quota is refused outright.
@@ -275,6 +265,8 @@ fn security_buffer_quota_bad() {
         buffer_bytes: Some(8 << 20),
         ..StartSpec::default()
     };
-    let err = ctx.start(cmd("sleep", &["30"]), huge).unwrap_err();
+    let err = ctx
+        .start(CommandSpec::new("sleep").args(["30"]), huge)
+        .unwrap_err();
     assert!(matches!(err, CallError::LimitReached(_)), "{err}");
 }

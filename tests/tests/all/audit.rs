@@ -9,14 +9,6 @@ use wasmproc_host::session::CommandSpec;
 use wasmproc_host::session::StartSpec;
 use wasmproc_tests::harness::policy;
 
-fn spec(program: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
 #[test]
 fn audit_decisions_good() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,10 +26,10 @@ fn audit_decisions_good() {
         .guest("auditor")
         .audit(audit)
         .build();
-        block_on(ctx.run(spec("echo", &["hi"]))).unwrap();
-        block_on(ctx.run(spec("rm", &["-rf", "/"]))).unwrap_err();
+        block_on(ctx.run(CommandSpec::new("echo").args(["hi"]))).unwrap();
+        block_on(ctx.run(CommandSpec::new("rm").args(["-rf", "/"]))).unwrap_err();
         let id = ctx
-            .start(spec("sleep", &["30"]), StartSpec::default())
+            .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
             .unwrap();
         block_on(ctx.kill(&id)).unwrap();
         block_on(ctx.kill("nope")).unwrap_err();

@@ -69,13 +69,10 @@ fn granting(programs: &[&str], root: &Path) -> Arc<Policy> {
 }
 
 fn run(ctx: &mut ProcessCtx, program: &str, args: &[&str]) -> wasmproc_host::process::Output {
-    block_on(ctx.run(CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|a| a.to_string()).collect(),
-        timeout_ms: Some(20_000),
-        ..Default::default()
-    }))
-    .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
+    let spec = CommandSpec::new(program)
+        .args(args.iter().copied())
+        .timeout_ms(20_000);
+    block_on(ctx.run(spec)).unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
 }
 
 /// A child's `env` output without the `TMPDIR` line the confinement adds
@@ -798,18 +795,15 @@ fn confine_language_server_session_good() {
         ),
     );
     let (_m, mut ctx) = session(policy);
-    let out = block_on(ctx.run(CommandSpec {
-        program: pylsp.display().to_string(),
-        cwd: Some(d.root.display().to_string()),
-        env: vec![(
-            "XDG_CACHE_HOME".into(),
+    let spec = CommandSpec::new(pylsp.display().to_string())
+        .env(
+            "XDG_CACHE_HOME",
             d.root.join(".cache").display().to_string(),
-        )],
-        stdin: Some(session_input.into_bytes()),
-        timeout_ms: Some(60_000),
-        ..Default::default()
-    }))
-    .expect("pylsp runs");
+        )
+        .cwd(d.root.display().to_string())
+        .stdin(session_input)
+        .timeout_ms(60_000);
+    let out = block_on(ctx.run(spec)).expect("pylsp runs");
     let stdout = text(&out.stdout);
     assert_eq!(
         out.exit,

@@ -47,12 +47,9 @@ fn require_cgroups() -> &'static Containment {
 fn start_escapee(ctx: &mut wasmproc_host::ProcessCtx, marker: &str) -> (String, i32) {
     let id = ctx
         .start(
-            CommandSpec {
-                program: "sh".into(),
-                args: vec!["-c".into(), escapee_script("300")],
-                env: vec![(MARKER_VAR.into(), marker.into())],
-                ..CommandSpec::default()
-            },
+            CommandSpec::new("sh")
+                .args(["-c".to_string(), escapee_script("300")])
+                .env(MARKER_VAR, marker),
             StartSpec::default(),
         )
         .expect("start");
@@ -268,11 +265,7 @@ fn session_after_a_run() -> (
         .cgroup()
         .expect("the manager has a cgroup")
         .to_path_buf();
-    block_on(ctx.run(CommandSpec {
-        program: "true".into(),
-        ..CommandSpec::default()
-    }))
-    .expect("run");
+    block_on(ctx.run(CommandSpec::new("true"))).expect("run");
     (manager, ctx, root)
 }
 
@@ -394,16 +387,12 @@ fn contain_fork_bomb_pids_max_ugly() {
         // A bounded bomb: 200 background sleeps; pids.max lets 16 exist.
         let id = ctx
             .start(
-                CommandSpec {
-                    program: "sh".into(),
-                    args: vec![
-                        "-c".into(),
-                        "n=0; while [ $n -lt 200 ]; do /usr/bin/sleep 30 & n=$((n+1)); done 2>/dev/null; wait"
-                            .into(),
-                    ],
-                    env: vec![(MARKER_VAR.into(), marker.clone())],
-                    ..CommandSpec::default()
-                },
+                CommandSpec::new("sh")
+                    .args([
+                        "-c",
+                        "n=0; while [ $n -lt 200 ]; do /usr/bin/sleep 30 & n=$((n+1)); done 2>/dev/null; wait",
+                    ])
+                    .env(MARKER_VAR, marker.as_str()),
                 StartSpec::default(),
             )
             .expect("start");

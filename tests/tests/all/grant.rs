@@ -602,28 +602,13 @@ fn secret_env_never_reaches_guest_ugly() {
             .guest("secretive")
             .audit(audit)
             .build();
-        let sh = CommandSpec {
-            program: "sh".into(),
-            args: vec!["-c".into(), secret_check(dir.path())],
-            ..Default::default()
-        };
+        let sh = CommandSpec::new("sh").args(["-c".to_string(), secret_check(dir.path())]);
         let out = block_on(ctx.run(sh.clone())).unwrap();
         assert_eq!(out.stdout, b"child-has-it\n");
-        let err = block_on(ctx.run(CommandSpec {
-            env: vec![(SECRET_NAME.into(), "guest".into())],
-            ..sh
-        }))
-        .unwrap_err();
+        let err = block_on(ctx.run(sh.env(SECRET_NAME, "guest"))).unwrap_err();
         assert!(!err.to_string().contains(SECRET_VALUE), "{err}");
         let id = ctx
-            .start(
-                CommandSpec {
-                    program: "sleep".into(),
-                    args: vec!["30".into()],
-                    ..Default::default()
-                },
-                StartSpec::default(),
-            )
+            .start(CommandSpec::new("sleep").args(["30"]), StartSpec::default())
             .unwrap();
         let snapshot = format!("{:?}", ctx.get(&id).unwrap());
         assert!(!snapshot.contains(SECRET_VALUE), "{snapshot}");

@@ -152,11 +152,7 @@ fn process_wait_timeout_good() {
     let (_manager, mut ctx) = session(policy(&["sleep"]));
     let id = ctx
         .start(
-            CommandSpec {
-                program: "sleep".into(),
-                args: vec!["0.2".into()],
-                ..Default::default()
-            },
+            CommandSpec::new("sleep").args(["0.2"]),
             StartSpec::default(),
         )
         .unwrap();

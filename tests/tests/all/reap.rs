@@ -36,11 +36,7 @@ fn reap_zombie_storm_ugly() {
     let (_manager, mut ctx) = session(policy(&["sh"]));
     let id = ctx
         .start(
-            CommandSpec {
-                program: "sh".into(),
-                args: vec!["-c".into(), "while :; do (/bin/true &); done".into()],
-                ..CommandSpec::default()
-            },
+            CommandSpec::new("sh").args(["-c", "while :; do (/bin/true &); done"]),
             StartSpec::default(),
         )
         .expect("start the storm");
@@ -80,14 +76,9 @@ fn reap_descendants_capped_ugly() {
         ..Limits::default()
     };
     let (_manager, mut ctx) = session(policy_with(&["sh", "true"], limits));
-    let spec = |program: &str, args: &[&str]| CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|a| a.to_string()).collect(),
-        ..CommandSpec::default()
-    };
     let id = ctx
         .start(
-            spec("sh", &["-c", "while :; do sleep 60 & done"]),
+            CommandSpec::new("sh").args(["-c", "while :; do sleep 60 & done"]),
             StartSpec::default(),
         )
         .expect("start the fork loop");
@@ -99,7 +90,7 @@ fn reap_descendants_capped_ugly() {
         // The loop itself is in its group too.
         worst = worst.max(group_census(group).live.saturating_sub(1));
         if refused.is_none()
-            && let Err(e) = wasmproc_host::process::block_on(ctx.run(spec("true", &[])))
+            && let Err(e) = wasmproc_host::process::block_on(ctx.run(CommandSpec::new("true")))
         {
             refused = Some(e);
         }

@@ -9,12 +9,9 @@ use wasmproc_tests::harness::{MARKER_VAR, ok, own_runtime, policy, probe, unique
 use wasmproc_tests::os::{eventually, pids_with_env};
 
 fn marked(program: &str, args: &[&str], marker: &str) -> CommandSpec {
-    CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        env: vec![(MARKER_VAR.into(), marker.into())],
-        ..Default::default()
-    }
+    CommandSpec::new(program)
+        .args(args.iter().copied())
+        .env(MARKER_VAR, marker)
 }
 
 #[test]

@@ -446,14 +446,6 @@ fn security_guest_resource_cap_ugly() {
     assert_eq!(ok(&r[0])["stdout"], "ok\n");
 }
 
-fn command(program: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
 /// Kills every process carrying `marker` (escapees a test made on purpose).
 fn kill_marked(marker: &str) {
     for pid in pids_with_env(MARKER_VAR, marker) {
@@ -545,9 +537,10 @@ fn security_run_deadline_escaped_writer_ugly() {
     ];
     let mut results = Vec::new();
     for script in cases {
-        let mut cmd = command("sh", &["-c", script]);
-        cmd.env = vec![(MARKER_VAR.into(), marker.clone())];
-        cmd.timeout_ms = Some(1000);
+        let cmd = CommandSpec::new("sh")
+            .args(["-c", script])
+            .env(MARKER_VAR, marker.as_str())
+            .timeout_ms(1000);
         let started = Instant::now();
         let result = block_on(ctx.run(cmd));
         results.push((started.elapsed(), result));
@@ -586,14 +579,14 @@ fn security_call_within_guest_time_good() {
     let (_manager, mut ctx) =
         wasmproc_tests::harness::session(policy_with(&["sleep", "sh"], limits));
     let started = Instant::now();
-    let run = block_on(ctx.run(command("sleep", &["30"])));
+    let run = block_on(ctx.run(CommandSpec::new("sleep").args(["30"])));
     assert!(
         matches!(run, Err(wasmproc_host::CallError::TimedOut)),
         "{run:?}"
     );
     let id = ctx
         .start(
-            command("sh", &["-c", "trap '' TERM; sleep 30"]),
+            CommandSpec::new("sh").args(["-c", "trap '' TERM; sleep 30"]),
             StartSpec::default(),
         )
         .unwrap();
@@ -651,7 +644,7 @@ fn security_ended_process_holds_no_fd_good() {
     for _ in 0..16 {
         let id = ctx
             .start(
-                command("sh", &["-c", "printf abcdef; sleep 0.5"]),
+                CommandSpec::new("sh").args(["-c", "printf abcdef; sleep 0.5"]),
                 StartSpec {
                     buffer_bytes: Some(1),
                     ..StartSpec::default()
@@ -723,7 +716,7 @@ fn security_refused_calls_audit_capped_good() {
         .build();
     let huge = "A".repeat(900_000);
     for _ in 0..100 {
-        let err = block_on(ctx.run(command("nope", &[&huge]))).unwrap_err();
+        let err = block_on(ctx.run(CommandSpec::new("nope").args([&huge]))).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -770,7 +763,11 @@ fn security_refused_calls_rate_limited_bad() {
     });
     let (_manager, mut ctx) = wasmproc_tests::harness::session(policy_with(&["true"], limits));
     let kinds: Vec<&str> = (0..10)
-        .map(|_| block_on(ctx.run(command("nope", &[]))).unwrap_err().kind())
+        .map(|_| {
+            block_on(ctx.run(CommandSpec::new("nope")))
+                .unwrap_err()
+                .kind()
+        })
         .collect();
     assert_eq!(kinds[..5], ["denied"; 5], "{kinds:?}");
     assert_eq!(kinds[5..], ["limit-reached"; 5], "{kinds:?}");
@@ -798,16 +795,14 @@ fn security_preadmission_refusals_audited_bad() {
     .guest("edge")
     .audit(audit)
     .build();
-    let mut big_stdin = command("cat", &[]);
-    big_stdin.stdin = Some(vec![b'x'; 8192]);
+    let big_stdin = CommandSpec::new("cat").stdin(vec![b'x'; 8192]);
     let err = block_on(ctx.run(big_stdin)).unwrap_err();
     assert!(err.to_string().contains("max_stream_buffer_bytes"), "{err}");
-    let mut small_stdin = command("cat", &[]);
-    small_stdin.stdin = Some(b"fine".to_vec());
+    let small_stdin = CommandSpec::new("cat").stdin(b"fine".to_vec());
     assert_eq!(block_on(ctx.run(small_stdin)).unwrap().stdout, b"fine");
     let err = ctx
         .start(
-            command("true", &[]),
+            CommandSpec::new("true"),
             StartSpec {
                 buffer_bytes: Some(1 << 30),
                 ..StartSpec::default()
@@ -815,8 +810,7 @@ fn security_preadmission_refusals_audited_bad() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("max_stream_buffer_bytes"), "{err}");
-    let mut long = command("true", &[]);
-    long.timeout_ms = Some(u64::MAX);
+    let long = CommandSpec::new("true").timeout_ms(u64::MAX);
     assert!(
         block_on(ctx.run(long))
             .unwrap_err()
@@ -824,7 +818,7 @@ fn security_preadmission_refusals_audited_bad() {
             .contains("max_timeout_ms")
     );
     let id = ctx
-        .start(command("true", &[]), StartSpec::default())
+        .start(CommandSpec::new("true"), StartSpec::default())
         .unwrap();
     block_on(ctx.wait(&id, Some(10_000))).unwrap();
     ctx.remove(&id).unwrap();
@@ -874,7 +868,7 @@ fn security_run_stopped_at_shutdown_good() {
         )
         .guest("shut")
         .build();
-        std::thread::spawn(move || block_on(ctx.run(command("sh", &["-c", script]))))
+        std::thread::spawn(move || block_on(ctx.run(CommandSpec::new("sh").args(["-c", script]))))
     })
     .collect();
     std::thread::sleep(Duration::from_millis(500));

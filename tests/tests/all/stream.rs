@@ -17,14 +17,6 @@ fn fnv1a64(data: impl IntoIterator<Item = u8>) -> String {
     format!("{h:016x}")
 }
 
-fn cmd(program: &str, args: &[&str]) -> CommandSpec {
-    CommandSpec {
-        program: program.into(),
-        args: args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
 fn piped_stdin() -> StartSpec {
     StartSpec {
         stdin: StdioMode::Piped,
@@ -37,7 +29,7 @@ fn stream_binary_roundtrip_good() {
     // Every byte value, through `cat`, read back unchanged.
     let (_m, mut ctx) = session(policy(&["cat"]));
     let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
-    let id = ctx.start(cmd("cat", &[]), piped_stdin()).unwrap();
+    let id = ctx.start(CommandSpec::new("cat"), piped_stdin()).unwrap();
     let mut sent = 0;
     let mut received = Vec::new();
     let mut cursor = 0;
@@ -135,7 +127,7 @@ fn stream_ring_dropped_ugly() {
 fn stream_interleaved_echo_good() {
     // Write a line, read it back, 200 times: no deadlock.
     let (_m, mut ctx) = session(policy(&["cat"]));
-    let id = ctx.start(cmd("cat", &[]), piped_stdin()).unwrap();
+    let id = ctx.start(CommandSpec::new("cat"), piped_stdin()).unwrap();
     let started = Instant::now();
     let mut cursor = 0;
     for i in 0..200 {
@@ -163,7 +155,10 @@ fn stream_read_after_exit_ugly() {
     // end-of-stream.
     let (_m, mut ctx) = session(policy(&["printf"]));
     let id = ctx
-        .start(cmd("printf", &["the tail"]), StartSpec::default())
+        .start(
+            CommandSpec::new("printf").args(["the tail"]),
+            StartSpec::default(),
+        )
         .unwrap();
     assert!(block_on(ctx.wait(&id, Some(10_000))).unwrap().is_some());
     let first = block_on(ctx.read(&id, Stream::Stdout, 0, 4096, 1000)).unwrap();
@@ -184,7 +179,7 @@ fn stream_read_after_exit_ugly() {
 #[test]
 fn stream_close_stdin_good() {
     let (_m, mut ctx) = session(policy(&["cat"]));
-    let id = ctx.start(cmd("cat", &[]), piped_stdin()).unwrap();
+    let id = ctx.start(CommandSpec::new("cat"), piped_stdin()).unwrap();
     block_on(ctx.write(&id, b"bye\n", 1000)).unwrap();
     assert_eq!(
         block_on(ctx.wait(&id, Some(200))).unwrap(),
@@ -213,7 +208,9 @@ fn stream_write_backpressure_bad() {
         buffering: Buffering::Lossless,
         ..StartSpec::default()
     };
-    let id = ctx.start(cmd("sleep", &["30"]), spec).unwrap();
+    let id = ctx
+        .start(CommandSpec::new("sleep").args(["30"]), spec)
+        .unwrap();
     let block = vec![7u8; 64 * 1024];
     let mut total = 0u64;
     for _ in 0..64 {
@@ -229,7 +226,9 @@ fn stream_read_timeout_keeps_waiting_good() {
     // A read that times out returns no bytes and not-ended; the process and
     // its record stay.
     let (_m, mut ctx) = session(policy(&["sleep"]));
-    let id = ctx.start(cmd("sleep", &["30"]), piped_stdin()).unwrap();
+    let id = ctx
+        .start(CommandSpec::new("sleep").args(["30"]), piped_stdin())
+        .unwrap();
     let mut cursor = 0;
     for _ in 0..3 {
         let chunk = block_on(ctx.read(&id, Stream::Stdout, cursor, 4096, 200)).unwrap();

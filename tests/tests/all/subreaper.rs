@@ -60,11 +60,7 @@ fn subreaper_embedder_setsid_child_untouched_good() {
     // The host starts and stops processes of its own meanwhile: each reap
     // and the shutdown sweep the host's orphans.
     let (manager, mut ctx) = session(policy(&["sleep"]));
-    let spec = CommandSpec {
-        program: "sleep".into(),
-        args: vec!["300".into()],
-        ..CommandSpec::default()
-    };
+    let spec = CommandSpec::new("sleep").args(["300"]);
     let id = ctx.start(spec, StartSpec::default()).expect("start");
     wasmproc_host::process::block_on(ctx.kill(&id)).expect("kill");
     drop(ctx);
@@ -150,22 +146,14 @@ fn subreaper_orphan_reaped_amid_churn_good() {
     // own leaders (sweeps that find one of them first skip the scan), the
     // orphan is still reaped.
     let (_manager, mut ctx) = session(policy(&["sh", "true"]));
-    let out = wasmproc_host::process::block_on(ctx.run(CommandSpec {
-        program: "sh".into(),
-        args: vec!["-c".into(), "sleep 30 & echo $!".into()],
-        ..CommandSpec::default()
-    }))
-    .expect("run");
+    let spec = CommandSpec::new("sh").args(["-c", "sleep 30 & echo $!"]);
+    let out = wasmproc_host::process::block_on(ctx.run(spec)).expect("run");
     let orphan: u32 = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
         .expect("the background child's pid");
     for _ in 0..50 {
-        wasmproc_host::process::block_on(ctx.run(CommandSpec {
-            program: "true".into(),
-            ..CommandSpec::default()
-        }))
-        .expect("run true");
+        wasmproc_host::process::block_on(ctx.run(CommandSpec::new("true"))).expect("run true");
     }
     assert!(
         eventually(LIMIT, || !std::path::Path::new(&format!("/proc/{orphan}"))

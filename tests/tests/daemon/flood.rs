@@ -71,11 +71,7 @@ env = { {MARK} }
             let (mut runs, mut slowest) = (0, Duration::ZERO);
             while flooding.load(Ordering::Relaxed) {
                 let began = Instant::now();
-                block_on(ctx.run(CommandSpec {
-                    program: "true".into(),
-                    ..CommandSpec::default()
-                }))
-                .expect("the bystander's run");
+                block_on(ctx.run(CommandSpec::new("true"))).expect("the bystander's run");
                 slowest = slowest.max(began.elapsed());
                 runs += 1;
                 std::thread::sleep(Duration::from_millis(50));
@@ -88,11 +84,7 @@ env = { {MARK} }
     // escaped, were they ever written.
     let junk = "\u{1}".repeat(8 << 10);
     let unknown = "6f1c2a9e-3b7d-4c1e-9f00-1234567890ab";
-    let denied = CommandSpec {
-        program: junk.clone(),
-        args: vec![junk.clone(); 4],
-        ..CommandSpec::default()
-    };
+    let denied = CommandSpec::new(junk.clone()).args(vec![junk.clone(); 4]);
     let began = Instant::now();
     for i in 0..CALLS {
         let id = if i % 2 == 0 { junk.as_str() } else { unknown };
