@@ -33,38 +33,38 @@ pub(crate) mod sys;
 mod types;
 pub mod wit;
 
-pub use os::{atomic_file, confine};
-pub use wit::bindings;
 pub use audit::{
     AUDIT_BURST_BYTES, AUDIT_BYTES_PER_SECOND, Audit, AuditCounts, AuditEvent, AuditSink,
     JsonLinesSink, MAX_FIELD_BYTES, SUPPRESSED_INTERVAL,
 };
-pub use wit::bindings::CAPABILITY_NAME;
-pub use process::buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
 pub use embed::cache::{
     CacheConfig, CacheError, CacheStatus, CompileError, CompileProgress, ComponentCache,
     UntrustedFile,
 };
-pub use session::ctx::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
-pub use os::cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
-pub use policy::cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
 pub use embed::compiler::{Compiler, Tier, UnknownCompiler};
-pub use error::{CallError, LinkError, PolicyError, RuntimeError, display_chain};
-pub use policy::limits::{Limits, LimitsError};
-pub use wit::linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
-pub use process::managed::{ProcessFacts, ProcessSnapshot};
-pub use process::manager::ProcessManager;
-pub use policy::{Policy, PolicyBuilder};
 pub use embed::pool::{
     GUEST_SLOT_BYTES, InstancePool, MAX_DEFAULT_GUESTS, MIN_DEFAULT_GUESTS, NoSlot, WhenFull,
 };
-pub use process::core_runtime::block_on;
-pub use types::{Exit, ProcState, Signal, UnknownSignal};
 pub use embed::runtime::{
     GuestError, GuestInstance, GuestOptions, GuestOutcome, GuestPre, GuestState, GuestStdio,
     Runtime, RuntimeConfig,
 };
+pub use error::{CallError, LinkError, PolicyError, RuntimeError, display_chain};
+pub use os::cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Usage};
 pub use os::subreaper::claim_foreign_sessions;
+pub use os::{atomic_file, confine};
+pub use policy::cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
+pub use policy::limits::{Limits, LimitsError};
+pub use policy::{Policy, PolicyBuilder};
+pub use process::buffer::{Buffering, Chunk, CursorPastEnd, StreamStats};
+pub use process::core_runtime::block_on;
+pub use process::managed::{ProcessFacts, ProcessSnapshot};
+pub use process::manager::ProcessManager;
+pub use session::ctx::{CommandSpec, ProcessCtx, RunOutput, StartSpec, StdioMode};
+pub use types::{Exit, ProcState, Signal, UnknownSignal};
+pub use wit::bindings;
+pub use wit::bindings::CAPABILITY_NAME;
+pub use wit::linker::{HasProcess, ProcessView, add_to_linker_async, add_to_linker_sync};
 
 /// The Rust code blocks of the repository's README, compiled (and those
 /// not marked `no_run`, run) as doctests, so the README cannot drift from

@@ -13,12 +13,12 @@
 //!   ([`Captured`]), e.g. an exec health probe.
 
 pub use crate::audit::now_ms;
+pub use crate::os::cgroup::Scope;
+pub use crate::os::spawner::StdioPlan;
+pub use crate::policy::limits::{MAX_MILLIS, deadline_after};
 pub use crate::process::buffer::{ByteBuffer, TAIL_ROOM};
 pub use crate::process::capture::{Captured, RunRequest, run_captured};
-pub use crate::os::cgroup::Scope;
-pub use crate::policy::limits::{MAX_MILLIS, deadline_after};
 pub use crate::process::managed::{Buffers, KILL_WAIT, ManagedProcess, buffer};
 pub use crate::process::manager::Launch;
-pub use crate::sys::process::pidfd_open;
 pub use crate::session::quota::RateBucket;
-pub use crate::os::spawner::StdioPlan;
+pub use crate::sys::process::pidfd_open;

@@ -3,15 +3,15 @@
 //! shut everything down.
 
 use crate::audit::Audit;
-use crate::wit::bindings::CAPABILITY_NAME;
-use crate::session::ctx::ProcessCtx;
 use crate::embed::compiler::{Compiler, Tier};
-use crate::error::{LinkError, RuntimeError};
 use crate::embed::guest_limits::GuestLimiter;
-use crate::wit::linker::{ProcessView, add_to_linker_async};
-use crate::process::manager::ProcessManager;
-use crate::policy::Policy;
 use crate::embed::pool::{GuestSlot, GuestSlots, InstancePool};
+use crate::error::{LinkError, RuntimeError};
+use crate::policy::Policy;
+use crate::process::manager::ProcessManager;
+use crate::session::ctx::ProcessCtx;
+use crate::wit::bindings::CAPABILITY_NAME;
+use crate::wit::linker::{ProcessView, add_to_linker_async};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -476,11 +476,13 @@ impl<T: Send + 'static> Runtime<T> {
                 Compiler::Winch => Tier::Baseline,
                 Compiler::Auto | Compiler::Cranelift => Tier::Optimized,
             },
-            baseline: (self.config.compiler == Compiler::Auto).then(|| crate::embed::cache::Baseline {
-                engine: &baseline_engine,
-                optimized: &self.optimized,
-                progress: self.config.compile_progress.clone(),
-                tier_ups: &self.tier_ups,
+            baseline: (self.config.compiler == Compiler::Auto).then(|| {
+                crate::embed::cache::Baseline {
+                    engine: &baseline_engine,
+                    optimized: &self.optimized,
+                    progress: self.config.compile_progress.clone(),
+                    tier_ups: &self.tier_ups,
+                }
             }),
         };
         crate::embed::cache::compile(

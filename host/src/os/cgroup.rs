@@ -26,9 +26,9 @@
 //! setting [`OFF_VAR`]`=off`), containment falls back to process groups and
 //! a subreaper; [`Containment::detect`] says which is active and why.
 
+use crate::os::confine::Confiner;
 use crate::policy::cgroup_limits::{CgroupLimits, Level};
 pub use crate::sys::containment::{Containment, MissingController, OFF_VAR};
-use crate::os::confine::Confiner;
 use crate::sys::containment::{SUBTREE_PREFIX, enable, write_file};
 use nix::errno::Errno;
 use std::fs;
@@ -589,5 +589,4 @@ mod tests {
         assert_ne!(second.dir(), dir);
         second.remove();
     }
-
 }

@@ -8,11 +8,11 @@ use crate::os::cgroup::{ProcessCgroup, Usage};
 use crate::os::subreaper::reaper;
 use crate::os::watchdog::Watchdog;
 use crate::sys::process::{pidfd_open, wait_pid};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::process::ExitStatus;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A running (or exited but not yet reaped) child that leads its own
 /// process group.

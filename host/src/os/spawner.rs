@@ -53,9 +53,9 @@
 
 use crate::os::cgroup::ProcessCgroup;
 use crate::os::confine::{Prepared, SockFprog};
+use crate::os::subreaper::reaper;
 use crate::policy::Approved;
 use crate::types::StdioMode;
-use crate::os::subreaper::reaper;
 use std::ffi::{CString, OsStr, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

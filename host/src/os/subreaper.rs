@@ -307,9 +307,9 @@ fn group_and_session(pid: u32) -> Option<(u32, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::spawner::{StdioPlan, spawn};
     use crate::policy::Approved;
     use crate::types::StdioMode;
-    use crate::os::spawner::{StdioPlan, spawn};
     use std::time::{Duration, Instant};
 
     #[test]

@@ -14,14 +14,14 @@
 //! within [`KILL_REAP_WAIT`] of the SIGKILL is left to the monitor, which
 //! reaps it in the background.
 
-use crate::process::buffer::ByteBuffer;
-use crate::os::cgroup::Scope;
 use crate::error::CallError;
+use crate::os::cgroup::Scope;
+use crate::os::spawner::StdioPlan;
+use crate::policy::Approved;
+use crate::process::buffer::ByteBuffer;
 use crate::process::managed::{Buffers, DRAIN_GRACE, ManagedProcess};
 use crate::process::manager::{Launch, ProcessManager};
-use crate::policy::Approved;
 use crate::types::{Exit, StdioMode};
-use crate::os::spawner::StdioPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -335,7 +335,8 @@ mod tests {
         assert_eq!(captured.exit, Some(Exit::Code(4)));
         assert_eq!(captured.stdout, b"out in\n");
         // Outside any tokio runtime the flag stays off.
-        let outside = crate::process::core_runtime::block_on(on_caller_reactor(async { on_own_reactor() }));
+        let outside =
+            crate::process::core_runtime::block_on(on_caller_reactor(async { on_own_reactor() }));
         assert!(!outside, "no caller runtime, no caller reactor");
     }
 

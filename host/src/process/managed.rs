@@ -5,8 +5,8 @@
 //! pipes, nothing else.
 
 use crate::audit::{Audit, AuditEvent};
-use crate::process::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
 use crate::os::child::OsChild;
+use crate::process::buffer::{ByteBuffer, Chunk, CursorPastEnd, StreamStats};
 use crate::process::core_runtime::on_core;
 pub use crate::types::{Exit, ProcState, Signal};
 use std::io;

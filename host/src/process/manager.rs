@@ -4,22 +4,22 @@
 //! ([`ProcessManager::launch`]) and orderly shutdown.
 
 use crate::audit::Audit;
-use crate::os::cgroup::{Containment, Hierarchy, Scope};
-use crate::policy::cgroup_limits::CgroupLimits;
-use crate::process::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
 use crate::error::CallError;
-use crate::process::managed::{
-    Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
-};
-use crate::os::child::OsChild;
-use crate::policy::Approved;
-use crate::process::core_runtime::ProcessCore;
-use crate::types::Signal;
+use crate::os::cgroup::{Containment, Hierarchy, Scope};
 use crate::os::child::LiveToken;
-use crate::process::registry::Registry;
+use crate::os::child::OsChild;
 use crate::os::spawner::{self, StdioPlan};
 use crate::os::subreaper::reaper;
 use crate::os::watchdog::Watchdog;
+use crate::policy::Approved;
+use crate::policy::cgroup_limits::CgroupLimits;
+use crate::process::core_runtime::ProcessCore;
+use crate::process::descendants::{CENSUS_INTERVAL, CENSUS_MIN_AGE, CENSUS_SHARE, DescendantCaps};
+use crate::process::managed::{
+    Buffers, KILL_WAIT, ManagedProcess, MonitorHere, Pipes, ProcessFacts, ProcessSnapshot, Spawned,
+};
+use crate::process::registry::Registry;
+use crate::types::Signal;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};

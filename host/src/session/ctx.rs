@@ -3,16 +3,16 @@
 //! implements each operation. `host_impl.rs` adapts it to the WIT bindings.
 
 use crate::audit::{Audit, AuditEvent};
+use crate::error::CallError;
+use crate::os::spawner::StdioPlan;
+use crate::policy::{Approved, CommandRequest, Operation, Policy};
 use crate::process::buffer::{Buffering, Chunk};
 use crate::process::capture::{self, Captured, RunRequest};
-use crate::error::CallError;
 use crate::process::managed::{self, Buffers, ManagedProcess, ProcessSnapshot, StreamError};
 use crate::process::manager::{Launch, ProcessManager};
-use crate::policy::{Approved, CommandRequest, Operation, Policy};
+use crate::session::quota::RateBucket;
 pub use crate::types::StdioMode;
 use crate::types::{Exit, Signal};
-use crate::session::quota::RateBucket;
-use crate::os::spawner::StdioPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,7 +117,9 @@ impl ProcessCtx {
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
-        let pids_controller = crate::sys::containment::Containment::detect().require("pids").is_ok();
+        let pids_controller = crate::sys::containment::Containment::detect()
+            .require("pids")
+            .is_ok();
         let cgroup_limits = limits
             .cgroup
             .with_default_pids(limits.max_descendants, pids_controller);

@@ -17,7 +17,6 @@ pub const OFF_VAR: &str = "WASMPROC_CGROUPS";
 /// The controllers the host enables for its children, when offered.
 const WANTED: &[&str] = &["pids", "memory", "cpu"];
 
-
 /// The name prefix of every subtree a host creates.
 pub(crate) const SUBTREE_PREFIX: &str = "wasmproc-";
 

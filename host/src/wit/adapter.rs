@@ -4,6 +4,11 @@
 //! The async trait ([`ProcessHost`]) is the implementation; the sync one
 //! ([`sync::ProcessHost`]) is a thin wrapper that blocks on it.
 
+use crate::error::CallError;
+use crate::process::buffer::{Buffering, StreamStats};
+use crate::process::core_runtime::block_on;
+use crate::process::managed::{Exit, ProcState};
+use crate::session::ctx::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
 use crate::wit::bindings::ProcessHost;
 use crate::wit::bindings::sync;
 use crate::wit::bindings::types::Error as WitError;
@@ -12,11 +17,6 @@ use crate::wit::bindings::types::{
     OutputStream, ProcessInfo, Signal, StartOptions, State, StdioMode as WitStdio,
     StreamStats as WitStats,
 };
-use crate::process::buffer::{Buffering, StreamStats};
-use crate::session::ctx::{CommandSpec, ProcessCtx, StartSpec, StdioMode};
-use crate::error::CallError;
-use crate::process::managed::{Exit, ProcState};
-use crate::process::core_runtime::block_on;
 
 impl types::Host for ProcessCtx {}
 

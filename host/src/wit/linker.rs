@@ -6,9 +6,9 @@
 //! component importing `wasmproc:process/process` then fails to instantiate
 //! elsewhere, naming the missing import.
 
-use crate::wit::bindings::{CAPABILITY_NAME, Guest, sync};
-use crate::session::ctx::ProcessCtx;
 use crate::error::LinkError;
+use crate::session::ctx::ProcessCtx;
+use crate::wit::bindings::{CAPABILITY_NAME, Guest, sync};
 use wasmtime::component::{HasData, Linker};
 
 /// Implemented by a store's data type to hand out its guest's
