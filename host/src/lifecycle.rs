@@ -15,7 +15,7 @@
 pub use crate::audit::now_ms;
 pub use crate::os::cgroup::Scope;
 pub use crate::os::spawner::StdioPlan;
-pub use crate::policy::limits::{MAX_MILLIS, deadline_after};
+pub use crate::policy::limits::{MAX_TIME, deadline_after};
 pub use crate::process::buffer::{ByteBuffer, TAIL_ROOM};
 pub use crate::process::capture::{Captured, RunRequest, run_captured};
 pub use crate::process::managed::{Buffers, KILL_WAIT, ManagedProcess, buffer};

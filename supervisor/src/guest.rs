@@ -26,7 +26,7 @@ pub struct DaemonCtx {
     policy: Arc<Policy>,
     supervisor: Arc<Supervisor>,
     audit: Audit,
-    /// When the guest's `guest_time_ms` runs out: no call waits past it.
+    /// When the guest's `guest_time` runs out: no call waits past it.
     guest_deadline: Option<Instant>,
     /// The guest's rate bucket for daemon calls (`starts_per_second`,
     /// `start_burst`): every refused call takes a token, and a call finding

@@ -169,7 +169,7 @@ impl TryFrom<ProbeTable> for ProbeSpec {
         if t.period.is_zero() || t.timeout.is_zero() {
             return Err(ProbeSpecError::ZeroTime);
         }
-        let max = Duration::from_millis(wasmproc_host::lifecycle::MAX_MILLIS);
+        let max = wasmproc_host::lifecycle::MAX_TIME;
         for (field, value) in [
             ("period", t.period),
             ("timeout", t.timeout),

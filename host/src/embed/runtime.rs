@@ -60,8 +60,11 @@ pub enum GuestError {
     #[error("cannot instantiate the guest: {0}")]
     Instantiate(String),
     /// The guest ran past its time limit.
-    #[error("the guest ran past its time limit of {0} ms (guest_time_ms) and was stopped")]
-    TimeLimit(u64),
+    #[error(
+        "the guest ran past its time limit of {} (guest_time) and was stopped",
+        humantime::format_duration(*.0)
+    )]
+    TimeLimit(Duration),
     /// The guest trapped after reaching its memory limit.
     #[error(
         "the guest trapped after reaching its memory limit of {limit} bytes (guest_memory_bytes): {trap}"
@@ -98,13 +101,13 @@ pub struct GuestState<T = ()> {
     table: ResourceTable,
     process: Option<ProcessCtx>,
     limiter: GuestLimiter,
-    /// When the guest's `guest_time_ms` runs out, fixed at instantiation.
+    /// When the guest's `guest_time` runs out, fixed at instantiation.
     deadline: Option<Instant>,
     data: T,
 }
 
 impl<T> GuestState<T> {
-    /// When this guest's `guest_time_ms` runs out (`None`: no limit), fixed
+    /// When this guest's `guest_time` runs out (`None`: no limit), fixed
     /// when it was instantiated: no host call of its waits past it.
     pub fn guest_deadline(&self) -> Option<Instant> {
         self.deadline
@@ -538,7 +541,7 @@ impl<T: Send + 'static> Runtime<T> {
         let slot = match &self.slots {
             Some(slots) => Some(
                 slots
-                    .take(deadline, limits.guest_time_ms, self.manager.core_handle())
+                    .take(deadline, limits.guest_time, self.manager.core_handle())
                     .await?,
             ),
             None => None,
@@ -700,7 +703,7 @@ impl<T: Default + Send + 'static> Runtime<T> {
 
 /// Makes a guest's store give its thread back on every epoch tick while it
 /// computes, and stop it with [`Trap::Interrupt`] once its `deadline` (the
-/// end of its `guest_time_ms`, if any) has passed.
+/// end of its `guest_time`, if any) has passed.
 fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, deadline: Option<Instant>) {
     store.epoch_deadline_callback(move |_| match deadline {
         Some(deadline) if Instant::now() >= deadline => Err(Trap::Interrupt.into()),
@@ -814,7 +817,7 @@ fn classify_trap<T: 'static>(
     limits: &crate::Limits,
 ) -> GuestError {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return GuestError::TimeLimit(limits.guest_time_ms);
+        return GuestError::TimeLimit(limits.guest_time);
     }
     if matches!(
         e.downcast_ref::<wasmtime::component::ResourceTableError>(),

@@ -18,6 +18,7 @@ mod file;
 mod leaks;
 pub mod limits;
 mod program;
+pub mod retired;
 mod secrets;
 
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};

@@ -201,7 +201,7 @@ fn has_entry(dir: &Path) -> bool {
 fn run_spin_briefly(runtime: &Runtime, component: &wasmtime::component::Component) {
     let policy = Policy::builder()
         .limits(Limits {
-            guest_time_ms: 50,
+            guest_time: Duration::from_millis(50),
             ..Limits::default()
         })
         .build()
@@ -216,7 +216,7 @@ fn run_spin_briefly(runtime: &Runtime, component: &wasmtime::component::Componen
         },
     );
     assert!(
-        matches!(outcome, Err(GuestError::TimeLimit(50))),
+        matches!(outcome, Err(GuestError::TimeLimit(t)) if t == Duration::from_millis(50)),
         "{outcome:?}"
     );
 }
