@@ -196,7 +196,7 @@ impl ProcessCtxBuilder {
             limits.starts_per_second,
             limits.start_burst,
         ));
-        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline().into());
+        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline());
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
