@@ -148,9 +148,10 @@ pub struct RunArgs {
     /// Write audit events as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
-    /// Stop the guest after this many milliseconds (overrides the policy).
-    #[arg(long, value_name = "MS")]
-    pub guest_time_ms: Option<u64>,
+    /// Stop the guest after this long, with a unit: `500ms`, `30s`,
+    /// `1m 30s` (overrides the policy's `guest_time`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub guest_time: Option<std::time::Duration>,
     /// Cap the guest's linear memory, in bytes (overrides the policy).
     #[arg(long, value_name = "BYTES")]
     pub guest_memory_bytes: Option<u64>,

@@ -79,14 +79,14 @@ fn build_policy(args: &RunArgs) -> Result<Policy, wasmproc_host::error::PolicyEr
         builder = builder.allow_dir(dir);
     }
     let mut policy = builder.build()?;
-    if args.guest_time_ms.is_some() || args.guest_memory_bytes.is_some() {
+    if args.guest_time.is_some() || args.guest_memory_bytes.is_some() {
         let mut limits = policy.limits().clone();
-        limits.guest_time_ms = args.guest_time_ms.unwrap_or(limits.guest_time_ms);
+        limits.guest_time = args.guest_time.unwrap_or(limits.guest_time);
         limits.guest_memory_bytes = args.guest_memory_bytes.unwrap_or(limits.guest_memory_bytes);
         policy = policy.with_limits(limits).map_err(|e| match e {
             wasmproc_host::error::PolicyError::Entry { reason, .. } => {
                 wasmproc_host::error::PolicyError::Entry {
-                    entry: "--guest-time-ms/--guest-memory-bytes".into(),
+                    entry: "--guest-time/--guest-memory-bytes".into(),
                     reason,
                 }
             }

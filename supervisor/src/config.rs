@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmproc_host::Admission;
 use wasmproc_host::error::PolicyError;
+use wasmproc_host::policy::retired::parse_toml;
 use wasmproc_host::policy::{Policy, PolicyBuilder, PolicySpec};
 
 /// The largest output buffer a daemon may have.
@@ -153,7 +154,8 @@ pub enum ConfigProblem {
     /// The file could not be read.
     #[error("cannot read: {0}")]
     Read(#[source] std::io::Error),
-    /// Not valid TOML for the schema (the message quotes the line).
+    /// Not valid TOML for the schema, or a retired `*_ms` time in
+    /// `[policy.limits]` (the message quotes the line).
     #[error("{0}")]
     Syntax(#[source] toml::de::Error),
     /// Both `[policy]` and `policy_file`.
@@ -335,7 +337,7 @@ impl HostConfig {
 
     /// Parses configuration text; relative paths are taken relative to `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigProblem> {
-        let spec: HostConfigSpec = toml::from_str(text).map_err(ConfigProblem::Syntax)?;
+        let spec: HostConfigSpec = parse_toml(text, &["policy"]).map_err(ConfigProblem::Syntax)?;
         let abs = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -586,6 +588,11 @@ mod tests {
             (
                 GOOD.replace("[serve]", "[serve]\nshutdown_grace_ms = 3000"),
                 "shutdown_grace_ms",
+            ),
+            (
+                format!("{GOOD}\n[policy.limits]\nkill_grace_ms = 500"),
+                "line 27: `kill_grace_ms = 500`: durations are written with a unit now: \
+                 use `kill_grace = \"500ms\"`",
             ),
             (
                 GOOD.replace("period = \"100ms\"", "period = \"soon\""),

@@ -9,12 +9,12 @@ use super::status::{DaemonStatus, RecentOutput};
 use super::supervisor::{DaemonError, Supervisor};
 use crate::bindings::wasmproc::process::daemon as wit;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use wasmproc_host::CallError;
 use wasmproc_host::audit::Audit;
 use wasmproc_host::audit::AuditEvent;
 use wasmproc_host::error::LinkError;
 use wasmproc_host::policy::Policy;
+use wasmproc_host::process::Deadline;
 use wasmproc_host::wit::types::{Error as WitError, ExitStatus};
 use wasmtime::component::{HasData, Linker};
 
@@ -28,8 +28,8 @@ pub struct DaemonCtx {
     policy: Arc<Policy>,
     supervisor: Arc<Supervisor>,
     audit: Audit,
-    /// When the guest's `guest_time_ms` runs out: no call waits past it.
-    guest_deadline: Option<Instant>,
+    /// When the guest's `guest_time` runs out: no call waits past it.
+    guest_deadline: Deadline,
     /// The guest's rate bucket for daemon calls (`starts_per_second`,
     /// `start_burst`): every refused call takes a token, and a call finding
     /// it empty is refused.
@@ -144,7 +144,7 @@ impl DaemonCtx {
     pub async fn stop(&self, name: &str) -> Result<(), CallError> {
         self.admit("daemon-stop", name, true)?;
         self.supervisor
-            .stop_until(name, self.guest_deadline.into())
+            .stop_until(name, self.guest_deadline)
             .await
             .map_err(call_error)
     }

@@ -19,9 +19,10 @@
 //! Everything past those bytes is returned to the kernel. Either way a
 //! guest never sees what an earlier guest of its slot left behind.
 
+use crate::deadline::Deadline;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -88,7 +89,7 @@ pub struct InstancePool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenFull {
     /// It waits for a slot, first come first served, until its own deadline
-    /// (the end of its policy's `guest_time_ms`, which the wait counts
+    /// (the end of its policy's `guest_time`, which the wait counts
     /// against; with no time limit, until a slot frees). Past the deadline
     /// it fails with [`NoSlot::WaitedPastDeadline`].
     #[default]
@@ -111,13 +112,14 @@ pub enum NoSlot {
     },
     /// Every slot stayed taken until the guest's deadline passed.
     #[error(
-        "no slot of the instance pool's {slots} freed before the guest's deadline (guest_time_ms {time_limit_ms} ms; waited {waited_ms} ms)"
+        "no slot of the instance pool's {slots} freed before the guest's deadline (guest_time {}; waited {waited_ms} ms)",
+        humantime::format_duration(*.time_limit)
     )]
     WaitedPastDeadline {
         /// Slots of the pool.
         slots: u32,
-        /// The guest's `guest_time_ms`.
-        time_limit_ms: u64,
+        /// The guest's `guest_time`.
+        time_limit: Duration,
         /// How long it waited.
         waited_ms: u64,
     },
@@ -261,12 +263,12 @@ impl GuestSlots {
 
     /// Takes a slot: at once if one is free; otherwise, per the pool's
     /// [`WhenFull`], fails, or waits in turn until one frees or `deadline`
-    /// (the guest's, `time_limit_ms` long) passes. The wait with a
+    /// (the guest's, `time_limit` long) passes. The wait with a
     /// deadline is timed on `core`, so any executor may await this.
     pub(crate) async fn take(
         &self,
-        deadline: Option<Instant>,
-        time_limit_ms: u64,
+        deadline: Deadline,
+        time_limit: Duration,
         core: &tokio::runtime::Handle,
     ) -> Result<GuestSlot, NoSlot> {
         if let Ok(permit) = Arc::clone(&self.free).try_acquire_owned() {
@@ -277,22 +279,20 @@ impl GuestSlots {
         }
         let waiting = Instant::now();
         let free = Arc::clone(&self.free);
-        let permit = match deadline {
-            None => free.acquire_owned().await.ok(),
-            Some(deadline) => {
-                let until = tokio::time::Instant::from_std(deadline);
-                let wait = tokio::time::timeout_at(until, free.acquire_owned());
-                crate::process::core_runtime::on_core(core, wait)
-                    .await
-                    .and_then(Result::ok)
-                    .and_then(Result::ok)
-            }
+        let permit = if deadline == Deadline::NEVER {
+            free.acquire_owned().await.ok()
+        } else {
+            let wait = deadline.timeout(free.acquire_owned());
+            crate::process::core_runtime::on_core(core, wait)
+                .await
+                .flatten()
+                .and_then(Result::ok)
         };
         permit
             .map(|permit| GuestSlot { _permit: permit })
             .ok_or(NoSlot::WaitedPastDeadline {
                 slots: self.slots,
-                time_limit_ms,
+                time_limit,
                 waited_ms: u64::try_from(waiting.elapsed().as_millis()).unwrap_or(u64::MAX),
             })
     }

@@ -3,6 +3,7 @@
 //! shut everything down.
 
 use crate::audit::Audit;
+use crate::deadline::Deadline;
 use crate::embed::compiler::{Compiler, Tier};
 use crate::embed::guest_limits::GuestLimiter;
 use crate::embed::plugin::Plugin;
@@ -20,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Strategy, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
@@ -62,8 +63,11 @@ pub enum GuestError {
     #[error("cannot instantiate the guest: {0}")]
     Instantiate(String),
     /// The guest ran past its time limit.
-    #[error("the guest ran past its time limit of {0} ms (guest_time_ms) and was stopped")]
-    TimeLimit(u64),
+    #[error(
+        "the guest ran past its time limit of {} (guest_time) and was stopped",
+        humantime::format_duration(*.0)
+    )]
+    TimeLimit(Duration),
     /// The guest trapped after reaching its memory limit.
     #[error(
         "the guest trapped after reaching its memory limit of {limit} bytes (guest_memory_bytes): {trap}"
@@ -100,15 +104,16 @@ pub struct GuestState<T = ()> {
     table: ResourceTable,
     process: Option<ProcessCtx>,
     limiter: GuestLimiter,
-    /// When the guest's `guest_time_ms` runs out, fixed at instantiation.
-    deadline: Option<Instant>,
+    /// When the guest's `guest_time` runs out, fixed at instantiation.
+    deadline: Deadline,
     data: T,
 }
 
 impl<T> GuestState<T> {
-    /// When this guest's `guest_time_ms` runs out (`None`: no limit), fixed
-    /// when it was instantiated: no host call of its waits past it.
-    pub fn guest_deadline(&self) -> Option<Instant> {
+    /// When this guest's `guest_time` runs out ([`Deadline::NEVER`]: no
+    /// limit), fixed when it was instantiated: no host call of its waits
+    /// past it.
+    pub fn guest_deadline(&self) -> Deadline {
         self.deadline
     }
 
@@ -556,7 +561,7 @@ impl<T: Send + 'static> Runtime<T> {
         let slot = match &self.slots {
             Some(slots) => Some(
                 slots
-                    .take(deadline, limits.guest_time_ms, self.manager.core_handle())
+                    .take(deadline, limits.guest_time, self.manager.core_handle())
                     .await?,
             ),
             None => None,
@@ -611,7 +616,7 @@ impl<T: Send + 'static> Runtime<T> {
         pre: &GuestPre<T>,
         options: GuestOptions,
         data: T,
-        deadline: Option<Instant>,
+        deadline: Deadline,
     ) -> Result<(Store<GuestState<T>>, CapturedStdio), GuestError> {
         let admission = pre
             .plugin
@@ -643,7 +648,7 @@ impl<T: Send + 'static> Runtime<T> {
             ProcessCtx::builder(Arc::new(admission), Arc::clone(&self.manager))
                 .guest(options.name.clone())
                 .audit(self.config.audit.clone())
-                .guest_deadline(deadline.into())
+                .guest_deadline(deadline)
                 .build()
         });
         let state = GuestState {
@@ -712,10 +717,10 @@ impl<T: Default + Send + 'static> Runtime<T> {
 
 /// Makes a guest's store give its thread back on every epoch tick while it
 /// computes, and stop it with [`Trap::Interrupt`] once its `deadline` (the
-/// end of its `guest_time_ms`, if any) has passed.
-fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, deadline: Option<Instant>) {
+/// end of its `guest_time`, if any) has passed.
+fn yield_every_tick<T: 'static>(store: &mut Store<GuestState<T>>, deadline: Deadline) {
     store.epoch_deadline_callback(move |_| match deadline {
-        Some(deadline) if Instant::now() >= deadline => Err(Trap::Interrupt.into()),
+        deadline if deadline.has_passed() => Err(Trap::Interrupt.into()),
         _ => Ok(UpdateDeadline::Yield(1)),
     });
     store.set_epoch_deadline(1);
@@ -834,7 +839,7 @@ fn classify_trap<T: 'static>(
     limits: &crate::policy::Limits,
 ) -> GuestError {
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return GuestError::TimeLimit(limits.guest_time_ms);
+        return GuestError::TimeLimit(limits.guest_time);
     }
     if matches!(
         e.downcast_ref::<wasmtime::component::ResourceTableError>(),

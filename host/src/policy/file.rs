@@ -23,6 +23,7 @@
 //!
 //! [limits]
 //! max_live_processes = 8
+//! kill_grace = "2s"                  # times with a unit: "500ms", "1m 30s"
 //! ```
 //!
 //! Argument patterns are described in [`super::args`]; a top-level
@@ -135,10 +136,10 @@ pub struct StdioSpec {
 }
 
 impl PolicySpec {
-    /// Parses TOML strictly: unknown keys and wrong types are errors that
-    /// quote the offending line.
+    /// Parses TOML strictly: unknown keys, wrong types and the retired
+    /// `*_ms` times are errors that quote the offending line.
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
+        super::retired::parse_toml(text, &[])
     }
 
     pub(crate) fn add_program(&mut self, name: &str, args: Option<Vec<Vec<String>>>) {

@@ -1,25 +1,20 @@
 //! Per-guest limits: every cost a guest can trigger has a cap.
 
+use crate::deadline::Deadline;
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The largest time limit, in ms, any field may hold: ten years. Larger
-/// values would overflow the host's clock arithmetic.
-pub const MAX_MILLIS: u64 = 10 * 365 * 24 * 3_600_000;
+/// The longest time limit any field may hold: ten years
+/// ([`Deadline::MAX_AHEAD`]). Longer ones would overflow the host's clock
+/// arithmetic.
+pub const MAX_TIME: Duration = Deadline::MAX_AHEAD;
 /// The largest size limit, in bytes, any field may hold: 1 TiB. Larger
 /// values would overflow the host's size arithmetic.
 pub const MAX_BYTES: u64 = 1 << 40;
 
-/// The instant `after` from now, saturating at [`MAX_MILLIS`] ahead instead
-/// of overflowing.
-pub fn deadline_after(after: Duration) -> Instant {
-    let now = Instant::now();
-    let capped = after.min(Duration::from_millis(MAX_MILLIS));
-    now.checked_add(capped).unwrap_or(now)
-}
-
 /// Caps on what one guest may make the host do. Each field documents its
-/// default; a policy file's `[limits]` table overrides any of them.
+/// default; a policy file's `[limits]` table overrides any of them. Times
+/// are written with a unit (`"500ms"`, `"30s"`, `"1m 30s"`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -53,24 +48,29 @@ pub struct Limits {
     pub max_env_vars: u32,
     /// Total bytes of guest-set environment. Default 256 KiB.
     pub max_env_bytes: u64,
-    /// Timeout of `run` when the guest gives none, in ms. Default 60 000.
-    pub default_run_timeout_ms: u64,
-    /// Largest timeout a guest may ask for, in ms. Default 86 400 000 (a day).
-    pub max_timeout_ms: u64,
-    /// Longest a single `wait`, `read` or `write` call blocks, in ms.
-    /// Default 60 000.
-    pub max_call_wait_ms: u64,
+    /// Timeout of `run` when the guest gives none. Default `"1m"`.
+    #[serde(with = "humantime_serde")]
+    pub default_run_timeout: Duration,
+    /// Largest timeout a guest may ask for. Default `"1day"`.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Longest a single `wait`, `read` or `write` call blocks. Default
+    /// `"1m"`.
+    #[serde(with = "humantime_serde")]
+    pub max_call_wait: Duration,
     /// Process records a guest may hold (running and ended). Ended records
     /// are evicted oldest first when a new one needs room. Default 256.
     pub max_registry_entries: u32,
-    /// Time between SIGTERM and SIGKILL when stopping a process, in ms.
-    /// Default 2 000.
-    pub kill_grace_ms: u64,
+    /// Time between SIGTERM and SIGKILL when stopping a process. Default
+    /// `"2s"`.
+    #[serde(with = "humantime_serde")]
+    pub kill_grace: Duration,
     /// Linear memory a guest may grow to, in bytes. Default 1 GiB.
     pub guest_memory_bytes: u64,
-    /// Wall-clock time a guest may run, in ms; 0 means no limit. Enforced
-    /// by epoch interruption. Default 0.
-    pub guest_time_ms: u64,
+    /// Wall-clock time a guest may run; zero (`"0s"`) means no limit.
+    /// Enforced by epoch interruption. Default `"0s"`.
+    #[serde(with = "humantime_serde")]
+    pub guest_time: Duration,
     /// Table elements per table. Default 100 000.
     pub guest_table_elements: u32,
     /// Entries in the guest's resource table (WASI handles such as streams,
@@ -98,13 +98,13 @@ impl Default for Limits {
             max_args_bytes: 1 << 20,
             max_env_vars: 256,
             max_env_bytes: 256 << 10,
-            default_run_timeout_ms: 60_000,
-            max_timeout_ms: 86_400_000,
-            max_call_wait_ms: 60_000,
+            default_run_timeout: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(86_400),
+            max_call_wait: Duration::from_secs(60),
             max_registry_entries: 256,
-            kill_grace_ms: 2_000,
+            kill_grace: Duration::from_secs(2),
             guest_memory_bytes: 1 << 30,
-            guest_time_ms: 0,
+            guest_time: Duration::ZERO,
             guest_table_elements: 100_000,
             guest_resources: 10_000,
             cgroup: Default::default(),
@@ -113,53 +113,54 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// When a guest instantiated now runs out of `guest_time_ms` (`None`:
-    /// no limit). A blocking host call never waits past it.
-    pub fn guest_deadline(&self) -> Option<Instant> {
-        (self.guest_time_ms > 0).then(|| deadline_after(Duration::from_millis(self.guest_time_ms)))
+    /// When a guest instantiated now runs out of `guest_time`
+    /// ([`Deadline::NEVER`]: no limit). A blocking host call never waits
+    /// past it.
+    pub fn guest_deadline(&self) -> Deadline {
+        if self.guest_time.is_zero() {
+            Deadline::NEVER
+        } else {
+            Deadline::after(self.guest_time)
+        }
     }
 
-    /// The grace period between SIGTERM and SIGKILL.
-    pub fn kill_grace(&self) -> Duration {
-        Duration::from_millis(self.kill_grace_ms)
+    /// The time limits, each with its key in the `[limits]` table.
+    pub fn times(&self) -> [(&'static str, Duration); 5] {
+        [
+            ("default_run_timeout", self.default_run_timeout),
+            ("max_timeout", self.max_timeout),
+            ("max_call_wait", self.max_call_wait),
+            ("kill_grace", self.kill_grace),
+            ("guest_time", self.guest_time),
+        ]
     }
 
     /// Checks that the limits are usable together; the error names the
     /// offending field.
     pub fn validate(&self) -> Result<(), LimitsError> {
-        let positive: [(&str, u64); 13] = [
-            ("max_live_processes", self.max_live_processes.into()),
-            ("max_descendants", self.max_descendants.into()),
-            ("starts_per_second", self.starts_per_second.into()),
-            ("start_burst", self.start_burst.into()),
-            ("max_stream_buffer_bytes", self.max_stream_buffer_bytes),
+        let zero: [(&str, bool); 13] = [
+            ("max_live_processes", self.max_live_processes == 0),
+            ("max_descendants", self.max_descendants == 0),
+            ("starts_per_second", self.starts_per_second == 0),
+            ("start_burst", self.start_burst == 0),
+            ("max_stream_buffer_bytes", self.max_stream_buffer_bytes == 0),
             (
                 "default_stream_buffer_bytes",
-                self.default_stream_buffer_bytes,
+                self.default_stream_buffer_bytes == 0,
             ),
-            ("max_args_bytes", self.max_args_bytes),
-            ("default_run_timeout_ms", self.default_run_timeout_ms),
-            ("max_timeout_ms", self.max_timeout_ms),
-            ("max_registry_entries", self.max_registry_entries.into()),
-            ("guest_memory_bytes", self.guest_memory_bytes),
-            ("guest_resources", self.guest_resources.into()),
-            ("max_buffered_bytes", self.max_buffered_bytes),
+            ("max_args_bytes", self.max_args_bytes == 0),
+            ("default_run_timeout", self.default_run_timeout.is_zero()),
+            ("max_timeout", self.max_timeout.is_zero()),
+            ("max_registry_entries", self.max_registry_entries == 0),
+            ("guest_memory_bytes", self.guest_memory_bytes == 0),
+            ("guest_resources", self.guest_resources == 0),
+            ("max_buffered_bytes", self.max_buffered_bytes == 0),
         ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             return Err(LimitsError::Zero { field: name });
         }
-        let millis = [
-            ("default_run_timeout_ms", self.default_run_timeout_ms),
-            ("max_timeout_ms", self.max_timeout_ms),
-            ("max_call_wait_ms", self.max_call_wait_ms),
-            ("kill_grace_ms", self.kill_grace_ms),
-            ("guest_time_ms", self.guest_time_ms),
-        ];
-        if let Some((name, v)) = millis.iter().find(|(_, v)| *v > MAX_MILLIS) {
-            return Err(LimitsError::TooLong {
-                field: name,
-                value: *v,
-            });
+        if let Some((field, value)) = self.times().into_iter().find(|(_, v)| *v > MAX_TIME) {
+            return Err(LimitsError::TooLong { field, value });
         }
         let bytes = [
             ("max_capture_bytes", self.max_capture_bytes),
@@ -180,12 +181,12 @@ impl Limits {
             });
         }
         self.cgroup.validate()?;
-        if self.default_run_timeout_ms > self.max_timeout_ms {
-            return Err(LimitsError::Above {
-                field: "default_run_timeout_ms",
-                value: self.default_run_timeout_ms,
-                bound: "max_timeout_ms",
-                bound_value: self.max_timeout_ms,
+        if self.default_run_timeout > self.max_timeout {
+            return Err(LimitsError::LongerThan {
+                field: "default_run_timeout",
+                value: self.default_run_timeout,
+                bound: "max_timeout",
+                bound_value: self.max_timeout,
             });
         }
         if self.default_stream_buffer_bytes > self.max_stream_buffer_bytes {
@@ -218,12 +219,12 @@ pub enum LimitsError {
         field: &'static str,
     },
     /// A time is above ten years.
-    #[error("`{field} = {value}` is above {MAX_MILLIS} ms (ten years)")]
+    #[error("`{field} = \"{}\"` is above ten years", humantime::format_duration(*.value))]
     TooLong {
         /// The field.
         field: &'static str,
         /// Its value.
-        value: u64,
+        value: Duration,
     },
     /// A size is above 1 TiB.
     #[error("`{field} = {value}` is above {MAX_BYTES} bytes (1 TiB)")]
@@ -245,6 +246,22 @@ pub enum LimitsError {
         /// That field's value.
         bound_value: u64,
     },
+    /// A default time is longer than the maximum it must respect.
+    #[error(
+        "`{field} = \"{}\"` is above `{bound} = \"{}\"`",
+        humantime::format_duration(*.value),
+        humantime::format_duration(*.bound_value)
+    )]
+    LongerThan {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: Duration,
+        /// The field it must not exceed.
+        bound: &'static str,
+        /// That field's value.
+        bound_value: Duration,
+    },
     /// A field is below another it must cover.
     #[error("`{field} = {value}` is below `{bound} = {bound_value}`")]
     Below {
@@ -265,19 +282,21 @@ pub enum LimitsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PolicySpec;
 
     #[test]
     fn limits_near_u64_max_refused_bad() {
-        // Each time and size field, set to u64::MAX, is refused by name.
+        // Each time and size field, set to its largest value, is refused by
+        // name.
         type Set = fn(&mut Limits);
         let cases: [(&str, Set); 12] = [
-            ("default_run_timeout_ms", |l| {
-                l.default_run_timeout_ms = u64::MAX
+            ("default_run_timeout", |l| {
+                l.default_run_timeout = Duration::MAX
             }),
-            ("max_timeout_ms", |l| l.max_timeout_ms = u64::MAX),
-            ("max_call_wait_ms", |l| l.max_call_wait_ms = u64::MAX),
-            ("kill_grace_ms", |l| l.kill_grace_ms = u64::MAX),
-            ("guest_time_ms", |l| l.guest_time_ms = u64::MAX),
+            ("max_timeout", |l| l.max_timeout = Duration::MAX),
+            ("max_call_wait", |l| l.max_call_wait = Duration::MAX),
+            ("kill_grace", |l| l.kill_grace = Duration::MAX),
+            ("guest_time", |l| l.guest_time = Duration::MAX),
             ("max_capture_bytes", |l| l.max_capture_bytes = u64::MAX),
             ("max_stream_buffer_bytes", |l| {
                 l.max_stream_buffer_bytes = u64::MAX
@@ -286,29 +305,92 @@ mod tests {
             ("max_args_bytes", |l| l.max_args_bytes = u64::MAX),
             ("max_env_bytes", |l| l.max_env_bytes = u64::MAX),
             ("guest_memory_bytes", |l| l.guest_memory_bytes = u64::MAX),
-            ("max_timeout_ms", |l| {
-                l.max_timeout_ms = MAX_MILLIS + 1;
+            ("max_timeout", |l| {
+                l.max_timeout = MAX_TIME + Duration::from_nanos(1);
             }),
         ];
         for (field, set) in cases {
             let mut limits = Limits::default();
             set(&mut limits);
             let err = limits.validate().unwrap_err().to_string();
-            assert!(err.contains(field), "{field}: {err}");
+            assert!(err.contains(&format!("`{field} = ")), "{field}: {err}");
         }
         let at_bound = Limits {
-            max_timeout_ms: MAX_MILLIS,
-            kill_grace_ms: MAX_MILLIS,
+            max_timeout: MAX_TIME,
+            kill_grace: MAX_TIME,
             ..Limits::default()
         };
         assert!(at_bound.validate().is_ok());
     }
 
     #[test]
-    fn limits_deadline_after_saturates_ugly() {
-        // No overflow panic, whatever the duration.
-        let far = deadline_after(Duration::MAX);
-        assert!(far > Instant::now());
-        assert!(deadline_after(Duration::ZERO) <= Instant::now());
+    fn limits_durations_parse_good() {
+        // Times are read with their unit; unset ones keep their defaults.
+        let spec = PolicySpec::parse(
+            "[limits]\n\
+             default_run_timeout = \"250ms\"\n\
+             max_timeout = \"2s\"\n\
+             max_call_wait = \"1m 30s\"\n\
+             guest_time = \"10m\"\n",
+        )
+        .expect("durations with units");
+        let limits = spec.limits;
+        assert_eq!(limits.default_run_timeout, Duration::from_millis(250));
+        assert_eq!(limits.max_timeout, Duration::from_secs(2));
+        assert_eq!(limits.max_call_wait, Duration::from_secs(90));
+        assert_eq!(limits.guest_time, Duration::from_secs(600));
+        assert_eq!(limits.kill_grace, Limits::default().kill_grace);
+        assert!(limits.validate().is_ok());
+        assert!(limits.guest_deadline().instant().is_some());
+        assert_eq!(
+            Limits::default().guest_deadline(),
+            Deadline::NEVER,
+            "0s: no limit"
+        );
+    }
+
+    #[test]
+    fn limits_durations_bad() {
+        // A time with no unit or an unknown one is refused with the line;
+        // a default above the maximum names both keys, as written.
+        for (text, needle) in [
+            ("[limits]\nkill_grace = 500", "kill_grace = 500"),
+            ("[limits]\nkill_grace = \"500\"", "kill_grace = \"500\""),
+            ("[limits]\nmax_timeout = \"2 fortnights\"", "max_timeout"),
+        ] {
+            let err = PolicySpec::parse(text).expect_err(text).to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let spec =
+            PolicySpec::parse("[limits]\ndefault_run_timeout = \"10s\"\nmax_timeout = \"5s\"")
+                .expect("well-formed");
+        let err = spec.limits.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`default_run_timeout = \"10s\"` is above `max_timeout = \"5s\"`"
+        );
+        let zero = PolicySpec::parse("[limits]\nmax_timeout = \"0s\"").expect("well-formed");
+        let err = zero.limits.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("`max_timeout` must be greater than 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_guest_deadline_ugly() {
+        // No limit is no deadline; the longest limit allowed saturates
+        // instead of overflowing.
+        let none = Limits {
+            guest_time: Duration::ZERO,
+            ..Limits::default()
+        };
+        assert_eq!(none.guest_deadline(), Deadline::NEVER);
+        let longest = Limits {
+            guest_time: MAX_TIME,
+            ..Limits::default()
+        };
+        let left = longest.guest_deadline().remaining().expect("a deadline");
+        assert!(left > Duration::from_secs(3_600) && left <= MAX_TIME);
     }
 }

@@ -19,6 +19,7 @@ mod grant;
 mod leaks;
 pub(crate) mod limits;
 mod program;
+pub mod retired;
 mod secrets;
 
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};

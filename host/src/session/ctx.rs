@@ -139,7 +139,7 @@ pub struct ProcessCtx {
     /// The guest's rate bucket: every `run` and `start`, and every refused
     /// call of any operation, takes a token.
     start_rate: std::sync::Mutex<RateBucket>,
-    /// When the guest's `guest_time_ms` runs out (`None`: no limit). No
+    /// When the guest's `guest_time` runs out (`None`: no limit). No
     /// blocking call outlives it.
     guest_deadline: Deadline,
     /// The session's cgroup; dropped after the processes are stopped.
@@ -196,7 +196,7 @@ impl ProcessCtxBuilder {
             limits.starts_per_second,
             limits.start_burst,
         ));
-        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline().into());
+        let guest_deadline = guest_deadline.unwrap_or_else(|| limits.guest_deadline());
         for warning in policy.warnings() {
             audit.record(AuditEvent::new(&guest, "policy-warning").reason(warning.clone()));
         }
@@ -270,7 +270,7 @@ impl ProcessCtx {
     /// the session without it kills them at once.
     pub async fn shutdown(&self) {
         self.manager
-            .stop_owner(&self.session, self.policy.limits().kill_grace())
+            .stop_owner(&self.session, self.policy.limits().kill_grace)
             .await;
     }
 
@@ -360,18 +360,22 @@ impl ProcessCtx {
         Ok(())
     }
 
+    /// The timeout of a command: the `requested_ms` the guest gave, else
+    /// `default`; refused above the policy's `max_timeout`.
     fn timeout(
         &self,
-        requested: Option<u64>,
-        default: Option<u64>,
+        requested_ms: Option<u64>,
+        default: Option<Duration>,
     ) -> Result<Option<Duration>, CallError> {
-        let max = self.policy.limits().max_timeout_ms;
-        match requested.or(default) {
-            Some(ms) if ms > max => Err(CallError::Invalid(format!(
-                "timeout of {ms} ms is above the maximum of {max} ms (max_timeout_ms)"
+        let max = self.policy.limits().max_timeout;
+        match requested_ms.map(Duration::from_millis) {
+            Some(timeout) if timeout > max => Err(CallError::Invalid(format!(
+                "timeout of {} ms is above the maximum of {} (max_timeout)",
+                timeout.as_millis(),
+                humantime::format_duration(max)
             ))),
-            Some(ms) => Ok(Some(Duration::from_millis(ms))),
-            None => Ok(None),
+            Some(timeout) => Ok(Some(timeout)),
+            None => Ok(default),
         }
     }
 
@@ -382,10 +386,10 @@ impl ProcessCtx {
     }
 
     /// Until when a `wait`, `read` or `write` may block: what the guest
-    /// asked for, at most `max_call_wait_ms` and the guest's remaining time.
+    /// asked for, at most `max_call_wait` and the guest's remaining time.
     fn call_wait(&self, requested_ms: Option<u64>) -> Deadline {
-        let max = self.policy.limits().max_call_wait_ms;
-        let wanted = Duration::from_millis(requested_ms.unwrap_or(max).min(max));
+        let max = self.policy.limits().max_call_wait;
+        let wanted = requested_ms.map_or(max, |ms| Duration::from_millis(ms).min(max));
         self.call_deadline(wanted)
     }
 
@@ -396,7 +400,7 @@ impl ProcessCtx {
     pub async fn run(&mut self, cmd: CommandSpec) -> Result<Output, CallError> {
         let timeout = self.timeout(
             cmd.timeout_ms,
-            Some(self.policy.limits().default_run_timeout_ms),
+            Some(self.policy.limits().default_run_timeout),
         );
         // One deadline for the whole call, fixed before anything else.
         let deadline = self.call_deadline(timeout.clone().ok().flatten().unwrap_or(Duration::MAX));
@@ -586,7 +590,7 @@ impl ProcessCtx {
     /// `kill`: SIGTERM, grace, SIGKILL; returns once reaped, or with an
     /// error at the call's deadline.
     pub async fn kill(&mut self, id: &str) -> Result<(), CallError> {
-        let grace = self.policy.limits().kill_grace();
+        let grace = self.policy.limits().kill_grace;
         let plan = StopPlan::graceful(Signal::Term, grace).by(self.guest_deadline);
         let result = match self.find_checked(id) {
             Ok(p) => p

@@ -19,12 +19,12 @@ use wasmproc_host::embed::WhenFull;
 use wasmproc_host::policy::Limits;
 use wasmproc_tests::{guests, harness};
 
-/// A policy granting `sleep`, with the given `guest_time_ms` (0: none).
+/// A policy granting `sleep`, with the given `guest_time` in ms (0: none).
 fn sleep_policy(guest_time_ms: u64) -> Arc<Policy> {
     harness::policy_with(
         &["sleep"],
         Limits {
-            guest_time_ms,
+            guest_time: Duration::from_millis(guest_time_ms),
             ..Limits::default()
         },
     )
@@ -191,9 +191,9 @@ fn concurrency_pool_wait_deadline_bad() {
     match late {
         Err(GuestError::NoSlot(NoSlot::WaitedPastDeadline {
             slots: 1,
-            time_limit_ms: 300,
+            time_limit,
             waited_ms,
-        })) => assert!(
+        })) if time_limit == Duration::from_millis(300) => assert!(
             (250..2_500).contains(&waited_ms),
             "waited {waited_ms} ms for a 300 ms deadline"
         ),
@@ -207,12 +207,12 @@ fn concurrency_pool_wait_deadline_bad() {
     assert_ran_clean(&holder.expect("guest in the slot"), "guest in the slot");
     let message = GuestError::NoSlot(NoSlot::WaitedPastDeadline {
         slots: 1,
-        time_limit_ms: 300,
+        time_limit: Duration::from_millis(300),
         waited_ms: 300,
     })
     .to_string();
     assert!(
-        message.contains("guest_time_ms") && message.contains("slot"),
+        message.contains("guest_time 300ms") && message.contains("slot"),
         "the error says what ran out: {message}"
     );
 }

@@ -90,7 +90,7 @@ fn async_embed_spinning_guest_yields_good() {
     let runtime = shared_runtime();
     let spin = component(runtime, guests::SPIN);
     let limits = Limits {
-        guest_time_ms: 3000,
+        guest_time: Duration::from_secs(3),
         ..Limits::default()
     };
     let executor = tokio::runtime::Builder::new_current_thread()
@@ -116,7 +116,7 @@ fn async_embed_spinning_guest_yields_good() {
     });
     let err = guest.expect_err("a spinning guest ends at its time limit");
     assert!(
-        matches!(err, wasmproc_host::GuestError::TimeLimit(3000)),
+        matches!(err, wasmproc_host::GuestError::TimeLimit(t) if t == Duration::from_secs(3)),
         "{err}"
     );
     assert!(

@@ -51,8 +51,14 @@ fn policy_parse_bad() {
         ),
         // Limits that contradict each other.
         (
-            "[limits]\ndefault_run_timeout_ms = 10\nmax_timeout_ms = 5",
-            "default_run_timeout_ms = 10",
+            "[limits]\ndefault_run_timeout = \"10s\"\nmax_timeout = \"5s\"",
+            "`default_run_timeout = \"10s\"` is above `max_timeout = \"5s\"`",
+        ),
+        // A time written as milliseconds under its old key.
+        (
+            "[limits]\nmax_live_processes = 4\nguest_time_ms = 1000",
+            "line 3: `guest_time_ms = 1000`: durations are written with a unit now: \
+             use `guest_time = \"1s\"`",
         ),
         ("[limits]\nmax_live_processes = 0", "max_live_processes"),
         ("[limits]\nmax_processes = 3", "max_processes"),

@@ -333,7 +333,7 @@ fn security_guest_infinite_loop_ugly() {
     // same time, finishes normally.
     let runtime = shared_runtime();
     let spin = component(runtime, guests::SPIN);
-    let looping = policy_with(&[], limits(|l| l.guest_time_ms = 500));
+    let looping = policy_with(&[], limits(|l| l.guest_time = Duration::from_millis(500)));
     let started = Instant::now();
     let handle = std::thread::spawn(move || {
         runtime.run(
@@ -353,7 +353,10 @@ fn security_guest_infinite_loop_ugly() {
     );
     assert_eq!(ok(&r[0])["stdout"], "alive\n");
     let err = handle.join().unwrap().unwrap_err();
-    assert!(matches!(err, GuestError::TimeLimit(500)), "{err}");
+    assert!(
+        matches!(err, GuestError::TimeLimit(t) if t == Duration::from_millis(500)),
+        "{err}"
+    );
     assert!(err.to_string().contains("time limit"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
@@ -573,8 +576,8 @@ fn security_call_within_guest_time_good() {
     // `wait` with none and a `kill` of a TERM-ignoring process all return
     // within the guest's remaining time (plus slack), never after it.
     let limits = limits(|l| {
-        l.guest_time_ms = 1500;
-        l.kill_grace_ms = 60_000;
+        l.guest_time = Duration::from_millis(1500);
+        l.kill_grace = Duration::from_secs(60);
     });
     let (_manager, mut ctx) =
         wasmproc_tests::harness::session(policy_with(&["sleep", "sh"], limits));
@@ -815,7 +818,7 @@ fn security_preadmission_refusals_audited_bad() {
         block_on(ctx.run(long))
             .unwrap_err()
             .to_string()
-            .contains("max_timeout_ms")
+            .contains("(max_timeout)")
     );
     let id = ctx
         .start(CommandSpec::new("true"), StartSpec::default())
@@ -833,7 +836,7 @@ fn security_preadmission_refusals_audited_bad() {
     };
     assert!(refused("run", "stdin"), "{events:#?}");
     assert!(refused("start", "buffer of"), "{events:#?}");
-    assert!(refused("run", "max_timeout_ms"), "{events:#?}");
+    assert!(refused("run", "(max_timeout)"), "{events:#?}");
     assert!(
         events
             .iter()

@@ -210,7 +210,7 @@ fn has_entry(dir: &Path) -> bool {
 fn run_spin_briefly(runtime: &Runtime, component: &wasmproc_host::Plugin) {
     let policy = Policy::builder()
         .limits(Limits {
-            guest_time_ms: 50,
+            guest_time: Duration::from_millis(50),
             ..Limits::default()
         })
         .build()
@@ -225,7 +225,7 @@ fn run_spin_briefly(runtime: &Runtime, component: &wasmproc_host::Plugin) {
         },
     );
     assert!(
-        matches!(outcome, Err(GuestError::TimeLimit(50))),
+        matches!(outcome, Err(GuestError::TimeLimit(t)) if t == Duration::from_millis(50)),
         "{outcome:?}"
     );
 }

@@ -308,7 +308,7 @@ stop_grace = "120s"
         Policy::builder()
             .control_daemon("stubborn")
             .limits(wasmproc_host::policy::Limits {
-                guest_time_ms: 3_000,
+                guest_time: Duration::from_secs(3),
                 ..wasmproc_host::policy::Limits::default()
             })
             .build()
@@ -347,7 +347,7 @@ stop_grace = "120s"
             assert_eq!(out.exit_code, 0, "{text}");
         }
         Err(e) => assert!(
-            matches!(e, wasmproc_host::GuestError::TimeLimit(3_000)),
+            matches!(e, wasmproc_host::GuestError::TimeLimit(t) if t == Duration::from_secs(3)),
             "{e}"
         ),
     }
