@@ -7,10 +7,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::OnceLock;
 use wasmproc_fuzz::input::CommandCase;
 use wasmproc_fuzz::{reference, toml_patterns};
-use wasmproc_host::Policy;
+use wasmproc_host::Admission;
 use wasmproc_host::policy::{CommandRequest, Operation, PolicyBuilder, PolicySpec};
 
 /// The argument patterns granted to `echo`.
@@ -26,7 +27,7 @@ fn echo_patterns() -> Vec<Vec<String>> {
 }
 
 struct Fixed {
-    policy: Policy,
+    admission: Admission,
     root: PathBuf,
     echo: PathBuf,
     true_: PathBuf,
@@ -58,7 +59,7 @@ fn fixed() -> &'static Fixed {
                 .expect("program")
         };
         Fixed {
-            policy,
+            admission: Admission::policy_only(Arc::new(policy)).expect("admitted"),
             echo: which("echo"),
             true_: which("true"),
             root,
@@ -82,7 +83,7 @@ fuzz_target!(|case: CommandCase| {
         env: &record.env,
         cwd: record.cwd.as_deref(),
     };
-    let Ok(approved) = f.policy.check(op, request) else {
+    let Ok(approved) = f.admission.approve(op, request) else {
         return;
     };
     // The program: granted, named by its grant name or a path to it.
@@ -91,7 +92,7 @@ fuzz_target!(|case: CommandCase| {
             || (record.program.starts_with('/')
                 && Path::new(&record.program).canonicalize().ok().as_deref() == Some(path))
     };
-    if approved.program == f.echo {
+    if approved.program() == f.echo {
         assert!(named("echo", &f.echo), "{record:?}");
         let patterns: Vec<_> = echo_patterns()
             .iter()
@@ -101,16 +102,16 @@ fuzz_target!(|case: CommandCase| {
             patterns.iter().any(|p| reference::matches(p, &record.args)),
             "arguments no pattern grants: {record:?}"
         );
-    } else if approved.program == f.true_ {
+    } else if approved.program() == f.true_ {
         assert!(named("true", &f.true_), "{record:?}");
         assert_eq!(op, Operation::Run, "`true` is granted for run only");
         assert!(record.args.is_empty(), "{record:?}");
     } else {
         panic!("an ungranted program was approved: {approved:?}");
     }
-    assert_eq!(approved.args, record.args);
+    assert_eq!(approved.args(), &record.args[..]);
     // Variables: only those asked for, and only granted names.
-    for (name, value) in &approved.env {
+    for (name, value) in approved.env() {
         assert!(name == "LANG" || name.starts_with("LC_"), "{approved:?}");
         assert!(
             record.env.iter().any(|(n, v)| n == name && v == value),
@@ -119,11 +120,15 @@ fuzz_target!(|case: CommandCase| {
     }
     // The working directory: none asked, the default (the first root);
     // else inside the root.
-    match (&record.cwd, &approved.cwd) {
-        (None, Some(dir)) => assert_eq!(dir, &f.root, "no cwd asked: the default"),
+    match (&record.cwd, approved.cwd()) {
+        (None, Some(dir)) => assert_eq!(dir, f.root, "no cwd asked: the default"),
         (Some(_), Some(dir)) => {
             assert!(dir.starts_with(&f.root), "{dir:?} is outside {root}");
-            assert_eq!(dir.canonicalize().ok().as_ref(), Some(dir), "not resolved");
+            assert_eq!(
+                dir.canonicalize().ok().as_deref(),
+                Some(dir),
+                "not resolved"
+            );
         }
         other => panic!("working directory {other:?}"),
     }

@@ -5,10 +5,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
 use wasmproc_fuzz::input::PatternCase;
 use wasmproc_fuzz::{reference, toml_patterns};
-use wasmproc_host::CallError;
 use wasmproc_host::policy::{CommandRequest, Operation, PolicyBuilder, PolicySpec};
+use wasmproc_host::{Admission, CallError};
 
 fuzz_target!(|case: PatternCase| {
     if case.args.iter().any(|a| a.contains('\0')) {
@@ -34,15 +35,17 @@ fuzz_target!(|case: PatternCase| {
         return;
     }
     let expected = patterns.iter().any(|p| reference::matches(p, &case.args));
-    let got = policy.check(
-        Operation::Run,
-        CommandRequest {
-            program: "echo",
-            args: &case.args,
-            env: &[],
-            cwd: None,
-        },
-    );
+    let got = Admission::policy_only(Arc::new(policy))
+        .expect("admitted")
+        .approve(
+            Operation::Run,
+            CommandRequest {
+                program: "echo",
+                args: &case.args,
+                env: &[],
+                cwd: None,
+            },
+        );
     match (expected, got) {
         (true, Ok(_)) | (false, Err(CallError::Denied(_))) => {}
         (expected, got) => panic!("the specification says {expected}, the policy {got:?}"),
