@@ -3,7 +3,7 @@
 //! A policy is deny-by-default. It grants programs (resolved to canonical
 //! absolute paths when it loads), argument patterns, environment variables,
 //! working-directory roots and limits. `Policy::check` turns a guest's
-//! request into an [`Approved`] command or a [`CallError`] naming what was
+//! request into an [`Approved`] command or a [`CallError`](crate::CallError) naming what was
 //! missing.
 
 mod access;

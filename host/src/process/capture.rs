@@ -1,4 +1,4 @@
-//! `run`: launch a child with its output captured, and wait for its end.
+//! `output`: a run to its end, its output captured.
 //!
 //! The output goes into capture buffers (the first bytes up to a cap are
 //! kept, the rest read and counted), so a child never blocks on a full pipe

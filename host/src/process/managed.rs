@@ -223,7 +223,7 @@ pub(crate) struct Spawned {
 }
 
 /// The monitor of one process, polled by its caller
-/// ([`Process::launch_here`]). Dropped before it has ended, it hands
+/// ([`Process::watch_here`]). Dropped before it has ended, it hands
 /// the process over to the core, which kills and reaps it: a cancelled
 /// call leaks nothing.
 pub(crate) struct MonitorHere {
@@ -269,7 +269,13 @@ impl Drop for MonitorHere {
     }
 }
 
-/// A process the host started and everything it keeps about it.
+/// A process the host started ([`ProcessManager::spawn`]) and everything
+/// it keeps about it: [`wait`](Self::wait) and [`try_wait`](Self::try_wait)
+/// for its end, [`stop`](Self::stop) by a [`StopPlan`], [`signal`](Self::signal),
+/// its streams ([`read`](Self::read), [`write`](Self::write),
+/// [`close_stdin`](Self::close_stdin)) and a [`snapshot`](Self::snapshot).
+///
+/// [`ProcessManager::spawn`]: crate::ProcessManager::spawn
 #[derive(Debug)]
 pub struct Process {
     facts: ProcessFacts,
@@ -294,7 +300,7 @@ pub struct Process {
 
 impl Process {
     /// Wraps a spawned child and starts its monitor on the process core.
-    pub(crate) fn launch(core: &tokio::runtime::Handle, spawned: Spawned) -> Arc<Self> {
+    pub(crate) fn watch_on_core(core: &tokio::runtime::Handle, spawned: Spawned) -> Arc<Self> {
         let (this, monitor) = Self::with_monitor(core, spawned);
         core.spawn(monitor);
         this
@@ -304,7 +310,7 @@ impl Process {
     /// own runtime, instead of the core's: a `run` on a thread that drives
     /// its own reactor is woken by the child's exit directly. Dropped before
     /// it ends, the monitor hands the process over to the core.
-    pub(crate) fn launch_here(
+    pub(crate) fn watch_here(
         core: &tokio::runtime::Handle,
         spawned: Spawned,
     ) -> (Arc<Self>, MonitorHere) {

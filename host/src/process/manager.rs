@@ -233,9 +233,27 @@ impl ProcessManager {
     /// deadline, the reap on exit): the one way the host starts a process
     /// that outlives the call, for a guest's `start` and the daemon
     /// supervisor alike. [`output`](Self::output) runs one to its end.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use wasmproc_host::policy::{CommandRequest, Operation};
+    /// use wasmproc_host::process::{Deadline, Spec, block_on};
+    /// use wasmproc_host::{Admission, Policy, ProcessManager};
+    ///
+    /// let policy = Policy::builder().allow_program("true").build()?;
+    /// // The host's own command: approved by the policy alone.
+    /// let admission = Admission::for_host(Arc::new(policy));
+    /// let request = CommandRequest { program: "true", args: &[], env: &[], cwd: None };
+    /// let approved = admission.approve(Operation::Start, request)?;
+    /// let manager = ProcessManager::builder().build();
+    /// let process = manager.spawn(Spec::new(&approved, manager.host_scope()))?;
+    /// let exit = block_on(process.wait(Deadline::after(Duration::from_secs(10))));
+    /// assert!(exit.is_some_and(|e| e.success()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spawn(&self, spec: Spec<'_>) -> Result<Arc<Process>, CallError> {
         let spawned = self.start(spec)?;
-        Ok(Process::launch(self.core.handle(), spawned))
+        Ok(Process::watch_on_core(self.core.handle(), spawned))
     }
 
     /// Starts the child (confined, in its own cgroup inside the spec's
@@ -312,10 +330,10 @@ impl ProcessManager {
     ) -> Result<(RunGuard<'_>, Option<MonitorHere>), CallError> {
         let spawned = self.start(spec)?;
         let (process, monitor) = if here {
-            let (process, monitor) = Process::launch_here(self.core.handle(), spawned);
+            let (process, monitor) = Process::watch_here(self.core.handle(), spawned);
             (process, Some(monitor))
         } else {
-            (Process::launch(self.core.handle(), spawned), None)
+            (Process::watch_on_core(self.core.handle(), spawned), None)
         };
         self.runs
             .lock()
