@@ -21,6 +21,24 @@ fuzz_target!(|case: PatternCase| {
     );
     let spec = PolicySpec::parse(&text).expect("the TOML written is valid");
     let built = PolicyBuilder::from_spec(spec).build();
+    // The path placeholders stand for the file system and the granted
+    // roots, which the specification does not model: a pattern that names
+    // one is left out, but one inside an operand-like element (not the
+    // whole element, not an option's value) must be refused when it loads.
+    let placeholder = |e: &String| e.contains("{path}") || e.contains("{paths}");
+    if case.patterns.iter().flatten().any(placeholder) {
+        let misplaced = case
+            .patterns
+            .iter()
+            .flatten()
+            .any(|e| placeholder(e) && !e.starts_with('-') && e != "{path}" && e != "{paths}");
+        assert!(
+            !misplaced || built.is_err(),
+            "a placeholder inside an element was loaded: {:?}",
+            case.patterns
+        );
+        return;
+    }
     let specified: Option<Vec<_>> = case.patterns.iter().map(|p| reference::parse(p)).collect();
     let (policy, patterns) = match (built, specified) {
         (Ok(policy), Some(patterns)) => (policy, patterns),

@@ -7,6 +7,9 @@
 //! without a manifest runs on the policy alone, unless the policy sets
 //! `require_manifest = true`.
 //!
+//! A layer above the policy, whose grant language it speaks: it may import
+//! the policy and the base, never the OS, process or session layers.
+//!
 //! ```toml
 //! version = 1
 //!

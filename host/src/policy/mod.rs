@@ -3,8 +3,12 @@
 //! A policy is deny-by-default. It grants programs (resolved to canonical
 //! absolute paths when it loads), argument patterns, environment variables,
 //! working-directory roots and limits. `Policy::check` turns a guest's
-//! request into an [`Approved`] command or a [`CallError`](crate::CallError) naming what was
-//! missing.
+//! request into an [`Approved`] command or a [`CallError`](crate::CallError)
+//! naming what was missing.
+//!
+//! The lowest layer above the base: data and pure checks, and the machine
+//! facts a limit needs when it loads. It may import only the base
+//! (`error`, `deadline`, `sys`), never the manifest or anything above.
 
 mod access;
 mod args;
