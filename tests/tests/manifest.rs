@@ -633,3 +633,34 @@ fn manifest_sdk_macro_good() {
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn manifest_file_renamed_over_after_load_ugly() {
+    // A plugin loaded, then another component renamed over its path (as a
+    // local user with write access to the directory could): the plugin
+    // keeps the manifest of the file it was compiled from, and a policy
+    // pinned to that file's digest still admits it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plugin.wasm");
+    std::fs::copy(manifested_probe(), &path).unwrap();
+    let original = manifest::ComponentDigest::of_file(&path).unwrap();
+    let runtime = harness::own_runtime(RuntimeConfig::default());
+    let plugin = runtime.load(&path).expect("load");
+    let other = dir.path().join("other.wasm");
+    std::fs::copy(guests::HELLO, &other).unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    assert!(
+        Manifest::from_file(&path).unwrap().is_none(),
+        "the file now at the path carries no manifest"
+    );
+    assert!(
+        plugin.manifest().is_some(),
+        "the manifest is the compiled file's"
+    );
+    let policy_file = dir.path().join("policy.toml");
+    std::fs::write(&policy_file, format!("component_digest = \"{original}\"\n")).unwrap();
+    let pinned = Arc::new(Policy::from_file(&policy_file).unwrap());
+    plugin
+        .admit(pinned, false)
+        .expect("pinned to the compiled file, whatever is at the path now");
+}

@@ -4,6 +4,7 @@
 use crate::manifest::{Manifest, ManifestError};
 use crate::policy::{ComponentDigest, Policy};
 use crate::session::admission::Admission;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use wasmtime::component::Component;
@@ -16,6 +17,9 @@ pub struct Plugin {
     component: Component,
     manifest: Option<Arc<Manifest>>,
     path: Arc<PathBuf>,
+    /// The file it was compiled from, when the runtime loaded it: the
+    /// digest is computed from it, not from the path opened again.
+    file: Option<Arc<File>>,
     /// The component file's digest, computed the first time a policy
     /// pinned to one asks.
     digest: Arc<OnceLock<ComponentDigest>>,
@@ -39,6 +43,30 @@ impl Plugin {
             component,
             manifest: Manifest::from_file(path)?.map(Arc::new),
             path: Arc::new(path.to_path_buf()),
+            file: None,
+            digest: Arc::default(),
+        })
+    }
+
+    /// A component compiled from `file` (opened at `path`), with the
+    /// manifest read from that same open file.
+    pub(crate) fn from_open_file(
+        component: Component,
+        path: &Path,
+        file: File,
+    ) -> Result<Self, ManifestError> {
+        let io = |source| ManifestError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = crate::embed::cache::read_whole(&file).map_err(io)?;
+        let manifest = Manifest::from_component(&path.display().to_string(), &bytes)?;
+        Ok(Self {
+            component,
+            manifest: manifest.map(Arc::new),
+            path: Arc::new(path.to_path_buf()),
+            file: Some(Arc::new(file)),
             digest: Arc::default(),
         })
     }
@@ -69,7 +97,12 @@ impl Plugin {
             || match self.digest.get() {
                 Some(digest) => Ok(digest.clone()),
                 None => {
-                    let digest = ComponentDigest::of_file(&self.path)?;
+                    let digest = match &self.file {
+                        Some(file) => {
+                            ComponentDigest::of_bytes(&crate::embed::cache::read_whole(file)?)
+                        }
+                        None => ComponentDigest::of_file(&self.path)?,
+                    };
                     Ok(self.digest.get_or_init(|| digest).clone())
                 }
             },

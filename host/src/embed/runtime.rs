@@ -515,7 +515,12 @@ impl<T: Send + 'static> Runtime<T> {
             crate::embed::CompileError::Compile(e) => not_component(&format!("{e:#}")),
         })?;
         let (component, status) = compiled;
-        let plugin = Plugin::new(component, path).map_err(|e| GuestError::Manifest(Box::new(e)))?;
+        // The manifest, and the digest a pinned policy asks for, come from
+        // the file this component was compiled from, not from the path
+        // opened again: a file renamed over it in between cannot lend the
+        // running component another manifest or another digest.
+        let plugin = Plugin::from_open_file(component, path, file)
+            .map_err(|e| GuestError::Manifest(Box::new(e)))?;
         Ok((plugin, status))
     }
 

@@ -560,7 +560,7 @@ pub(crate) fn compile(
 }
 
 /// The whole file, read from its start through the descriptor.
-fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
     let mut reader = file;
     reader.seek(SeekFrom::Start(0))?;
     let mut bytes = Vec::with_capacity(file.metadata()?.len() as usize);
