@@ -146,7 +146,6 @@ pub(crate) struct Hierarchy {
 impl Hierarchy {
     /// Creates this manager's subtree, if the host has cgroups.
     pub(crate) fn new() -> Self {
-        static MANAGERS: AtomicU64 = AtomicU64::new(0);
         let none = Self {
             root: None,
             controllers: Vec::new(),
@@ -158,15 +157,17 @@ impl Hierarchy {
         else {
             return none;
         };
-        let n = MANAGERS.fetch_add(1, Ordering::Relaxed);
-        let root = base.join(format!("{SUBTREE_PREFIX}{}-{n}", std::process::id()));
-        match make(&root, controllers, &[]) {
-            Ok(()) => Self {
+        static MANAGERS: AtomicU64 = AtomicU64::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        // Before this process's first root exists: see `sweep_leftovers`.
+        SWEPT.call_once(|| sweep_leftovers(base));
+        match make_root(base, controllers, &MANAGERS) {
+            Ok(root) => Self {
                 root: Some(root),
                 controllers: controllers.clone(),
                 next: AtomicU64::new(0),
             },
-            Err(e) => {
+            Err((root, e)) => {
                 tracing::warn!(cgroup = %root.display(), error = %e, "cannot create the host's cgroup: children are contained by process groups only");
                 none
             }
@@ -200,12 +201,78 @@ impl Hierarchy {
         }
     }
 
-    /// Kills everything in the subtree and removes it.
-    pub(crate) fn remove(&self) {
+    /// Kills everything in the subtree and removes it: at once where
+    /// nothing is left in it, else on a thread of its own once the killed
+    /// processes have left.
+    pub(crate) fn remove_soon(&self) {
         if let Some(root) = &self.root {
-            kill_and_remove(root);
+            kill_and_remove_soon(root.clone());
         }
     }
+}
+
+/// How many names [`make_root`] tries before it gives up.
+const ROOT_ATTEMPTS: usize = 8;
+
+/// Makes a manager's root, `wasmproc-<host pid>-<n>` under `base` with the
+/// next `n` of `counter`, with `controllers` enabled below it; on failure,
+/// the path it last tried.
+///
+/// This host never uses an `n` twice, so a name that is taken already is a
+/// leftover: of an earlier host that had this pid and died before its
+/// subtree was removed (SIGKILL, with its watchdog killed too). The first
+/// manager of the process removes such leftovers ([`sweep_leftovers`]);
+/// one still there (a process still in it) is passed over for the next `n`.
+fn make_root(
+    base: &Path,
+    controllers: &[String],
+    counter: &AtomicU64,
+) -> Result<PathBuf, (PathBuf, io::Error)> {
+    let mut attempt = 1;
+    loop {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let root = base.join(format!("{SUBTREE_PREFIX}{}-{n}", std::process::id()));
+        match make(&root, controllers, &[]) {
+            Ok(()) => return Ok(root),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < ROOT_ATTEMPTS => {
+                tracing::debug!(cgroup = %root.display(), "a leftover cgroup has this name: the next is tried");
+                attempt += 1;
+            }
+            Err(e) => return Err((root, e)),
+        }
+    }
+}
+
+/// Removes the empty leftovers of hosts that are gone from `base`: the
+/// subtrees named `wasmproc-<pid>-<n>` whose pid is this process's (none
+/// of its managers exists yet when this runs) or no process's. Nothing is
+/// killed: a cgroup that still holds a process is left where it is (its
+/// removal fails, EBUSY), as is everything below it.
+fn sweep_leftovers(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    let own = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(leftover_pid) else {
+            continue;
+        };
+        let gone = pid == own
+            || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+                == Err(Errno::ESRCH);
+        if gone && let Err(e) = remove_tree_by(&entry.path(), Instant::now()) {
+            tracing::debug!(cgroup = %entry.path().display(), error = %e, "a leftover cgroup is not empty: left in place");
+        }
+    }
+}
+
+/// The host pid in a manager root's name (`wasmproc-<pid>-<n>`), if `name`
+/// is one.
+fn leftover_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix(SUBTREE_PREFIX)?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse::<u32>().ok().filter(|&pid| pid > 0)
 }
 
 /// One guest session's (or daemon's) cgroup and confinement. Dropping it
@@ -600,13 +667,123 @@ impl std::ops::Deref for TestScope {
 impl Drop for TestScope {
     fn drop(&mut self) {
         self.scope.take();
-        self.hierarchy.remove();
+        if let Some(root) = self.hierarchy.root() {
+            kill_and_remove(root);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cgroup of this test's own under the host's, to stand for `base`;
+    /// removed with everything below it when dropped.
+    struct TestBase(PathBuf);
+
+    impl TestBase {
+        fn new(name: &str) -> Self {
+            let Containment::Cgroup { base, .. } = Containment::detect() else {
+                panic!("this test needs cgroup v2 containment (root, cgroup2)");
+            };
+            let dir = base.join(format!(
+                "{SUBTREE_PREFIX}test-{name}-{}",
+                std::process::id()
+            ));
+            fs::create_dir(&dir).unwrap();
+            Self(dir)
+        }
+
+        /// Makes `path` (and its parents) below the base.
+        fn make(&self, path: &str) -> PathBuf {
+            let dir = self.0.join(path);
+            fs::create_dir_all(&dir).unwrap();
+            dir
+        }
+    }
+
+    impl Drop for TestBase {
+        fn drop(&mut self) {
+            kill_and_remove(&self.0);
+        }
+    }
+
+    #[test]
+    fn cgroup_root_names_parsed_good() {
+        assert_eq!(leftover_pid("wasmproc-123-0"), Some(123));
+        assert_eq!(leftover_pid("wasmproc-123-17"), Some(123));
+        assert_eq!(leftover_pid("wasmproc-host"), None);
+        assert_eq!(leftover_pid("wasmproc-probe-123"), None);
+        assert_eq!(leftover_pid("wasmproc-test-sweep-123"), None);
+        assert_eq!(leftover_pid("wasmproc-0-1"), None);
+        assert_eq!(leftover_pid("wasmproc-123-"), None);
+        assert_eq!(leftover_pid("other-123-0"), None);
+    }
+
+    /// A host that died without removing its subtree (SIGKILL, its watchdog
+    /// killed too) leaves it behind: the next host removes it where no
+    /// process is in it, and touches nothing of a host still running.
+    #[test]
+    fn cgroup_leftovers_of_gone_hosts_swept_good() {
+        let base = TestBase::new("sweep");
+        // A pid no process has: the highest the kernel hands out.
+        let pid_max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = pid_max - 1;
+        assert_eq!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(gone as i32), None),
+            Err(Errno::ESRCH),
+            "pid {gone} must be free for this test"
+        );
+        let leftover = base.0.join(format!("{SUBTREE_PREFIX}{gone}-3"));
+        base.make(&format!("{SUBTREE_PREFIX}{gone}-3/guest-0/p-1"));
+        let own = base
+            .0
+            .join(format!("{SUBTREE_PREFIX}{}-0", std::process::id()));
+        base.make(&format!("{SUBTREE_PREFIX}{}-0/guest-0", std::process::id()));
+        let running = base.make(&format!("{SUBTREE_PREFIX}1-0/guest-0"));
+        let unrelated = base.make("somebody-else");
+        sweep_leftovers(&base.0);
+        assert!(!leftover.exists(), "a gone host's subtree is removed");
+        assert!(!own.exists(), "an earlier host with this pid is gone too");
+        assert!(
+            running.is_dir(),
+            "the subtree of a running host (pid 1) is kept"
+        );
+        assert!(
+            unrelated.is_dir(),
+            "cgroups not named as a host's root are kept"
+        );
+    }
+
+    /// A leftover with the very name a new root would take does not cost
+    /// the host its cgroups: the next name is taken.
+    #[test]
+    fn cgroup_root_name_taken_next_used_good() {
+        let base = TestBase::new("taken");
+        let own = std::process::id();
+        for n in 0..3 {
+            base.make(&format!("{SUBTREE_PREFIX}{own}-{n}"));
+        }
+        let counter = AtomicU64::new(0);
+        let root = make_root(&base.0, &[], &counter).unwrap();
+        assert_eq!(root, base.0.join(format!("{SUBTREE_PREFIX}{own}-3")));
+        assert!(root.join("cgroup.kill").exists(), "a cgroup was made");
+
+        for n in 4..4 + ROOT_ATTEMPTS as u64 {
+            base.make(&format!("{SUBTREE_PREFIX}{own}-{n}"));
+        }
+        let (tried, e) = make_root(&base.0, &[], &counter).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            tried,
+            base.0
+                .join(format!("{SUBTREE_PREFIX}{own}-{}", 3 + ROOT_ATTEMPTS))
+        );
+    }
 
     fn process_cgroup(scope: &Scope) -> ProcessCgroup {
         scope

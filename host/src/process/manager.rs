@@ -418,7 +418,9 @@ impl ProcessManager {
 impl Drop for ProcessManager {
     /// Kills whatever still runs at once (`cgroup.kill` of the manager's
     /// subtree, SIGKILL to each group) without waiting; the subtree is
-    /// removed on a thread of its own once the killed processes left it.
+    /// removed at once where nothing is left in it, else on a thread of its
+    /// own once the killed processes have left (or by the watchdog, where
+    /// there is one, if the host exits first).
     fn drop(&mut self) {
         for p in self.registry.take_all() {
             p.discard();
@@ -430,13 +432,7 @@ impl Drop for ProcessManager {
         reaper().kill_orphans();
         reaper().reap_orphans();
         self.watchdog.stop();
-        let cgroups = Arc::clone(&self.cgroups);
-        let removal = std::thread::Builder::new()
-            .name("wasmproc-cgroup-removal".into())
-            .spawn(move || cgroups.remove());
-        if let Err(e) = removal {
-            tracing::warn!(error = %e, "cannot remove the manager's cgroups");
-        }
+        self.cgroups.remove_soon();
     }
 }
 

@@ -159,6 +159,53 @@ fn contain_setsid_escapee_host_sigkill_ugly() {
     );
 }
 
+/// However the CLI ends (a compile, a guest run to its end, a guest that
+/// leaves a background tree running, a component that cannot be read),
+/// its cgroup subtree is gone after it: a leftover would hold a name a
+/// later host with the same pid wants.
+#[test]
+fn contain_cli_exit_leaves_no_cgroup_good() {
+    require_cgroups();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = unique_marker("contain_cli_exit");
+    let left_running = json!([
+        {"op": "start", "program": "sh", "args": ["-c", escapee_script("300")],
+         "env": [[MARKER_VAR, marker]]},
+    ]);
+    let missing = dir.path().join("missing.wasm");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(cli_path())
+            .args(args)
+            .env("WASMPROC_CACHE_DIR", dir.path().join("cache"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the wasmproc CLI")
+    };
+    let cases = [
+        ("compile", cli(&["compile", guests::HELLO])),
+        ("run", cli(&["run", guests::HELLO])),
+        (
+            "run, a background tree left",
+            spawn_cli_probe(&["sh"], &left_running),
+        ),
+        (
+            "run, unreadable component",
+            cli(&["run", missing.to_str().unwrap()]),
+        ),
+    ];
+    for (case, mut cli) in cases {
+        let pid = cli.id();
+        cli.wait().unwrap();
+        assert!(
+            eventually(LIMIT, || host_subtrees(pid).is_empty()),
+            "{case}: cgroups left behind: {:?}",
+            host_subtrees(pid)
+        );
+    }
+    assert!(gone(&marker), "the background tree outlived the CLI");
+}
+
 /// The cgroup subtrees a host process made under the cgroup base.
 fn host_subtrees(pid: u32) -> Vec<PathBuf> {
     let Containment::Cgroup { base, .. } = Containment::detect() else {
