@@ -93,17 +93,19 @@ pub(crate) fn manifest(command: ManifestCommand) -> i32 {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file}.{}.tmp", std::process::id()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
-        .and_then(|()| std::fs::rename(&tmp, &target))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", target.display())
-        });
+    // A temp file of a random name: a leftover of a crash is never in the
+    // way, and a link planted beside the target is never written through.
+    let written = tempfile::Builder::new()
+        .prefix(&format!(".{file}."))
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .and_then(|mut tmp| {
+            std::io::Write::write_all(&mut tmp, &bytes)?;
+            tmp.persist(&target).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .map_err(|e| format!("cannot write {}: {e}", target.display()));
     match written {
         Ok(()) => {
             println!(

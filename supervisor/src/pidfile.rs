@@ -8,9 +8,9 @@
 //! Ownership is an exclusive `flock` on the sibling `NAME.pid.lock`, held for
 //! as long as the process the file names runs. The lock file is never
 //! replaced, so every host locks the same inode; the PID file itself is
-//! written to `NAME.pid.tmp`, fsynced and renamed over, so a reader sees the
-//! old content or the new, never half of it, and a crash mid-write leaves at
-//! most a temp file that the next owner overwrites.
+//! written to a temp file beside it, fsynced and renamed over, so a reader
+//! sees the old content or the new, never half of it, and a crash mid-write
+//! leaves at most a temp file that the next owner removes.
 //!
 //! The PID file, its temp file and its lock are mode 0600: `flock` works on
 //! a read-only fd, so a lock file others can open is a lock others can
@@ -170,6 +170,7 @@ impl PidFile {
                 continue;
             }
             drop(exposed_lock);
+            remove_leftover_temps(&dir, &name);
             let previous = classify(&dir, &name);
             return Ok(Self {
                 path: path.to_path_buf(),
@@ -198,11 +199,9 @@ impl PidFile {
     /// directory.
     pub fn write(&self, id: &ProcessIdentity) -> Result<(), PidFileError> {
         let text = format!("{}\n{}\n{}\n", id.pid, id.start_time, id.boot_id);
-        let tmp = format!("{}.tmp", self.name);
         wasmproc_host::os::atomic_file::replace_at(
             self.dir.fd(),
             &self.name,
-            &tmp,
             &[text.as_bytes()],
             PRIVATE_MODE,
         )
@@ -218,6 +217,18 @@ impl PidFile {
     pub fn release(self) {
         self.clear();
         drop(self.lock);
+    }
+}
+
+/// Removes the temp files a crashed writer of `name` left: whoever holds
+/// the lock is its only writer, so every one is a leftover (`NAME.tmp` is
+/// the name older hosts used).
+fn remove_leftover_temps(dir: &PrivateDir, name: &str) {
+    let legacy = format!("{name}.tmp");
+    for file in dir.names().unwrap_or_default() {
+        if file == legacy || wasmproc_host::os::atomic_file::is_temp_of(&file, name) {
+            let _ = dir.remove(&file);
+        }
     }
 }
 

@@ -187,14 +187,7 @@ impl PrivateDir {
     /// (a temp file renamed over it): whoever holds the old file open keeps
     /// only the old inode.
     pub fn replace_empty(&self, name: &str, mode: u32) -> io::Result<()> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let tmp = format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        wasmproc_host::os::atomic_file::replace_at(self.fd(), name, &tmp, &[], mode)
+        wasmproc_host::os::atomic_file::replace_at(self.fd(), name, &[], mode)
     }
 
     /// Opens `name` relative to the directory's fd; a link is refused.

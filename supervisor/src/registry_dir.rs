@@ -113,9 +113,7 @@ impl RegistryDir {
     pub fn register(&self, entry: &RegistryEntry) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
         let name = Self::file(entry.kind, &entry.name);
-        // Unique per writer, and starting with `.` so `prune` knows it.
-        let tmp = format!(".{name}.{}.tmp", std::process::id());
-        wasmproc_host::os::atomic_file::replace_at(self.dir.fd(), &name, &tmp, &[&bytes], 0o600)
+        wasmproc_host::os::atomic_file::replace_at(self.dir.fd(), &name, &[&bytes], 0o600)
     }
 
     /// Removes an entry, but only if it still describes `process` (another
@@ -168,8 +166,11 @@ impl RegistryDir {
         let mut pruned = Vec::new();
         for name in self.names() {
             if name.starts_with('.') && name.ends_with(".tmp") {
-                // A crash mid-write; its writer is gone if it is not us.
-                let _ = self.dir.remove(&name);
+                // A crash mid-write, unless its writer still runs (another
+                // host, or a thread of this one, mid-write).
+                if temp_writer_gone(&name) {
+                    let _ = self.dir.remove(&name);
+                }
                 continue;
             }
             if !name.ends_with(".json") {
@@ -296,6 +297,19 @@ pub enum NoProof {
     },
 }
 
+/// Whether the writer of the temp file `name` is gone: its pid (in the
+/// name) is no process's, or the name is not of the form a writer uses now.
+fn temp_writer_gone(name: &str) -> bool {
+    match wasmproc_host::os::atomic_file::temp_owner(name) {
+        None => true,
+        Some(pid) if pid == std::process::id() => false,
+        Some(pid) => {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+                == Err(nix::errno::Errno::ESRCH)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,14 +371,22 @@ mod tests {
             .expect("register");
         std::fs::write(reg.path().join("daemon.garbage.json"), "{not json").expect("write");
         std::fs::write(reg.path().join(".daemon.x.json.1.tmp"), "{\"half").expect("write");
+        // A temp file of a writer still running (pid 1) is not a leftover.
+        let writing = ".daemon.y.json.1.0123456789ab.tmp";
+        std::fs::write(reg.path().join(writing), "{\"ha").expect("write");
         let (live, pruned) = reg.prune();
         assert!(live.is_empty());
         assert_eq!(pruned.len(), 2, "{pruned:?}");
+        let left: Vec<String> = std::fs::read_dir(reg.path())
+            .expect("dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
-            std::fs::read_dir(reg.path()).expect("dir").count(),
-            0,
-            "temp file removed too"
+            left,
+            [writing],
+            "a crash's temp file removed too, a live writer's kept"
         );
+        std::fs::remove_file(reg.path().join(writing)).expect("remove");
         // Unregistering someone else's entry leaves it alone.
         reg.register(&entry(EntryKind::Host, "h", me.clone(), me.clone()))
             .expect("register");

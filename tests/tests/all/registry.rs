@@ -66,15 +66,16 @@ fn registry_dir_world_writable_bad() {
 
 #[test]
 fn registry_entry_symlink_ugly() {
-    // Links planted at an entry's name and at its temp file's name are
-    // never followed: the file they point at is neither truncated nor read.
+    // Links planted at an entry's name and at a name of the form its temp
+    // files take are never followed: the file they point at is neither
+    // truncated nor read.
     let base = tempfile::tempdir().unwrap();
     let reg = private(base.path());
     let victim = base.path().join("victim");
     let me = ProcessIdentity::current();
     let planted = serde_json::to_string(&entry(EntryKind::Host, "planted", me.clone())).unwrap();
     std::fs::write(&victim, &planted).unwrap();
-    let tmp = format!(".host.h.json.{}.tmp", std::process::id());
+    let tmp = format!(".host.h.json.{}.000000000000.tmp", std::process::id());
     std::os::unix::fs::symlink(&victim, reg.path().join(&tmp)).unwrap();
     std::os::unix::fs::symlink(&victim, reg.path().join("host.h.json")).unwrap();
     std::os::unix::fs::symlink(&victim, reg.path().join("host.planted.json")).unwrap();

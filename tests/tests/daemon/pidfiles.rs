@@ -167,17 +167,27 @@ fn pidfile_two_hosts_race_ugly() {
 #[test]
 fn pidfile_crash_mid_write_ugly() {
     // A crash mid-write leaves a half temp file beside a half-written PID
-    // file (from a writer that did not rename): both are recognised.
+    // file (from a writer that did not rename): both are recognised. The
+    // next owner removes the temp files, of this host's naming and of the
+    // older one, and no other file.
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("d.pid");
     std::fs::write(dir.path().join("d.pid.tmp"), "12").expect("write");
+    let leftover = dir.path().join(".d.pid.4242.0123456789ab.tmp");
+    let other = dir.path().join(".e.pid.4242.0123456789ab.tmp");
+    std::fs::write(&leftover, "1").expect("write");
+    std::fs::write(&other, "1").expect("write");
     std::fs::write(&path, "12").expect("write");
     assert!(matches!(pidfile::inspect(&path), Existing::Corrupt(_)));
     let f = daemon_with_pidfile("pid-crash", &path, "on-failure");
     assert_pidfile_replaced(&f, &path);
     assert!(
-        !dir.path().join("d.pid.tmp").exists(),
-        "the temp file was overwritten and renamed"
+        !dir.path().join("d.pid.tmp").exists() && !leftover.exists(),
+        "the leftover temp files were removed"
+    );
+    assert!(
+        other.exists(),
+        "another PID file's temp file is not this owner's"
     );
 }
 

@@ -6,7 +6,6 @@ use std::fs;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::time::SystemTime;
 
 /// Writes `parts` to `dir/name` atomically through the shared helper
 /// ([`crate::os::atomic_file`]): a hidden temporary file in the same directory
@@ -20,11 +19,6 @@ pub(crate) fn write_atomically(
     durable: bool,
 ) -> std::io::Result<()> {
     use crate::os::atomic_file::{Durability, replace_at_with};
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let temp = format!(".{name}.{}.{nanos}.tmp", std::process::id());
     let dir_fd = nix::fcntl::open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -35,7 +29,7 @@ pub(crate) fn write_atomically(
     } else {
         Durability::Unsynced
     };
-    replace_at_with(dir_fd.as_fd(), name, &temp, parts, 0o600, durability)
+    replace_at_with(dir_fd.as_fd(), name, parts, 0o600, durability)
 }
 
 /// Why a cache directory or entry is not trusted to hold machine code.
