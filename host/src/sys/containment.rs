@@ -201,10 +201,17 @@ fn detect_cgroup() -> Result<Containment, Unavailable> {
         })?;
     let mut base = mount.join(relative.trim_start_matches('/'));
     let probe = base.join(format!("{SUBTREE_PREFIX}probe-{}", std::process::id()));
-    fs::create_dir(&probe).map_err(|source| Unavailable::Create {
-        base: base.clone(),
-        source,
-    })?;
+    // One there already is a leftover of a host with this pid that died
+    // mid-probe: it serves as well.
+    match fs::create_dir(&probe) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(Unavailable::Create {
+                base: base.clone(),
+                source: e,
+            });
+        }
+        _ => {}
+    }
     let has_kill = probe.join("cgroup.kill").exists();
     let _ = fs::remove_dir(&probe);
     if !has_kill {
@@ -320,6 +327,25 @@ pub(crate) fn enable(dir: &Path, controllers: &[&str]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A probe cgroup left by a host with this pid that died mid-probe
+    /// does not cost this one its containment.
+    #[test]
+    fn cgroup_probe_leftover_ugly() {
+        let Containment::Cgroup { base, .. } = Containment::detect() else {
+            panic!("this test needs cgroup v2 containment (root, cgroup2)");
+        };
+        let probe = base.join(format!("{SUBTREE_PREFIX}probe-{}", std::process::id()));
+        fs::create_dir(&probe).unwrap();
+        let detected = detect_cgroup();
+        let left = probe.exists();
+        let _ = fs::remove_dir(&probe);
+        assert!(
+            matches!(detected, Ok(Containment::Cgroup { .. })),
+            "{detected:?}"
+        );
+        assert!(!left, "the probe is removed");
+    }
 
     #[test]
     fn cgroup_mountinfo_parse_good() {
