@@ -9,7 +9,7 @@ use crate::embed::guest_limits::GuestLimiter;
 use crate::embed::plugin::Plugin;
 use crate::embed::pool::{GuestSlot, GuestSlots, InstancePool};
 use crate::error::{LinkError, RuntimeError};
-use crate::policy::Policy;
+use crate::policy::{ComponentDigest, Policy};
 use crate::process::manager::HostEffects;
 use crate::process::manager::ProcessManager;
 use crate::session::ctx::ProcessCtx;
@@ -514,14 +514,15 @@ impl<T: Send + 'static> Runtime<T> {
             crate::embed::CompileError::Read(io) => read_error(io),
             crate::embed::CompileError::Compile(e) => not_component(&format!("{e:#}")),
         })?;
-        let (component, status) = compiled;
-        // The manifest, and the digest a pinned policy asks for, come from
-        // the file this component was compiled from, not from the path
-        // opened again: a file renamed over it in between cannot lend the
-        // running component another manifest or another digest.
-        let plugin = Plugin::from_open_file(component, path, file)
+        // The digest a pinned policy asks for is that of the bytes compiled,
+        // and the manifest comes from the file they were read from, checked
+        // to hold those bytes still: neither a file renamed over the path
+        // nor one rewritten in place can lend the running component another
+        // manifest or another digest.
+        let digest = ComponentDigest::from_hash(compiled.source);
+        let plugin = Plugin::from_open_file(compiled.component, path, file, digest)
             .map_err(|e| GuestError::Manifest(Box::new(e)))?;
-        Ok((plugin, status))
+        Ok((plugin, compiled.status))
     }
 
     /// Resolves and type-checks a component's imports against this

@@ -17,6 +17,11 @@ impl ComponentDigest {
         Self(blake3::hash(bytes))
     }
 
+    /// The digest whose BLAKE3 hash is `hash`.
+    pub(crate) fn from_hash(hash: [u8; 32]) -> Self {
+        Self(blake3::Hash::from_bytes(hash))
+    }
+
     /// The digest of a component file.
     pub fn of_file(path: &Path) -> std::io::Result<Self> {
         std::fs::read(path).map(|b| Self::of_bytes(&b))

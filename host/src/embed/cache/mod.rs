@@ -288,6 +288,7 @@ impl ComponentCache {
             baseline: None,
         };
         self.load_file_tiered(&tiers, file, path, progress)
+            .map(|(component, status, _)| (component, status))
     }
 
     /// [`Self::load_file`] with `auto`'s tiers: the primary engine's entry
@@ -300,7 +301,7 @@ impl ComponentCache {
         file: &File,
         path: &Path,
         progress: Option<&dyn CompileProgress>,
-    ) -> Result<(Component, CacheStatus), CompileError> {
+    ) -> Result<(Component, CacheStatus, [u8; 32]), CompileError> {
         let engine = tiers.primary;
         let identity = FileIdentity::of(&file.metadata()?);
         let index_name = format!(
@@ -313,7 +314,7 @@ impl ComponentCache {
         );
         let indexed = record::read(&self.dir.join(&index_name), INDEX_LEN)
             .filter(|payload| payload[..IDENTITY_LEN] == identity.encode());
-        let (len, digest, mut bytes) = match indexed {
+        let (len, mut digest, mut bytes) = match indexed {
             Some(payload) => {
                 let len = u64::from_le_bytes(
                     payload[IDENTITY_LEN..IDENTITY_LEN + 8]
@@ -342,16 +343,22 @@ impl ComponentCache {
             }
         };
         let status = match self.lookup(engine, &key_of_digest(engine, len, &digest)) {
-            Lookup::Hit(loaded) => return Ok((loaded, CacheStatus::Hit)),
+            Lookup::Hit(loaded) => return Ok((loaded, CacheStatus::Hit, digest)),
             Lookup::Missing => CacheStatus::Miss,
             Lookup::Rejected => CacheStatus::Replaced,
         };
         let bytes = match bytes.take() {
             Some(bytes) => bytes,
-            None => read_whole(file)?,
+            None => {
+                let bytes = read_whole(file)?;
+                digest = *blake3::hash(&bytes).as_bytes();
+                bytes
+            }
         };
-        // Entries are named by the bytes compiled, read just now.
-        let key = key(engine, &bytes);
+        // Entries are named by the bytes compiled, read just now, and so
+        // is the digest returned.
+        let len = bytes.len() as u64;
+        let key = key_of_digest(engine, len, &digest);
         if let Some(baseline) = &tiers.baseline
             && let Some(winch) = (baseline.engine)()
         {
@@ -361,7 +368,7 @@ impl ComponentCache {
                 Lookup::Missing | Lookup::Rejected => (
                     self.compile_and_store(
                         &winch,
-                        &self::key(&winch, &bytes),
+                        &base_key,
                         &bytes,
                         progress.map(|p| (p, path, Tier::Baseline)),
                     ),
@@ -382,7 +389,7 @@ impl ComponentCache {
                         // abandoned again.
                         announce_abandon: status != CacheStatus::Hit,
                     });
-                    return Ok((component, status));
+                    return Ok((component, status, digest));
                 }
                 Err(CompileError::Compile(e)) => note_baseline_refused(path, &e),
                 Err(e) => return Err(e),
@@ -394,7 +401,7 @@ impl ComponentCache {
             &bytes,
             progress.map(|p| (p, path, tiers.primary_tier)),
         )?;
-        Ok((compiled, status))
+        Ok((compiled, status, digest))
     }
 
     /// The entry for `key`, verified (or stamped at its current identity)
@@ -526,6 +533,18 @@ fn note_baseline_refused(path: &Path, error: &wasmtime::Error) {
     }
 }
 
+/// A component compiled from a file, and what it was compiled from.
+pub(crate) struct Compiled {
+    /// The compiled component.
+    pub component: Component,
+    /// What the cache found, if a cache was used.
+    pub status: Option<CacheStatus>,
+    /// The BLAKE3 hash of the bytes this component was compiled from (on a
+    /// cache hit, of the bytes its entry was compiled from): the file's
+    /// digest a pinned policy is checked against.
+    pub source: [u8; 32],
+}
+
 /// Compiles the component in `file`, through the cache when one is
 /// configured (the status says what the cache found). An unusable cache
 /// directory is logged and the component compiled without it.
@@ -535,22 +554,31 @@ pub(crate) fn compile(
     file: &File,
     path: &Path,
     progress: Option<&dyn CompileProgress>,
-) -> Result<(Component, Option<CacheStatus>), CompileError> {
+) -> Result<Compiled, CompileError> {
     let uncached = || -> Result<_, CompileError> {
         let bytes = read_whole(file)?;
         let progress = progress.map(|p| (p, path, tiers.primary_tier));
-        let compiled = compile_reporting(tiers.primary, &bytes, progress, false)
+        let component = compile_reporting(tiers.primary, &bytes, progress, false)
             .map_err(CompileError::Compile)?;
-        Ok((compiled, None))
+        Ok(Compiled {
+            component,
+            status: None,
+            source: *blake3::hash(&bytes).as_bytes(),
+        })
     };
     let Some(config) = cache else {
         return uncached();
     };
     match ComponentCache::open(config) {
         Ok(cache) => {
-            let (component, status) = cache.load_file_tiered(tiers, file, path, progress)?;
+            let (component, status, source) =
+                cache.load_file_tiered(tiers, file, path, progress)?;
             tracing::debug!(?status, dir = %cache.dir().display(), "compiled-component cache");
-            Ok((component, Some(status)))
+            Ok(Compiled {
+                component,
+                status: Some(status),
+                source,
+            })
         }
         Err(e) => {
             tracing::warn!("compiling without the cache: {e}");
