@@ -917,3 +917,50 @@ fn resource_table(limits: &crate::policy::Limits) -> ResourceTable {
     table.set_max_capacity(limits.guest_resources as usize);
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    /// The host's children, by pid, from `/proc/self/task/*/children`.
+    fn children() -> Vec<u32> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
+    }
+
+    /// An embedder that asks for nothing gets a runtime that leaves its
+    /// process alone: not a subreaper, its fd limit as it was, and no
+    /// watchdog child (each is [`HostEffects`], off by default).
+    #[test]
+    fn runtime_default_has_no_host_effects_good() {
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        // A soft limit below the hard one, as the raise would change it.
+        let lowered = soft.min(hard.saturating_sub(1));
+        setrlimit(Resource::RLIMIT_NOFILE, lowered, hard).unwrap();
+        let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+        let manager = ProcessManager::builder().build();
+        let after = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        let subreaper = nix::sys::prctl::get_child_subreaper().unwrap();
+        let watchdogs: Vec<u32> = children()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.contains("wasmproc-watchdog") || c.contains("awk"))
+            })
+            .collect();
+        drop((runtime, manager));
+        setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+        assert_eq!(after, (lowered, hard), "the fd limit was raised");
+        assert!(!subreaper, "the host was made a child subreaper");
+        assert!(watchdogs.is_empty(), "a watchdog was started: {watchdogs:?}");
+    }
+}
