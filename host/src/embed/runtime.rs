@@ -961,6 +961,9 @@ mod tests {
         setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
         assert_eq!(after, (lowered, hard), "the fd limit was raised");
         assert!(!subreaper, "the host was made a child subreaper");
-        assert!(watchdogs.is_empty(), "a watchdog was started: {watchdogs:?}");
+        assert!(
+            watchdogs.is_empty(),
+            "a watchdog was started: {watchdogs:?}"
+        );
     }
 }
