@@ -1,9 +1,19 @@
 #!/usr/bin/env python3
-"""Reads a module graph in DOT from `cargo modules dependencies` (modules
-only, "uses" edges) on stdin and prints every import cycle: each strongly
-connected set of more than one module. Exits 1 if there is any."""
+"""Reads the module graph of wasmproc-host in DOT from `cargo modules
+dependencies` (modules only, "uses" edges, resolved: grouped and `super::`
+imports included) on stdin and prints every import cycle (each strongly
+connected set of more than one module) and every import of a layer above
+the importer's (the order is scripts/layers.txt). Exits 1 if there is
+any."""
+import pathlib
 import re
 import sys
+
+LAYERS = [
+    line.strip()
+    for line in (pathlib.Path(__file__).parent / "layers.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
 
 edges = {}
 for line in sys.stdin:
@@ -50,10 +60,29 @@ for root in sorted(edges):
                 if len(scc) > 1:
                     sccs.append(sorted(scc))
 
+def layer(module):
+    """The rank of a module's layer (its top-level module), or None for the
+    crate root and anything outside the layers."""
+    parts = module.split("::")
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+upward = sorted(
+    (a, b)
+    for a, targets in edges.items()
+    for b in targets
+    if layer(a) is not None and layer(b) is not None and layer(b) > layer(a)
+)
+for a, b in upward:
+    print(f"upward: {a} uses {b} ({LAYERS[layer(a)]} is below {LAYERS[layer(b)]})")
+
 for scc in sccs:
     print("cycle: " + " <-> ".join(scc))
     for a in scc:
         for b in sorted(edges[a] & set(scc)):
             print(f"  {a} uses {b}")
-print(f"{len(edges)} modules, {sum(len(v) for v in edges.values())} import edges, {len(sccs)} cycles")
-sys.exit(1 if sccs else 0)
+print(
+    f"{len(edges)} modules, {sum(len(v) for v in edges.values())} import edges, "
+    f"{len(sccs)} cycles, {len(upward)} upward imports"
+)
+sys.exit(1 if sccs or upward else 0)
