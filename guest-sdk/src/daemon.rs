@@ -2,11 +2,11 @@
 //!
 //! A host that runs a supervisor (`wasmproc serve`) declares its daemons in
 //! its own configuration; a guest cannot declare new ones. Through this
-//! module a guest sees the daemons its policy names under `[daemons]`:
-//! `observe` allows [`status`] and [`recent_output`], `control` also allows
-//! [`start`], [`stop`] and [`restart`]. A refusal is [`Error::Denied`]; a name
-//! the policy grants but the host does not declare is [`Error::NotFound`],
-//! holding the name.
+//! module a guest sees the daemons the host grants it (`daemons` of its
+//! plugin entry): `observe` allows [`status`] and [`recent_output`],
+//! `control` also allows [`start`], [`stop`] and [`restart`]. A refusal is
+//! [`Error::Denied`]; a name the host does not declare is
+//! [`Error::NotFound`], holding the name.
 //!
 //! A guest that calls any of these functions imports the `daemon` interface
 //! (WIT world `supervised-guest`) and instantiates only on hosts that

@@ -57,6 +57,9 @@ pub struct PluginSpec {
     /// `require_manifest` in its policy).
     #[serde(default)]
     pub require_manifest: bool,
+    /// The declared daemons it may observe or control (none by default).
+    #[serde(default)]
+    pub daemons: crate::access::DaemonAccess,
 }
 
 /// The `[serve]` table.
@@ -184,6 +187,19 @@ pub enum ConfigProblem {
         field: &'static str,
         /// Its value.
         value: Duration,
+    },
+    /// A `[[plugin]]` table grants access to a daemon no `[[daemon]]`
+    /// declares.
+    #[error(
+        "[[plugin]] `{plugin}`: daemons: `{daemon}` is not a declared daemon (declared: {declared})"
+    )]
+    UnknownDaemon {
+        /// The plugin's name.
+        plugin: String,
+        /// The name it grants.
+        daemon: String,
+        /// The declared names, or `none`.
+        declared: String,
     },
     /// A `[[daemon]]` table is wrong.
     #[error("[[daemon]] `{name}`: {problem}")]
@@ -391,6 +407,20 @@ impl HostConfig {
         for p in &mut plugins {
             p.component = abs(&p.component);
             p.policy = p.policy.as_deref().map(abs);
+            let granted = p.daemons.observe.iter().chain(&p.daemons.control);
+            if let Some(unknown) = granted.into_iter().find(|name| !seen.contains(*name)) {
+                let mut declared: Vec<&str> = daemons.iter().map(|d| d.name.as_str()).collect();
+                declared.sort_unstable();
+                return Err(ConfigProblem::UnknownDaemon {
+                    plugin: p.name.clone(),
+                    daemon: unknown.clone(),
+                    declared: if declared.is_empty() {
+                        "none".into()
+                    } else {
+                        declared.join(", ")
+                    },
+                });
+            }
         }
         Ok(Self {
             serve,
@@ -406,6 +436,45 @@ impl HostConfig {
 mod tests {
     use super::*;
     use crate::spec::RestartPolicy;
+
+    #[test]
+    fn config_plugin_daemon_access_bad() {
+        // A plugin's grants name declared daemons, or the configuration is
+        // refused when it loads, naming the plugin, the name and the
+        // daemons there are.
+        let daemons = "[policy]\n[[policy.program]]\nname = \"sleep\"\n\n\
+                       [[daemon]]\nname = \"web\"\nprogram = \"sleep\"\nargs = [\"9\"]\n\n\
+                       [[daemon]]\nname = \"db\"\nprogram = \"sleep\"\nargs = [\"9\"]\n";
+        let plugin = |grants: &str| {
+            format!("{daemons}\n[[plugin]]\nname = \"p\"\ncomponent = \"p.wasm\"\n{grants}\n")
+        };
+        let base = Path::new("/etc/wasmproc");
+        let c = HostConfig::parse(
+            &plugin("daemons = { observe = [\"web\"], control = [\"db\"] }"),
+            base,
+        )
+        .expect("declared names");
+        assert!(c.plugins[0].daemons.can_observe("web"));
+        assert!(c.plugins[0].daemons.can_control("db"));
+        assert!(
+            !c.plugins[0].daemons.can_control("web"),
+            "observe is not control"
+        );
+        let c = HostConfig::parse(&plugin(""), base).expect("no grants");
+        assert_eq!(c.plugins[0].daemons, crate::DaemonAccess::default());
+        let err =
+            HostConfig::parse(&plugin("daemons = { control = [\"wbe\"] }"), base).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "[[plugin]] `p`: daemons: `wbe` is not a declared daemon (declared: db, web)"
+        );
+        let err = HostConfig::parse(
+            "[[plugin]]\nname = \"p\"\ncomponent = \"p.wasm\"\ndaemons = { observe = [\"x\"] }\n",
+            base,
+        )
+        .unwrap_err();
+        assert!(err.to_string().ends_with("(declared: none)"), "{err}");
+    }
 
     #[test]
     fn config_deploy_sample_good() {

@@ -1,9 +1,10 @@
 //! Guest access to supervised daemons: the WIT `daemon` interface,
 //! implemented by [`DaemonCtx`]. A guest reaches only the daemons its
-//! policy's `[daemons]` table names; every call is audited. A name not of
+//! [`DaemonAccess`] names; every call is audited. A name not of
 //! the form daemon names take is refused before it is looked up, and
 //! recorded without it; every refusal draws from the guest's rate bucket.
 
+use super::access::DaemonAccess;
 use super::machine::DaemonState;
 use super::status::{DaemonStatus, RecentOutput};
 use super::supervisor::{DaemonError, Supervisor};
@@ -26,6 +27,7 @@ const MAX_RECENT_BYTES: usize = 1 << 20;
 pub struct DaemonCtx {
     guest: String,
     policy: Arc<Policy>,
+    access: DaemonAccess,
     supervisor: Arc<Supervisor>,
     audit: Audit,
     /// When the guest's `guest_time` runs out: no call waits past it.
@@ -37,10 +39,12 @@ pub struct DaemonCtx {
 }
 
 impl DaemonCtx {
-    /// Access for the guest called `guest` under `policy`.
+    /// Access to the daemons `access` names, for the guest called `guest`
+    /// whose limits (its time, its rate of refusals) are `policy`'s.
     pub fn new(
         guest: impl Into<String>,
         policy: Arc<Policy>,
+        access: DaemonAccess,
         supervisor: Arc<Supervisor>,
         audit: Audit,
     ) -> Self {
@@ -53,6 +57,7 @@ impl DaemonCtx {
         Self {
             guest: guest.into(),
             policy,
+            access,
             supervisor,
             audit,
             guest_deadline,
@@ -69,7 +74,7 @@ impl DaemonCtx {
     }
 
     fn admit(&self, op: &str, name: &str, control: bool) -> Result<(), CallError> {
-        let grants = self.policy.daemons();
+        let grants = &self.access;
         let allowed = if control {
             grants.can_control(name)
         } else {
@@ -86,7 +91,7 @@ impl DaemonCtx {
                 "observe or control"
             };
             Err(CallError::Denied(format!(
-                "daemon `{name}` is not granted ([daemons] {table})"
+                "daemon `{name}` is not granted (daemons: {table})"
             )))
         } else if !self.supervisor.names().iter().any(|n| n == name) {
             Err(CallError::NotFound(name.to_string()))
@@ -119,7 +124,7 @@ impl DaemonCtx {
 
     /// The declared daemons this guest may observe.
     pub fn list(&self) -> Vec<String> {
-        let grants = self.policy.daemons();
+        let grants = &self.access;
         self.supervisor
             .names()
             .into_iter()

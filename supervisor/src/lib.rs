@@ -4,9 +4,10 @@
 //! restart policies, health probes, PID files and an on-disk registry,
 //! guest access to them, and `wasmproc serve`, the host daemon.
 //!
-//! Who may reach which daemon is policy data
-//! ([`DaemonAccess`](wasmproc_host::policy::DaemonAccess), a policy's
-//! `[daemons]` table); this crate enforces it.
+//! Who may reach which daemon is said where the daemons are declared
+//! ([`DaemonAccess`], the `daemons` key of a `[[plugin]]` entry, checked
+//! against the declared names when the configuration loads); this crate
+//! enforces it.
 //!
 //! - [`config`]: the host configuration `wasmproc serve` reads;
 //! - [`spec`]: one declared daemon, as written;
@@ -34,6 +35,7 @@
 //!   control socket, plugins); [`http_guard`]: the `Host` and bearer-token
 //!   checks of its HTTP requests.
 
+mod access;
 pub mod backoff;
 mod bindings;
 pub mod config;
@@ -57,6 +59,7 @@ pub mod spec;
 mod status;
 pub mod supervisor;
 
+pub use access::DaemonAccess;
 pub use bindings::DAEMON_INTERFACE_NAME;
 pub use config::{ConfigError, ConfigProblem, HostConfig, PluginSpec, ServeSpec};
 pub use guest::{DaemonCtx, DaemonView, HasDaemon, add_daemon_to_linker, link_daemons};

@@ -412,6 +412,7 @@ fn start(
             let daemons = DaemonCtx::new(
                 spec.name.clone(),
                 Arc::clone(&policy),
+                spec.daemons.clone(),
                 Arc::clone(&supervisor),
                 audit.clone(),
             );

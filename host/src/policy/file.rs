@@ -62,9 +62,6 @@ pub struct PolicySpec {
     /// Limits; missing fields keep their defaults.
     #[serde(default)]
     pub limits: Limits,
-    /// Declared daemons the guest may observe or control (`[daemons]`).
-    #[serde(default)]
-    pub daemons: super::daemon_access::DaemonAccess,
     /// Refuse guests that carry no manifest.
     #[serde(default)]
     pub require_manifest: bool,
@@ -253,7 +250,6 @@ impl PolicySpec {
             allow_inherit_stdio: self.stdio.allow_inherit,
             limits: self.limits,
             warnings,
-            daemons: self.daemons,
             require_manifest: self.require_manifest,
             require_confinement: self.require_confinement,
             component_digest: digest,
@@ -272,7 +268,6 @@ pub(crate) struct Resolved {
     pub allow_inherit_stdio: bool,
     pub limits: Limits,
     pub warnings: Vec<String>,
-    pub daemons: super::daemon_access::DaemonAccess,
     pub require_manifest: bool,
     pub require_confinement: bool,
     pub component_digest: Option<super::digest::ComponentDigest>,

@@ -2,7 +2,6 @@
 //! file, from code or both), what it grants, and the check of a guest's
 //! request against it (`Policy::check`, which only an admission calls).
 
-use super::daemon_access::DaemonAccess;
 use super::file::{PolicySpec, Resolved};
 use super::limits::Limits;
 use super::program::{Operation, ProgramGrant};
@@ -22,7 +21,6 @@ pub struct Policy {
     allow_inherit_stdio: bool,
     limits: Limits,
     warnings: Vec<String>,
-    daemons: DaemonAccess,
     require_manifest: bool,
     require_confinement: bool,
     component_digest: Option<crate::policy::ComponentDigest>,
@@ -117,7 +115,6 @@ impl Policy {
             allow_inherit_stdio: false,
             limits: Limits::default(),
             warnings: Vec::new(),
-            daemons: DaemonAccess::default(),
             require_manifest: false,
             require_confinement: false,
             component_digest: None,
@@ -153,11 +150,6 @@ impl Policy {
     /// Whether background processes may inherit the host's stdio.
     pub fn allows_inherit_stdio(&self) -> bool {
         self.allow_inherit_stdio
-    }
-
-    /// The declared daemons this policy lets a guest observe or control.
-    pub fn daemons(&self) -> &DaemonAccess {
-        &self.daemons
     }
 
     /// Whether guests under this policy must carry a manifest
@@ -416,18 +408,6 @@ impl PolicyBuilder {
         self
     }
 
-    /// Lets the guest observe a declared daemon (status, recent output).
-    pub fn observe_daemon(mut self, name: &str) -> Self {
-        self.spec.daemons.observe.push(name.to_string());
-        self
-    }
-
-    /// Lets the guest control a declared daemon (also start, stop, restart).
-    pub fn control_daemon(mut self, name: &str) -> Self {
-        self.spec.daemons.control.push(name.to_string());
-        self
-    }
-
     /// Resolves relative directories against `dir` instead of the current
     /// directory (as a policy file's own directory is).
     pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -494,7 +474,6 @@ impl From<Resolved> for Policy {
             allow_inherit_stdio: r.allow_inherit_stdio,
             limits: r.limits,
             warnings: r.warnings,
-            daemons: r.daemons,
             require_manifest: r.require_manifest,
             require_confinement: r.require_confinement,
             component_digest: r.component_digest,

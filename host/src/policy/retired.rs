@@ -1,10 +1,12 @@
-//! Keys a policy no longer reads: the `[limits]` times once written as
-//! integer milliseconds under a `_ms` name (`kill_grace_ms = 2000`), now
-//! written with a unit under the name without it (`kill_grace = "2s"`).
+//! Keys a policy no longer reads, each refused with the line as written
+//! and what to write instead:
 //!
-//! The retired names are not listed: every time of [`Limits::times`] has
-//! one, its key followed by `_ms`. A document that uses one is refused
-//! with the line as written and the key to write instead.
+//! - the `[limits]` times once written as integer milliseconds under a
+//!   `_ms` name (`kill_grace_ms = 2000`), now written with a unit under the
+//!   name without it (`kill_grace = "2s"`). These names are not listed:
+//!   every time of [`Limits::times`] has one, its key followed by `_ms`;
+//! - the tables that moved to the configuration of what they belong to
+//!   ([`MOVED`]).
 
 use crate::policy::limits::Limits;
 use serde::de::DeserializeOwned;
@@ -37,10 +39,67 @@ pub fn parse_toml<T: DeserializeOwned>(
     text: &str,
     policy_at: &[&str],
 ) -> Result<T, toml::de::Error> {
-    toml::from_str(text).map_err(|error| match RetiredKey::find(text, policy_at) {
-        Some(retired) => serde::de::Error::custom(retired),
-        None => error,
+    toml::from_str(text).map_err(|error| {
+        if let Some(retired) = RetiredKey::find(text, policy_at) {
+            serde::de::Error::custom(retired)
+        } else if let Some(moved) = MovedTable::find(text, policy_at) {
+            serde::de::Error::custom(moved)
+        } else {
+            error
+        }
     })
+}
+
+/// The tables a policy no longer holds, each with where it went.
+pub const MOVED: &[(&str, &str)] = &[(
+    "daemons",
+    "a guest's access to daemons is granted where the daemons are declared now: \
+     in the plugin's `[[plugin]]` entry of the `wasmproc serve` configuration, \
+     `daemons = { observe = [\"web\"], control = [\"worker\"] }`",
+)];
+
+/// A table of [`MOVED`] in a policy, where the document has it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: `{written}`: {moved}")]
+pub struct MovedTable {
+    /// The line of the table's key, from 1.
+    pub line: usize,
+    /// That line as written (without surrounding whitespace).
+    pub written: String,
+    /// Where it went.
+    pub moved: &'static str,
+}
+
+impl MovedTable {
+    /// The first moved table of the policy below `policy_at` in `text`.
+    pub fn find(text: &str, policy_at: &[&str]) -> Option<Self> {
+        let document = DeTable::parse(text).ok()?;
+        let mut table = document.get_ref();
+        for name in policy_at {
+            table = table.get(*name)?.get_ref().as_table()?;
+        }
+        let (span, moved) = table
+            .iter()
+            .filter_map(|(written, _)| {
+                let &(_, moved) = MOVED.iter().find(|(name, _)| *name == written.get_ref())?;
+                Some((written.span(), moved))
+            })
+            .min_by_key(|(span, _)| span.start)?;
+        let (line, written) = line_at(text, span.start)?;
+        Some(Self {
+            line,
+            written,
+            moved,
+        })
+    }
+}
+
+/// The line (from 1) of byte `offset` of `text`, and that line as written
+/// (without surrounding whitespace).
+fn line_at(text: &str, offset: usize) -> Option<(usize, String)> {
+    let line = text.get(..offset)?.matches('\n').count();
+    let written = text.lines().nth(line).unwrap_or_default().trim();
+    Some((line + 1, written.to_string()))
 }
 
 impl RetiredKey {
@@ -62,16 +121,11 @@ impl RetiredKey {
                 Some((written.span(), key, default, value.get_ref()))
             })
             .min_by_key(|(span, ..)| span.start)?;
-        let line = text.get(..span.start)?.matches('\n').count();
+        let (line, written) = line_at(text, span.start)?;
         let value = replacement(value).unwrap_or(default);
         Some(Self {
-            line: line + 1,
-            written: text
-                .lines()
-                .nth(line)
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            line,
+            written,
             key,
             value: humantime::format_duration(value).to_string(),
         })
@@ -142,6 +196,54 @@ mod tests {
         );
         let found = RetiredKey::find(text, &[]);
         assert_eq!(found, None, "a policy file has no [policy] table");
+    }
+
+    #[test]
+    fn moved_daemons_table_refused_bad() {
+        // However the table is written, in a policy file or below the serve
+        // configuration's `[policy]`: the line, and where it went.
+        let cases = [
+            (
+                "[env]\nallow = []\n\n[daemons]\nobserve = [\"web\"]\n",
+                &[][..],
+                4,
+                "[daemons]",
+            ),
+            (
+                "daemons = { control = [\"w\"] }\n",
+                &[][..],
+                1,
+                "daemons = { control = [\"w\"] }",
+            ),
+            (
+                "[policy.daemons]\nobserve = []\n",
+                &["policy"][..],
+                1,
+                "[policy.daemons]",
+            ),
+        ];
+        for (text, policy_at, line, written) in cases {
+            let err = if policy_at.is_empty() {
+                PolicySpec::parse(text).unwrap_err().to_string()
+            } else {
+                #[derive(Debug, serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Config {
+                    #[serde(rename = "policy")]
+                    _policy: PolicySpec,
+                }
+                parse_toml::<Config>(text, policy_at)
+                    .unwrap_err()
+                    .to_string()
+            };
+            let want = format!("line {line}: `{written}`: {}", MOVED[0].1);
+            assert_eq!(err.trim_end(), want, "{text}");
+        }
+        assert_eq!(
+            MovedTable::find("[stdio]\ndaemons = 1\n", &[]),
+            None,
+            "not at the top"
+        );
     }
 
     #[test]

@@ -34,12 +34,7 @@ env = { {MARK} }
     let path = f.dir.path().join("audit.jsonl");
     let audit = Audit::new().with_sink(Arc::new(JsonLinesSink::open(&path).expect("sink")));
     // The flooding guest may observe `worker` but run and control nothing.
-    let policy = Arc::new(
-        Policy::builder()
-            .observe_daemon("worker")
-            .build()
-            .expect("policy"),
-    );
+    let policy = Arc::new(Policy::deny_all());
     let manager = ProcessManager::builder()
         .grace(Duration::from_secs(2))
         .host_effects(wasmproc_host::process::HostEffects::ALL)
@@ -51,7 +46,17 @@ env = { {MARK} }
     .guest("flood")
     .audit(audit.clone())
     .build();
-    let daemons = DaemonCtx::new("flood", policy, Arc::clone(&f.supervisor), audit.clone());
+    let worker = wasmproc_supervisor::DaemonAccess {
+        observe: vec!["worker".into()],
+        control: Vec::new(),
+    };
+    let daemons = DaemonCtx::new(
+        "flood",
+        policy,
+        worker,
+        Arc::clone(&f.supervisor),
+        audit.clone(),
+    );
 
     // Another guest works meanwhile; each of its calls must stay quick.
     let flooding = Arc::new(AtomicBool::new(true));

@@ -1,7 +1,28 @@
-//! Guest access to daemons: the policy's `[daemons]` grants, the WIT
-//! interface, and which components import it.
+//! Guest access to daemons: the grants of a plugin's `daemons` key, the
+//! WIT interface, and which components import it.
 
 use super::*;
+use wasmproc_supervisor::DaemonAccess;
+
+/// The access of a guest called `plugin`, granted no process, to `f`'s
+/// daemons as `granted` says.
+fn plugin_ctx(f: &Fixture, granted: DaemonAccess) -> DaemonCtx {
+    DaemonCtx::new(
+        "plugin",
+        Arc::new(Policy::deny_all()),
+        granted,
+        Arc::clone(&f.supervisor),
+        Audit::new(),
+    )
+}
+
+/// Access that observes `observe` and controls `control`.
+fn access(observe: &[&str], control: &[&str]) -> DaemonAccess {
+    DaemonAccess {
+        observe: observe.iter().map(|n| n.to_string()).collect(),
+        control: control.iter().map(|n| n.to_string()).collect(),
+    }
+}
 
 /// A runtime whose guests carry a `DaemonCtx` and reach the daemon
 /// interface.
@@ -32,15 +53,7 @@ args = ["60"]
 "#,
     );
     f.supervisor.start_all();
-    let policy = Arc::new(
-        Policy::builder()
-            .observe_daemon("echo")
-            .control_daemon("worker")
-            .observe_daemon("ghost")
-            .build()
-            .expect("policy"),
-    );
-    let ctx = DaemonCtx::new("plugin", policy, Arc::clone(&f.supervisor), Audit::new());
+    let ctx = plugin_ctx(&f, access(&["echo", "ghost"], &["worker"]));
     assert_eq!(ctx.list(), ["echo", "worker"]);
     f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
     assert!(eventually(LIMIT, || ctx
@@ -81,14 +94,7 @@ program = "sleep"
 args = ["60"]
 "#,
     );
-    let policy = Arc::new(
-        Policy::builder()
-            .observe_daemon("seen")
-            .observe_daemon("ghost")
-            .build()
-            .expect("policy"),
-    );
-    let ctx = DaemonCtx::new("plugin", policy, Arc::clone(&f.supervisor), Audit::new());
+    let ctx = plugin_ctx(&f, access(&["seen", "ghost"], &[]));
     assert!(
         matches!(ctx.status("secret"), Err(CallError::Denied(_))),
         "not named by the policy"
@@ -113,9 +119,10 @@ args = ["60"]
         ctx.status("seen").expect("observe").state,
         DaemonState::Stopped
     );
-    assert!(
-        Policy::deny_all().daemons().observe.is_empty(),
-        "deny-all grants no daemon"
+    assert_eq!(
+        DaemonAccess::default(),
+        access(&[], &[]),
+        "no access unless granted"
     );
 }
 
@@ -126,10 +133,11 @@ fn daemon_runtime_link_good() {
     // instantiating.
     let f = fixture("runtime-link", "");
     let runtime = daemon_runtime();
-    let access = |policy: &Arc<Policy>| {
+    let ctx_for = |policy: &Arc<Policy>, granted: &DaemonAccess| {
         DaemonCtx::new(
             "plugin",
             Arc::clone(policy),
+            granted.clone(),
             Arc::clone(&f.supervisor),
             Audit::new(),
         )
@@ -140,7 +148,7 @@ fn daemon_runtime_link_good() {
         wasmproc_tests::guests::HELLO,
         &["0"],
         Arc::clone(&policy),
-        access(&policy),
+        ctx_for(&policy, &DaemonAccess::default()),
     );
     assert_eq!(out.exit_code, 0);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from guest\n");
@@ -149,7 +157,7 @@ fn daemon_runtime_link_good() {
         wasmproc_tests::guests::CAPS,
         &[],
         Arc::clone(&policy),
-        access(&policy),
+        ctx_for(&policy, &DaemonAccess::default()),
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.exit_code, 1, "{said}");
@@ -184,22 +192,17 @@ args = ["60"]
     f.supervisor.start("echo").expect("start");
     f.wait_for("echo", "running", |s| s.state == DaemonState::Running);
     let runtime = daemon_runtime();
-    let access = |policy: &Arc<Policy>| {
+    let ctx_for = |policy: &Arc<Policy>, granted: &DaemonAccess| {
         DaemonCtx::new(
             "plugin",
             Arc::clone(policy),
+            granted.clone(),
             Arc::clone(&f.supervisor),
             Audit::new(),
         )
     };
-    let policy = Arc::new(
-        Policy::builder()
-            .observe_daemon("echo")
-            .control_daemon("worker")
-            .observe_daemon("ghost")
-            .build()
-            .expect("policy"),
-    );
+    let policy = Arc::new(Policy::deny_all());
+    let granted = access(&["echo", "ghost"], &["worker"]);
     assert!(eventually(LIMIT, || f
         .supervisor
         .recent_output("echo", 64)
@@ -220,7 +223,7 @@ args = ["60"]
         wasmproc_tests::guests::DAEMONCTL,
         &steps,
         Arc::clone(&policy),
-        access(&policy),
+        ctx_for(&policy, &granted),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.exit_code, 0, "{text}");
@@ -251,7 +254,7 @@ args = ["60"]
         wasmproc_tests::guests::DAEMONCTL,
         &["stop:worker"],
         Arc::clone(&policy),
-        access(&policy),
+        ctx_for(&policy, &granted),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.exit_code, 0, "{text}");
@@ -306,7 +309,6 @@ stop_grace = "120s"
     let runtime = daemon_runtime();
     let policy = Arc::new(
         Policy::builder()
-            .control_daemon("stubborn")
             .limits(wasmproc_host::policy::Limits {
                 guest_time: Duration::from_secs(3),
                 ..wasmproc_host::policy::Limits::default()
@@ -314,9 +316,10 @@ stop_grace = "120s"
             .build()
             .expect("policy"),
     );
-    let access = DaemonCtx::new(
+    let daemons = DaemonCtx::new(
         "plugin",
         Arc::clone(&policy),
+        access(&[], &["stubborn"]),
         Arc::clone(&f.supervisor),
         Audit::new(),
     );
@@ -330,7 +333,7 @@ stop_grace = "120s"
             policy: Arc::clone(&policy),
             stdio: wasmproc_host::GuestStdio::Capture,
         },
-        access,
+        daemons,
     );
     let took = started.elapsed();
     assert!(

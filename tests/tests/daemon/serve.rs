@@ -607,3 +607,57 @@ fn serve_killed_host_tmpdirs_removed_by_next_ugly() {
     assert!(eventually(LIMIT, || marked_private_dirs(&tmp).len() == 1));
     assert_eq!(next.terminate().code(), Some(0));
 }
+
+#[test]
+fn serve_plugin_daemon_access_from_its_entry_good() {
+    // Two plugins call `stop` on one daemon: the one whose `[[plugin]]`
+    // entry grants `control` of it stops it; the other, granted nothing,
+    // is denied, and both decisions are audited under their names.
+    let plugins = format!(
+        r#"
+[[daemon]]
+name = "worker"
+program = "sleep"
+args = ["60"]
+
+[[plugin]]
+name = "nosy"
+component = "{ctl}"
+args = ["stop:worker"]
+
+[[plugin]]
+name = "owner"
+component = "{ctl}"
+args = ["stop:worker"]
+daemons = {{ control = ["worker"] }}
+"#,
+        ctl = wasmproc_tests::guests::DAEMONCTL
+    );
+    let (mut s, _spare) = serve_with("plugin-access", "audit = \"audit.jsonl\"", &plugins, |_| {});
+    wait_serving(&mut s);
+    let audit = s.dir.path().join("audit.jsonl");
+    let decision = |guest: &str| {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["guest"] == guest && r["operation"] == "daemon-stop")
+            .and_then(|r| r["decision"].as_str().map(str::to_owned))
+    };
+    assert!(
+        eventually(LIMIT, || decision("nosy").is_some()
+            && decision("owner").is_some()),
+        "both plugins called: {}",
+        std::fs::read_to_string(&audit).unwrap_or_default()
+    );
+    assert_eq!(decision("nosy").as_deref(), Some("denied"));
+    assert_eq!(decision("owner").as_deref(), Some("allowed"));
+    assert!(
+        eventually(LIMIT, || s
+            .cli(&["status", "worker"])
+            .1
+            .contains("\"stopped\"")),
+        "the granted stop did not stop the daemon"
+    );
+    assert_eq!(s.terminate().code(), Some(0));
+}

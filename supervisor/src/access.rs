@@ -1,16 +1,19 @@
-//! Which declared daemons a guest may reach: the `[daemons]` table of its
-//! policy. Names only: a guest can observe or control daemons the host
-//! declared, never declare one.
+//! Which declared daemons a guest may reach: the `daemons` key of its
+//! plugin's entry, in the configuration that declares the daemons (so a
+//! name no daemon has is refused when it loads). Names only: a guest can
+//! observe or control daemons the host declared, never declare one.
 //!
 //! ```toml
-//! [daemons]
-//! observe = ["web"]        # status and recent output
-//! control = ["worker"]     # also start, stop, restart
+//! [[plugin]]
+//! name = "summary"
+//! component = "summary.wasm"
+//! daemons = { observe = ["web"], control = ["worker"] }
 //! ```
 
 use serde::Deserialize;
 
-/// The `[daemons]` table of a policy.
+/// The daemons one guest may reach (`daemons` of its `[[plugin]]` entry);
+/// the default reaches none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonAccess {
