@@ -164,6 +164,12 @@ pub enum ConfigProblem {
     /// Both `[policy]` and `policy_file`.
     #[error("give `[policy]` or `policy_file`, not both")]
     TwoPolicies,
+    /// The daemon policy sets cgroup limits, which are each daemon's own.
+    #[error(
+        "the daemon policy's [limits.cgroup] is not read: each daemon's cgroup limits are its own, \
+         in its [[daemon]] table: `cgroup = {{ pids_max = 64, memory_max = 268435456, cpu_max = \"50000 100000\" }}`"
+    )]
+    CgroupInPolicy,
     /// The daemon policy is invalid.
     #[error("daemon policy: {0}")]
     Policy(#[source] PolicyError),
@@ -224,6 +230,9 @@ pub enum DaemonProblem {
     /// The backoff table is inconsistent.
     #[error("{0}")]
     Backoff(#[source] BackoffError),
+    /// A `cgroup` limit is malformed or its controller is missing.
+    #[error("{0}")]
+    Cgroup(#[source] Box<wasmproc_host::policy::InvalidCgroupLimit>),
     /// `output_buffer_bytes` out of range.
     #[error("output_buffer_bytes = {0} is outside 1..={MAX_OUTPUT_BUFFER}")]
     OutputBuffer(u64),
@@ -331,6 +340,9 @@ fn check_daemon(d: &DaemonSpec) -> Result<(), ConfigProblem> {
     if d.output_buffer_bytes == 0 || d.output_buffer_bytes > MAX_OUTPUT_BUFFER {
         return Err(problem(DaemonProblem::OutputBuffer(d.output_buffer_bytes)));
     }
+    d.cgroup
+        .validate()
+        .map_err(|e| problem(DaemonProblem::Cgroup(Box::new(e))))?;
     Ok(())
 }
 
@@ -361,6 +373,15 @@ impl HostConfig {
                 base.join(p)
             }
         };
+        // Checked before the policy is built, which would first refuse a
+        // limit whose controller this host lacks.
+        if spec
+            .policy
+            .as_ref()
+            .is_some_and(|p| !p.limits.cgroup.is_empty())
+        {
+            return Err(ConfigProblem::CgroupInPolicy);
+        }
         let policy = match (spec.policy, &spec.policy_file) {
             (Some(_), Some(_)) => return Err(ConfigProblem::TwoPolicies),
             (Some(inline), None) => PolicyBuilder::from_spec(inline).base_dir(base).build(),
@@ -368,6 +389,9 @@ impl HostConfig {
             (None, None) => Ok(Policy::deny_all()),
         }
         .map_err(ConfigProblem::Policy)?;
+        if !policy.limits().cgroup.is_empty() {
+            return Err(ConfigProblem::CgroupInPolicy);
+        }
         let mut serve = spec.serve;
         if !serve.listen.ip().is_loopback() {
             return Err(ConfigProblem::NotLoopback(serve.listen));
@@ -436,6 +460,58 @@ impl HostConfig {
 mod tests {
     use super::*;
     use crate::spec::RestartPolicy;
+
+    #[test]
+    fn config_daemon_cgroup_bad() {
+        // A daemon's cgroup limits are its own: checked when the
+        // configuration loads, the error naming the daemon and the field as
+        // written; the daemon policy's [limits.cgroup] is refused, saying
+        // where they go.
+        let daemon = |cgroup: &str| {
+            format!(
+                "[policy]\n[[policy.program]]\nname = \"sleep\"\n\n\
+                 [[daemon]]\nname = \"w\"\nprogram = \"sleep\"\nargs = [\"9\"]\n{cgroup}\n"
+            )
+        };
+        let base = Path::new("/etc/wasmproc");
+        let err = |cgroup: &str| {
+            HostConfig::parse(&daemon(cgroup), base)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("cgroup = { memory_max = 0 }"),
+            "[[daemon]] `w`: `cgroup.memory_max = \"0\"`: must be greater than 0"
+        );
+        assert_eq!(
+            err("cgroup = { cpu_max = \"50 100000\" }"),
+            "[[daemon]] `w`: `cgroup.cpu_max = \"50 100000\"`: the quota must be at least 1000 µs"
+        );
+        assert!(err("cgroup = { pids = 1 }").contains("unknown field `pids`"));
+        let pids = HostConfig::parse(&daemon("cgroup = { pids_max = 64 }"), base);
+        let has_pids = matches!(
+            wasmproc_host::os::Containment::detect(),
+            wasmproc_host::os::Containment::Cgroup { controllers, .. }
+                if controllers.iter().any(|c| c == "pids")
+        );
+        if has_pids {
+            let c = pids.expect("the pids controller is there");
+            assert_eq!(c.daemons[0].cgroup.limits().guest_pids_max, Some(64));
+        } else {
+            let err = pids.unwrap_err().to_string();
+            assert!(
+                err.starts_with("[[daemon]] `w`: `cgroup.pids_max` cannot be applied: "),
+                "refused where the controller is missing: {err}"
+            );
+        }
+        let in_policy = "[policy.limits.cgroup]\nguest_pids_max = 64\n";
+        let err = HostConfig::parse(in_policy, base).unwrap_err().to_string();
+        assert!(
+            err.starts_with("the daemon policy's [limits.cgroup] is not read")
+                && err.contains("[[daemon]] table: `cgroup = {"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn config_plugin_daemon_access_bad() {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use wasmproc_host::policy::{CgroupLimits, InvalidCgroupLimit, check_limit};
 use wasmproc_host::process::Signal;
 
 /// When a daemon that ended is started again.
@@ -69,6 +70,61 @@ pub struct DaemonSpec {
     /// Whether `serve` starts it. Default true.
     #[serde(default = "yes")]
     pub autostart: bool,
+    /// cgroup v2 limits of its whole process tree. Default none.
+    #[serde(default)]
+    pub cgroup: DaemonCgroup,
+}
+
+/// The `cgroup` table of a `[[daemon]]`: limits of the cgroup that holds
+/// the daemon's whole process tree (what it forks included). Every field
+/// is optional; a limit whose controller is not enabled is refused when
+/// the configuration loads.
+///
+/// ```toml
+/// cgroup = { pids_max = 64, memory_max = 268435456, cpu_max = "50000 100000" }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonCgroup {
+    /// `pids.max`: processes and threads.
+    pub pids_max: Option<u64>,
+    /// `memory.max`, in bytes.
+    pub memory_max: Option<u64>,
+    /// `cpu.max`: `"<quota µs|max> <period µs>"`.
+    pub cpu_max: Option<String>,
+}
+
+impl DaemonCgroup {
+    /// Checks each limit's value and that its controller is enabled here;
+    /// the error names the field as written.
+    pub fn validate(&self) -> Result<(), InvalidCgroupLimit> {
+        let limits = [
+            ("pids_max", "pids", self.pids_max.map(|v| v.to_string())),
+            (
+                "memory_max",
+                "memory",
+                self.memory_max.map(|v| v.to_string()),
+            ),
+            ("cpu_max", "cpu", self.cpu_max.clone()),
+        ];
+        for (field, controller, value) in limits {
+            if let Some(value) = value {
+                check_limit(field, controller, &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// As the limits of the daemon's scope (its cgroup, one level above
+    /// each process's).
+    pub fn limits(&self) -> CgroupLimits {
+        CgroupLimits {
+            guest_pids_max: self.pids_max,
+            guest_memory_max: self.memory_max,
+            guest_cpu_max: self.cpu_max.clone(),
+            ..CgroupLimits::default()
+        }
+    }
 }
 
 fn default_output_buffer() -> u64 {

@@ -108,7 +108,7 @@ impl Supervisor {
                 },
                 epoch,
             );
-            let mut scope = side.manager.scope("daemon", &config.policy.limits().cgroup);
+            let mut scope = side.manager.scope("daemon", &spec.cgroup.limits());
             scope.set_confiner(Confiner::for_policy(&config.policy, None));
             let (daemon, inbox) =
                 Daemon::new(spec.clone(), resolved, machine, scope, Arc::clone(&side));

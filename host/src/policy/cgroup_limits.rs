@@ -109,17 +109,28 @@ impl CgroupLimits {
     /// this host; the error names the field and says why.
     pub fn validate(&self) -> Result<(), InvalidCgroupLimit> {
         for (field, controller, _, value) in self.entries() {
-            check_value(controller, &value).map_err(|problem| InvalidCgroupLimit::Value {
-                field,
-                value: value.clone(),
-                problem,
-            })?;
-            Containment::detect()
-                .require(controller)
-                .map_err(|missing| InvalidCgroupLimit::Unavailable { field, missing })?;
+            check_limit(field, controller, &value)?;
         }
         Ok(())
     }
+}
+
+/// Checks one limit, called `field` where it is written, for `controller`
+/// (`pids`, `memory` or `cpu`): its value, then that the controller is
+/// enabled on this host.
+pub fn check_limit(
+    field: &'static str,
+    controller: &'static str,
+    value: &str,
+) -> Result<(), InvalidCgroupLimit> {
+    check_value(controller, value).map_err(|problem| InvalidCgroupLimit::Value {
+        field,
+        value: value.to_string(),
+        problem,
+    })?;
+    Containment::detect()
+        .require(controller)
+        .map_err(|missing| InvalidCgroupLimit::Unavailable { field, missing })
 }
 
 /// A cgroup limit that cannot be set: a malformed value, or a controller

@@ -27,7 +27,7 @@ mod secrets;
 
 pub use access::{FsSpec, NetSpec, Ports, ProgramAccess};
 pub use args::{ArgPattern, is_option};
-pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit};
+pub use cgroup_limits::{BadValue, CgroupLimits, InvalidCgroupLimit, check_limit};
 pub use digest::ComponentDigest;
 pub use env::{inert_expansion, is_hook};
 pub use file::PolicySpec;
