@@ -328,11 +328,16 @@ impl Scope {
         };
         let made = self.dir.get_or_init(|| {
             let dir = root.join(&self.name);
-            make(
+            match make(
                 &dir,
                 &self.hierarchy.controllers,
                 &self.limits.files(Level::Guest),
-            )
+            ) {
+                // The subtree's root was removed from outside (or by a
+                // sweep that raced its making): both are made again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => self.remake(&dir),
+                made => made,
+            }
             .map(|()| dir)
             .map_err(|e| CgroupError::Scope(Arc::new(e)))
         });
@@ -805,6 +810,20 @@ mod tests {
         assert_ne!(third.dir(), dir, "one cgroup serves one process at a time");
         second.remove();
         third.remove();
+    }
+
+    #[test]
+    fn cgroup_root_removed_before_first_scope_ugly() {
+        // The manager's root, removed from outside before a scope made its
+        // cgroup: the scope's first process still gets one, in a root made
+        // again.
+        let scope = test_scope();
+        let root = scope.hierarchy.root().unwrap().to_path_buf();
+        fs::remove_dir(&root).expect("an empty root is removed");
+        let process = process_cgroup(&scope);
+        assert!(process.dir().starts_with(&root), "{:?}", process.dir());
+        assert!(process.dir().join("cgroup.procs").exists());
+        process.remove();
     }
 
     #[test]
