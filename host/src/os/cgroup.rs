@@ -272,7 +272,9 @@ fn sweep_leftovers(base: &Path) {
 fn leftover_pid(name: &str) -> Option<u32> {
     let (pid, n) = name.strip_prefix(SUBTREE_PREFIX)?.split_once('-')?;
     n.parse::<u64>().ok()?;
-    pid.parse::<u32>().ok().filter(|&pid| pid > 0)
+    pid.parse::<u32>()
+        .ok()
+        .filter(|&pid| pid > 0 && i32::try_from(pid).is_ok())
 }
 
 /// One guest session's (or daemon's) cgroup and confinement. Dropping it
@@ -721,6 +723,7 @@ mod tests {
         assert_eq!(leftover_pid("wasmproc-probe-123"), None);
         assert_eq!(leftover_pid("wasmproc-test-sweep-123"), None);
         assert_eq!(leftover_pid("wasmproc-0-1"), None);
+        assert_eq!(leftover_pid("wasmproc-2147483648-1"), None, "not a pid");
         assert_eq!(leftover_pid("wasmproc-123-"), None);
         assert_eq!(leftover_pid("other-123-0"), None);
     }
@@ -731,18 +734,19 @@ mod tests {
     #[test]
     fn cgroup_leftovers_of_gone_hosts_swept_good() {
         let base = TestBase::new("sweep");
-        // A pid no process has: the highest the kernel hands out.
+        // A pid no process has, from the highest the kernel hands out down.
         let pid_max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
             .unwrap()
             .trim()
             .parse()
             .unwrap();
-        let gone = pid_max - 1;
-        assert_eq!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(gone as i32), None),
-            Err(Errno::ESRCH),
-            "pid {gone} must be free for this test"
-        );
+        let gone = (2..pid_max)
+            .rev()
+            .find(|&pid| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+                    == Err(Errno::ESRCH)
+            })
+            .expect("a free pid");
         let leftover = base.0.join(format!("{SUBTREE_PREFIX}{gone}-3"));
         base.make(&format!("{SUBTREE_PREFIX}{gone}-3/guest-0/p-1"));
         let own = base
