@@ -303,10 +303,7 @@ fn temp_writer_gone(name: &str) -> bool {
     match wasmproc_host::os::atomic_file::temp_owner(name) {
         None => true,
         Some(pid) if pid == std::process::id() => false,
-        Some(pid) => {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
-                == Err(nix::errno::Errno::ESRCH)
-        }
+        Some(pid) => wasmproc_host::os::pid_gone(pid),
     }
 }
 

@@ -258,9 +258,7 @@ fn sweep_leftovers(base: &Path) {
         let Some(pid) = name.to_str().and_then(leftover_pid) else {
             continue;
         };
-        let gone = pid == own
-            || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
-                == Err(Errno::ESRCH);
+        let gone = pid == own || crate::sys::process::pid_gone(pid);
         if gone && let Err(e) = remove_tree_by(&entry.path(), Instant::now()) {
             tracing::debug!(cgroup = %entry.path().display(), error = %e, "a leftover cgroup is not empty: left in place");
         }
@@ -742,10 +740,7 @@ mod tests {
             .unwrap();
         let gone = (2..pid_max)
             .rev()
-            .find(|&pid| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
-                    == Err(Errno::ESRCH)
-            })
+            .find(|&pid| crate::sys::process::pid_gone(pid))
             .expect("a free pid");
         let leftover = base.0.join(format!("{SUBTREE_PREFIX}{gone}-3"));
         base.make(&format!("{SUBTREE_PREFIX}{gone}-3/guest-0/p-1"));

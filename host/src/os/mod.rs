@@ -17,6 +17,6 @@ pub(crate) mod spawner;
 pub(crate) mod subreaper;
 pub(crate) mod watchdog;
 
-pub use crate::sys::process::pidfd_open;
+pub use crate::sys::process::{pid_gone, pidfd_open};
 pub use cgroup::{Containment, MissingController, OFF_VAR as CGROUPS_OFF_VAR, Scope, Usage};
 pub use subreaper::claim_foreign_sessions;

@@ -1,5 +1,5 @@
 //! Raw process calls the OS layer and the supervisor share: waiting for a
-//! child by pid, and opening a pidfd.
+//! child by pid, opening a pidfd, and asking whether a pid is anyone's.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -19,6 +19,20 @@ pub(crate) fn wait_pid(pid: u32) -> io::Result<ExitStatus> {
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
+    }
+}
+
+/// Whether no process has `pid` (`kill(pid, 0)` fails with `ESRCH`): what a
+/// leftover named for its maker's pid is judged by. A pid beyond what the
+/// kernel hands out is no process's; a process of another user, or a zombie,
+/// still has its pid.
+pub fn pid_gone(pid: u32) -> bool {
+    match i32::try_from(pid) {
+        Ok(pid) if pid > 0 => {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH)
+        }
+        _ => true,
     }
 }
 

@@ -100,14 +100,12 @@ pub(crate) fn remove_left_by_dead_hosts(base: &Path) {
             .to_str()
             .and_then(|n| n.strip_prefix(PREFIX))
             .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
             .filter(|pid| *pid > 0)
         else {
             continue;
         };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let gone = crate::sys::process::pid_gone(pid);
         let path = entry.path();
         let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
         if gone && ours {
