@@ -139,7 +139,7 @@ pub struct ProcessCtx {
     /// The guest's rate bucket: every `run` and `start`, and every refused
     /// call of any operation, takes a token.
     start_rate: std::sync::Mutex<RateBucket>,
-    /// When the guest's `guest_time` runs out (`None`: no limit). No
+    /// When the guest's `guest_time` runs out ([`Deadline::NEVER`]: no limit). No
     /// blocking call outlives it.
     guest_deadline: Deadline,
     /// The session's cgroup; dropped after the processes are stopped.
